@@ -1,0 +1,11 @@
+import Tensor
+
+/// What multiplies (or adds to) a residual branch: the attach point of a self-attention
+/// module. A block with an attention computes  x_{l+1} = ReLU(S(x) + attention(F(x))),
+/// e.g. `F * A` for SE. SAM plugins implement this protocol through the plugin host.
+public protocol BranchAttention: AnyObject {
+    /// F [N, H, W, C] -> recalibrated F' [N, H, W, C].
+    func forward(_ branch: Tensor, training: Bool) -> Tensor
+    /// dF' -> dF; parameter gradients accumulate inside.
+    func backward(_ gradient: Tensor) -> Tensor
+}

@@ -1,0 +1,128 @@
+import NN
+import Tensor
+
+/// A residual block  x_{l+1} = ReLU(S(x) + A(F(x))): F the residual branch, S the shortcut
+/// (identity or 1x1 conv + BN), A the optional attention attached at this block.
+public protocol ResidualBlock: Module {
+    /// Channels of F(x) (where an attention attaches) = output channels.
+    var outChannels: Int { get }
+    var stride: Int { get }
+    /// The attention on this block's branch; nil = plain block.
+    var attention: BranchAttention? { get set }
+    func forward(_ x: Tensor, training: Bool) -> Tensor
+    func backward(_ dy: Tensor) -> Tensor
+}
+
+/// The projection shortcut `downsample` = 1x1 conv (stride) + BN, named `0` and `1` like
+/// PyTorch's `nn.Sequential`.
+public final class Downsample: Module {
+    public let conv: Conv2d, bn: BatchNorm2d
+    public var children: [(String, Module)] { [("0", conv), ("1", bn)] }
+    init(_ inC: Int, _ outC: Int, stride: Int) {
+        conv = Conv2d(inC, outC, kernel: 1, stride: stride)
+        bn = BatchNorm2d(outC)
+    }
+    func forward(_ x: Tensor, training: Bool) -> Tensor { bn.forward(conv.forward(x), training: training) }
+    func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy))! }
+}
+
+/// Basic block (two 3x3 convs, expansion 1):
+///     F = bn2(conv2(relu(bn1(conv1(x)))))      x [N,H,W,in] -> [N,H/s,W/s,planes]
+public final class BasicBlock: ResidualBlock {
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
+    public let downsample: Downsample?
+    public var attention: BranchAttention?
+    public let outChannels: Int, stride: Int
+    private let join = AddReLU()
+
+    public var children: [(String, Module)] {
+        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
+        if let d = downsample { c.append(("downsample", d)) }
+        return c
+    }
+
+    public init(_ inC: Int, _ planes: Int, stride: Int) {
+        conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1)
+        bn1 = BatchNorm2d(planes, fusedReLU: true)
+        conv2 = Conv2d(planes, planes, kernel: 3, padding: 1)
+        bn2 = BatchNorm2d(planes)
+        downsample = (stride != 1 || inC != planes) ? Downsample(inC, planes, stride: stride) : nil
+        outChannels = planes
+        self.stride = stride
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var f = bn1.forward(conv1.forward(x), training: training)
+        f = bn2.forward(conv2.forward(f), training: training)
+        if let a = attention { f = a.forward(f, training: training) }
+        let s = downsample?.forward(x, training: training) ?? x
+        return join.forward(f, s)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let g = join.backward(dy)
+        let dShortcut = downsample?.backward(g) ?? g
+        var d = attention?.backward(g) ?? g
+        d = conv2.backward(bn2.backward(d))!
+        let dx = conv1.backward(bn1.backward(d))!
+        dx.add(dShortcut)
+        return dx
+    }
+}
+
+/// Bottleneck block (1x1 planes, 3x3 planes with the stride, 1x1 4*planes):
+///     F = bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x))))))))   x [N,H,W,in] -> [N,H/s,W/s,4*planes]
+public final class Bottleneck: ResidualBlock {
+    public static let expansion = 4
+    public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
+    public let downsample: Downsample?
+    public var attention: BranchAttention?
+    public let outChannels: Int, stride: Int
+    private let join = AddReLU()
+
+    public var children: [(String, Module)] {
+        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
+        if let d = downsample { c.append(("downsample", d)) }
+        return c
+    }
+
+    public init(_ inC: Int, _ planes: Int, stride: Int) {
+        let outC = planes * Bottleneck.expansion
+        conv1 = Conv2d(inC, planes, kernel: 1)
+        bn1 = BatchNorm2d(planes, fusedReLU: true)
+        conv2 = Conv2d(planes, planes, kernel: 3, stride: stride, padding: 1)
+        bn2 = BatchNorm2d(planes, fusedReLU: true)
+        conv3 = Conv2d(planes, outC, kernel: 1)
+        bn3 = BatchNorm2d(outC)
+        downsample = (stride != 1 || inC != outC) ? Downsample(inC, outC, stride: stride) : nil
+        outChannels = outC
+        self.stride = stride
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var f = bn1.forward(conv1.forward(x), training: training)
+        f = bn2.forward(conv2.forward(f), training: training)
+        f = bn3.forward(conv3.forward(f), training: training)
+        if let a = attention { f = a.forward(f, training: training) }
+        let s = downsample?.forward(x, training: training) ?? x
+        return join.forward(f, s)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let g = join.backward(dy)
+        let dShortcut = downsample?.backward(g) ?? g
+        var d = attention?.backward(g) ?? g
+        d = conv3.backward(bn3.backward(d))!
+        d = conv2.backward(bn2.backward(d))!
+        let dx = conv1.backward(bn1.backward(d))!
+        dx.add(dShortcut)
+        return dx
+    }
+}
+
+/// A stage (`layer1`, `layer2`, ...): blocks named `0`, `1`, ... like `nn.Sequential`.
+public final class Stage: Module {
+    public let blocks: [ResidualBlock]
+    public var children: [(String, Module)] { blocks.enumerated().map { (String($0.offset), $0.element) } }
+    init(_ blocks: [ResidualBlock]) { self.blocks = blocks }
+}

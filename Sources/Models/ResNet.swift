@@ -1,0 +1,163 @@
+import NN
+import Tensor
+
+/// Which ResNet to build: CIFAR basic (6n+2) / bottleneck (9n+2), or ImageNet ResNet-50.
+public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
+    public enum Family: String, Sendable { case cifarBasic, cifarBottleneck, imagenetBottleneck }
+    public let name: String
+    public let family: Family
+    /// Blocks per stage.
+    public let blocksPerStage: [Int]
+
+    public var description: String { name }
+    public var isCIFAR: Bool { family != .imagenetBottleneck }
+    public var blockCount: Int { blocksPerStage.reduce(0, +) }
+    /// Input image side the model is meant for.
+    public var imageSize: Int { isCIFAR ? 32 : 224 }
+
+    public static let knownNames = ["resnet20", "resnet38", "resnet56", "resnet110", "resnet164", "resnet50",
+                                    "resnet-basic-N (N = 6n+2)", "resnet-bottleneck-N (N = 9n+2)"]
+
+    /// Parses `resnet20`, `resnet38`, `resnet56`, `resnet110`, `resnet164`, `resnet50`,
+    /// `resnet-basic-N` (N = 6n+2) and `resnet-bottleneck-N` (N = 9n+2).
+    public init(_ name: String) throws {
+        self.name = name
+        let named: [String: (Family, Int)] = [
+            "resnet20": (.cifarBasic, 20), "resnet56": (.cifarBasic, 56), "resnet110": (.cifarBasic, 110),
+            "resnet38": (.cifarBottleneck, 38), "resnet164": (.cifarBottleneck, 164),
+        ]
+        var family: Family, depth: Int
+        if name == "resnet50" {
+            self.family = .imagenetBottleneck
+            blocksPerStage = [3, 4, 6, 3]
+            return
+        } else if let (f, d) = named[name] {
+            (family, depth) = (f, d)
+        } else if name.hasPrefix("resnet-basic-"), let d = Int(name.dropFirst("resnet-basic-".count)) {
+            (family, depth) = (.cifarBasic, d)
+        } else if name.hasPrefix("resnet-bottleneck-"), let d = Int(name.dropFirst("resnet-bottleneck-".count)) {
+            (family, depth) = (.cifarBottleneck, d)
+        } else {
+            throw LTHError("unknown model '\(name)'; expected one of \(ModelSpec.knownNames.joined(separator: ", "))")
+        }
+        let per = family == .cifarBasic ? 6 : 9
+        guard depth >= per + 2, (depth - 2) % per == 0 else {
+            throw LTHError("model '\(name)': depth \(depth) is not \(per)n+2 for n >= 1 (\(family == .cifarBasic ? "basic" : "bottleneck") blocks)")
+        }
+        self.family = family
+        blocksPerStage = Array(repeating: (depth - 2) / per, count: 3)
+    }
+}
+
+/// A ResNet on NHWC images: stem, stages of residual blocks, global average pool, FC.
+/// Module names follow the PyTorch definitions (`conv1`, `bn1`, `layer1.0.conv1`, `fc`), so
+/// `state_dict` keys match. Blocks are indexed globally (block 0 first) and per stage.
+public final class ResNet: Module {
+    public let spec: ModelSpec
+    public let classes: Int
+    public let conv1: Conv2d, bn1: BatchNorm2d
+    public let maxpool: MaxPool2d?
+    public let stages: [Stage]
+    public let pool = GlobalAvgPool()
+    public let fc: Linear
+
+    public var children: [(String, Module)] {
+        [("conv1", conv1), ("bn1", bn1)] + stages.enumerated().map { ("layer\($0.offset + 1)", $0.element) } + [("fc", fc)]
+    }
+
+    /// All residual blocks in order (block 0 first): where schemes' bits apply.
+    public var blocks: [ResidualBlock] { stages.flatMap { $0.blocks } }
+
+    public init(_ spec: ModelSpec, classes: Int, seed: UInt64) {
+        self.spec = spec
+        self.classes = classes
+        let planes: [Int]
+        switch spec.family {
+        case .cifarBasic, .cifarBottleneck:
+            conv1 = Conv2d(3, 16, kernel: 3, padding: 1)
+            bn1 = BatchNorm2d(16, fusedReLU: true)
+            maxpool = nil
+            planes = [16, 32, 64]
+        case .imagenetBottleneck:
+            conv1 = Conv2d(3, 64, kernel: 7, stride: 2, padding: 3)
+            bn1 = BatchNorm2d(64, fusedReLU: true)
+            maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+            planes = [64, 128, 256, 512]
+        }
+        conv1.needsInputGrad = false
+        var inC = conv1.outChannels
+        var stages: [Stage] = []
+        for (s, n) in spec.blocksPerStage.enumerated() {
+            var blocks: [ResidualBlock] = []
+            for b in 0..<n {
+                let stride = (s > 0 && b == 0) ? 2 : 1
+                let block: ResidualBlock = spec.family == .cifarBasic
+                    ? BasicBlock(inC, planes[s], stride: stride) : Bottleneck(inC, planes[s], stride: stride)
+                inC = block.outChannels
+                blocks.append(block)
+            }
+            stages.append(Stage(blocks))
+        }
+        self.stages = stages
+        fc = Linear(inC, classes)
+        var rng = RNG(seed: seed)
+        initialize(&rng)
+    }
+
+    /// Conv weights N(0, 2/(k*k*out)), BN gamma 1 / beta 0, FC PyTorch-default uniform.
+    public func initialize(_ rng: inout RNG) {
+        var convs: [Conv2d] = []
+        func collect(_ m: Module) {
+            if let c = m as? Conv2d { convs.append(c) }
+            for (_, child) in m.children { collect(child) }
+        }
+        collect(self)
+        for c in convs { c.initialize(&rng) }
+        fc.initialize(&rng)
+    }
+
+    /// images [N, H, W, 3] -> logits [N, classes]
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var h = bn1.forward(conv1.forward(x), training: training)
+        if let mp = maxpool { h = mp.forward(h) }
+        for stage in stages {
+            for block in stage.blocks { h = block.forward(h, training: training) }
+        }
+        return fc.forward(pool.forward(h))
+    }
+
+    /// dlogits [N, classes] -> parameter gradients (accumulated). Returns the image gradient
+    /// only if `conv1.needsInputGrad` was set (off by default: training never needs it).
+    @discardableResult
+    public func backward(_ dLogits: Tensor) -> Tensor? {
+        var d = pool.backward(fc.backward(dLogits))
+        for stage in stages.reversed() {
+            for block in stage.blocks.reversed() { d = block.backward(d) }
+        }
+        if let mp = maxpool { d = mp.backward(d) }
+        return conv1.backward(bn1.backward(d))
+    }
+
+    /// One row per layer group for `lth4sa info`: name, kind, output shape (per image), parameters.
+    public func layerTable() -> [(name: String, kind: String, output: String, params: Int)] {
+        var rows: [(String, String, String, Int)] = []
+        var side = spec.imageSize
+        func count(_ m: Module) -> Int { m.parameterCount }
+        side = (side + 2 * conv1.padding - conv1.kernel) / conv1.stride + 1
+        rows.append(("conv1+bn1", "conv\(conv1.kernel)x\(conv1.kernel) \(conv1.inChannels)->\(conv1.outChannels)", "\(side)x\(side)x\(conv1.outChannels)", count(conv1) + count(bn1)))
+        if maxpool != nil {
+            side = (side + 2 - 3) / 2 + 1
+            rows.append(("maxpool", "max 3x3/2", "\(side)x\(side)x\(conv1.outChannels)", 0))
+        }
+        for (s, stage) in stages.enumerated() {
+            for (b, block) in stage.blocks.enumerated() {
+                side = (side - 1) / block.stride + 1
+                let kind = (block is BasicBlock ? "basic" : "bottleneck") + (block.stride > 1 ? " /2" : "")
+                    + ((block.children.contains { $0.0 == "downsample" }) ? " +proj" : "")
+                rows.append(("layer\(s + 1).\(b)", kind, "\(side)x\(side)x\(block.outChannels)", count(block)))
+            }
+        }
+        rows.append(("fc", "linear \(fc.inFeatures)->\(fc.outFeatures)", "\(classes)", count(fc)))
+        return rows
+    }
+}

@@ -1,0 +1,157 @@
+import CKernels
+import Tensor
+
+/// Batch normalisation over the channels of an NHWC tensor, computed by oneDNN, optionally
+/// fused with the ReLU that follows it.
+///
+///     x [N, H, W, C] -> y = gamma * (x - mean) / sqrt(var + eps) + beta      (then ReLU if fused)
+///
+/// Training mode normalises with the batch statistics (biased variance) and updates the
+/// running mean/variance with `momentum` (PyTorch semantics: unbiased variance in the running
+/// estimate); eval mode uses the running statistics. Gradients accumulate into gamma/beta.
+public final class BatchNorm2d: Module {
+    public let channels: Int
+    public let eps: Float
+    public let momentum: Float
+    public let fusedReLU: Bool
+    public let gamma: Parameter, beta: Parameter
+    public let runningMean: Tensor, runningVar: Tensor, batchesTracked: Tensor
+
+    private var plans: [PlanKey: Plan] = [:]
+    private var current: Plan?
+    private var savedInput: Tensor?
+
+    public var localParameters: [(String, Parameter)] { [("weight", gamma), ("bias", beta)] }
+    public var localBuffers: [(String, Buffer)] {
+        [("running_mean", Buffer(runningMean)), ("running_var", Buffer(runningVar)),
+         ("num_batches_tracked", Buffer(batchesTracked, integer: true))]
+    }
+
+    public init(_ channels: Int, fusedReLU: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
+        self.channels = channels
+        self.eps = eps
+        self.momentum = momentum
+        self.fusedReLU = fusedReLU
+        gamma = Parameter([channels])
+        beta = Parameter([channels])
+        gamma.value.fill(1)
+        runningMean = Tensor([channels])
+        runningVar = Tensor([channels])
+        runningVar.fill(1)
+        batchesTracked = Tensor([])
+    }
+
+    /// Normalises `x`. In training mode the batch statistics are used and kept for backward.
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
+        let plan = self.plan(PlanKey(shape: x.shape, training: training))
+        let y = plan.output
+        let s = UnsafeMutableRawPointer(gamma.value.data), b = UnsafeMutableRawPointer(beta.value.data)
+        if training {
+            current = plan
+            savedInput = x
+            var args: [(Int32, UnsafeMutableRawPointer)] = [
+                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+                (Int32(DNNL_ARG_SCALE), s), (Int32(DNNL_ARG_SHIFT), b),
+                (Int32(DNNL_ARG_MEAN), UnsafeMutableRawPointer(plan.mean.data)),
+                (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(plan.variance.data)),
+            ]
+            if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
+            plan.forward.execute(args)
+            updateRunningStatistics(plan, count: x.count / channels)
+        } else {
+            plan.forward.execute([
+                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+                (Int32(DNNL_ARG_SCALE), s), (Int32(DNNL_ARG_SHIFT), b),
+                (Int32(DNNL_ARG_MEAN), UnsafeMutableRawPointer(runningMean.data)),
+                (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(runningVar.data)),
+            ])
+        }
+        return y
+    }
+
+    /// dx from dy (through the fused ReLU if any); gamma.grad, beta.grad accumulate.
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let plan = current, let x = savedInput, let bwd = plan.backward else { fatalError("batch norm backward before a training forward") }
+        let dx = plan.inputGrad
+        var args: [(Int32, UnsafeMutableRawPointer)] = [
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+            (Int32(DNNL_ARG_MEAN), UnsafeMutableRawPointer(plan.mean.data)),
+            (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(plan.variance.data)),
+            (Int32(DNNL_ARG_SCALE), UnsafeMutableRawPointer(gamma.value.data)),
+            (Int32(DNNL_ARG_SHIFT), UnsafeMutableRawPointer(beta.value.data)),
+            (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data)),
+            (Int32(DNNL_ARG_DIFF_SCALE), UnsafeMutableRawPointer(plan.dGamma.data)),
+            (Int32(DNNL_ARG_DIFF_SHIFT), UnsafeMutableRawPointer(plan.dBeta.data)),
+        ]
+        if fusedReLU {
+            // oneDNN needs DST for the fused ReLU's mask (taken from the workspace).
+            args.append((Int32(DNNL_ARG_WORKSPACE), plan.workspace!.pointer))
+        }
+        bwd.execute(args)
+        gamma.grad.add(plan.dGamma)
+        beta.grad.add(plan.dBeta)
+        return dx
+    }
+
+    private func updateRunningStatistics(_ plan: Plan, count n: Int) {
+        let m = momentum, unbias = n > 1 ? Float(n) / Float(n - 1) : 1
+        for c in 0..<channels {
+            runningMean[c] = (1 - m) * runningMean[c] + m * plan.mean[c]
+            runningVar[c] = (1 - m) * runningVar[c] + m * plan.variance[c] * unbias
+        }
+        batchesTracked[0] += 1
+    }
+
+    struct PlanKey: Hashable {
+        let shape: [Int]
+        let training: Bool
+    }
+
+    private func plan(_ key: PlanKey) -> Plan {
+        if let p = plans[key] { return p }
+        let p = Plan(self, key)
+        plans[key] = p
+        return p
+    }
+
+    final class Plan {
+        let forward: Primitive
+        let backward: Primitive?
+        let workspace: RawBuffer?
+        let output: Tensor, inputGrad: Tensor, mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
+
+        init(_ bn: BatchNorm2d, _ key: PlanKey) {
+            var data = DNNL.nhwc(key.shape)
+            var flags = UInt32(dnnl_use_scale.rawValue | dnnl_use_shift.rawValue)
+            if bn.fusedReLU { flags |= UInt32(dnnl_fuse_norm_relu.rawValue) }
+            var fd = dnnl_batch_normalization_desc_t()
+            if key.training {
+                DNNL.check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, bn.eps, flags), "bn fwd desc")
+            } else {
+                DNNL.check(dnnl_batch_normalization_forward_desc_init(
+                    &fd, dnnl_forward_inference, &data, bn.eps, flags | UInt32(dnnl_use_global_stats.rawValue)), "bn inference desc")
+            }
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+            forward = fwd
+            if key.training {
+                var bd = dnnl_batch_normalization_desc_t()
+                DNNL.check(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, bn.eps, flags), "bn bwd desc")
+                backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+                let wsBytes = DNNL.bytes(fwd.argDesc(Int32(DNNL_ARG_WORKSPACE)))
+                workspace = wsBytes > 0 ? RawBuffer(bytes: wsBytes) : nil
+                inputGrad = Tensor(key.shape)
+            } else {
+                backward = nil
+                workspace = nil
+                inputGrad = Tensor([0])
+            }
+            output = Tensor(key.shape)
+            mean = Tensor([bn.channels])
+            variance = Tensor([bn.channels])
+            dGamma = Tensor([bn.channels])
+            dBeta = Tensor([bn.channels])
+        }
+    }
+}

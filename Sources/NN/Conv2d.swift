@@ -1,0 +1,151 @@
+import CKernels
+import Tensor
+
+/// 2-D convolution without bias on NHWC activations, computed by oneDNN.
+///
+///     x [N, H, W, I]  *  weight [O, I, k, k] (PyTorch OIHW)  ->  y [N, Ho, Wo, O]
+///     Ho = (H + 2*pad - k) / stride + 1
+///
+/// Primitives are created once per input shape; the canonical OIHW weights are reordered
+/// into oneDNN's preferred layout only when they have changed. Gradients are accumulated
+/// into `weight.grad`.
+public final class Conv2d: Module {
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    public let weight: Parameter
+    /// False for a layer whose input needs no gradient (the stem): skips backward-data.
+    public var needsInputGrad = true
+
+    private var plans: [[Int]: Plan] = [:]
+    private var current: Plan?
+    private var savedInput: Tensor?
+
+    public var localParameters: [(String, Parameter)] { [("weight", weight)] }
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        weight = Parameter([outChannels, inChannels, kernel, kernel])
+    }
+
+    /// He initialisation as in the CIFAR ResNets: N(0, 2 / (k*k*out_channels)).
+    public func initialize(_ rng: inout RNG) {
+        let std = (2.0 / Float(kernel * kernel * outChannels)).squareRoot()
+        rng.fillNormal(weight.value, std: std)
+        weight.touch()
+    }
+
+    public func outputShape(_ x: [Int]) -> [Int] {
+        [x[0], (x[1] + 2 * padding - kernel) / stride + 1, (x[2] + 2 * padding - kernel) / stride + 1, outChannels]
+    }
+
+    /// y = conv(x). Keeps a reference to `x` for backward.
+    public func forward(_ x: Tensor) -> Tensor {
+        precondition(x.shape.count == 4 && x.shape[3] == inChannels, "conv expects [N,H,W,\(inChannels)], got \(x.shape)")
+        let plan = self.plan(for: x.shape)
+        current = plan
+        savedInput = x
+        plan.refreshWeights(weight)
+        let y = plan.output
+        plan.forward.execute([
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_WEIGHTS), plan.fwdWeights.pointer),
+            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+        ])
+        return y
+    }
+
+    /// dx = conv_transpose(dy, w); weight.grad += x (*) dy. Returns nil when `needsInputGrad` is false.
+    @discardableResult
+    public func backward(_ dy: Tensor) -> Tensor? {
+        guard let plan = current, let x = savedInput else { fatalError("conv backward before forward") }
+        // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
+        plan.backwardWeights.execute([
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+            (Int32(DNNL_ARG_DIFF_WEIGHTS), plan.diffWeights.pointer),
+        ])
+        if let r = plan.diffWeightsToOIHW {
+            r.execute([(Int32(DNNL_ARG_FROM), plan.diffWeights.pointer), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(plan.dwOIHW.data))])
+            weight.grad.add(plan.dwOIHW)
+        } else {
+            let g = weight.grad.data, d = plan.diffWeights.pointer.assumingMemoryBound(to: Float.self)
+            for i in 0..<weight.grad.count { g[i] += d[i] }
+        }
+        guard needsInputGrad else { return nil }
+        let dx = plan.inputGrad
+        plan.backwardData.execute([
+            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+            (Int32(DNNL_ARG_WEIGHTS), plan.bwdWeights.pointer),
+            (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data)),
+        ])
+        return dx
+    }
+
+    private func plan(for shape: [Int]) -> Plan {
+        if let p = plans[shape] { return p }
+        let p = Plan(self, shape)
+        plans[shape] = p
+        return p
+    }
+
+    /// Everything oneDNN needs for one input shape: three primitives, weight reorders and buffers.
+    final class Plan {
+        let forward: Primitive, backwardData: Primitive, backwardWeights: Primitive
+        let toFwdWeights: Primitive?, toBwdWeights: Primitive?, diffWeightsToOIHW: Primitive?
+        let fwdWeights: RawBuffer, bwdWeights: RawBuffer, diffWeights: RawBuffer
+        let output: Tensor, inputGrad: Tensor, dwOIHW: Tensor
+        var weightsVersion = -1
+
+        init(_ c: Conv2d, _ xShape: [Int]) {
+            let yShape = c.outputShape(xShape)
+            precondition(yShape[1] > 0 && yShape[2] > 0, "conv output \(yShape) for input \(xShape)")
+            var src = DNNL.nhwc(xShape), dst = DNNL.nhwc(yShape)
+            let wDims = [c.outChannels, c.inChannels, c.kernel, c.kernel]
+            var anyW = DNNL.desc(wDims, dnnl_format_tag_any)
+            let oihw = DNNL.desc(wDims, dnnl_oihw)
+            let strides: [Int64] = [Int64(c.stride), Int64(c.stride)]
+            let pads: [Int64] = [Int64(c.padding), Int64(c.padding)]
+
+            var fd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                                          &src, &anyW, nil, &dst, strides, pads, pads), "conv fwd desc")
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+            forward = fwd
+            var bd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &anyW, &dst,
+                                                                strides, pads, pads), "conv bwd-data desc")
+            let bwdD = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+            backwardData = bwdD
+            var wd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &anyW, nil, &dst,
+                                                                   strides, pads, pads), "conv bwd-weights desc")
+            let bwdW = withUnsafePointer(to: &wd) { Primitive(desc: $0, hint: fwd) }
+            backwardWeights = bwdW
+
+            let fwdW = fwd.argDesc(Int32(DNNL_ARG_WEIGHTS))
+            let bwdWDesc = bwdD.argDesc(Int32(DNNL_ARG_WEIGHTS))
+            let diffW = bwdW.argDesc(Int32(DNNL_ARG_DIFF_WEIGHTS))
+            fwdWeights = RawBuffer(bytes: DNNL.bytes(fwdW))
+            bwdWeights = RawBuffer(bytes: DNNL.bytes(bwdWDesc))
+            diffWeights = RawBuffer(bytes: DNNL.bytes(diffW))
+            toFwdWeights = Primitive(reorderFrom: oihw, to: fwdW)
+            toBwdWeights = Primitive(reorderFrom: oihw, to: bwdWDesc)
+            diffWeightsToOIHW = DNNL.equal(diffW, oihw) ? nil : Primitive(reorderFrom: diffW, to: oihw)
+            output = Tensor(yShape)
+            inputGrad = Tensor(xShape)
+            dwOIHW = Tensor(wDims)
+        }
+
+        /// Re-lays the OIHW weights out for the forward and backward-data primitives if they changed.
+        func refreshWeights(_ w: Parameter) {
+            if w.version == weightsVersion { return }
+            let src = UnsafeMutableRawPointer(w.value.data)
+            toFwdWeights?.execute([(Int32(DNNL_ARG_FROM), src), (Int32(DNNL_ARG_TO), fwdWeights.pointer)])
+            toBwdWeights?.execute([(Int32(DNNL_ARG_FROM), src), (Int32(DNNL_ARG_TO), bwdWeights.pointer)])
+            weightsVersion = w.version
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Tensor
+
+/// y = max(x, 0). Keeps its output for backward (the mask is y > 0).
+public final class ReLU: Module {
+    private let outputs = BufferPool(), grads = BufferPool()
+    private var savedOutput: Tensor?
+    public init() {}
+
+    /// x [*] -> y [*]
+    public func forward(_ x: Tensor) -> Tensor {
+        let y = outputs.get(x.shape)
+        let a = x.data, b = y.data
+        for i in 0..<x.count { b[i] = max(a[i], 0) }
+        savedOutput = y
+        return y
+    }
+
+    /// dx = dy * (y > 0)
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let y = savedOutput else { fatalError("ReLU backward before forward") }
+        let dx = grads.get(dy.shape)
+        let g = dy.data, o = y.data, d = dx.data
+        for i in 0..<dy.count { d[i] = o[i] > 0 ? g[i] : 0 }
+        return dx
+    }
+}
+
+/// The residual join: y = ReLU(a + b), where a is the (possibly recalibrated) residual branch
+/// and b the shortcut. Backward returns one gradient that flows to both inputs.
+public final class AddReLU: Module {
+    private let outputs = BufferPool(), grads = BufferPool()
+    private var savedOutput: Tensor?
+    public init() {}
+
+    /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]
+    public func forward(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
+        let y = outputs.get(a.shape)
+        let p = a.data, q = b.data, o = y.data
+        for i in 0..<a.count { o[i] = max(p[i] + q[i], 0) }
+        savedOutput = y
+        return y
+    }
+
+    /// d(a) = d(b) = dy * (y > 0)
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
+        let dx = grads.get(dy.shape)
+        let g = dy.data, o = y.data, d = dx.data
+        for i in 0..<dy.count { d[i] = o[i] > 0 ? g[i] : 0 }
+        return dx
+    }
+}

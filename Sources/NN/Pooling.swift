@@ -1,0 +1,102 @@
+import CKernels
+import Tensor
+
+/// Global average pooling: x [N, H, W, C] -> y [N, C].
+public final class GlobalAvgPool: Module {
+    private let outputs = BufferPool(), grads = BufferPool()
+    private var inputShape: [Int] = []
+    public init() {}
+
+    public func forward(_ x: Tensor) -> Tensor {
+        let (n, hw, c) = (x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
+        inputShape = x.shape
+        let y = outputs.get([n, c])
+        y.zero()
+        let scale = 1 / Float(hw)
+        for b in 0..<n {
+            let out = y.data + b * c
+            for p in 0..<hw {
+                let row = x.data + (b * hw + p) * c
+                for k in 0..<c { out[k] += row[k] }
+            }
+            for k in 0..<c { out[k] *= scale }
+        }
+        return y
+    }
+
+    /// dx[n, h, w, c] = dy[n, c] / (H*W)
+    public func backward(_ dy: Tensor) -> Tensor {
+        let (n, hw, c) = (inputShape[0], inputShape[1] * inputShape[2], inputShape[3])
+        let dx = grads.get(inputShape)
+        let scale = 1 / Float(hw)
+        for b in 0..<n {
+            let g = dy.data + b * c
+            for p in 0..<hw {
+                let row = dx.data + (b * hw + p) * c
+                for k in 0..<c { row[k] = g[k] * scale }
+            }
+        }
+        return dx
+    }
+}
+
+/// Max pooling (the ImageNet stem's 3x3 stride-2 pad-1), computed by oneDNN.
+///
+///     x [N, H, W, C] -> y [N, Ho, Wo, C],  Ho = (H + 2*pad - k) / stride + 1
+public final class MaxPool2d: Module {
+    public let kernel: Int, stride: Int, padding: Int
+    private var plans: [[Int]: Plan] = [:]
+    private var current: Plan?
+    public init(kernel: Int, stride: Int, padding: Int) {
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+    }
+
+    public func forward(_ x: Tensor) -> Tensor {
+        let plan = plans[x.shape] ?? Plan(self, x.shape)
+        plans[x.shape] = plan
+        current = plan
+        plan.forward.execute([
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(plan.output.data)),
+            (Int32(DNNL_ARG_WORKSPACE), plan.workspace.pointer),
+        ])
+        return plan.output
+    }
+
+    /// dx: dy routed to the arg-max of each window.
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let plan = current else { fatalError("max pool backward before forward") }
+        plan.backward.execute([
+            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+            (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(plan.inputGrad.data)),
+            (Int32(DNNL_ARG_WORKSPACE), plan.workspace.pointer),
+        ])
+        return plan.inputGrad
+    }
+
+    final class Plan {
+        let forward: Primitive, backward: Primitive
+        let workspace: RawBuffer
+        let output: Tensor, inputGrad: Tensor
+        init(_ p: MaxPool2d, _ xShape: [Int]) {
+            let ho = (xShape[1] + 2 * p.padding - p.kernel) / p.stride + 1
+            let wo = (xShape[2] + 2 * p.padding - p.kernel) / p.stride + 1
+            let yShape = [xShape[0], ho, wo, xShape[3]]
+            var src = DNNL.nhwc(xShape), dst = DNNL.nhwc(yShape)
+            let k: [Int64] = [Int64(p.kernel), Int64(p.kernel)], s: [Int64] = [Int64(p.stride), Int64(p.stride)]
+            let pad: [Int64] = [Int64(p.padding), Int64(p.padding)], dil: [Int64] = [0, 0]
+            var fd = dnnl_pooling_v2_desc_t()
+            DNNL.check(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max, &src, &dst, s, k, dil, pad, pad), "pool fwd desc")
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+            forward = fwd
+            var bd = dnnl_pooling_v2_desc_t()
+            DNNL.check(dnnl_pooling_v2_backward_desc_init(&bd, dnnl_pooling_max, &src, &dst, s, k, dil, pad, pad), "pool bwd desc")
+            backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+            workspace = RawBuffer(bytes: DNNL.bytes(fwd.argDesc(Int32(DNNL_ARG_WORKSPACE))))
+            output = Tensor(yShape)
+            inputGrad = Tensor(xShape)
+        }
+    }
+}

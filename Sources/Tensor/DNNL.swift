@@ -1,0 +1,177 @@
+import CKernels
+import Foundation
+
+/// The process-wide oneDNN CPU engine and stream, plus helpers to build memory descriptors.
+/// oneDNN uses logical NCHW dims whatever the physical layout; our activations are NHWC.
+/// Primitives run one at a time on the one stream (not thread-safe: call from one thread).
+public final class DNNL: @unchecked Sendable {
+    public static let shared = DNNL()
+    public let engine: dnnl_engine_t
+    public let stream: dnnl_stream_t
+    /// Scratch memory shared by every primitive (they run one after another); grows to the
+    /// largest request and is never freed.
+    private var scratch: UnsafeMutableRawPointer? = nil
+    private var scratchBytes = 0
+
+    private init() {
+        var e: dnnl_engine_t? = nil
+        DNNL.check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine create")
+        engine = e!
+        var s: dnnl_stream_t? = nil
+        DNNL.check(dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)), "stream create")
+        stream = s!
+    }
+
+    /// Aborts with the oneDNN status: a failure here is a bug in lth4sa (shapes are checked
+    /// before primitives are created), never a user error.
+    public static func check(_ status: dnnl_status_t, _ what: String) {
+        if status != dnnl_success { fatalError("oneDNN \(what) failed: status \(status.rawValue)") }
+    }
+
+    /// A scratchpad pointer of at least `bytes` bytes.
+    func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? {
+        if bytes == 0 { return nil }
+        if bytes > scratchBytes {
+            free(scratch)
+            var raw: UnsafeMutableRawPointer? = nil
+            posix_memalign(&raw, 64, bytes)
+            scratch = raw
+            scratchBytes = bytes
+        }
+        return scratch
+    }
+
+    // MARK: memory descriptors
+
+    /// A descriptor with logical `dims` and physical layout `tag`.
+    public static func desc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        let d = dims.map { Int64($0) }
+        check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "memory desc \(dims)")
+        return md
+    }
+
+    /// NHWC activation `[n, h, w, c]` (our shape order) as a oneDNN descriptor.
+    public static func nhwc(_ shape: [Int]) -> dnnl_memory_desc_t {
+        precondition(shape.count == 4, "NHWC tensor expected, got \(shape)")
+        return desc([shape[0], shape[3], shape[1], shape[2]], dnnl_nhwc)
+    }
+
+    public static func bytes(_ md: dnnl_memory_desc_t) -> Int {
+        var m = md
+        return dnnl_memory_desc_get_size(&m)
+    }
+
+    public static func equal(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+        var x = a, y = b
+        return dnnl_memory_desc_equal(&x, &y) != 0
+    }
+}
+
+/// One oneDNN primitive with its memory objects, created once for a shape and executed many
+/// times with fresh data pointers. Owns the primitive and descriptor; destroyed with it.
+public final class Primitive: @unchecked Sendable {
+    public let pd: dnnl_primitive_desc_t
+    let primitive: dnnl_primitive_t
+    private var memories: [Int32: dnnl_memory_t] = [:]
+    private var scratchBytes = 0
+
+    /// Creates the primitive from an op descriptor (`desc` points to e.g. a
+    /// `dnnl_convolution_desc_t`), optionally with a forward hint for backward primitives.
+    public init(desc: UnsafeRawPointer, hint: Primitive? = nil) {
+        let dnnl = DNNL.shared
+        var attr: dnnl_primitive_attr_t? = nil
+        DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
+        DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        var p: dnnl_primitive_desc_t? = nil
+        DNNL.check(
+            dnnl_primitive_desc_create(&p, desc, attr, dnnl.engine, hint?.pd),
+            "primitive descriptor")
+        dnnl_primitive_attr_destroy(attr)
+        pd = p!
+        var prim: dnnl_primitive_t? = nil
+        DNNL.check(dnnl_primitive_create(&prim, pd), "primitive create")
+        primitive = prim!
+        self.scratchBytes = DNNL.bytes(query(dnnl_query_scratchpad_md))
+    }
+
+    /// A reorder from `src` to `dst` layout.
+    public init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
+        let dnnl = DNNL.shared
+        var s = src, d = dst
+        var attr: dnnl_primitive_attr_t? = nil
+        DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
+        DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        var p: dnnl_primitive_desc_t? = nil
+        DNNL.check(dnnl_reorder_primitive_desc_create(&p, &s, dnnl.engine, &d, dnnl.engine, attr), "reorder descriptor")
+        dnnl_primitive_attr_destroy(attr)
+        pd = p!
+        var prim: dnnl_primitive_t? = nil
+        DNNL.check(dnnl_primitive_create(&prim, pd), "reorder create")
+        primitive = prim!
+        self.scratchBytes = DNNL.bytes(query(dnnl_query_scratchpad_md))
+    }
+
+    deinit {
+        for m in memories.values { dnnl_memory_destroy(m) }
+        dnnl_primitive_destroy(primitive)
+        dnnl_primitive_desc_destroy(pd)
+    }
+
+    /// The memory descriptor the primitive expects for `what` (e.g. `dnnl_query_weights_md`).
+    public func query(_ what: dnnl_query_t, _ index: Int32 = 0) -> dnnl_memory_desc_t {
+        guard let md = dnnl_primitive_desc_query_md(pd, what, index) else { return dnnl_memory_desc_t() }
+        return md.pointee
+    }
+
+    /// The descriptor for execution argument `arg` (DNNL_ARG_*).
+    public func argDesc(_ arg: Int32) -> dnnl_memory_desc_t {
+        query(dnnl_query_exec_arg_md, arg)
+    }
+
+    /// Runs the primitive with `args` (DNNL_ARG_* -> data pointer) and waits for it.
+    public func execute(_ args: [(Int32, UnsafeMutableRawPointer)]) {
+        var list: [dnnl_exec_arg_t] = []
+        list.reserveCapacity(args.count + 1)
+        for (arg, ptr) in args {
+            let mem = memory(arg)
+            dnnl_memory_set_data_handle(mem, ptr)
+            list.append(dnnl_exec_arg_t(arg: arg, memory: mem))
+        }
+        if scratchBytes > 0, let sp = DNNL.shared.scratchpad(scratchBytes) {
+            let mem = memory(Int32(DNNL_ARG_SCRATCHPAD))
+            dnnl_memory_set_data_handle(mem, sp)
+            list.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: mem))
+        }
+        let status = dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(list.count), list)
+        if status != dnnl_success {
+            let described = args.map { "\($0.0):\(DNNL.bytes(argDesc($0.0)))B" }.joined(separator: " ")
+            DNNL.check(status, "execute (args \(described))")
+        }
+        DNNL.check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
+    }
+
+    private func memory(_ arg: Int32) -> dnnl_memory_t {
+        if let m = memories[arg] { return m }
+        var md = argDesc(arg)
+        var m: dnnl_memory_t? = nil
+        // A non-null placeholder handle; the real pointer is set before every execution.
+        DNNL.check(dnnl_memory_create(&m, &md, DNNL.shared.engine, UnsafeMutableRawPointer(bitPattern: 64)), "memory create")
+        memories[arg] = m!
+        return m!
+    }
+}
+
+/// 64-byte aligned raw storage for data in a oneDNN-chosen layout (e.g. blocked weights).
+public final class RawBuffer: @unchecked Sendable {
+    public let bytes: Int
+    public let pointer: UnsafeMutableRawPointer
+    public init(bytes: Int) {
+        self.bytes = bytes
+        var raw: UnsafeMutableRawPointer? = nil
+        posix_memalign(&raw, 64, max(bytes, 64))
+        pointer = raw!
+        memset(pointer, 0, max(bytes, 64))
+    }
+    deinit { free(pointer) }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+/// A dense fp32 tensor with 64-byte aligned storage, laid out row-major over `shape`.
+/// Image tensors are NHWC: `[batch, height, width, channels]`.
+///
+/// The tensor owns its storage; `data` stays valid for the tensor's lifetime and never moves,
+/// so it can be handed to oneDNN or BLAS directly. Not thread-safe for concurrent writes.
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+
+    /// A zero-filled tensor of `shape`.
+    public init(_ shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        var raw: UnsafeMutableRawPointer? = nil
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
+        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
+            fatalError("out of memory allocating tensor \(shape) (\(bytes) bytes)")
+        }
+        memset(raw, 0, bytes)
+        self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// A tensor of `shape` holding `values` (row-major).
+    public convenience init(_ shape: [Int], _ values: [Float]) {
+        self.init(shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    deinit { free(data) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
+    public var array: [Float] { Array(buffer) }
+
+    public subscript(i: Int) -> Float {
+        get { data[i] }
+        set { data[i] = newValue }
+    }
+
+    public func zero() { memset(data, 0, count * MemoryLayout<Float>.stride) }
+    public func fill(_ v: Float) { for i in 0..<count { data[i] = v } }
+
+    /// Copies all elements of `other`, which must have the same element count.
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy of \(other.shape) into \(shape)")
+        data.update(from: other.data, count: count)
+    }
+
+    /// `self += other` element-wise.
+    public func add(_ other: Tensor) {
+        precondition(other.count == count, "add of \(other.shape) to \(shape)")
+        let a = data, b = other.data
+        for i in 0..<count { a[i] += b[i] }
+    }
+
+    public func clone() -> Tensor {
+        let t = Tensor(shape)
+        t.copy(from: self)
+        return t
+    }
+
+    public var sum: Double {
+        var s = 0.0
+        for i in 0..<count { s += Double(data[i]) }
+        return s
+    }
+
+    /// Largest absolute difference to `other` (same count).
+    public func maxAbsDiff(_ other: Tensor) -> Float {
+        precondition(other.count == count)
+        var m: Float = 0
+        for i in 0..<count { m = max(m, abs(data[i] - other.data[i])) }
+        return m
+    }
+}
+
+/// Hands out tensors of a given shape, allocating once per shape and reusing afterwards, so
+/// that the steady state of training allocates nothing. A buffer handed out for a shape is the
+/// same object every time: callers must be done with the previous contents.
+public final class BufferPool: @unchecked Sendable {
+    private var buffers: [[Int]: Tensor] = [:]
+    public init() {}
+
+    /// The buffer for `shape` (contents left from its last use; zero on first use).
+    public func get(_ shape: [Int]) -> Tensor {
+        if let t = buffers[shape] { return t }
+        let t = Tensor(shape)
+        buffers[shape] = t
+        return t
+    }
+
+    public func removeAll() { buffers.removeAll() }
+}

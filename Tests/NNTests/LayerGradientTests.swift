@@ -1,0 +1,141 @@
+import NN
+import Tensor
+import XCTest
+
+/// Finite-difference checks of every layer's backward (fp32: eps 1e-2 for linear maps where
+/// the difference is exact up to rounding; tolerances 2e-2 relative + 2e-3 absolute).
+final class LayerGradientTests: XCTestCase {
+    var rng = RNG(seed: 42)
+
+    func random(_ shape: [Int], std: Float = 1) -> Tensor {
+        let t = Tensor(shape)
+        rng.fillNormal(t, std: std)
+        return t
+    }
+
+    func assertPasses(_ f: GradientCheck.Failure?, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNil(f, "\(what): \(f.map { "\($0)" } ?? "")", file: file, line: line)
+    }
+
+    func checkConv(inC: Int, outC: Int, k: Int, stride: Int, pad: Int, hw: Int) {
+        let conv = Conv2d(inC, outC, kernel: k, stride: stride, padding: pad)
+        conv.initialize(&rng)
+        let x = random([2, hw, hw, inC])
+        let y = conv.forward(x)
+        XCTAssertEqual(y.shape, [2, (hw + 2 * pad - k) / stride + 1, (hw + 2 * pad - k) / stride + 1, outC])
+        let r = random(y.shape)
+        conv.weight.grad.zero()
+        let dx = conv.backward(r)!.clone()
+        let dw = conv.weight.grad.clone()
+        let loss = { GradientCheck.project(conv.forward(x), r) }
+        let gc = GradientCheck()
+        assertPasses(gc.check(x, analytic: dx, loss: loss), "conv k\(k) s\(stride) p\(pad) dx")
+        assertPasses(gc.check(conv.weight.value, analytic: dw, loss: loss, touch: { conv.weight.touch() }), "conv k\(k) s\(stride) p\(pad) dw")
+    }
+
+    func testConvolution3x3() { checkConv(inC: 3, outC: 8, k: 3, stride: 1, pad: 1, hw: 6) }
+    func testConvolutionStride2Padding() { checkConv(inC: 4, outC: 6, k: 3, stride: 2, pad: 1, hw: 7) }
+    func testConvolution1x1Stride2() { checkConv(inC: 5, outC: 7, k: 1, stride: 2, pad: 0, hw: 6) }
+    func testConvolutionStemShape() { checkConv(inC: 3, outC: 16, k: 3, stride: 1, pad: 1, hw: 8) }
+    func testConvolution1x1Wide() { checkConv(inC: 16, outC: 16, k: 1, stride: 1, pad: 0, hw: 8) }
+    func testConvolution7x7Stride2() { checkConv(inC: 3, outC: 4, k: 7, stride: 2, pad: 3, hw: 9) }
+
+    func checkBatchNorm(fused: Bool) {
+        let bn = BatchNorm2d(6, fusedReLU: fused)
+        rng.fillNormal(bn.gamma.value, mean: 1, std: 0.3)
+        rng.fillNormal(bn.beta.value, std: 0.3)
+        let x = random([3, 4, 4, 6], std: 2)
+        let r = random(x.shape)
+        _ = bn.forward(x, training: true)
+        bn.zeroGrad()
+        let dx = bn.backward(r).clone()
+        let dg = bn.gamma.grad.clone(), db = bn.beta.grad.clone()
+        let loss = { GradientCheck.project(bn.forward(x, training: true), r) }
+        let gc = GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 5e-3)
+        assertPasses(gc.check(x, analytic: dx, loss: loss), "bn(fused \(fused)) dx")
+        assertPasses(gc.check(bn.gamma.value, analytic: dg, loss: loss), "bn dgamma")
+        assertPasses(gc.check(bn.beta.value, analytic: db, loss: loss), "bn dbeta")
+    }
+
+    func testBatchNormTraining() { checkBatchNorm(fused: false) }
+    func testBatchNormFusedReLU() { checkBatchNorm(fused: true) }
+
+    func testBatchNormRunningStatisticsAndEvalMode() {
+        let bn = BatchNorm2d(2)
+        let x = Tensor([2, 1, 2, 2], [1, 10, 3, 20, 5, 30, 7, 40])
+        let y = bn.forward(x, training: true)
+        // channel 0: values 1,3,5,7 -> mean 4, biased var 5, unbiased 20/3
+        XCTAssertEqual(bn.runningMean[0], 0.4, accuracy: 1e-6)
+        XCTAssertEqual(bn.runningVar[0], 0.9 + 0.1 * 20 / 3, accuracy: 1e-5)
+        XCTAssertEqual(y[0], (1 - 4) / (5 + 1e-5).squareRoot(), accuracy: 1e-4)
+        XCTAssertEqual(bn.batchesTracked[0], 1)
+        let e = bn.forward(x, training: false)
+        XCTAssertEqual(e[0], (1 - 0.4) / (bn.runningVar[0] + 1e-5).squareRoot(), accuracy: 1e-4)
+    }
+
+    func testLinear() {
+        let fc = Linear(5, 3)
+        fc.initialize(&rng)
+        let x = random([4, 5]), r = random([4, 3])
+        _ = fc.forward(x)
+        fc.zeroGrad()
+        let dx = fc.backward(r).clone()
+        let loss = { GradientCheck.project(fc.forward(x), r) }
+        let gc = GradientCheck()
+        assertPasses(gc.check(x, analytic: dx, loss: loss), "linear dx")
+        assertPasses(gc.check(fc.weight.value, analytic: fc.weight.grad.clone(), loss: loss), "linear dw")
+        assertPasses(gc.check(fc.bias.value, analytic: fc.bias.grad.clone(), loss: loss), "linear db")
+    }
+
+    func testReLUAndResidualJoin() {
+        let a = random([2, 3, 3, 4]), b = random([2, 3, 3, 4]), r = random([2, 3, 3, 4])
+        let join = AddReLU()
+        _ = join.forward(a, b)
+        let d = join.backward(r).clone()
+        let loss = { GradientCheck.project(join.forward(a, b), r) }
+        let gc = GradientCheck(eps: 1e-3)
+        assertPasses(gc.check(a, analytic: d, loss: loss), "add-relu da")
+        assertPasses(gc.check(b, analytic: d, loss: loss), "add-relu db")
+        let relu = ReLU()
+        _ = relu.forward(a)
+        let dr = relu.backward(r).clone()
+        assertPasses(gc.check(a, analytic: dr, loss: { GradientCheck.project(relu.forward(a), r) }), "relu")
+    }
+
+    func testPooling() {
+        let gap = GlobalAvgPool()
+        let x = random([2, 3, 3, 4]), r = random([2, 4])
+        _ = gap.forward(x)
+        let d = gap.backward(r).clone()
+        assertPasses(GradientCheck().check(x, analytic: d, loss: { GradientCheck.project(gap.forward(x), r) }), "gap")
+        let mp = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+        let y = mp.forward(x)
+        XCTAssertEqual(y.shape, [2, 2, 2, 4])
+        let r2 = random(y.shape)
+        let d2 = mp.backward(r2).clone()
+        assertPasses(GradientCheck(eps: 1e-3).check(x, analytic: d2, loss: { GradientCheck.project(mp.forward(x), r2) }), "maxpool")
+    }
+
+    func testSoftmaxCrossEntropy() {
+        let ce = SoftmaxCrossEntropy()
+        let logits = random([5, 4]), labels: [Int32] = [0, 3, 1, 2, 3]
+        let res = ce(logits, labels)
+        let g = res.gradient.clone()
+        let f = GradientCheck(eps: 1e-3).check(logits, analytic: g, loss: { ce(logits, labels).loss })
+        assertPasses(f, "cross-entropy")
+        // uniform logits: loss = log K
+        let flat = Tensor([2, 4])
+        XCTAssertEqual(ce(flat, [1, 2]).loss, log(4.0), accuracy: 1e-6)
+    }
+
+    func testGradientCheckDetectsAWrongGradient() {
+        // The checker itself must be able to fail: a gradient off by 10% is reported.
+        let fc = Linear(3, 2)
+        fc.initialize(&rng)
+        let x = random([2, 3]), r = random([2, 2])
+        _ = fc.forward(x)
+        let dx = fc.backward(r).clone()
+        for i in 0..<dx.count { dx[i] *= 1.1 }
+        XCTAssertNotNil(GradientCheck().check(x, analytic: dx, loss: { GradientCheck.project(fc.forward(x), r) }))
+    }
+}
