@@ -10,7 +10,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "lth4sa", targets: ["lth4sa"]),
-        .library(name: "LTH4SA", targets: ["Tensor", "NN", "Models", "Data", "Checkpoint"]),
+        .library(name: "LTH4SA", targets: ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,10 +23,11 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "Tensor"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"], swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "NN", "Models", "Data", "Checkpoint",
+                "Tensor", "NN", "Models", "Data", "Checkpoint", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
@@ -34,6 +35,8 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "CLITests", dependencies: ["lth4sa"]),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )

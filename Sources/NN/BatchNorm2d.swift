@@ -57,7 +57,7 @@ public final class BatchNorm2d: Module {
                 (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(plan.variance.data)),
             ]
             if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
-            plan.forward.execute(args)
+            Profiler.shared.measure("bn fwd") { plan.forward.execute(args) }
             updateRunningStatistics(plan, count: x.count / channels)
         } else {
             plan.forward.execute([
@@ -89,7 +89,7 @@ public final class BatchNorm2d: Module {
             // oneDNN needs DST for the fused ReLU's mask (taken from the workspace).
             args.append((Int32(DNNL_ARG_WORKSPACE), plan.workspace!.pointer))
         }
-        bwd.execute(args)
+        Profiler.shared.measure("bn bwd") { bwd.execute(args) }
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)
         return dx

@@ -49,11 +49,13 @@ public final class Conv2d: Module {
         savedInput = x
         plan.refreshWeights(weight)
         let y = plan.output
-        plan.forward.execute([
-            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
-            (Int32(DNNL_ARG_WEIGHTS), plan.fwdWeights.pointer),
-            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
-        ])
+        Profiler.shared.measure("conv fwd") {
+            plan.forward.execute([
+                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+                (Int32(DNNL_ARG_WEIGHTS), plan.fwdWeights.pointer),
+                (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+            ])
+        }
         return y
     }
 
@@ -62,6 +64,7 @@ public final class Conv2d: Module {
     public func backward(_ dy: Tensor) -> Tensor? {
         guard let plan = current, let x = savedInput else { fatalError("conv backward before forward") }
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
+        Profiler.shared.measure("conv bwd-weights") {
         plan.backwardWeights.execute([
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
@@ -74,13 +77,16 @@ public final class Conv2d: Module {
             let g = weight.grad.data, d = plan.diffWeights.pointer.assumingMemoryBound(to: Float.self)
             for i in 0..<weight.grad.count { g[i] += d[i] }
         }
+        }
         guard needsInputGrad else { return nil }
         let dx = plan.inputGrad
-        plan.backwardData.execute([
-            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
-            (Int32(DNNL_ARG_WEIGHTS), plan.bwdWeights.pointer),
-            (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data)),
-        ])
+        Profiler.shared.measure("conv bwd-data") {
+            plan.backwardData.execute([
+                (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+                (Int32(DNNL_ARG_WEIGHTS), plan.bwdWeights.pointer),
+                (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data)),
+            ])
+        }
         return dx
     }
 

@@ -20,7 +20,7 @@ public final class ReLU: Module {
         guard let y = savedOutput else { fatalError("ReLU backward before forward") }
         let dx = grads.get(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
-        for i in 0..<dy.count { d[i] = o[i] > 0 ? g[i] : 0 }
+        Profiler.shared.measure("relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx
     }
 }
@@ -37,7 +37,7 @@ public final class AddReLU: Module {
         precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
         let y = outputs.get(a.shape)
         let p = a.data, q = b.data, o = y.data
-        for i in 0..<a.count { o[i] = max(p[i] + q[i], 0) }
+        Profiler.shared.measure("add+relu fwd") { for i in 0..<a.count { o[i] = max(p[i] + q[i], 0) } }
         savedOutput = y
         return y
     }
@@ -47,7 +47,7 @@ public final class AddReLU: Module {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
         let dx = grads.get(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
-        for i in 0..<dy.count { d[i] = o[i] > 0 ? g[i] : 0 }
+        Profiler.shared.measure("add+relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx
     }
 }

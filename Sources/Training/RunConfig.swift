@@ -1,0 +1,65 @@
+import Foundation
+import NN
+import Tensor
+
+/// Everything that defines a training run; saved as `config.json` in the run directory and
+/// in checkpoint metadata, so `--resume` continues with exactly the same settings.
+public struct RunConfig: Codable, Equatable, Sendable {
+    public var model = "resnet20"
+    public var data = "synthetic"
+    public var epochs = 5
+    public var batch = 128
+    public var lr: Float = 0.1
+    /// `cosine`, `step:81,122` (x0.1 at each milestone) or `constant`.
+    public var schedule = "cosine"
+    public var warmupEpochs: Double = 0
+    public var momentum: Float = 0.9
+    public var nesterov = false
+    public var weightDecay: Float = 5e-4
+    /// `sgd` or `adam`.
+    public var optimizer = "sgd"
+    public var seed: UInt64 = 0
+    public var valPerClass = 100
+    /// Random crop padding (0 = off) and horizontal flip.
+    public var cropPadding = 4
+    public var flip = true
+    /// Connection scheme of the attention modules, when a SAM is attached (issue 3).
+    public var scheme: String? = nil
+
+    public init() {}
+
+    /// Checks ranges; throws a one-line error naming the value and the expectation.
+    public func validate() throws {
+        guard epochs >= 1 else { throw LTHError("--epochs must be at least 1, got \(epochs)") }
+        guard batch >= 2 else { throw LTHError("--batch must be at least 2 (batch norm needs 2 images), got \(batch)") }
+        guard lr > 0, lr.isFinite else { throw LTHError("--lr must be a positive number, got \(lr)") }
+        guard weightDecay >= 0 else { throw LTHError("--weight-decay must be >= 0, got \(weightDecay)") }
+        guard momentum >= 0, momentum < 1 else { throw LTHError("--momentum must be in [0, 1), got \(momentum)") }
+        guard valPerClass >= 0 else { throw LTHError("--val-per-class must be >= 0, got \(valPerClass)") }
+        guard warmupEpochs >= 0 else { throw LTHError("--warmup-epochs must be >= 0, got \(warmupEpochs)") }
+        guard ["sgd", "adam"].contains(optimizer) else { throw LTHError("--optimizer '\(optimizer)' unknown; expected sgd or adam") }
+        _ = try parsedSchedule()
+    }
+
+    public func parsedSchedule() throws -> LRSchedule {
+        if schedule == "cosine" { return .cosine(epochs: epochs) }
+        if schedule == "constant" { return .constant }
+        if schedule.hasPrefix("step:") {
+            let ms = schedule.dropFirst(5).split(separator: ",").map { Int($0) }
+            if !ms.isEmpty, ms.allSatisfy({ ($0 ?? -1) > 0 }) { return .step(milestones: ms.map { $0! }, gamma: 0.1) }
+        }
+        throw LTHError("--schedule '\(schedule)' not understood; expected cosine, constant or step:M1,M2,... (epochs, x0.1 each)")
+    }
+
+    public var json: String {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return String(data: try! enc.encode(self), encoding: .utf8)!
+    }
+
+    public static func decode(_ json: String) throws -> RunConfig {
+        do { return try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8)) } catch {
+            throw LTHError("run configuration is not readable: \(error)")
+        }
+    }
+}

@@ -1,0 +1,220 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import NN
+import Tensor
+
+/// Accuracy and loss of a model on a set of images.
+public struct Evaluation: Sendable {
+    public let accuracy: Double
+    public let loss: Double
+    public let count: Int
+}
+
+/// Trains a ResNet with SGD/Adam on a data source, logging to and checkpointing into a run
+/// directory. Resumable: the batch order and augmentation of every epoch depend only on
+/// (seed, epoch), and checkpoints hold weights, BN statistics, optimizer state and position.
+///
+/// Run directory: `config.json`, `metrics.jsonl`, `checkpoint.safetensors` (+ `.optim`),
+/// `summary.json`.
+public final class Trainer {
+    public let config: RunConfig
+    public let net: ResNet
+    public let source: DataSource
+    public let split: Split
+    public let mean: [Float], std: [Float]
+    public let optimizer: Optimizer
+    public let runDirectory: URL?
+    public let progress = ProgressLine()
+    /// Mid-epoch checkpoint interval in seconds (end-of-epoch checkpoints always happen).
+    public var checkpointInterval: Double = 600
+    /// Set from a signal handler: finish the current step, checkpoint, stop.
+    public static var stopRequested = false
+
+    private(set) public var epoch = 0
+    private(set) public var stepInEpoch = 0
+    private let schedule: LRSchedule
+    private let loss = SoftmaxCrossEntropy()
+    private var metrics: MetricsLog?
+
+    public var checkpointPath: String? { runDirectory?.appendingPathComponent("checkpoint.safetensors").path }
+    var optimizerPath: String? { runDirectory?.appendingPathComponent("checkpoint.optim.safetensors").path }
+
+    /// - Parameters:
+    ///   - runDirectory: where logs and checkpoints go (nil: nothing is written).
+    ///   - resume: continue the run saved in `runDirectory`.
+    ///   - source: preloaded data (else loaded from `config.data`).
+    public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil) throws {
+        var config = config
+        var dir: URL? = nil
+        if let d = runDirectory {
+            let url = URL(fileURLWithPath: d)
+            let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
+            let exists = FileManager.default.fileExists(atPath: ckpt)
+            if resume {
+                guard exists else { throw LTHError("--resume: no checkpoint in '\(d)' (expected \(ckpt))") }
+                let saved = try RunConfig.decode(try ModelCheckpoint.metadata(ckpt)["config"] ?? "")
+                if saved.model != config.model || saved.data != config.data {
+                    throw LTHError("run directory '\(d)' is a run of \(saved.model) on \(saved.data), not \(config.model) on \(config.data)")
+                }
+                // the run continues with its own settings; only the epoch budget may grow
+                let epochs = config.epochs
+                config = saved
+                config.epochs = max(epochs, saved.epochs)
+            } else if exists {
+                throw LTHError("'\(d)' already holds a run; pass --resume to continue it or choose another --output")
+            }
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            dir = url
+        }
+        try config.validate()
+        self.config = config
+        self.runDirectory = dir
+        schedule = try config.parsedSchedule()
+        let src = try source ?? DataSource.load(config.data, seed: config.seed)
+        self.source = src
+        split = try Split(labels: src.train.labels, classes: src.train.classes, perClass: config.valPerClass, seed: config.seed)
+        (mean, std) = src.train.channelStatistics(split.train)
+        let spec = try ModelSpec(config.model)
+        guard src.train.height == spec.imageSize || spec.isCIFAR else {
+            throw LTHError("model \(spec) expects \(spec.imageSize)x\(spec.imageSize) images, data has \(src.train.height)x\(src.train.width)")
+        }
+        guard src.train.channels == 3 else {
+            throw LTHError("ResNets here take 3-channel images; data '\(config.data)' has \(src.train.channels) channel(s)")
+        }
+        net = ResNet(spec, classes: src.train.classes, seed: config.seed)
+        let params = net.namedParameters()
+        optimizer = config.optimizer == "adam"
+            ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
+            : SGD(params, lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
+        if let dir {
+            try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
+            metrics = try MetricsLog(path: dir.appendingPathComponent("metrics.jsonl").path)
+        }
+        if resume, let ckpt = checkpointPath, let opt = optimizerPath {
+            let meta = try ModelCheckpoint.load(net, from: ckpt)
+            let optMeta = try ModelCheckpoint.loadOptimizer(optimizer, from: opt)
+            guard optMeta[ModelCheckpoint.epochKey] == meta[ModelCheckpoint.epochKey], optMeta["step"] == meta["step"] else {
+                throw LTHError("'\(opt)' does not belong to '\(ckpt)' (different epoch stamps); the run cannot resume exactly")
+            }
+            epoch = Int(meta[ModelCheckpoint.epochKey] ?? "0") ?? 0
+            stepInEpoch = Int(meta["step"] ?? "0") ?? 0
+        }
+    }
+
+    /// Metadata stored with every checkpoint.
+    func checkpointMetadata() -> [String: String] {
+        [ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": config.json,
+         "normalization.mean": mean.map { String($0) }.joined(separator: ","),
+         "normalization.std": std.map { String($0) }.joined(separator: ","),
+         "data": config.data, "scheme": config.scheme ?? ""]
+    }
+
+    /// Writes weights, then optimizer state, both atomically.
+    public func saveCheckpoint() throws {
+        guard let ckpt = checkpointPath, let opt = optimizerPath else { return }
+        let meta = checkpointMetadata()
+        try ModelCheckpoint.saveOptimizer(optimizer, to: opt, metadata: meta)
+        try ModelCheckpoint.save(net, to: ckpt, metadata: meta)
+    }
+
+    /// Trains the remaining epochs. Returns false when stopped by a signal (checkpoint saved).
+    @discardableResult
+    public func train() throws -> Bool {
+        let batchesPerEpoch = split.train.count / config.batch
+        guard batchesPerEpoch >= 1 else {
+            throw LTHError("--batch \(config.batch) is larger than the \(split.train.count) training images")
+        }
+        let totalSteps = batchesPerEpoch * config.epochs
+        let started = Date()
+        var lastCheckpoint = Date()
+        var stepsDone = 0
+        let augmentation = Augmentation(cropPadding: config.cropPadding, flip: config.flip)
+        while epoch < config.epochs {
+            let loader = BatchLoader(dataset: source.train, indices: split.train, batchSize: config.batch, shuffle: true,
+                                     augmentation: augmentation, mean: mean, std: std, seed: config.seed, epoch: epoch, dropLast: true)
+            var seen = 0, correct = 0, lossSum = 0.0
+            let epochStart = Date()
+            var skipped = 0
+            while let batch = loader.next() {
+                if skipped < stepInEpoch { skipped += 1; continue }  // resumed mid-epoch
+                let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
+                optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
+                net.zeroGrad()
+                let out = loss(net.forward(batch.images, training: true), batch.labels)
+                guard out.loss.isFinite else {
+                    throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
+                }
+                net.backward(out.gradient)
+                optimizer.step()
+                stepInEpoch += 1
+                stepsDone += 1
+                seen += batch.labels.count
+                correct += out.correct
+                lossSum += out.loss * Double(batch.labels.count)
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = Double(stepsDone * config.batch) / elapsed
+                let remaining = Double(totalSteps - (epoch * batchesPerEpoch + stepInEpoch)) * Double(config.batch) / rate
+                progress.update(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
+                                       epoch + 1, config.epochs, stepInEpoch, batchesPerEpoch, lossSum / Double(seen),
+                                       100 * Double(correct) / Double(seen), optimizer.learningRate, rate, formatDuration(remaining)))
+                if stepInEpoch % 20 == 0 {
+                    metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": out.loss,
+                                    "lr": Double(optimizer.learningRate), "images_per_s": rate])
+                }
+                if Trainer.stopRequested || Date().timeIntervalSince(lastCheckpoint) > checkpointInterval {
+                    try saveCheckpoint()
+                    lastCheckpoint = Date()
+                    if Trainer.stopRequested {
+                        progress.finish()
+                        metrics?.write(["kind": "interrupted", "epoch": epoch, "step": stepInEpoch])
+                        loader.cancel()
+                        return false
+                    }
+                }
+            }
+            let val = split.validation.isEmpty ? nil : evaluate(source.train, indices: split.validation)
+            let seconds = Date().timeIntervalSince(epochStart)
+            var record: [String: Any] = ["kind": "epoch", "epoch": epoch + 1, "train_loss": lossSum / Double(max(seen, 1)),
+                                         "train_acc": 100 * Double(correct) / Double(max(seen, 1)), "seconds": seconds,
+                                         "images_per_s": Double(seen) / seconds]
+            if let val { record["val_acc"] = val.accuracy; record["val_loss"] = val.loss }
+            metrics?.write(record)
+            progress.update(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
+                                   lossSum / Double(max(seen, 1)), 100 * Double(correct) / Double(max(seen, 1)))
+                            + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
+                            + "  (\(formatDuration(seconds)))", force: true)
+            if progress.enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+            epoch += 1
+            stepInEpoch = 0
+            try saveCheckpoint()
+            lastCheckpoint = Date()
+        }
+        return true
+    }
+
+    /// Eval-mode accuracy and mean loss on `indices` of `dataset`; `logits` receives
+    /// [count, classes] row-major logits when given.
+    public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) -> Evaluation {
+        Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
+    }
+
+    public static func evaluate(_ net: ResNet, _ dataset: ImageDataset, indices: [Int], mean: [Float], std: [Float], batch: Int,
+                                logits: UnsafeMutablePointer<Float>? = nil) -> Evaluation {
+        let loader = BatchLoader(dataset: dataset, indices: indices, batchSize: batch, shuffle: false, augmentation: .none,
+                                 mean: mean, std: std, seed: 0, epoch: 0)
+        let ce = SoftmaxCrossEntropy()
+        var correct = 0, lossSum = 0.0, offset = 0
+        while let b = loader.next() {
+            let out = net.forward(b.images, training: false)
+            let r = ce(out, b.labels)
+            correct += r.correct
+            lossSum += r.loss * Double(b.labels.count)
+            if let logits { (logits + offset * net.classes).update(from: out.data, count: out.count) }
+            offset += b.labels.count
+        }
+        let n = max(indices.count, 1)
+        return Evaluation(accuracy: 100 * Double(correct) / Double(n), loss: lossSum / Double(n), count: indices.count)
+    }
+}

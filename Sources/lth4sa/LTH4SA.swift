@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Tensor
+
+/// The `lth4sa` command line: one subcommand per file.
+@main
+struct LTH4SA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lth4sa",
+        abstract: "Lottery tickets for self-attention: train CIFAR/ImageNet ResNets and search where attention modules pay off.",
+        subcommands: [Train.self, Eval.self, Info.self, Bench.self])
+}
+
+/// Options every computing subcommand takes.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: all cores.")
+    var threads: Int?
+
+    @Option(help: "Seed for initialisation, data order, augmentation and splits.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+    }
+
+    func apply() { Threads.set(threads ?? Threads.cores) }
+}
+
+/// The model to build.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "resnet20|resnet38|resnet56|resnet110|resnet164|resnet50|resnet-basic-N|resnet-bottleneck-N")
+    var model: String = "resnet20"
+}
+
+/// Prints `message` on stderr without a newline (progress lines use \r).
+func status(_ message: String) {
+    FileHandle.standardError.write(message.data(using: .utf8)!)
+}
+
+/// Peak resident set size of this process in bytes.
+func peakRSS() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}

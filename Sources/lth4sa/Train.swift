@@ -1,0 +1,3 @@
+import ArgumentParser
+struct Train: ParsableCommand { func run() throws {} }
+struct Eval: ParsableCommand { func run() throws {} }
