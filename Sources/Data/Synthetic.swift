@@ -3,15 +3,19 @@ import Tensor
 
 /// The built-in dataset: 32x32 RGB images of 10 classes generated from a seed, in memory.
 ///
-/// Class = shape (disk, square, triangle, cross, ring) x fill (solid, striped). Each image
-/// draws the shape at a random position and scale, in a random colour, over a noisy
-/// background of another random colour with a random gradient, plus a small distractor blob.
-/// Colour and position carry no class information, so a linear model does poorly, while a
-/// small ResNet learns it in a few epochs.
+/// Class = shape (disk, square) x texture (solid, horizontal stripes, vertical stripes,
+/// diagonal stripes, checkerboard). Each image draws the shape at a random position and
+/// scale, in two random colours, over a noisy background of a third colour with a random
+/// gradient, plus a small distractor blob. Colour and position carry no class information,
+/// so a linear model does poorly, while a small ResNet learns it within a few epochs.
 public enum SyntheticShapes {
-    public static let classNames = ["disk", "square", "triangle", "cross", "ring",
-                                    "striped disk", "striped square", "striped triangle", "striped cross", "striped ring"]
+    public static let classNames = ["solid disk", "solid square", "h-striped disk", "h-striped square",
+                                    "v-striped disk", "v-striped square", "diagonal disk", "diagonal square",
+                                    "checkered disk", "checkered square"]
     public static let side = 32
+    /// Scales the pixel noise (1 = the standard set); tests use it to probe difficulty.
+    nonisolated(unsafe) public static var noiseScale: Float = 1
+    nonisolated(unsafe) public static var blobs = true
 
     public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) -> DataSource {
         let train = generate(count: trainCount, seed: seed &* 2 &+ 1)
@@ -43,48 +47,43 @@ public enum SyntheticShapes {
         (rng.uniform(0, 255), rng.uniform(0, 255), rng.uniform(0, 255))
     }
 
-    /// Inside test for shape `kind` centred at the origin with radius `r` (coordinates in pixels).
+    /// Inside test for a disk (kind 0) or square (kind 1) of radius `r` centred at the origin.
     static func inside(_ kind: Int, _ x: Float, _ y: Float, _ r: Float) -> Bool {
-        switch kind {
-        case 0: return x * x + y * y <= r * r
-        case 1: return abs(x) <= r * 0.8 && abs(y) <= r * 0.8
-        case 2: return y <= r * 0.7 && y >= -r && abs(x) <= (y + r) * 0.6
-        case 3: return (abs(x) <= r * 0.3 && abs(y) <= r) || (abs(y) <= r * 0.3 && abs(x) <= r)
-        default:
-            let d = x * x + y * y
-            return d <= r * r && d >= (r * 0.55) * (r * 0.55)
+        kind == 0 ? x * x + y * y <= r * r : abs(x) <= r * 0.85 && abs(y) <= r * 0.85
+    }
+
+    /// Texture `t` at pixel (x, y) with stripe period `p`: true = first colour.
+    static func texture(_ t: Int, _ x: Int, _ y: Int, _ p: Int) -> Bool {
+        switch t {
+        case 0: return true
+        case 1: return (y / p) % 2 == 0
+        case 2: return (x / p) % 2 == 0
+        case 3: return ((x + y) / p) % 2 == 0
+        default: return ((x / p) + (y / p)) % 2 == 0
         }
     }
 
     static func draw(into out: UnsafeMutablePointer<UInt8>, label: Int, rng: inout RNG) {
-        let kind = label % 5, striped = label >= 5
+        let kind = label % 2, tex = label / 2
         let bg = randomColour(&rng)
-        var fg = randomColour(&rng)
-        // keep the shape visible: push the foreground away from the background colour
-        if abs(fg.0 - bg.0) + abs(fg.1 - bg.1) + abs(fg.2 - bg.2) < 180 {
-            fg = (bg.0 < 128 ? min(bg.0 + 120, 255) : bg.0 - 120, bg.1 < 128 ? min(bg.1 + 90, 255) : bg.1 - 90, fg.2)
-        }
-        let gx = rng.uniform(-2, 2), gy = rng.uniform(-2, 2)
-        let r = rng.uniform(6, 12)
+        var fg = randomColour(&rng), fg2 = randomColour(&rng)
+        // keep the shape and its texture visible against the background and each other
+        func far(_ a: (Float, Float, Float), _ b: (Float, Float, Float)) -> Bool { abs(a.0 - b.0) + abs(a.1 - b.1) + abs(a.2 - b.2) >= 150 }
+        for _ in 0..<20 where !far(fg, bg) { fg = randomColour(&rng) }
+        for _ in 0..<20 where !(far(fg2, fg) && far(fg2, bg) || tex == 0) { fg2 = randomColour(&rng) }
+        let gx = rng.uniform(-1.5, 1.5), gy = rng.uniform(-1.5, 1.5)
+        let r = rng.uniform(8, 12)
         let cx = rng.uniform(r, Float(side) - r), cy = rng.uniform(r, Float(side) - r)
-        let angle = rng.uniform(0, Float.pi)
-        let (ca, sa) = (cos(angle), sin(angle))
-        let period = rng.uniform(3, 5)
-        let blob = (x: rng.uniform(0, Float(side)), y: rng.uniform(0, Float(side)), r: rng.uniform(1.5, 3.5), c: randomColour(&rng))
-        let noise = rng.uniform(10, 30)
+        let period = 3 + rng.int(2)
+        let blob = (x: rng.uniform(0, Float(side)), y: rng.uniform(0, Float(side)), r: rng.uniform(1.5, 3), c: randomColour(&rng))
+        let noise = rng.uniform(4, 12) * noiseScale
         for py in 0..<side {
             for px in 0..<side {
                 let x = Float(px) + 0.5, y = Float(py) + 0.5
                 var c = (bg.0 + gx * (x - 16), bg.1 + gy * (y - 16), bg.2 + (gx - gy) * (x - y) * 0.5)
-                let dx = x - cx, dy = y - cy
-                // rotated frame for the shape and its stripes
-                let u = ca * dx + sa * dy, v = -sa * dx + ca * dy
-                if inside(kind, u, v, r) {
-                    let on = !striped || Int(floor((u + 100) / period)) % 2 == 0
-                    if on { c = fg } else { c = (bg.0 * 0.5 + fg.0 * 0.5, bg.1 * 0.5 + fg.1 * 0.5, bg.2 * 0.5 + fg.2 * 0.5) }
-                }
+                if inside(kind, x - cx, y - cy, r) { c = texture(tex, px, py, period) ? fg : fg2 }
                 let bx = x - blob.x, by = y - blob.y
-                if bx * bx + by * by <= blob.r * blob.r { c = blob.c }
+                if blobs && bx * bx + by * by <= blob.r * blob.r { c = blob.c }
                 let o = (py * side + px) * 3
                 out[o] = UInt8(max(0, min(255, c.0 + noise * rng.normal())))
                 out[o + 1] = UInt8(max(0, min(255, c.1 + noise * rng.normal())))

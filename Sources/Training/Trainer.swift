@@ -31,6 +31,8 @@ public final class Trainer {
     public var checkpointInterval: Double = 600
     /// Set from a signal handler: finish the current step, checkpoint, stop.
     public static var stopRequested = false
+    /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.
+    public var stopAfterSteps: Int? = nil
 
     private(set) public var epoch = 0
     private(set) public var stepInEpoch = 0
@@ -136,9 +138,10 @@ public final class Trainer {
                                      augmentation: augmentation, mean: mean, std: std, seed: config.seed, epoch: epoch, dropLast: true)
             var seen = 0, correct = 0, lossSum = 0.0
             let epochStart = Date()
+            let resumeAt = stepInEpoch  // > 0 only when resuming mid-epoch
             var skipped = 0
             while let batch = loader.next() {
-                if skipped < stepInEpoch { skipped += 1; continue }  // resumed mid-epoch
+                if skipped < resumeAt { skipped += 1; continue }
                 let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
                 net.zeroGrad()
@@ -163,10 +166,11 @@ public final class Trainer {
                     metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": out.loss,
                                     "lr": Double(optimizer.learningRate), "images_per_s": rate])
                 }
-                if Trainer.stopRequested || Date().timeIntervalSince(lastCheckpoint) > checkpointInterval {
+                let stop = Trainer.stopRequested || stepsDone == stopAfterSteps
+                if stop || Date().timeIntervalSince(lastCheckpoint) > checkpointInterval {
                     try saveCheckpoint()
                     lastCheckpoint = Date()
-                    if Trainer.stopRequested {
+                    if stop {
                         progress.finish()
                         metrics?.write(["kind": "interrupted", "epoch": epoch, "step": stepInEpoch])
                         loader.cancel()

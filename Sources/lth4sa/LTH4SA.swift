@@ -9,6 +9,23 @@ struct LTH4SA: ParsableCommand {
         commandName: "lth4sa",
         abstract: "Lottery tickets for self-attention: train CIFAR/ImageNet ResNets and search where attention modules pay off.",
         subcommands: [Train.self, Eval.self, Info.self, Bench.self])
+
+    /// Runs the command; any failure is one line `error: ...` on stderr and a non-zero exit
+    /// (the usage text stays behind `--help`).
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }  // --help, --version
+            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// Options every computing subcommand takes.

@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+
+/// End-to-end tests of the `lth4sa` executable: exit codes, one-line errors, files written.
+final class CLITests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// The built `lth4sa` sits next to the test bundle.
+    var executable: URL {
+        let bundleDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundleDir.appendingPathComponent("lth4sa")
+    }
+
+    struct Result { let status: Int32; let stdout: String; let stderr: String }
+
+    func run(_ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = executable
+        p.arguments = args
+        p.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    func assertFails(_ args: [String], mentioning text: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try run(args)
+        XCTAssertNotEqual(r.status, 0, "exit status for \(args)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "stderr '\(r.stderr)' should mention '\(text)'", file: file, line: line)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, "one line: \(r.stderr)", file: file, line: line)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), "no crash", file: file, line: line)
+    }
+
+    func testInfoPrintsParameterCount() throws {
+        let r = try run(["info", "--model", "resnet38", "--classes", "100"])
+        XCTAssertEqual(r.status, 0)
+        XCTAssertTrue(r.stdout.contains("total parameters: 428980"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("layer3.3"), r.stdout)
+    }
+
+    func testBadInputGivesOneLineErrors() throws {
+        try assertFails(["info", "--model", "resnet21"], mentioning: "resnet21")
+        try assertFails(["train", "--lr=-0.1"], mentioning: "-0.1")
+        try assertFails(["train", "--data", "cifar10:/does/not/exist", "--output", "r"], mentioning: "/does/not/exist")
+        try assertFails(["train", "--bogus-option"], mentioning: "bogus")
+        try assertFails(["eval", "--checkpoint", "missing.safetensors"], mentioning: "missing.safetensors")
+        try Data("garbage".utf8).write(to: dir.appendingPathComponent("bad.safetensors"))
+        try assertFails(["eval", "--checkpoint", "bad.safetensors"], mentioning: "bad.safetensors")
+    }
+
+    func testTrainThenEvalWithLogits() throws {
+        let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "32",
+                         "--val-per-class", "2", "--output", "run", "--threads", "1"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        for f in ["config.json", "metrics.jsonl", "checkpoint.safetensors", "checkpoint.optim.safetensors", "summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("run/\(f)").path), f)
+        }
+        let metrics = try String(contentsOf: dir.appendingPathComponent("run/metrics.jsonl"), encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"kind\":\"epoch\""))
+        let e = try run(["eval", "--checkpoint", "run", "--split", "test", "--save-logits", "logits.npy"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("accuracy"), e.stdout)
+        let npy = try Data(contentsOf: dir.appendingPathComponent("logits.npy"))
+        let header = String(decoding: npy.prefix(128), as: UTF8.self)
+        XCTAssertTrue(header.contains("'shape': (40, 10)"), header)
+        // a second train into the same directory must not clobber it
+        try assertFails(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--output", "run"], mentioning: "--resume")
+    }
+}

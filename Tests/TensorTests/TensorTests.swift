@@ -1,0 +1,57 @@
+import Tensor
+import XCTest
+
+final class TensorTests: XCTestCase {
+    func testStorageIs64ByteAligned() {
+        for n in [1, 3, 17, 1000] { XCTAssertEqual(Int(bitPattern: Tensor([n]).data) % 64, 0) }
+    }
+
+    func testRNGIsReproducibleAndRestorable() {
+        var a = RNG(seed: 7), b = RNG(seed: 7)
+        XCTAssertEqual((0..<5).map { _ in a.next() }, (0..<5).map { _ in b.next() })
+        var c = RNG(stateWords: a.stateWords)
+        XCTAssertEqual(a.next(), c.next())
+        XCTAssertNotEqual(RNG(seed: 8).stateWords, RNG(seed: 7).stateWords)
+    }
+
+    func testRNGDistributions() {
+        var rng = RNG(seed: 1)
+        let n = 100_000
+        let u = (0..<n).map { _ in Double(rng.uniform()) }
+        XCTAssertEqual(u.reduce(0, +) / Double(n), 0.5, accuracy: 0.01)
+        XCTAssertTrue(u.allSatisfy { $0 >= 0 && $0 < 1 })
+        let g = (0..<n).map { _ in Double(rng.normal()) }
+        let mean = g.reduce(0, +) / Double(n)
+        let variance = g.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(n)
+        XCTAssertEqual(mean, 0, accuracy: 0.02)
+        XCTAssertEqual(variance, 1, accuracy: 0.03)
+    }
+
+    func testGemmMatchesNaiveProduct() {
+        var rng = RNG(seed: 2)
+        let (m, n, k) = (5, 7, 3)
+        let a = Tensor([m, k]), b = Tensor([n, k]), c = Tensor([m, n])
+        rng.fillNormal(a, std: 1)
+        rng.fillNormal(b, std: 1)
+        BLAS.gemm(false, true, m: m, n: n, k: k, a.data, b.data, c.data)
+        for i in 0..<m {
+            for j in 0..<n {
+                let expected = (0..<k).reduce(Float(0)) { $0 + a[i * k + $1] * b[j * k + $1] }
+                XCTAssertEqual(c[i * n + j], expected, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testThreadCountApplies() {
+        Threads.set(1)
+        XCTAssertEqual(Threads.current, 1)
+        Threads.set(Threads.cores)
+        XCTAssertEqual(Threads.current, Threads.cores)
+    }
+
+    func testBufferPoolReusesPerShape() {
+        let pool = BufferPool()
+        XCTAssertTrue(pool.get([2, 3]) === pool.get([2, 3]))
+        XCTAssertFalse(pool.get([2, 3]) === pool.get([3, 2]))
+    }
+}

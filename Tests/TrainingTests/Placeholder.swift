@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTraining: XCTestCase { func testNothing() {} }

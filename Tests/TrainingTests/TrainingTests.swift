@@ -1,0 +1,145 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import NN
+import Tensor
+import Training
+import XCTest
+
+final class TrainingTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-train-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func smallConfig(epochs: Int = 2) -> RunConfig {
+        var c = RunConfig()
+        c.model = "resnet-basic-8"
+        c.data = "synthetic:600"
+        c.epochs = epochs
+        c.batch = 32
+        c.lr = 0.05
+        c.valPerClass = 10
+        return c
+    }
+
+    /// A small ResNet on the synthetic data must beat chance (10%) by a wide margin.
+    func testLearnsSyntheticData() throws {
+        var c = RunConfig()
+        c.model = "resnet-basic-8"
+        c.data = "synthetic:3000"
+        c.epochs = 4
+        c.batch = 64
+        c.valPerClass = 20
+        let t = try Trainer(config: c, runDirectory: nil)
+        t.progress.enabled = false
+        try t.train()
+        let test = t.evaluate(t.source.test, indices: Array(0..<t.source.test.count))
+        XCTAssertGreaterThan(test.accuracy, 40, "test accuracy \(test.accuracy)% after 4 epochs (chance is 10%)")
+    }
+
+    func testCheckpointRoundTripGivesIdenticalOutputs() throws {
+        let t = try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)
+        t.progress.enabled = false
+        try t.train()
+        let x = Tensor([3, 32, 32, 3])
+        var rng = RNG(seed: 1)
+        rng.fillNormal(x, std: 1)
+        let before = t.net.forward(x, training: false).clone()
+        let other = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 99)
+        XCTAssertGreaterThan(other.forward(x, training: false).maxAbsDiff(before), 1e-3)
+        try ModelCheckpoint.load(other, from: t.checkpointPath!)
+        XCTAssertEqual(other.forward(x, training: false).maxAbsDiff(before), 0)
+        let meta = try ModelCheckpoint.metadata(t.checkpointPath!)
+        XCTAssertEqual(meta["model"], "resnet-basic-8")
+        XCTAssertEqual(meta["epoch"], "1")
+        XCTAssertNotNil(meta["config"])
+    }
+
+    func testCheckpointOfAnotherModelIsRejected() throws {
+        let t = try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)
+        t.progress.enabled = false
+        try t.train()
+        let other = ResNet(try ModelSpec("resnet20"), classes: 10, seed: 0)
+        XCTAssertThrowsError(try ModelCheckpoint.load(other, from: t.checkpointPath!)) {
+            XCTAssertTrue("\($0)".contains("resnet-basic-8"), "\($0)")
+        }
+        let moreClasses = ResNet(try ModelSpec("resnet-basic-8"), classes: 7, seed: 0)
+        XCTAssertThrowsError(try ModelCheckpoint.load(moreClasses, from: t.checkpointPath!))
+    }
+
+    func testCorruptCheckpointsGiveClearErrors() throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("bad.safetensors").path
+        let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
+        try ModelCheckpoint.save(net, to: path, metadata: [:])
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        for (bytes, text) in [(good.prefix(good.count - 100), "truncated"), (Data("xx".utf8), "truncated"),
+                              (Data(repeating: 0xFF, count: 64), "not a safetensors")] {
+            try bytes.write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try ModelCheckpoint.load(net, from: path)) { XCTAssertTrue("\($0)".contains(text), "\($0)") }
+        }
+        XCTAssertThrowsError(try ModelCheckpoint.load(net, from: dir.appendingPathComponent("none").path)) {
+            XCTAssertTrue("\($0)".contains("missing"))
+        }
+    }
+
+    func testSafetensorsLayoutIsReadableByOthers() throws {
+        // header length, JSON with dtype/shape/offsets, raw little-endian data
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("t.safetensors").path
+        try SafeTensors.write([.init("a", Tensor([2], [1.5, -2])), .init("n", Tensor([], [7]), integer: true)], metadata: ["k": "v"], to: path)
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + n)) as! [String: Any]
+        XCTAssertEqual((header["a"] as! [String: Any])["dtype"] as? String, "F32")
+        XCTAssertEqual((header["n"] as! [String: Any])["dtype"] as? String, "I64")
+        XCTAssertEqual((header["__metadata__"] as! [String: String])["k"], "v")
+        let (tensors, _) = try SafeTensors.read(path)
+        XCTAssertEqual(tensors["a"]?.values, [1.5, -2])
+        XCTAssertEqual(tensors["n"]?.values, [7])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("tmp") }
+        XCTAssertEqual(leftovers, [], "no temporary file left behind")
+    }
+
+    /// Stopping mid-epoch and resuming gives exactly the weights of an uninterrupted run.
+    func testResumeMatchesUninterruptedRun() throws {
+        let straight = try Trainer(config: smallConfig(), runDirectory: dir.appendingPathComponent("a").path)
+        straight.progress.enabled = false
+        try straight.train()
+
+        let path = dir.appendingPathComponent("b").path
+        let first = try Trainer(config: smallConfig(), runDirectory: path)
+        first.progress.enabled = false
+        first.stopAfterSteps = 20  // an interruption in the middle of epoch 2 (500 images / 32 = 15 steps per epoch)
+        XCTAssertFalse(try first.train())
+        XCTAssertThrowsError(try Trainer(config: smallConfig(), runDirectory: path)) { XCTAssertTrue("\($0)".contains("--resume")) }
+        let resumed = try Trainer(config: smallConfig(), runDirectory: path, resume: true)
+        resumed.progress.enabled = false
+        XCTAssertEqual(resumed.epoch, 1)
+        XCTAssertEqual(resumed.stepInEpoch, 5)
+        XCTAssertTrue(try resumed.train())
+        for ((name, a), (_, b)) in zip(straight.net.namedParameters(), resumed.net.namedParameters()) {
+            XCTAssertLessThan(a.value.maxAbsDiff(b.value), 1e-5, name)
+        }
+        var other = smallConfig()
+        other.model = "resnet20"
+        XCTAssertThrowsError(try Trainer(config: other, runDirectory: path, resume: true)) { XCTAssertTrue("\($0)".contains("resnet-basic-8")) }
+    }
+
+    func testBadConfigurationsAreRejected() {
+        var c = smallConfig()
+        c.lr = -0.1
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("-0.1")) }
+        c = smallConfig()
+        c.schedule = "linear"
+        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("linear")) }
+        c = smallConfig()
+        c.model = "vgg16"
+        XCTAssertThrowsError(try Trainer(config: c, runDirectory: nil)) { XCTAssertTrue("\($0)".contains("vgg16")) }
+    }
+}

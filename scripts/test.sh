@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds everything and runs the whole test suite (release mode: numerical tests are slow in debug).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+export PATH="/opt/swift/usr/bin:$PATH"
+swift build -c release --build-tests
+swift test -c release --skip-build
