@@ -73,7 +73,7 @@ public final class BatchNorm2d: Module {
     /// dx from dy (through the fused ReLU if any); gamma.grad, beta.grad accumulate.
     public func backward(_ dy: Tensor) -> Tensor {
         guard let plan = current, let x = savedInput, let bwd = plan.backward else { fatalError("batch norm backward before a training forward") }
-        let dx = plan.inputGrad
+        let dx = GradientRing.shared.next(x.shape)
         var args: [(Int32, UnsafeMutableRawPointer)] = [
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
@@ -120,7 +120,7 @@ public final class BatchNorm2d: Module {
         let forward: Primitive
         let backward: Primitive?
         let workspace: RawBuffer?
-        let output: Tensor, inputGrad: Tensor, mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
+        let output: Tensor, mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
 
         init(_ bn: BatchNorm2d, _ key: PlanKey) {
             var data = DNNL.nhwc(key.shape)
@@ -141,11 +141,9 @@ public final class BatchNorm2d: Module {
                 backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
                 let wsBytes = DNNL.bytes(fwd.argDesc(Int32(DNNL_ARG_WORKSPACE)))
                 workspace = wsBytes > 0 ? RawBuffer(bytes: wsBytes) : nil
-                inputGrad = Tensor(key.shape)
             } else {
                 backward = nil
                 workspace = nil
-                inputGrad = Tensor([0])
             }
             output = Tensor(key.shape)
             mean = Tensor([bn.channels])

@@ -79,7 +79,7 @@ public final class Conv2d: Module {
         }
         }
         guard needsInputGrad else { return nil }
-        let dx = plan.inputGrad
+        let dx = GradientRing.shared.next(x.shape)
         Profiler.shared.measure("conv bwd-data") {
             plan.backwardData.execute([
                 (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
@@ -102,7 +102,7 @@ public final class Conv2d: Module {
         let forward: Primitive, backwardData: Primitive, backwardWeights: Primitive
         let toFwdWeights: Primitive?, toBwdWeights: Primitive?, diffWeightsToOIHW: Primitive?
         let fwdWeights: RawBuffer, bwdWeights: RawBuffer, diffWeights: RawBuffer
-        let output: Tensor, inputGrad: Tensor, dwOIHW: Tensor
+        let output: Tensor, dwOIHW: Tensor
         var weightsVersion = -1
 
         init(_ c: Conv2d, _ xShape: [Int]) {
@@ -141,7 +141,6 @@ public final class Conv2d: Module {
             toBwdWeights = Primitive(reorderFrom: oihw, to: bwdWDesc)
             diffWeightsToOIHW = DNNL.equal(diffW, oihw) ? nil : Primitive(reorderFrom: diffW, to: oihw)
             output = Tensor(yShape)
-            inputGrad = Tensor(xShape)
             dwOIHW = Tensor(wDims)
         }
 

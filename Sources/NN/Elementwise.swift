@@ -2,7 +2,7 @@ import Tensor
 
 /// y = max(x, 0). Keeps its output for backward (the mask is y > 0).
 public final class ReLU: Module {
-    private let outputs = BufferPool(), grads = BufferPool()
+    private let outputs = BufferPool()
     private var savedOutput: Tensor?
     public init() {}
 
@@ -18,7 +18,7 @@ public final class ReLU: Module {
     /// dx = dy * (y > 0)
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("ReLU backward before forward") }
-        let dx = grads.get(dy.shape)
+        let dx = GradientRing.shared.next(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
         Profiler.shared.measure("relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx
@@ -28,7 +28,7 @@ public final class ReLU: Module {
 /// The residual join: y = ReLU(a + b), where a is the (possibly recalibrated) residual branch
 /// and b the shortcut. Backward returns one gradient that flows to both inputs.
 public final class AddReLU: Module {
-    private let outputs = BufferPool(), grads = BufferPool()
+    private let outputs = BufferPool()
     private var savedOutput: Tensor?
     public init() {}
 
@@ -45,7 +45,7 @@ public final class AddReLU: Module {
     /// d(a) = d(b) = dy * (y > 0)
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
-        let dx = grads.get(dy.shape)
+        let dx = GradientRing.shared.next(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
         Profiler.shared.measure("add+relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx

