@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian packages lth4sa needs (when missing) and builds it in release mode.
+# Installs the Debian packages lth4sa needs (when missing), builds the plugins into plugins/
+# and the lth4sa executable in release mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-packages=(libopenblas-openmp-dev libdnnl-dev libffi-dev)
+packages=(libopenblas-openmp-dev libdnnl-dev libffi-dev make gcc)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -12,4 +13,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
 fi
+make -C Plugins            # the first-party SAM plugins -> plugins/lib<Name>.so
 swift build -c release

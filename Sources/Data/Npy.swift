@@ -144,6 +144,13 @@ public struct NpyArray {
         }
     }
 
+    /// The array as float32 values (dtype '<f4').
+    public func floats() throws -> [Float] {
+        guard descr == "<f4" else { throw LTHError("'\(path)': expected float32, got '\(descr)'") }
+        let n = shape.reduce(1, *)
+        return payload.withUnsafeBytes { raw in (0..<n).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+    }
+
     /// Writes a little-endian C-order `.npy` file (version 1) with `descr` and `shape`.
     public static func write(path: String, descr: String, shape: [Int], bytes: Data) throws {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"

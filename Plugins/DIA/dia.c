@@ -1,0 +1,231 @@
+/* DIA: Dense-and-Implicit Attention (Huang et al.): one LSTM shared by the blocks of a stage.
+ *   S_l = GAP(F_l) [B, C] (host default extract)
+ *   gates = U(S_l) + V(h_{l-1}),  U, V = Linear(C, C/r) -> ReLU -> Linear(C/r, 4C)
+ *   i, f, o = sigmoid, g = tanh (gate order i, f, g, o)
+ *   c_l = f * c_{l-1} + i * g;   h_l = o * sigmoid(c_l);   A_l = h_l;   F' = F * A_l
+ * State (h, c) [B, C] is carried by the host from block to block (zeros at a stage's start).
+ * Parameters: ih.l0.weight [C/r, C], ih.l0.bias, ih.l2.weight [4C, C/r], ih.l2.bias [4C]
+ *             (U), and the same under hh. (V). */
+#include "../common/plugin_util.h"
+
+static const lth4sa_option_t dia_options[] = {
+    {"reduction", LTH4SA_OPTION_INT, 0, 4, 1, 1024, "reduction ratio r of the LSTM's input and hidden transforms"},
+};
+
+static const lth4sa_descriptor_t dia_descriptor = {
+    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "dia", "Dense-and-Implicit Attention", "1.0.0",
+    "channel attention from an LSTM shared across the blocks of a stage (stateful)", "MIT", 1, 0, dia_options};
+
+enum { U0W, U0B, U2W, U2B, V0W, V0B, V2W, V2B, PARAMS };
+enum { SAVE_S, SAVE_H, SAVE_C, SAVE_RU, SAVE_RV, SAVE_GATES, SAVE_CNEW };
+
+typedef struct dia {
+    const lth4sa_host_t *host;
+    int64_t channels, hidden;
+    lth4sa_param_t declared[PARAMS];
+    float *value[PARAMS], *grad[PARAMS];
+    lth4sa_saved_t saved;
+} dia_t;
+
+static lth4sa_status_t dia_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
+                                  void **instance, lth4sa_error_t *error) {
+    int64_t r = (int64_t)lth4sa_option(options, count, "reduction", 4);
+    if (channels < 1 || channels / r < 1)
+        return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "dia: %lld channels with reduction %lld leave no hidden unit", (long long)channels, (long long)r);
+    dia_t *s = calloc(1, sizeof *s);
+    if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
+    s->host = host;
+    s->channels = channels;
+    s->hidden = channels / r;
+    const int64_t C = channels, h = s->hidden;
+    const char *names[PARAMS] = {"ih.l0.weight", "ih.l0.bias", "ih.l2.weight", "ih.l2.bias", "hh.l0.weight", "hh.l0.bias", "hh.l2.weight", "hh.l2.bias"};
+    for (int side = 0; side < 2; side++) {
+        int o = side * 4;
+        lth4sa_declare(&s->declared[o + 0], names[o + 0], 2, h, C, LTH4SA_INIT_LINEAR, (double)C, 0);
+        lth4sa_declare(&s->declared[o + 1], names[o + 1], 1, h, 0, LTH4SA_INIT_LINEAR, (double)C, 0);
+        lth4sa_declare(&s->declared[o + 2], names[o + 2], 2, 4 * C, h, LTH4SA_INIT_LINEAR, (double)h, 0);
+        lth4sa_declare(&s->declared[o + 3], names[o + 3], 1, 4 * C, 0, LTH4SA_INIT_LINEAR, (double)h, 0);
+    }
+    *instance = s;
+    return LTH4SA_OK;
+}
+
+static void dia_destroy(void *instance) {
+    dia_t *s = instance;
+    lth4sa_saved_free(&s->saved);
+    free(s);
+}
+
+static uint32_t dia_param_count(void *instance) { (void)instance; return PARAMS; }
+
+static lth4sa_status_t dia_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
+    dia_t *s = instance;
+    if (index >= PARAMS) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: no parameter %u", index);
+    *out = s->declared[index];
+    return LTH4SA_OK;
+}
+
+static lth4sa_status_t dia_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
+    dia_t *s = instance;
+    lth4sa_status_t st = lth4sa_check_bind(s->declared, PARAMS, values, grads, count, error);
+    if (st != LTH4SA_OK) return st;
+    for (int i = 0; i < PARAMS; i++) { s->value[i] = values[i].data; s->grad[i] = grads[i].data; }
+    return LTH4SA_OK;
+}
+
+static lth4sa_status_t dia_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
+    dia_t *s = instance;
+    if (input->ndim != 4 || input->shape[3] != s->channels)
+        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: input must be [B,H,W,%lld]", (long long)s->channels);
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    out->combine = LTH4SA_COMBINE_MULTIPLY;
+    out->extract_ndim = 2;
+    out->extract_shape[0] = input->shape[0];
+    out->extract_shape[1] = s->channels;
+    out->attention_ndim = 4;
+    out->attention_shape[0] = input->shape[0];
+    out->attention_shape[1] = 1;
+    out->attention_shape[2] = 1;
+    out->attention_shape[3] = s->channels;
+    out->state_count = 2;
+    out->state_ndim = 2;
+    out->state_shape[0] = input->shape[0];
+    out->state_shape[1] = s->channels;
+    return LTH4SA_OK;
+}
+
+/* out[B, 4C] += l2(ReLU(l0(x))); relu_out [B, h] keeps the hidden activation. */
+static void dia_mlp(const dia_t *s, int side, const float *x, int64_t B, float *relu_out, float *out) {
+    const int64_t C = s->channels, h = s->hidden;
+    const int o = side * 4;
+    for (int64_t b = 0; b < B; b++) memcpy(relu_out + b * h, s->value[o + 1], sizeof(float) * (size_t)h);
+    s->host->gemm(s->host->context, 0, 1, B, h, C, 1.0f, x, s->value[o + 0], 1.0f, relu_out);
+    for (int64_t i = 0; i < B * h; i++) relu_out[i] = relu_out[i] > 0 ? relu_out[i] : 0;
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) out[b * 4 * C + j] += s->value[o + 3][j];
+    s->host->gemm(s->host->context, 0, 1, B, 4 * C, h, 1.0f, relu_out, s->value[o + 2], 1.0f, out);
+}
+
+/* Backward of dia_mlp: grads of its parameters += ..., dx = d(input) (overwritten). */
+static void dia_mlp_backward(dia_t *s, int side, const float *x, const float *relu, const float *dout, int64_t B, float *dx, float *scratch) {
+    const int64_t C = s->channels, h = s->hidden;
+    const int o = side * 4;
+    s->host->gemm(s->host->context, 1, 0, 4 * C, h, B, 1.0f, dout, relu, 1.0f, s->grad[o + 2]);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) s->grad[o + 3][j] += dout[b * 4 * C + j];
+    float *dr = scratch;
+    s->host->gemm(s->host->context, 0, 0, B, h, 4 * C, 1.0f, dout, s->value[o + 2], 0.0f, dr);
+    for (int64_t i = 0; i < B * h; i++) if (relu[i] <= 0) dr[i] = 0;
+    s->host->gemm(s->host->context, 1, 0, h, C, B, 1.0f, dr, x, 1.0f, s->grad[o + 0]);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->grad[o + 1][j] += dr[b * h + j];
+    s->host->gemm(s->host->context, 0, 0, B, C, h, 1.0f, dr, s->value[o + 0], 0.0f, dx);
+}
+
+static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
+                                   const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
+                                   int32_t training, lth4sa_error_t *error) {
+    (void)input;
+    dia_t *s = instance;
+    if (!state_in || !state_out) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass the (h, c) state");
+    const int64_t B = extracted->shape[0], C = s->channels, h = s->hidden;
+    float *ru, *rv, *gates;
+    float *tmp = NULL;
+    if (training) {
+        ru = lth4sa_saved_get(&s->saved, call, SAVE_RU, B * h);
+        rv = lth4sa_saved_get(&s->saved, call, SAVE_RV, B * h);
+        gates = lth4sa_saved_get(&s->saved, call, SAVE_GATES, B * 4 * C);
+        float *S = lth4sa_saved_get(&s->saved, call, SAVE_S, B * C), *H = lth4sa_saved_get(&s->saved, call, SAVE_H, B * C);
+        float *Cp = lth4sa_saved_get(&s->saved, call, SAVE_C, B * C);
+        if (!ru || !rv || !gates || !S || !H || !Cp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
+        memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
+        memcpy(H, state_in[0].data, sizeof(float) * (size_t)(B * C));
+        memcpy(Cp, state_in[1].data, sizeof(float) * (size_t)(B * C));
+    } else {
+        tmp = malloc(sizeof(float) * (size_t)(2 * B * h + B * 4 * C));
+        if (!tmp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
+        ru = tmp;
+        rv = tmp + B * h;
+        gates = tmp + 2 * B * h;
+    }
+    memset(gates, 0, sizeof(float) * (size_t)(B * 4 * C));
+    dia_mlp(s, 0, extracted->data, B, ru, gates);
+    dia_mlp(s, 1, state_in[0].data, B, rv, gates);
+    const float *c_prev = state_in[1].data;
+    float *h_out = state_out[0].data, *c_out = state_out[1].data, *A = attention->data;
+    for (int64_t b = 0; b < B; b++) {
+        float *gb = gates + b * 4 * C;
+        for (int64_t k = 0; k < C; k++) {
+            const float i = lth4sa_sigmoid(gb[k]), f = lth4sa_sigmoid(gb[C + k]), g = tanhf(gb[2 * C + k]), o = lth4sa_sigmoid(gb[3 * C + k]);
+            gb[k] = i; gb[C + k] = f; gb[2 * C + k] = g; gb[3 * C + k] = o;  /* keep activations for backward */
+            const float c = f * c_prev[b * C + k] + i * g;
+            c_out[b * C + k] = c;
+            h_out[b * C + k] = o * lth4sa_sigmoid(c);
+            A[b * C + k] = h_out[b * C + k];
+        }
+    }
+    if (training) {
+        float *cn = lth4sa_saved_get(&s->saved, call, SAVE_CNEW, B * C);
+        if (!cn) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
+        memcpy(cn, c_out, sizeof(float) * (size_t)(B * C));
+    }
+    free(tmp);
+    return LTH4SA_OK;
+}
+
+/* dh = dA + dh_out;  sc = sigmoid(c);  do = dh sc;  dc = dc_out + dh o sc (1 - sc);
+ * di = dc g;  df = dc c_prev;  dg = dc i;  dc_prev = dc f;  pre-activation grads through
+ * sigmoid / tanh;  then back through U (-> dS) and V (-> dh_prev). */
+static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
+                                            const lth4sa_tensor_t *d_attention, const lth4sa_tensor_t *d_state_out,
+                                            lth4sa_tensor_t *d_extracted, lth4sa_tensor_t *d_state_in, lth4sa_tensor_t *d_input,
+                                            lth4sa_error_t *error) {
+    (void)input; (void)extracted; (void)d_input;
+    dia_t *s = instance;
+    const int64_t B = d_attention->shape[0], C = s->channels, h = s->hidden;
+    float *S = lth4sa_saved_peek(&s->saved, call, SAVE_S), *H = lth4sa_saved_peek(&s->saved, call, SAVE_H);
+    float *Cp = lth4sa_saved_peek(&s->saved, call, SAVE_C), *ru = lth4sa_saved_peek(&s->saved, call, SAVE_RU);
+    float *rv = lth4sa_saved_peek(&s->saved, call, SAVE_RV), *gates = lth4sa_saved_peek(&s->saved, call, SAVE_GATES);
+    float *cn = lth4sa_saved_peek(&s->saved, call, SAVE_CNEW);
+    if (!S || !H || !Cp || !ru || !rv || !gates || !cn)
+        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: backward of call %d without a training forward", call);
+    if (!d_state_in) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass d_state_in");
+    float *dgates = malloc(sizeof(float) * (size_t)(B * 4 * C)), *scratch = malloc(sizeof(float) * (size_t)(B * h));
+    if (!dgates || !scratch) { free(dgates); free(scratch); return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory"); }
+    const float *dA = d_attention->data;
+    const float *dh_out = d_state_out ? d_state_out[0].data : NULL, *dc_out = d_state_out ? d_state_out[1].data : NULL;
+    float *dc_prev = d_state_in[1].data;
+    for (int64_t b = 0; b < B; b++) {
+        const float *gb = gates + b * 4 * C;
+        float *db = dgates + b * 4 * C;
+        for (int64_t k = 0; k < C; k++) {
+            const int64_t at = b * C + k;
+            const float i = gb[k], f = gb[C + k], g = gb[2 * C + k], o = gb[3 * C + k];
+            const float sc = lth4sa_sigmoid(cn[at]);
+            const float dh = dA[at] + (dh_out ? dh_out[at] : 0);
+            const float dc = (dc_out ? dc_out[at] : 0) + dh * o * sc * (1 - sc);
+            db[k] = dc * g * i * (1 - i);
+            db[C + k] = dc * Cp[at] * f * (1 - f);
+            db[2 * C + k] = dc * i * (1 - g * g);
+            db[3 * C + k] = dh * sc * o * (1 - o);
+            dc_prev[at] = dc * f;
+        }
+    }
+    dia_mlp_backward(s, 0, S, ru, dgates, B, d_extracted->data, scratch);
+    dia_mlp_backward(s, 1, H, rv, dgates, B, d_state_in[0].data, scratch);
+    free(dgates);
+    free(scratch);
+    return LTH4SA_OK;
+}
+
+static const lth4sa_sam_api_t dia_api = {
+    sizeof(lth4sa_sam_api_t), 0, dia_create, dia_destroy, dia_param_count, dia_param_info, dia_bind, dia_layout,
+    NULL, NULL, dia_process, dia_process_backward, NULL, NULL};
+
+static const lth4sa_descriptor_t *dia_get_descriptor(uint32_t index) { return index == 0 ? &dia_descriptor : NULL; }
+
+static const void *dia_factory(uint32_t index, const char *interface_id) {
+    return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &dia_api : NULL;
+}
+
+static const lth4sa_plugin_entry_t dia_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, dia_get_descriptor, dia_factory};
+
+LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &dia_entry; }

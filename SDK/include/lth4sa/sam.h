@@ -1,0 +1,138 @@
+/* The SAM (self-attention module) interface, "lth4sa.sam/1".
+ *
+ * A SAM attached to a residual block turns the branch F (NHWC, B x H x W x C) into F'
+ * (x_{l+1} = ReLU(S(x) + F')) in three stages, each with its backward:
+ *
+ *   extract:      F            -> S        (default when NULL: global average pool, S = [B, C])
+ *   process:      F, S, state  -> A, state (the attention; required)
+ *   recalibrate:  F, A         -> F'       (default when NULL: F * A or F + A, broadcast, by
+ *                                           `combine`; A's channel dim may be G | C, each
+ *                                           attention channel covering C/G consecutive channels)
+ *
+ * Instances. One instance = one set of parameters. The host may call one instance at several
+ * blocks in one forward (Full-Share): every call carries a `call` slot (0, 1, ... in forward
+ * order); the plugin keeps what backward needs per slot and must accumulate (+=) parameter
+ * gradients over calls. Backward calls come in reverse slot order. With `training == 0` the
+ * forward is the inference path: nothing is saved and no backward follows.
+ *
+ * State. A SAM that declares `state_count > 0` (DIA) receives the state of the previous
+ * connected block of the same stage (all zeros at the first) and writes its own; the host
+ * carries it, skips unconnected blocks (their state passes unchanged), and runs the state
+ * gradients backward in reverse block order.
+ *
+ * Parameters are owned by the host: the plugin declares them (PyTorch names, shapes, an
+ * initialisation rule), the host allocates values and gradients, initialises them and binds
+ * them; optimizers, weight decay and checkpoints treat them like any other parameter.
+ *
+ * Threading: an instance is used by one thread at a time; different instances may run
+ * concurrently. Plugins may use `host->parallel_for` inside a call. */
+#ifndef LTH4SA_SAM_H
+#define LTH4SA_SAM_H
+
+#include "base.h"
+#include "host.h"
+#include "tensor.h"
+#include "descriptor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LTH4SA_SAM_INTERFACE "lth4sa.sam/1"
+
+/* Initialisation rules for declared parameters. */
+#define LTH4SA_INIT_ZEROS 0
+#define LTH4SA_INIT_ONES 1
+#define LTH4SA_INIT_CONSTANT 2 /* every element = a */
+#define LTH4SA_INIT_UNIFORM 3  /* U(a, b) */
+#define LTH4SA_INIT_NORMAL 4   /* N(mean a, std b) */
+#define LTH4SA_INIT_LINEAR 5   /* PyTorch nn.Linear default: U(-1/sqrt(a), 1/sqrt(a)), a = fan_in */
+
+/** One declared parameter. `name` is owned by the instance and valid until `destroy`. */
+typedef struct lth4sa_param {
+    const char *LTH4SA_NONNULL name; /* PyTorch-style, e.g. "fc1.weight" */
+    int32_t ndim;
+    int32_t init;                    /* LTH4SA_INIT_* */
+    int64_t shape[4];
+    double init_a, init_b;
+} lth4sa_param_t;
+
+#define LTH4SA_COMBINE_MULTIPLY 0u /* F' = F * A */
+#define LTH4SA_COMBINE_ADD 1u      /* F' = F + A (e.g. GC) */
+
+/** Shapes of the intermediate tensors for one input shape (filled by `layout`). */
+typedef struct lth4sa_sam_layout {
+    uint32_t struct_size;
+    uint32_t combine;             /* LTH4SA_COMBINE_* for the default recalibrate */
+    int32_t extract_ndim;         /* S: [B, C] for the default extract */
+    int32_t attention_ndim;       /* A: 4, NHWC, broadcast against F */
+    int64_t extract_shape[4];
+    int64_t attention_shape[4];
+    uint32_t state_count;         /* 0 = stateless; DIA: 2 (h, c) */
+    int32_t state_ndim;
+    int64_t state_shape[4];       /* every state tensor has this shape */
+} lth4sa_sam_layout_t;
+
+typedef struct lth4sa_sam_api {
+    uint32_t struct_size;
+    uint32_t reserved;
+
+    /** Creates an instance for `channels` with every declared option. Fails with
+     *  LTH4SA_ERR_UNSUPPORTED for impossible configurations. [main thread] */
+    lth4sa_status_t (*LTH4SA_NONNULL create)(const lth4sa_host_t *LTH4SA_NONNULL host, int64_t channels,
+                                             const lth4sa_option_value_t *LTH4SA_NULLABLE options, uint32_t option_count,
+                                             void *LTH4SA_NULLABLE *LTH4SA_NONNULL instance, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Frees the instance and everything it owns. [main thread] */
+    void (*LTH4SA_NONNULL destroy)(void *LTH4SA_NONNULL instance);
+
+    /** Number of parameters, then each declaration. [any thread, no side effects] */
+    uint32_t (*LTH4SA_NONNULL param_count)(void *LTH4SA_NONNULL instance);
+    lth4sa_status_t (*LTH4SA_NONNULL param_info)(void *LTH4SA_NONNULL instance, uint32_t index,
+                                                 lth4sa_param_t *LTH4SA_NONNULL out, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Hands the host-owned values and gradients (in declaration order). The views stay valid
+     *  until the next `bind` or `destroy`; the plugin reads values and accumulates into grads. */
+    lth4sa_status_t (*LTH4SA_NONNULL bind)(void *LTH4SA_NONNULL instance, const lth4sa_tensor_t *LTH4SA_NONNULL values,
+                                           const lth4sa_tensor_t *LTH4SA_NONNULL grads, uint32_t count,
+                                           lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Intermediate shapes for an input of `input->shape` (data may be NULL). */
+    lth4sa_status_t (*LTH4SA_NONNULL layout)(void *LTH4SA_NONNULL instance, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                             lth4sa_sam_layout_t *LTH4SA_NONNULL out, lth4sa_error_t *LTH4SA_NONNULL error);
+
+    /** S = extract(F). NULL: global average pooling. */
+    lth4sa_status_t (*LTH4SA_NULLABLE extract)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                               lth4sa_tensor_t *LTH4SA_NONNULL extracted, int32_t training, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** dF += d extract / dF . dS. NULL: the GAP backward. */
+    lth4sa_status_t (*LTH4SA_NULLABLE extract_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                                        const lth4sa_tensor_t *LTH4SA_NONNULL d_extracted, lth4sa_tensor_t *LTH4SA_NONNULL d_input,
+                                                        lth4sa_error_t *LTH4SA_NONNULL error);
+
+    /** A, state_out = process(F, S, state_in). `state_in`/`state_out` point to `state_count`
+     *  views each (NULL when stateless); state_in is all zeros at a stage's first block. */
+    lth4sa_status_t (*LTH4SA_NONNULL process)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                              const lth4sa_tensor_t *LTH4SA_NONNULL extracted, const lth4sa_tensor_t *LTH4SA_NULLABLE state_in,
+                                              lth4sa_tensor_t *LTH4SA_NONNULL attention, lth4sa_tensor_t *LTH4SA_NULLABLE state_out,
+                                              int32_t training, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Given dA and d state_out (zeros after a stage's last block): writes dS and d state_in,
+     *  accumulates dF (+=, only SAMs whose process reads F) and parameter gradients (+=).
+     *  `input` and `extracted` are the views of the matching forward call (still valid). */
+    lth4sa_status_t (*LTH4SA_NONNULL process_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                                       const lth4sa_tensor_t *LTH4SA_NONNULL extracted, const lth4sa_tensor_t *LTH4SA_NONNULL d_attention,
+                                                       const lth4sa_tensor_t *LTH4SA_NULLABLE d_state_out, lth4sa_tensor_t *LTH4SA_NONNULL d_extracted,
+                                                       lth4sa_tensor_t *LTH4SA_NULLABLE d_state_in, lth4sa_tensor_t *LTH4SA_NONNULL d_input,
+                                                       lth4sa_error_t *LTH4SA_NONNULL error);
+
+    /** F' = recalibrate(F, A). NULL: the `combine` rule. */
+    lth4sa_status_t (*LTH4SA_NULLABLE recalibrate)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                                   const lth4sa_tensor_t *LTH4SA_NONNULL attention, lth4sa_tensor_t *LTH4SA_NONNULL output,
+                                                   lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Writes dF (from the recalibration only) and dA. NULL: backward of the `combine` rule. */
+    lth4sa_status_t (*LTH4SA_NULLABLE recalibrate_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
+                                                            const lth4sa_tensor_t *LTH4SA_NONNULL attention, const lth4sa_tensor_t *LTH4SA_NONNULL d_output,
+                                                            lth4sa_tensor_t *LTH4SA_NONNULL d_input, lth4sa_tensor_t *LTH4SA_NONNULL d_attention,
+                                                            lth4sa_error_t *LTH4SA_NONNULL error);
+} lth4sa_sam_api_t;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

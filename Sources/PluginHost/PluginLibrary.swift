@@ -1,0 +1,166 @@
+import Foundation
+import LTH4SASDK
+import Tensor
+
+/// A plugin library opened with `dlopen(RTLD_NOW | RTLD_LOCAL)`, its entry table checked
+/// (ABI version first, then struct sizes) and its plugins' static descriptors read.
+/// Libraries are never closed: plugins built by SwiftPM link the Swift runtime, which does
+/// not support unloading; the handle lives as long as the process.
+public final class PluginLibrary: @unchecked Sendable {
+    public let path: String
+    public let entry: UnsafePointer<lth4sa_plugin_entry_t>
+    public let plugins: [PluginDescriptor]
+
+    /// Opens and validates `path`. Every failure is a one-line `LTHError` naming the file.
+    public init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LTHError("plugin '\(path)' does not exist")
+        }
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
+            throw LTHError("plugin '\(path)' is not a loadable shared library: \(reason)")
+        }
+        guard let symbol = dlsym(handle, LTH4SA_ENTRY_SYMBOL) else {
+            throw LTHError("'\(path)' is a shared library but not an lth4sa plugin (no \(LTH4SA_ENTRY_SYMBOL) symbol)")
+        }
+        let function = unsafeBitCast(symbol, to: (@convention(c) () -> UnsafePointer<lth4sa_plugin_entry_t>?).self)
+        guard let entry = function() else { throw LTHError("plugin '\(path)': \(LTH4SA_ENTRY_SYMBOL)() returned NULL") }
+        // ABI version first: a future table layout must not be read any further.
+        let version = entry.withMemoryRebound(to: UInt32.self, capacity: 2) { $0[1] }
+        guard version == LTH4SA_ABI_VERSION else {
+            throw LTHError("plugin '\(path)' was built for ABI version \(version); this lth4sa speaks version \(LTH4SA_ABI_VERSION)")
+        }
+        guard entry.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_plugin_entry_t>.size) else {
+            throw LTHError("plugin '\(path)': entry table of \(entry.pointee.struct_size) bytes is smaller than the \(MemoryLayout<lth4sa_plugin_entry_t>.size) of ABI \(LTH4SA_ABI_VERSION)")
+        }
+        self.entry = entry
+        var plugins: [PluginDescriptor] = []
+        for i in 0..<entry.pointee.plugin_count {
+            guard let d = entry.pointee.descriptor(i) else { throw LTHError("plugin '\(path)': no descriptor for plugin \(i)") }
+            guard d.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_descriptor_t>.size) else {
+                throw LTHError("plugin '\(path)': descriptor \(i) of \(d.pointee.struct_size) bytes is too small")
+            }
+            plugins.append(PluginDescriptor(library: path, index: i, raw: d))
+        }
+        guard !plugins.isEmpty else { throw LTHError("plugin '\(path)' declares no plugins") }
+        self.plugins = plugins
+    }
+
+    /// The table of plugin `index` for `interface` (e.g. LTH4SA_SAM_INTERFACE), or nil.
+    public func factory(_ index: UInt32, _ interface: String) -> UnsafeRawPointer? {
+        interface.withCString { entry.pointee.factory(index, $0) }
+    }
+}
+
+/// One declared option of a plugin.
+public struct PluginOption: Sendable {
+    public enum Kind: String, Sendable { case int, float, bool }
+    public let name: String, kind: Kind, defaultValue: Double, min: Double, max: Double, doc: String
+
+    /// Parses and range-checks `text` for this option.
+    public func parse(_ text: String, plugin: String) throws -> Double {
+        let value: Double?
+        switch kind {
+        case .int: value = Int(text).map(Double.init)
+        case .float: value = Double(text)
+        case .bool: value = ["1", "true", "yes", "on"].contains(text.lowercased()) ? 1 : ["0", "false", "no", "off"].contains(text.lowercased()) ? 0 : nil
+        }
+        guard let v = value, v.isFinite else { throw LTHError("--sam-opt \(name)=\(text): not a valid \(kind.rawValue) for plugin \(plugin)") }
+        guard v >= min && v <= max else {
+            throw LTHError("--sam-opt \(name)=\(text) is out of range for plugin \(plugin): expected \(format(min))...\(format(max))")
+        }
+        return v
+    }
+
+    func format(_ v: Double) -> String { kind == .float ? String(v) : String(Int(v)) }
+    public var defaultText: String { format(defaultValue) }
+    public var rangeText: String { "\(format(min))...\(format(max))" }
+}
+
+/// A plugin's static description (copied out of the library's descriptor).
+public struct PluginDescriptor: @unchecked Sendable {
+    public let library: String
+    public let index: UInt32
+    public let kind: UInt32
+    public let id: String, name: String, version: String, description: String, license: String
+    public let options: [PluginOption]
+
+    init(library: String, index: UInt32, raw: UnsafePointer<lth4sa_descriptor_t>) {
+        let d = raw.pointee
+        self.library = library
+        self.index = index
+        kind = d.kind
+        id = String(cString: d.id)
+        name = String(cString: d.name)
+        version = String(cString: d.version)
+        description = String(cString: d.description)
+        license = String(cString: d.license)
+        var options: [PluginOption] = []
+        if let o = d.options {
+            for i in 0..<Int(d.option_count) {
+                let raw = o[i]
+                let kind: PluginOption.Kind = raw.type == LTH4SA_OPTION_FLOAT ? .float : raw.type == LTH4SA_OPTION_BOOL ? .bool : .int
+                options.append(PluginOption(name: String(cString: raw.name), kind: kind, defaultValue: raw.default_value,
+                                            min: raw.min_value, max: raw.max_value, doc: String(cString: raw.doc)))
+            }
+        }
+        self.options = options
+    }
+
+    public var kindName: String { kind == LTH4SA_KIND_SAM ? "sam" : kind == LTH4SA_KIND_SEARCHER ? "searcher" : "unknown(\(kind))" }
+
+    /// Every declared option with its value: defaults overridden by `key=value` settings.
+    public func resolveOptions(_ settings: [String]) throws -> [(String, Double)] {
+        var values = Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0.defaultValue) })
+        for s in settings {
+            let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw LTHError("--sam-opt '\(s)' is not key=value") }
+            guard let option = options.first(where: { $0.name == parts[0] }) else {
+                let known = options.map { $0.name }.joined(separator: ", ")
+                throw LTHError("plugin \(id) has no option '\(parts[0])'; its options: \(known.isEmpty ? "none" : known)")
+            }
+            values[option.name] = try option.parse(parts[1], plugin: id)
+        }
+        return options.map { ($0.name, values[$0.name]!) }
+    }
+}
+
+/// Where plugins are looked for: explicit paths, `./plugins`, `$LTH4SA_PLUGIN_PATH`
+/// (colon-separated folders), and `<install prefix>/lib/lth4sa/plugins` next to the executable.
+public enum PluginDiscovery {
+    public static func searchFolders() -> [String] {
+        var folders = ["plugins"]
+        if let env = ProcessInfo.processInfo.environment["LTH4SA_PLUGIN_PATH"] {
+            folders += env.split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        folders.append(exe.deletingLastPathComponent().appendingPathComponent("lib/lth4sa/plugins").path)
+        return folders
+    }
+
+    /// Every `*.so` in the search folders: loaded libraries and files that failed, with why.
+    public static func scan() -> (loaded: [PluginLibrary], failed: [(path: String, reason: String)]) {
+        var loaded: [PluginLibrary] = [], failed: [(String, String)] = []
+        var seen = Set<String>()
+        for folder in searchFolders() {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
+            for name in names.sorted() where name.hasSuffix(".so") {
+                let path = URL(fileURLWithPath: folder).appendingPathComponent(name).standardizedFileURL.path
+                guard seen.insert(path).inserted else { continue }
+                do { loaded.append(try PluginLibrary(path: path)) } catch { failed.append((path, "\(error)")) }
+            }
+        }
+        return (loaded, failed)
+    }
+
+    /// Resolves `spec`: a path to a library, or a plugin id / file stem found in the search folders.
+    public static func resolve(_ spec: String) throws -> PluginLibrary {
+        if spec.contains("/") || spec.hasSuffix(".so") { return try PluginLibrary(path: spec) }
+        for lib in scan().loaded where lib.plugins.contains(where: { $0.id == spec.lowercased() })
+            || URL(fileURLWithPath: lib.path).lastPathComponent.lowercased() == "lib\(spec.lowercased()).so" {
+            return lib
+        }
+        throw LTHError("no plugin '\(spec)' in \(searchFolders().joined(separator: ", ")); give a path to its .so file")
+    }
+}

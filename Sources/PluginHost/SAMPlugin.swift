@@ -1,0 +1,173 @@
+import Foundation
+import LTH4SASDK
+import NN
+import Tensor
+
+/// A SAM plugin: its descriptor, its function table (size-checked) and resolved options.
+public final class SAMPlugin: @unchecked Sendable {
+    public let library: PluginLibrary
+    public let descriptor: PluginDescriptor
+    public let api: UnsafePointer<lth4sa_sam_api_t>
+    /// Every declared option with its value (defaults + `--sam-opt` settings).
+    public let options: [(String, Double)]
+
+    /// Loads the SAM from `spec` (path or id) with `key=value` option settings.
+    public convenience init(_ spec: String, settings: [String] = []) throws {
+        try self.init(library: PluginDiscovery.resolve(spec), settings: settings)
+    }
+
+    public init(library: PluginLibrary, settings: [String] = []) throws {
+        guard let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SAM }) else {
+            let kinds = library.plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
+            throw LTHError("'\(library.path)' holds no SAM plugin (it has \(kinds)); --sam needs a self-attention module")
+        }
+        guard let raw = library.factory(d.index, LTH4SA_SAM_INTERFACE) else {
+            throw LTHError("plugin \(d.id) in '\(library.path)' does not implement \(LTH4SA_SAM_INTERFACE)")
+        }
+        let api = raw.assumingMemoryBound(to: lth4sa_sam_api_t.self)
+        guard api.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_sam_api_t>.size) else {
+            throw LTHError("plugin \(d.id): SAM table of \(api.pointee.struct_size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<lth4sa_sam_api_t>.size)")
+        }
+        self.library = library
+        descriptor = d
+        self.api = api
+        options = try d.resolveOptions(settings)
+    }
+
+    public var id: String { descriptor.id }
+
+    /// "reduction=16,groups=4" style summary for metadata and tables.
+    public var optionsText: String {
+        options.map { name, v in "\(name)=\(v == v.rounded() ? String(Int(v)) : String(v))" }.joined(separator: ",")
+    }
+
+    /// Creates an instance for `channels`, allocates and initialises its parameters (host RNG
+    /// `rng`) and binds them. Throws the plugin's own message when it refuses.
+    public func instantiate(channels: Int, rng: inout RNG) throws -> SAMInstance {
+        try SAMInstance(plugin: self, channels: channels, rng: &rng)
+    }
+}
+
+/// Calls a plugin function that reports errors through `lth4sa_error_t`, turning a failure
+/// into a one-line LTHError.
+func checked(_ plugin: String, _ what: String, _ call: (UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t) throws {
+    var error = lth4sa_error_t()
+    let status = withUnsafeMutablePointer(to: &error) { call($0) }
+    guard status == LTH4SA_OK else {
+        let message = withUnsafeBytes(of: error.message) { raw -> String in
+            let bytes = raw.bindMemory(to: CChar.self)
+            let n = bytes.firstIndex(of: 0) ?? bytes.count
+            return String(decoding: raw.prefix(n), as: UTF8.self)
+        }
+        throw LTHError("plugin \(plugin): \(what) failed (status \(status)): \(message.isEmpty ? "no message" : message)")
+    }
+}
+
+/// A contiguous view of `t` for the ABI (borrowed: valid while `t` lives).
+func view(_ t: Tensor) -> lth4sa_tensor_t {
+    var v = lth4sa_tensor_t()
+    v.data = t.data
+    v.ndim = Int32(t.shape.count)
+    var step = 1
+    withUnsafeMutableBytes(of: &v.shape) { s in
+        withUnsafeMutableBytes(of: &v.strides) { st in
+            let shape = s.bindMemory(to: Int64.self), strides = st.bindMemory(to: Int64.self)
+            for d in stride(from: t.shape.count - 1, through: 0, by: -1) {
+                shape[d] = Int64(t.shape[d])
+                strides[d] = Int64(step)
+                step *= t.shape[d]
+            }
+        }
+    }
+    return v
+}
+
+func dims(_ ndim: Int32, _ tuple: (Int64, Int64, Int64, Int64)) -> [Int] {
+    Array([Int(tuple.0), Int(tuple.1), Int(tuple.2), Int(tuple.3)].prefix(Int(ndim)))
+}
+
+private let noName: UnsafePointer<CChar> = UnsafePointer(strdup("")!)
+
+/// One SAM instance = one set of host-owned parameters, usable at several call sites.
+/// Implements `Module` so the parameters appear in the model's state dict under the name
+/// the instance is attached with (e.g. `layer1.0.se.fc1.weight`).
+public final class SAMInstance: Module, @unchecked Sendable {
+    public let plugin: SAMPlugin
+    public let channels: Int
+    let handle: UnsafeMutableRawPointer
+    public let parameters: [(String, Parameter)]
+    private var layouts: [[Int]: lth4sa_sam_layout_t] = [:]
+    /// Number of call slots handed out so far (one per attached block).
+    var slotsAssigned = 0
+
+    public var localParameters: [(String, Parameter)] { parameters }
+
+    init(plugin: SAMPlugin, channels: Int, rng: inout RNG) throws {
+        self.plugin = plugin
+        self.channels = channels
+        let api = plugin.api.pointee
+        let names = plugin.options.map { strdup($0.0)! }
+        defer { names.forEach { free($0) } }
+        var values = zip(names, plugin.options).map { lth4sa_option_value_t(name: $0.0, value: $0.1.1) }
+        var instance: UnsafeMutableRawPointer? = nil
+        try checked(plugin.id, "create for \(channels) channels") { err in
+            values.withUnsafeMutableBufferPointer { api.create(HostServices.table, Int64(channels), $0.baseAddress, UInt32($0.count), &instance, err) }
+        }
+        guard let instance else { throw LTHError("plugin \(plugin.id): create returned no instance") }
+        handle = instance
+        var params: [(String, Parameter)] = []
+        for i in 0..<api.param_count(instance) {
+            var info = lth4sa_param_t(name: noName, ndim: 0, init: 0, shape: (0, 0, 0, 0), init_a: 0, init_b: 0)
+            try checked(plugin.id, "param_info(\(i))") { api.param_info(instance, i, &info, $0) }
+            let name = String(cString: info.name)
+            let shape = dims(info.ndim, info.shape)
+            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw LTHError("plugin \(plugin.id): parameter \(name) has shape \(shape)") }
+            let p = Parameter(shape)
+            switch info.`init` {
+            case LTH4SA_INIT_ZEROS: p.value.zero()
+            case LTH4SA_INIT_ONES: p.value.fill(1)
+            case LTH4SA_INIT_CONSTANT: p.value.fill(Float(info.init_a))
+            case LTH4SA_INIT_UNIFORM: rng.fillUniform(p.value, Float(info.init_a), Float(info.init_b))
+            case LTH4SA_INIT_NORMAL: rng.fillNormal(p.value, mean: Float(info.init_a), std: Float(info.init_b))
+            case LTH4SA_INIT_LINEAR:
+                let bound = Float(1 / max(info.init_a, 1).squareRoot())
+                rng.fillUniform(p.value, -bound, bound)
+            default: throw LTHError("plugin \(plugin.id): parameter \(name) has unknown init rule \(info.`init`)")
+            }
+            params.append((name, p))
+        }
+        parameters = params
+        try bind()
+    }
+
+    deinit { plugin.api.pointee.destroy(handle) }
+
+    /// Hands the parameter storage to the plugin (again after the host replaced tensors).
+    public func bind() throws {
+        var values = parameters.map { view($0.1.value) }, grads = parameters.map { view($0.1.grad) }
+        try checked(plugin.id, "bind") { err in
+            values.withUnsafeBufferPointer { v in grads.withUnsafeBufferPointer { g in
+                plugin.api.pointee.bind(handle, v.baseAddress!, g.baseAddress!, UInt32(parameters.count), err)
+            } }
+        }
+    }
+
+    /// The plugin's intermediate shapes for an input shape (cached).
+    func layout(_ shape: [Int]) throws -> lth4sa_sam_layout_t {
+        if let l = layouts[shape] { return l }
+        var input = view(Tensor([0]))
+        input.data = nil
+        input.ndim = 4
+        input.shape = (Int64(shape[0]), Int64(shape[1]), Int64(shape[2]), Int64(shape[3]))
+        var out = lth4sa_sam_layout_t()
+        try checked(plugin.id, "layout for \(shape)") { plugin.api.pointee.layout(handle, &input, &out, $0) }
+        let attention = dims(out.attention_ndim, out.attention_shape)
+        guard attention.count == 4, attention[0] == shape[0],
+              [1, shape[1]].contains(attention[1]), [1, shape[2]].contains(attention[2]),
+              attention[3] >= 1, shape[3] % attention[3] == 0 else {
+            throw LTHError("plugin \(plugin.id): attention shape \(attention) does not broadcast against \(shape)")
+        }
+        layouts[shape] = out
+        return out
+    }
+}

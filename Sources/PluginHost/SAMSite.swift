@@ -1,0 +1,225 @@
+import Foundation
+import LTH4SASDK
+import Models
+import Tensor
+
+/// The state a stateful SAM (DIA) carries from block to block within one stage, forward and
+/// backward. Sites call it in block order forward and in reverse order backward; a call at a
+/// position not after the previous one starts a new pass (state zeros, state gradient zeros).
+public final class StageStateChain {
+    var forwardPosition = Int.max
+    var state: [Tensor]? = nil
+    var backwardPosition = -1
+    var stateGradient: [Tensor]? = nil
+    public init() {}
+}
+
+/// A SAM attached at one block: the adapter that makes a plugin instance look like any other
+/// layer to the model. Runs extract -> process -> recalibrate forward (host defaults for
+/// extract = global average pooling and recalibrate = multiply/add with broadcast when the
+/// plugin leaves them NULL) and their backwards in reverse.
+public final class SAMSite: BranchAttention {
+    public let instance: SAMInstance
+    /// The instance's call slot for this site (its saved context in the plugin).
+    public let slot: Int32
+    /// Position of the block within its stage (for the state chain).
+    let position: Int
+    let chain: StageStateChain?
+    /// One pool per role so same-shaped intermediates never share storage.
+    private let extractedPool = BufferPool(), attentionPool = BufferPool(), outputPool = BufferPool()
+    private let dAttentionPool = BufferPool(), dExtractedPool = BufferPool()
+    private let statePools = (0..<4).map { _ in BufferPool() }
+    private var savedInput: Tensor?
+    private var extracted: Tensor?
+    private var attention: Tensor?
+    private var layout = lth4sa_sam_layout_t()
+
+    init(instance: SAMInstance, position: Int, chain: StageStateChain?) {
+        self.instance = instance
+        slot = Int32(instance.slotsAssigned)
+        instance.slotsAssigned += 1
+        self.position = position
+        self.chain = chain
+    }
+
+    var api: lth4sa_sam_api_t { instance.plugin.api.pointee }
+    var id: String { instance.plugin.id }
+
+    public func forward(_ f: Tensor, training: Bool) -> Tensor {
+        do { return try forwardChecked(f, training: training) } catch { SAMSite.report(error) }
+    }
+
+    public func backward(_ gradient: Tensor) -> Tensor {
+        do { return try backwardChecked(gradient) } catch { SAMSite.report(error) }
+    }
+
+    /// A plugin failing in the middle of a step cannot be recovered: print its one-line
+    /// message and exit non-zero (no checkpoint is being written at this point).
+    static func report(_ error: Error) -> Never {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        exit(1)
+    }
+
+    /// F [B,H,W,C] -> F'
+    public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
+        layout = try instance.layout(f.shape)
+        let handle = instance.handle
+        let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))
+        let a = attentionPool.get(dims(layout.attention_ndim, layout.attention_shape))
+        var fv = view(f), sv = view(s), av = view(a)
+        if let extract = api.extract {
+            try checked(id, "extract") { extract(handle, slot, &fv, &sv, training ? 1 : 0, $0) }
+        } else {
+            guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
+            SAMSite.averagePool(f, into: s)
+        }
+        let stateCount = Int(layout.state_count)
+        if stateCount > 0 {
+            guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
+            let stateShape = dims(layout.state_ndim, layout.state_shape)
+            if position <= chain.forwardPosition || chain.state == nil || chain.state![0].shape != stateShape {
+                chain.state = (0..<stateCount).map { _ in Tensor(stateShape) }  // zeros at the stage's first block
+            }
+            guard stateCount <= statePools.count else { throw LTHError("plugin \(id): \(stateCount) state tensors, at most \(statePools.count) supported") }
+            let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
+            var inViews = chain.state!.map(view), outViews = outs.map(view)
+            try checked(id, "process") { err in
+                api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, training ? 1 : 0, err)
+            }
+            // fresh tensors for the state handed on, so the next block's outputs never alias ours
+            chain.state = outs.map { $0.clone() }
+            chain.forwardPosition = position
+        } else {
+            try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, training ? 1 : 0, $0) }
+        }
+        let out = outputPool.get(f.shape)
+        if let recalibrate = api.recalibrate {
+            var ov = view(out)
+            try checked(id, "recalibrate") { recalibrate(handle, slot, &fv, &av, &ov, $0) }
+        } else {
+            SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+        }
+        if training {
+            savedInput = f
+            extracted = s
+            attention = a
+        }
+        return out
+    }
+
+    /// dF' -> dF
+    public func backwardChecked(_ dOut: Tensor) throws -> Tensor {
+        guard let f = savedInput, let s = extracted, let a = attention else { throw LTHError("plugin \(id): backward without a training forward") }
+        let handle = instance.handle
+        let dF = GradientRing.shared.next(f.shape)
+        let dA = dAttentionPool.get(a.shape)
+        let dS = dExtractedPool.get(s.shape)
+        var fv = view(f), sv = view(s), av = view(a), dOutV = view(dOut), dFV = view(dF), dAV = view(dA), dSV = view(dS)
+        if let rb = api.recalibrate_backward {
+            try checked(id, "recalibrate_backward") { rb(handle, slot, &fv, &av, &dOutV, &dFV, &dAV, $0) }
+        } else {
+            SAMSite.combineBackward(f, a, dOut, add: layout.combine == LTH4SA_COMBINE_ADD, dF: dF, dA: dA)
+        }
+        let stateCount = Int(layout.state_count)
+        if stateCount > 0, let chain {
+            let stateShape = dims(layout.state_ndim, layout.state_shape)
+            let last = position >= chain.backwardPosition || chain.stateGradient == nil
+            var dOutState = last ? (0..<stateCount).map { _ in Tensor(stateShape) } : chain.stateGradient!
+            let dIn = (0..<stateCount).map { _ in Tensor(stateShape) }
+            var dOutViews = dOutState.map(view), dInViews = dIn.map(view)
+            try checked(id, "process_backward") { err in
+                api.process_backward(handle, slot, &fv, &sv, &dAV, &dOutViews, &dSV, &dInViews, &dFV, err)
+            }
+            dOutState = []
+            chain.stateGradient = dIn
+            chain.backwardPosition = position
+        } else {
+            try checked(id, "process_backward") { api.process_backward(handle, slot, &fv, &sv, &dAV, nil, &dSV, nil, &dFV, $0) }
+        }
+        if let eb = api.extract_backward {
+            try checked(id, "extract_backward") { eb(handle, slot, &fv, &dSV, &dFV, $0) }
+        } else {
+            SAMSite.averagePoolBackward(dS, into: dF)
+        }
+        return dF
+    }
+
+    // MARK: host defaults
+
+    /// S[b, c] = mean over pixels of F[b, :, :, c]
+    static func averagePool(_ f: Tensor, into s: Tensor) {
+        let (n, p, c) = (f.shape[0], f.shape[1] * f.shape[2], f.shape[3])
+        s.zero()
+        let scale = 1 / Float(p)
+        for b in 0..<n {
+            let out = s.data + b * c
+            for i in 0..<p {
+                let row = f.data + (b * p + i) * c
+                for k in 0..<c { out[k] += row[k] }
+            }
+            for k in 0..<c { out[k] *= scale }
+        }
+    }
+
+    /// dF[b, i, c] += dS[b, c] / P
+    static func averagePoolBackward(_ dS: Tensor, into dF: Tensor) {
+        let (n, c) = (dF.shape[0], dF.shape[3])
+        let p = dF.shape[1] * dF.shape[2]
+        let scale = 1 / Float(p)
+        for b in 0..<n {
+            let g = dS.data + b * c
+            for i in 0..<p {
+                let row = dF.data + (b * p + i) * c
+                for k in 0..<c { row[k] += g[k] * scale }
+            }
+        }
+    }
+
+    /// out = F * A or F + A, A [B, 1|H, 1|W, G] broadcast (each of the G channels of A covers
+    /// C/G consecutive channels of F).
+    static func combine(_ f: Tensor, _ a: Tensor, add: Bool, into out: Tensor) {
+        let (n, h, w, c) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
+        let (ah, aw, g) = (a.shape[1], a.shape[2], a.shape[3])
+        let k = c / g
+        for b in 0..<n {
+            for y in 0..<h {
+                for x in 0..<w {
+                    let row = (b * h + y) * w + x
+                    let src = f.data + row * c, dst = out.data + row * c
+                    let arow = a.data + (((b * ah) + (ah == 1 ? 0 : y)) * aw + (aw == 1 ? 0 : x)) * g
+                    if k == 1 {
+                        if add { for j in 0..<c { dst[j] = src[j] + arow[j] } } else { for j in 0..<c { dst[j] = src[j] * arow[j] } }
+                    } else {
+                        for j in 0..<c { dst[j] = add ? src[j] + arow[j / k] : src[j] * arow[j / k] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dF = dOut * A (or dOut); dA = sum over the broadcast of dOut * F (or dOut).
+    static func combineBackward(_ f: Tensor, _ a: Tensor, _ dOut: Tensor, add: Bool, dF: Tensor, dA: Tensor) {
+        let (n, h, w, c) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
+        let (ah, aw, g) = (a.shape[1], a.shape[2], a.shape[3])
+        let k = c / g
+        dA.zero()
+        for b in 0..<n {
+            for y in 0..<h {
+                for x in 0..<w {
+                    let row = (b * h + y) * w + x
+                    let src = f.data + row * c, d = dOut.data + row * c, df = dF.data + row * c
+                    let at = (((b * ah) + (ah == 1 ? 0 : y)) * aw + (aw == 1 ? 0 : x)) * g
+                    let arow = a.data + at, darow = dA.data + at
+                    if add {
+                        for j in 0..<c { df[j] = d[j]; darow[j / k] += d[j] }
+                    } else if k == 1 {
+                        for j in 0..<c { df[j] = d[j] * arow[j]; darow[j] += d[j] * src[j] }
+                    } else {
+                        for j in 0..<c { df[j] = d[j] * arow[j / k]; darow[j / k] += d[j] * src[j] }
+                    }
+                }
+            }
+        }
+    }
+}
+
