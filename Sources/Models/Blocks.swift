@@ -9,6 +9,9 @@ public protocol ResidualBlock: Module {
     var stride: Int { get }
     /// The attention on this block's branch; nil = plain block.
     var attention: BranchAttention? { get set }
+    /// Modules owning the attention's parameters, listed among the block's children (e.g.
+    /// `("se", instance)` -> `layer1.0.se.fc1.weight`).
+    var attachedModules: [(String, Module)] { get set }
     func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
 }
@@ -32,13 +35,14 @@ public final class BasicBlock: ResidualBlock {
     public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d
     public let downsample: Downsample?
     public var attention: BranchAttention?
+    public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let join = AddReLU()
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
         if let d = downsample { c.append(("downsample", d)) }
-        return c
+        return c + attachedModules
     }
 
     public init(_ inC: Int, _ planes: Int, stride: Int) {
@@ -77,13 +81,14 @@ public final class Bottleneck: ResidualBlock {
     public let conv1: Conv2d, bn1: BatchNorm2d, conv2: Conv2d, bn2: BatchNorm2d, conv3: Conv2d, bn3: BatchNorm2d
     public let downsample: Downsample?
     public var attention: BranchAttention?
+    public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let join = AddReLU()
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
         if let d = downsample { c.append(("downsample", d)) }
-        return c
+        return c + attachedModules
     }
 
     public init(_ inC: Int, _ planes: Int, stride: Int) {
@@ -123,6 +128,8 @@ public final class Bottleneck: ResidualBlock {
 /// A stage (`layer1`, `layer2`, ...): blocks named `0`, `1`, ... like `nn.Sequential`.
 public final class Stage: Module {
     public let blocks: [ResidualBlock]
-    public var children: [(String, Module)] { blocks.enumerated().map { (String($0.offset), $0.element) } }
+    /// Modules shared by the stage's blocks (a Full-Share SAM: `layer1.se.fc1.weight`).
+    public var attachedModules: [(String, Module)] = []
+    public var children: [(String, Module)] { blocks.enumerated().map { (String($0.offset), $0.element) } + attachedModules }
     init(_ blocks: [ResidualBlock]) { self.blocks = blocks }
 }

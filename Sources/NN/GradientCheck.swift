@@ -72,7 +72,21 @@ public struct GradientCheck {
     public func checkDirectional(_ wrt: Tensor, analytic g: Tensor, loss: () -> Double, touch: () -> Void = {}) -> String? {
         var rng = RNG(seed: seed)
         let norm = (0..<g.count).reduce(0.0) { $0 + Double(g[$1]) * Double(g[$1]) }.squareRoot()
-        guard norm > 0 else { return "analytic gradient is exactly zero" }
+        if norm == 0 {
+            // a zero gradient (e.g. a dead ReLU path) must be zero numerically too
+            let saved = wrt.clone(), dir = Tensor(wrt.shape)
+            rng.fillNormal(dir, std: 1 / Float(wrt.count).squareRoot())
+            for i in 0..<wrt.count { wrt[i] = saved[i] + eps * dir[i] }
+            touch()
+            let plus = loss()
+            for i in 0..<wrt.count { wrt[i] = saved[i] - eps * dir[i] }
+            touch()
+            let minus = loss()
+            wrt.copy(from: saved)
+            touch()
+            let numeric = (plus - minus) / (2 * Double(eps))
+            return abs(numeric) <= max(atol, 1e-5) ? nil : "analytic gradient is zero, numeric derivative \(numeric)"
+        }
         let along = Tensor(g.shape), random = Tensor(g.shape)
         for i in 0..<g.count { along[i] = Float(Double(g[i]) / norm) }
         rng.fillNormal(random, std: 1)

@@ -223,3 +223,10 @@ public final class SAMSite: BranchAttention {
     }
 }
 
+
+/// Builds stand-alone sites (tests and the conformance kit): a fresh state chain each.
+public enum SAMSiteFactory {
+    public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain()) -> SAMSite {
+        SAMSite(instance: instance, position: position, chain: chain)
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Models
+import NN
+import Tensor
+
+/// How SAM instances are laid over the blocks.
+public enum AttachMode: String, CaseIterable, Sendable {
+    /// One instance per connected block (Full-SA when every bit is 1).
+    case fullSA = "full-sa"
+    /// One instance per stage, shared by the stage's connected blocks (Full-Share).
+    case fullShare = "full-share"
+}
+
+/// Attaches a SAM plugin to a ResNet's blocks according to a scheme.
+public enum SAMAttacher {
+    /// Attaches `plugin` at every block whose bit is set; returns the instances created.
+    /// Stateful SAMs (DIA) always get one instance per stage with a state chain, as their
+    /// state runs through the stage. Parameters are initialised from `seed`.
+    @discardableResult
+    public static func attach(_ plugin: SAMPlugin, to net: ResNet, mode: AttachMode, scheme: Scheme, seed: UInt64) throws -> [SAMInstance] {
+        guard scheme.stageSizes == net.spec.blocksPerStage else {
+            throw LTHError("scheme \(scheme) is for stages \(scheme.stageSizes), the model has \(net.spec.blocksPerStage)")
+        }
+        var rng = RNG(seed: seed ^ 0x5A5A_1234)
+        var instances: [SAMInstance] = []
+        let name = plugin.id
+        for (s, stage) in net.stages.enumerated() {
+            let channels = stage.blocks[0].outChannels
+            var shared: SAMInstance? = nil
+            var chain: StageStateChain? = nil
+            let first = scheme.positions.first { $0.stage == s }!.index
+            stage.attachedModules = []
+            for (b, block) in stage.blocks.enumerated() {
+                block.attention = nil
+                block.attachedModules = []
+                guard scheme.bits[first + b] else { continue }
+                let instance: SAMInstance
+                if let sh = shared {
+                    instance = sh
+                } else {
+                    instance = try plugin.instantiate(channels: channels, rng: &rng)
+                    instances.append(instance)
+                    let stateful = try instance.layout([1, 8, 8, channels]).state_count > 0
+                    if stateful || mode == .fullShare {
+                        shared = instance
+                        chain = stateful ? StageStateChain() : nil
+                        stage.attachedModules = [(name, instance)]
+                    } else {
+                        block.attachedModules = [(name, instance)]
+                    }
+                }
+                block.attention = SAMSite(instance: instance, position: b, chain: chain)
+            }
+        }
+        return instances
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Models
+import NN
+import PluginHost
+import Tensor
+import XCTest
+
+final class AttachTests: XCTestCase {
+    func net(_ name: String, classes: Int = 100) throws -> ResNet { ResNet(try ModelSpec(name), classes: classes, seed: 0) }
+
+    /// Parameter counts equal PyTorch's (SE reduction 16 with biases).
+    func testParameterCountsWithSE() throws {
+        let se = try ReferenceTests.plugin("SE")
+        for (model, fullSA, fullShare) in [("resnet38", 473_892, 440_208), ("resnet164", 1_929_388, 1_738_512)] {
+            let a = try net(model)
+            try SAMAttacher.attach(se, to: a, mode: .fullSA, scheme: .all(true, stageSizes: a.spec.blocksPerStage), seed: 0)
+            XCTAssertEqual(a.parameterCount, fullSA, "\(model) Full-SA")
+            let b = try net(model)
+            try SAMAttacher.attach(se, to: b, mode: .fullShare, scheme: .all(true, stageSizes: b.spec.blocksPerStage), seed: 0)
+            XCTAssertEqual(b.parameterCount, fullShare, "\(model) Full-Share")
+        }
+        let a = try net("resnet38")
+        try SAMAttacher.attach(se, to: a, mode: .fullSA, scheme: try Scheme(parsing: "1000-0000-0001", stageSizes: [4, 4, 4]), seed: 0)
+        XCTAssertEqual(a.parameterCount, 428_980 + 580 + 8464)
+        let names = a.namedParameters().map { $0.0 }
+        XCTAssertTrue(names.contains("layer1.0.se.fc1.weight"), "\(names.filter { $0.contains("se") })")
+        XCTAssertTrue(names.contains("layer3.3.se.fc2.bias"))
+        let b = try net("resnet38")
+        try SAMAttacher.attach(se, to: b, mode: .fullShare, scheme: .all(true, stageSizes: [4, 4, 4]), seed: 0)
+        XCTAssertTrue(b.namedParameters().map { $0.0 }.contains("layer2.se.fc1.weight"))
+    }
+
+    func testSchemeParsing() throws {
+        let s = try Scheme(parsing: "0110-1010-0001", stageSizes: [4, 4, 4])
+        XCTAssertEqual(s, try Scheme(parsing: "011010100001", stageSizes: [4, 4, 4]))
+        XCTAssertEqual(s.description, "0110-1010-0001")
+        XCTAssertEqual(s.connectionRatio, 5.0 / 12.0, accuracy: 1e-12)
+        XCTAssertThrowsError(try Scheme(parsing: "0110", stageSizes: [4, 4, 4])) { XCTAssertTrue("\($0)".contains("12 blocks"), "\($0)") }
+        XCTAssertThrowsError(try Scheme(parsing: "01x0-1010-0001", stageSizes: [4, 4, 4])) { XCTAssertTrue("\($0)".contains("'x'")) }
+        XCTAssertThrowsError(try Scheme(parsing: "01101-010-0001", stageSizes: [4, 4, 4])) { XCTAssertTrue("\($0)".contains("5-3-4")) }
+    }
+
+    /// Finite differences through a small network with each SAM attached (Full-SA, Full-Share
+    /// and a partial scheme), training mode: input gradient and SAM parameter gradients.
+    func testGradientsThroughNetworksWithSAMs() throws {
+        for (plugin, mode, scheme) in [("SE", AttachMode.fullSA, "11-11-11"), ("SE", .fullShare, "11-01-11"),
+                                       ("SGE", .fullSA, "11-10-01"), ("DIA", .fullShare, "11-01-11")] {
+            let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path,
+                                    settings: plugin == "SE" ? ["reduction=4"] : [])
+            let net = ResNet(try ModelSpec("resnet-basic-14"), classes: 3, seed: 5)
+            try SAMAttacher.attach(sam, to: net, mode: mode, scheme: try Scheme(parsing: scheme, stageSizes: [2, 2, 2]), seed: 1)
+            // make SGE's gamma non-zero so its attention depends on the input
+            for (name, p) in net.namedParameters() where name.hasSuffix("sge.weight") { p.value.fill(0.7) }
+            var rng = RNG(seed: 2)
+            let x = Tensor([4, 8, 8, 3])
+            rng.fillNormal(x, std: 1)
+            let labels: [Int32] = [0, 1, 2, 1]
+            let ce = SoftmaxCrossEntropy()
+            func loss() -> Double { ce(net.forward(x, training: true), labels).loss }
+            net.conv1.needsInputGrad = true
+            net.zeroGrad()
+            let dx = try XCTUnwrap(net.backward(ce(net.forward(x, training: true), labels).gradient)).clone()
+            let gc = GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-5, samples: 8, extraSteps: [3e-4, 1e-4])
+            let what = "\(plugin) \(mode.rawValue) \(scheme)"
+            XCTAssertNil(gc.checkDirectional(x, analytic: dx, loss: loss).map { "\(what) input: \($0)" })
+            let samParams = net.namedParameters().filter { $0.0.contains(".\(sam.id).") }
+            XCTAssertFalse(samParams.isEmpty, what)
+            for (name, p) in samParams {
+                let f = gc.checkDirectional(p.value, analytic: p.grad.clone(), loss: loss)
+                XCTAssertNil(f, "\(what) \(name): \(f ?? "")")
+            }
+        }
+    }
+
+    func testInferencePathEqualsTrainingForwardInEvalMode() throws {
+        // the SAM's inference path (training = 0) gives the same output as its training path
+        for plugin in ["SE", "SGE", "DIA"] {
+            let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path)
+            let inst = try sam.instantiate(channels: 16, rng: &rngForTests)
+            for (_, p) in inst.parameters { rngForTests.fillNormal(p.value, std: 0.5) }
+            let site1 = SAMSiteFactory.make(inst, position: 0), site2 = SAMSiteFactory.make(inst, position: 0)
+            let f = Tensor([2, 4, 4, 16])
+            rngForTests.fillNormal(f, std: 1)
+            let a = site1.forward(f, training: true).clone()
+            let b = site2.forward(f, training: false).clone()
+            XCTAssertLessThan(a.maxAbsDiff(b), 1e-6, plugin)
+        }
+    }
+}
+
+var rngForTests = RNG(seed: 77)
