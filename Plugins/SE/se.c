@@ -131,7 +131,12 @@ static lth4sa_status_t se_process_backward(void *instance, int32_t call, const l
     for (int64_t b = 0; b < B; b++) for (int64_t c = 0; c < C; c++) s->grad[B2][c] += dlogit[b * C + c];
     s->host->gemm(s->host->context, 0, 0, B, h, C, 1.0f, dlogit, s->value[W2], 0.0f, dz);
     for (int64_t i = 0; i < B * h; i++) if (z[i] <= 0) dz[i] = 0;
+#ifdef LTH4SA_TEST_BREAK_GRADIENT
+    /* a deliberately wrong gradient, compiled only by the test suite to prove the conformance kit fails */
+    s->host->gemm(s->host->context, 1, 0, h, C, B, 2.0f, dz, S, 1.0f, s->grad[W1]);
+#else
     s->host->gemm(s->host->context, 1, 0, h, C, B, 1.0f, dz, S, 1.0f, s->grad[W1]);
+#endif
     for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->grad[B1][j] += dz[b * h + j];
     s->host->gemm(s->host->context, 0, 0, B, C, h, 1.0f, dz, s->value[W1], 0.0f, d_extracted->data);
     free(dlogit);

@@ -23,7 +23,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Random crop padding (0 = off) and horizontal flip.
     public var cropPadding = 4
     public var flip = true
-    /// Connection scheme of the attention modules, when a SAM is attached (issue 3).
+    /// The SAM plugin (path or id) attached to the blocks, its `key=value` options, how its
+    /// instances are laid out (`full-sa` / `full-share`) and the connection scheme (nil = all).
+    public var sam: String? = nil
+    public var samOptions: [String] = []
+    public var attach = "full-sa"
     public var scheme: String? = nil
 
     public init() {}

@@ -39,6 +39,8 @@ public final class Trainer {
     private let schedule: LRSchedule
     private let loss = SoftmaxCrossEntropy()
     private var metrics: MetricsLog?
+    /// Metadata from the attach hook (SAM id, version, options), stored in every checkpoint.
+    public private(set) var extraMetadata: [String: String] = [:]
 
     public var checkpointPath: String? { runDirectory?.appendingPathComponent("checkpoint.safetensors").path }
     var optimizerPath: String? { runDirectory?.appendingPathComponent("checkpoint.optim.safetensors").path }
@@ -47,7 +49,10 @@ public final class Trainer {
     ///   - runDirectory: where logs and checkpoints go (nil: nothing is written).
     ///   - resume: continue the run saved in `runDirectory`.
     ///   - source: preloaded data (else loaded from `config.data`).
-    public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil) throws {
+    ///   - attach: called with the freshly built network (before the optimizer collects its
+    ///     parameters) to attach attention modules; returns metadata for checkpoints.
+    public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil,
+                attach: ((RunConfig, ResNet) throws -> [String: String])? = nil) throws {
         var config = config
         var dir: URL? = nil
         if let d = runDirectory {
@@ -59,6 +64,9 @@ public final class Trainer {
                 let saved = try RunConfig.decode(try ModelCheckpoint.metadata(ckpt)["config"] ?? "")
                 if saved.model != config.model || saved.data != config.data {
                     throw LTHError("run directory '\(d)' is a run of \(saved.model) on \(saved.data), not \(config.model) on \(config.data)")
+                }
+                if (saved.sam == nil) != (config.sam == nil) {
+                    throw LTHError("run directory '\(d)' was trained \(saved.sam.map { "with SAM \($0)" } ?? "without a SAM"); pass the same --sam to resume it")
                 }
                 // the run continues with its own settings; only the epoch budget may grow
                 let epochs = config.epochs
@@ -86,6 +94,7 @@ public final class Trainer {
             throw LTHError("ResNets here take 3-channel images; data '\(config.data)' has \(src.train.channels) channel(s)")
         }
         net = ResNet(spec, classes: src.train.classes, seed: config.seed)
+        extraMetadata = try attach?(config, net) ?? [:]
         let params = net.namedParameters()
         optimizer = config.optimizer == "adam"
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
@@ -107,10 +116,12 @@ public final class Trainer {
 
     /// Metadata stored with every checkpoint.
     func checkpointMetadata() -> [String: String] {
-        [ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": config.json,
-         "normalization.mean": mean.map { String($0) }.joined(separator: ","),
-         "normalization.std": std.map { String($0) }.joined(separator: ","),
-         "data": config.data, "scheme": config.scheme ?? ""]
+        let base: [String: String] = [
+            ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": config.json,
+            "normalization.mean": mean.map { String($0) }.joined(separator: ","),
+            "normalization.std": std.map { String($0) }.joined(separator: ","),
+            "data": config.data, "scheme": config.scheme ?? "", "rng": "none kept: batch order and augmentation derive from (seed, epoch)"]
+        return base.merging(extraMetadata) { a, _ in a }
     }
 
     /// Writes weights, then optimizer state, both atomically.

@@ -36,6 +36,13 @@ struct Eval: ParsableCommand {
         let config = try RunConfig.decode(configText)
         let source = try DataSource.load(data ?? config.data, seed: config.seed)
         let net = ResNet(try ModelSpec(model), classes: source.train.classes, seed: 0)
+        let attached = try SAMOptions.hook(config, net)
+        if let want = meta["sam.id"], attached["sam.id"] != want {
+            throw LTHError("'\(path)' was trained with SAM \(want), but \(config.sam ?? "no plugin") provides \(attached["sam.id"] ?? "none")")
+        }
+        if let opts = meta["sam.options"], let now = attached["sam.options"], opts != now {
+            throw LTHError("'\(path)' was trained with \(meta["sam.id"] ?? "") options \(opts), the plugin now resolves \(now)")
+        }
         try ModelCheckpoint.load(net, from: path)
         let mean = (meta["normalization.mean"] ?? "").split(separator: ",").compactMap { Float($0) }
         let std = (meta["normalization.std"] ?? "").split(separator: ",").compactMap { Float($0) }

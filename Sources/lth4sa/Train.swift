@@ -10,6 +10,7 @@ struct Train: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var samOptions: SAMOptions
     @Option(help: "Data: \(DataSource.usage) (synthetic:N for N training images).") var data = "synthetic"
     @Option(help: "Epochs.") var epochs = 5
     @Option(help: "Batch size.") var batch = 128
@@ -43,6 +44,7 @@ struct Train: ParsableCommand {
         c.valPerClass = valPerClass
         c.cropPadding = cropPadding
         c.flip = !noFlip
+        samOptions.apply(to: &c)
         return c
     }
 
@@ -53,10 +55,11 @@ struct Train: ParsableCommand {
     func run() throws {
         runtime.apply()
         let dir = output ?? "runs/\(modelOptions.model)-\(data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-"))-s\(runtime.seed)"
-        let trainer = try Trainer(config: config, runDirectory: dir, resume: resume)
+        let trainer = try Trainer(config: config, runDirectory: dir, resume: resume, attach: SAMOptions.hook)
         installStopHandler()
         let c = trainer.config
-        print("training \(c.model) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / \(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes")
+        let samText = trainer.extraMetadata["sam.id"].map { " with \($0) (\(trainer.extraMetadata["sam.options"] ?? ""), \(c.attach), scheme \(trainer.extraMetadata["scheme"] ?? ""))" } ?? ""
+        print("training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / \(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes")
         print("run directory: \(dir)" + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
         let start = Date()
         guard try trainer.train() else {

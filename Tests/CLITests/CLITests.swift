@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// End-to-end tests of the `lth4sa` executable: exit codes, one-line errors, files written.
-final class CLITests: XCTestCase {
+/// Helpers for end-to-end tests of the `lth4sa` executable (no tests of its own).
+class CLITestCase: XCTestCase {
     var dir: URL!
 
     override func setUpWithError() throws {
@@ -42,6 +42,10 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(r.stderr.contains("Fatal error"), "no crash", file: file, line: line)
     }
 
+}
+
+/// End-to-end tests of the `lth4sa` executable: exit codes, one-line errors, files written.
+final class CLITests: CLITestCase {
     func testInfoPrintsParameterCount() throws {
         let r = try run(["info", "--model", "resnet38", "--classes", "100"])
         XCTAssertEqual(r.status, 0)

@@ -1,0 +1,149 @@
+import Foundation
+import LTH4SASDK
+import NN
+import Tensor
+
+/// The conformance kit behind `lth4sa plugins check`: every check a SAM plugin must pass,
+/// each reported with what it measured.
+public enum Conformance {
+    public struct Result: Sendable {
+        public let name: String
+        public let passed: Bool
+        public let detail: String
+    }
+
+    /// Runs all checks on `plugin` (its resolved options) at `channels`, NHWC input `shape`.
+    public static func run(_ plugin: SAMPlugin, channels: Int = 16, spatial: Int = 5, batch: Int = 3) -> [Result] {
+        var results: [Result] = []
+        func record(_ name: String, _ body: () throws -> (Bool, String)) {
+            do {
+                let (ok, detail) = try body()
+                results.append(Result(name: name, passed: ok, detail: detail))
+            } catch {
+                results.append(Result(name: name, passed: false, detail: "\(error)"))
+            }
+        }
+        let d = plugin.descriptor
+        record("descriptor") {
+            var problems: [String] = []
+            if d.id.isEmpty || d.id != d.id.lowercased() || d.id.contains(" ") { problems.append("id '\(d.id)' must be lowercase without spaces") }
+            if d.version.split(separator: ".").count < 2 { problems.append("version '\(d.version)' is not semantic (x.y.z)") }
+            if d.description.isEmpty || d.description.contains("\n") { problems.append("description must be one non-empty line") }
+            for o in d.options where !(o.min <= o.defaultValue && o.defaultValue <= o.max) {
+                problems.append("option \(o.name): default \(o.defaultValue) outside \(o.rangeText)")
+            }
+            return (problems.isEmpty, problems.isEmpty ? "id \(d.id), version \(d.version), \(d.options.count) option(s)" : problems.joined(separator: "; "))
+        }
+        var rng = RNG(seed: 11)
+        let shape = [batch, spatial, spatial, channels]
+        func randomize(_ inst: SAMInstance) {
+            // random parameters so that every path is exercised (e.g. SGE's gamma starts at 0)
+            for (_, p) in inst.parameters { rng.fillNormal(p.value, std: 0.5) }
+        }
+        func newInstance() throws -> SAMInstance {
+            let inst = try plugin.instantiate(channels: channels, rng: &rng)
+            randomize(inst)
+            return inst
+        }
+        record("gradients (finite differences)") {
+            let inst = try newInstance()
+            let stateful = try inst.layout(shape).state_count > 0
+            // two call sites on one instance (one stage of two blocks when stateful)
+            let chain = StageStateChain()
+            let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain), SAMSiteFactory.make(inst, position: 1, chain: chain)]
+            let xs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
+            let rs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
+            func loss() throws -> Double {
+                var total = 0.0
+                for k in 0..<2 { total += GradientCheck.project(try sites[k].forwardChecked(xs[k], training: true), rs[k]) }
+                return total
+            }
+            _ = try loss()
+            for (_, p) in inst.parameters { p.grad.zero() }
+            var dxs: [Tensor] = []
+            for k in [1, 0] { dxs.insert(try sites[k].backwardChecked(rs[k]).clone(), at: 0) }
+            let gc = GradientCheck(eps: 1e-3, rtol: 2e-2, atol: 1e-3, samples: 12, extraSteps: [3e-4])
+            var worst: [String] = []
+            let loop = { (try? loss()) ?? .nan }
+            for k in 0..<2 {
+                if let f = gc.check(xs[k], analytic: dxs[k], loss: loop) { worst.append("input of call \(k): \(f)") }
+            }
+            for (name, p) in inst.parameters {
+                if let f = gc.check(p.value, analytic: p.grad.clone(), loss: loop) { worst.append("\(name): \(f)") }
+            }
+            return (worst.isEmpty, worst.isEmpty ? "inputs of 2 calls\(stateful ? " (state carried)" : "") and \(inst.parameters.count) parameter(s) agree (eps 1e-3, rtol 2e-2)" : worst.joined(separator: "; "))
+        }
+        record("shared instance accumulates over calls") {
+            guard try newInstance().layout(shape).state_count == 0 else { return (true, "skipped: stateful SAMs are checked with their state chain above") }
+            // one instance called at two sites vs two instances with the same parameters
+            let shared = try newInstance(), a = try newInstance(), b = try newInstance()
+            for ((_, p), ((_, pa), (_, pb))) in zip(shared.parameters, zip(a.parameters, b.parameters)) {
+                pa.value.copy(from: p.value)
+                pb.value.copy(from: p.value)
+            }
+            let x0 = Tensor(shape), x1 = Tensor(shape), r = Tensor(shape)
+            rng.fillNormal(x0, std: 1)
+            rng.fillNormal(x1, std: 1)
+            rng.fillNormal(r, std: 1)
+            let s0 = SAMSiteFactory.make(shared, position: 0, chain: nil), s1 = SAMSiteFactory.make(shared, position: 1, chain: nil)
+            let sa = SAMSiteFactory.make(a, position: 0, chain: nil), sb = SAMSiteFactory.make(b, position: 0, chain: nil)
+            let y0 = try s0.forwardChecked(x0, training: true).clone()
+            _ = try s1.forwardChecked(x1, training: true)
+            let ya = try sa.forwardChecked(x0, training: true).clone()
+            _ = try sb.forwardChecked(x1, training: true)
+            for inst in [shared, a, b] { for (_, p) in inst.parameters { p.grad.zero() } }
+            _ = try s1.backwardChecked(r)
+            let d0 = try s0.backwardChecked(r).clone()
+            let da = try sa.backwardChecked(r).clone()
+            _ = try sb.backwardChecked(r)
+            var err: Float = max(y0.maxAbsDiff(ya), d0.maxAbsDiff(da))
+            for ((_, ps), ((_, pa), (_, pb))) in zip(shared.parameters, zip(a.parameters, b.parameters)) {
+                let sum = pa.grad.clone()
+                sum.add(pb.grad)
+                err = max(err, ps.grad.maxAbsDiff(sum))
+            }
+            return (err < 1e-4, "two calls on one instance vs two instances: max difference \(err)")
+        }
+        record("determinism and inference path") {
+            let inst = try newInstance()
+            let x = Tensor(shape)
+            rng.fillNormal(x, std: 1)
+            let y1 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: true).clone()
+            let y2 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: true).clone()
+            let y3 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: false).clone()
+            let repeatDiff = y1.maxAbsDiff(y2), inferDiff = y1.maxAbsDiff(y3)
+            return (repeatDiff == 0 && inferDiff < 1e-5, "repeat difference \(repeatDiff), inference vs training forward \(inferDiff)")
+        }
+        record("no NaN/Inf on zero and large inputs") {
+            let inst = try newInstance()
+            var bad: [String] = []
+            for (label, value) in [("zeros", Float(0)), ("1e4", Float(1e4)), ("-1e4", Float(-1e4))] {
+                let x = Tensor(shape)
+                x.fill(value)
+                if value != 0 { for i in stride(from: 0, to: x.count, by: 3) { x[i] = -value } }
+                let site = SAMSiteFactory.make(inst, position: 0)
+                let y = try site.forwardChecked(x, training: true)
+                let r = Tensor(shape)
+                r.fill(1)
+                let dx = try site.backwardChecked(r)
+                if !(y.array + dx.array).allSatisfy({ $0.isFinite }) { bad.append(label) }
+            }
+            return (bad.isEmpty, bad.isEmpty ? "outputs and gradients finite for zeros, +-1e4" : "non-finite values for \(bad.joined(separator: ", "))")
+        }
+        record("impossible configurations are refused cleanly") {
+            var outcomes: [String] = []
+            for c in [1, 3, 7] {
+                do {
+                    var local = RNG(seed: 1)
+                    let inst = try plugin.instantiate(channels: c, rng: &local)
+                    let y = try SAMSiteFactory.make(inst, position: 0).forwardChecked(Tensor([1, 3, 3, c]), training: false)
+                    outcomes.append("C=\(c): runs (\(y.shape))")
+                } catch {
+                    outcomes.append("C=\(c): refused")
+                }
+            }
+            return (true, outcomes.joined(separator: ", "))
+        }
+        return results
+    }
+}

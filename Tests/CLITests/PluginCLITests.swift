@@ -1,0 +1,75 @@
+import Foundation
+import XCTest
+
+/// Bad plugins (built here from Tests/Fixtures/plugins) and the `plugins` command.
+final class PluginCLITests: CLITestCase {
+    var repository: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+
+    /// Compiles a fixture (or a first-party plugin with extra flags) into `dir`.
+    func build(_ source: String, _ name: String, flags: [String] = []) throws -> String {
+        let out = dir.appendingPathComponent(name).path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", repository.appendingPathComponent("SDK/include").path, "-o", out,
+                       repository.appendingPathComponent(source).path, "-lm"] + flags
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, "compiling \(source)")
+        return out
+    }
+
+    var se: String { repository.appendingPathComponent("plugins/libSE.so").path }
+
+    func testBadPluginsGiveOneLineErrors() throws {
+        try assertFails(["info", "--sam", "nowhere/libX.so"], mentioning: "does not exist")
+        try Data("not an ELF file".utf8).write(to: dir.appendingPathComponent("libjunk.so"))
+        try assertFails(["info", "--sam", "./libjunk.so"], mentioning: "not a loadable shared library")
+        try assertFails(["info", "--sam", "/lib/x86_64-linux-gnu/libm.so.6"], mentioning: "not an lth4sa plugin")
+        try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/future_abi.c", "libfuture.so")], mentioning: "ABI version 99")
+        try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/create_fails.c", "librefuser.so")], mentioning: "deliberately refuses")
+        try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/searcher_kind.c", "libsearch.so")], mentioning: "holds no SAM plugin")
+        try assertFails(["info", "--sam", se, "--sam-opt", "bogus=1"], mentioning: "has no option 'bogus'")
+        try assertFails(["info", "--sam", se, "--sam-opt", "reduction=0"], mentioning: "out of range")
+        try assertFails(["info", "--sam", se, "--sam-opt", "reduction=two"], mentioning: "not a valid int")
+        try assertFails(["info", "--model", "resnet38", "--sam", se, "--scheme", "01-01"], mentioning: "12 blocks")
+        try assertFails(["info", "--sam", repository.appendingPathComponent("plugins/libSGE.so").path, "--sam-opt", "groups=5"], mentioning: "not divisible")
+    }
+
+    func testPluginsListShowsBrokenFiles() throws {
+        let folder = dir.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: se, toPath: folder.appendingPathComponent("libSE.so").path)
+        try Data("junk".utf8).write(to: folder.appendingPathComponent("libbroken.so"))
+        let r = try run(["plugins"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("se ") && r.stdout.contains("Squeeze") || r.stdout.contains("sigmoid"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("libbroken.so") && r.stdout.contains("not a loadable"), r.stdout)
+        let info = try run(["plugins", "info", "plugins/libSE.so", "--channels", "64"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("fc1.weight") && info.stdout.contains("[4, 64]"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("reduction"), info.stdout)
+    }
+
+    func testConformanceKitPassesGoodAndFailsBrokenPlugins() throws {
+        let good = try run(["plugins", "check", se])
+        XCTAssertEqual(good.status, 0, good.stdout + good.stderr)
+        XCTAssertTrue(good.stdout.contains("all checks passed"), good.stdout)
+        // SE with its fc1 gradient deliberately doubled
+        let broken = try build("Plugins/SE/se.c", "libbrokenSE.so", flags: ["-DLTH4SA_TEST_BREAK_GRADIENT"])
+        let bad = try run(["plugins", "check", broken])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stdout.contains("FAIL  gradients"), bad.stdout)
+    }
+
+    func testTrainAndEvalWithASAM() throws {
+        let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "32",
+                         "--val-per-class", "2", "--output", "run", "--sam", se, "--sam-opt", "reduction=4", "--scheme", "1-0-1"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        XCTAssertTrue(t.stdout.contains("with se"), t.stdout)
+        let e = try run(["eval", "--checkpoint", "run"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let header = try String(decoding: Data(contentsOf: dir.appendingPathComponent("run/checkpoint.safetensors")).prefix(20000), as: UTF8.self)
+        XCTAssertTrue(header.contains("layer1.0.se.fc1.weight"), "SAM parameters under PyTorch-like names")
+        XCTAssertTrue(header.contains("\"sam.id\":\"se\""))
+    }
+}
