@@ -14,4 +14,5 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "${missing[@]}"
 fi
 make -C Plugins            # the first-party SAM plugins -> plugins/lib<Name>.so
+make -C SDK/examples       # the SDK example (CBAM), built from the headers alone -> plugins/libCBAM.so
 swift build -c release

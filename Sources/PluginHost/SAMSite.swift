@@ -1,6 +1,7 @@
 import Foundation
 import LTH4SASDK
 import Models
+import NN
 import Tensor
 
 /// The state a stateful SAM (DIA) carries from block to block within one stage, forward and
@@ -71,7 +72,7 @@ public final class SAMSite: BranchAttention {
             try checked(id, "extract") { extract(handle, slot, &fv, &sv, training ? 1 : 0, $0) }
         } else {
             guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
-            SAMSite.averagePool(f, into: s)
+            ChannelOps.shared.mean(f, into: s)
         }
         let stateCount = Int(layout.state_count)
         if stateCount > 0 {
@@ -97,7 +98,11 @@ public final class SAMSite: BranchAttention {
             var ov = view(out)
             try checked(id, "recalibrate") { recalibrate(handle, slot, &fv, &av, &ov, $0) }
         } else {
-            SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
+                ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)  // oneDNN, multi-threaded
+            } else {
+                SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            }
         }
         if training {
             savedInput = f

@@ -3,11 +3,13 @@ import Foundation
 import Models
 import NN
 import Tensor
+import Training
+import PluginHost
 
 /// `lth4sa bench ...`: performance figures, printed; never part of the test suite.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training throughput.", subcommands: [BenchTrain.self])
+        abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchInfer.self])
 }
 
 /// `lth4sa bench train`: median training images/s (forward + loss + backward + SGD step).
@@ -15,6 +17,7 @@ struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Median training images/s and peak memory.")
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var samOptions: SAMOptions
     @Option(help: "Batch size.") var batch: Int = 128
     @Option(help: "Classes of the classifier.") var classes: Int = 100
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
@@ -30,6 +33,9 @@ struct BenchTrain: ParsableCommand {
         runtime.apply()
         let spec = try ModelSpec(modelOptions.model)
         let net = ResNet(spec, classes: classes, seed: runtime.seed)
+        var config = RunConfig()
+        samOptions.apply(to: &config)
+        let sam = try SAMOptions.hook(config, net)
         let side = spec.imageSize
         var rng = RNG(seed: runtime.seed)
         let x = Tensor([batch, side, side, 3])
@@ -44,7 +50,7 @@ struct BenchTrain: ParsableCommand {
             sgd.step()
             return out.loss
         }
-        print("bench train: \(spec) (\(net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads")
+        print("bench train: \(spec)\(sam["sam.id"].map { " + \($0) (\(config.attach), scheme \(sam["scheme"] ?? ""))" } ?? "") (\(net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads")
         for _ in 0..<warmup { _ = step() }
         var times: [Double] = []
         Profiler.shared.enabled = profile
@@ -65,6 +71,67 @@ struct BenchTrain: ParsableCommand {
             for (what, secs, calls) in Profiler.shared.report {
                 print(String(format: "  %-18@ %7.1f ms/step  %5.1f%%  (%d calls/step)", what as NSString, secs / Double(steps) * 1000, secs / total * 100, calls / steps))
             }
+        }
+    }
+}
+
+/// `lth4sa bench infer`: forward time of the original network, Full-SA, Full-Share and a
+/// half-connected scheme, measured in one process, interleaved in shuffled order each round,
+/// medians; and the relative inference-time increment dT = (T - T_original) / T_original.
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "infer", abstract: "Inference time and its relative increment per connection scheme.")
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "SAM plugin (path or id).") var sam: String
+    @Option(name: .customLong("sam-opt"), help: "SAM option key=value (repeatable).") var samOptions: [String] = []
+    @Option(help: "Batch size.") var batch: Int = 50
+    @Option(help: "Classes of the classifier.") var classes: Int = 100
+    @Option(help: "Warm-up rounds (not timed).") var warmup: Int = 3
+    @Option(help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let spec = try ModelSpec(modelOptions.model)
+        let plugin = try SAMPlugin(sam, settings: samOptions)
+        let sizes = spec.blocksPerStage
+        let half = Scheme(bits: (0..<spec.blockCount).map { $0 % 2 == 0 }, stageSizes: sizes)
+        var nets: [(String, ResNet)] = []
+        for (label, mode, scheme) in [("original", AttachMode.fullSA, Scheme.all(false, stageSizes: sizes)),
+                                      ("Full-SA", .fullSA, .all(true, stageSizes: sizes)),
+                                      ("Full-Share", .fullShare, .all(true, stageSizes: sizes)),
+                                      ("half \(half)", .fullSA, half)] {
+            let net = ResNet(spec, classes: classes, seed: runtime.seed)
+            try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: runtime.seed)
+            nets.append((label, net))
+        }
+        var rng = RNG(seed: runtime.seed)
+        let x = Tensor([batch, spec.imageSize, spec.imageSize, 3])
+        rng.fillNormal(x, std: 1)
+        print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds")
+        var times = [[Double]](repeating: [], count: nets.count)
+        for r in 0..<(warmup + rounds) {
+            var order = Array(0..<nets.count)
+            rng.shuffle(&order)
+            for i in order {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = nets[i].1.forward(x, training: false)
+                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+                if r >= warmup { times[i].append(ms) }
+            }
+            status("\rround \(r + 1)/\(warmup + rounds)   ")
+        }
+        status("\n")
+        let base = median(times[0])
+        print(pad("network", 36) + pad("params", 11) + pad("median ms", 11) + "dT")
+        for (i, (label, net)) in nets.enumerated() {
+            let t = median(times[i])
+            print(pad(label, 36) + pad(String(net.parameterCount), 11) + pad(String(format: "%.2f", t), 11)
+                  + (i == 0 ? "-" : String(format: "%+.1f%%", (t - base) / base * 100)))
         }
     }
 }
