@@ -78,15 +78,29 @@ public final class Primitive: @unchecked Sendable {
 
     /// Creates the primitive from an op descriptor (`desc` points to e.g. a
     /// `dnnl_convolution_desc_t`), optionally with a forward hint for backward primitives.
-    public init(desc: UnsafeRawPointer, hint: Primitive? = nil) {
+    /// `avoiding`: skip implementations whose name contains this text (oneDNN's first choice
+    /// is taken otherwise).
+    public init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil) {
         let dnnl = DNNL.shared
         var attr: dnnl_primitive_attr_t? = nil
         DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
         DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
         var p: dnnl_primitive_desc_t? = nil
-        DNNL.check(
-            dnnl_primitive_desc_create(&p, desc, attr, dnnl.engine, hint?.pd),
-            "primitive descriptor")
+        if let avoiding {
+            var it: dnnl_primitive_desc_iterator_t? = nil
+            DNNL.check(dnnl_primitive_desc_iterator_create(&it, desc, attr, dnnl.engine, hint?.pd), "primitive iterator")
+            repeat {
+                guard let candidate = dnnl_primitive_desc_iterator_fetch(it) else { break }
+                var name: UnsafePointer<CChar>? = nil
+                dnnl_primitive_desc_query(candidate, dnnl_query_impl_info_str, 0, &name)
+                if name.map({ !String(cString: $0).contains(avoiding) }) ?? true { p = candidate; break }
+                dnnl_primitive_desc_destroy(candidate)
+            } while dnnl_primitive_desc_iterator_next(it) == dnnl_success
+            dnnl_primitive_desc_iterator_destroy(it)
+        }
+        if p == nil {
+            DNNL.check(dnnl_primitive_desc_create(&p, desc, attr, dnnl.engine, hint?.pd), "primitive descriptor")
+        }
         dnnl_primitive_attr_destroy(attr)
         pd = p!
         var prim: dnnl_primitive_t? = nil

@@ -50,6 +50,13 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(info.stdout.contains("reduction"), info.stdout)
     }
 
+    func testEveryFirstPartyPluginPassesTheConformanceKit() throws {
+        for name in ["SE", "SGE", "DIA", "GC", "CBAM"] {
+            let r = try run(["plugins", "check", repository.appendingPathComponent("plugins/lib\(name).so").path])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stdout)\(r.stderr)")
+        }
+    }
+
     func testConformanceKitPassesGoodAndFailsBrokenPlugins() throws {
         let good = try run(["plugins", "check", se])
         XCTAssertEqual(good.status, 0, good.stdout + good.stderr)
