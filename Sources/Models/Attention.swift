@@ -8,4 +8,11 @@ public protocol BranchAttention: AnyObject {
     func forward(_ branch: Tensor, training: Bool) -> Tensor
     /// dF' -> dF; parameter gradients accumulate inside.
     func backward(_ gradient: Tensor) -> Tensor
+    /// Inference only: the whole join ReLU(shortcut + F') in one pass when the attention can
+    /// fuse it, or nil to let the block join as usual.
+    func inferJoined(_ branch: Tensor, shortcut: Tensor) -> Tensor?
+}
+
+extension BranchAttention {
+    public func inferJoined(_ branch: Tensor, shortcut: Tensor) -> Tensor? { nil }
 }

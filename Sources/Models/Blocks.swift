@@ -58,9 +58,10 @@ public final class BasicBlock: ResidualBlock {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var f = bn1.forward(conv1.forward(x), training: training)
         f = bn2.forward(conv2.forward(f), training: training)
-        if let a = attention { f = a.forward(f, training: training) }
         let s = downsample?.forward(x, training: training) ?? x
-        return join.forward(f, s)
+        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
+        if let a = attention { f = a.forward(f, training: training) }
+        return join.forward(f, s, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -108,9 +109,10 @@ public final class Bottleneck: ResidualBlock {
         var f = bn1.forward(conv1.forward(x), training: training)
         f = bn2.forward(conv2.forward(f), training: training)
         f = bn3.forward(conv3.forward(f), training: training)
-        if let a = attention { f = a.forward(f, training: training) }
         let s = downsample?.forward(x, training: training) ?? x
-        return join.forward(f, s)
+        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
+        if let a = attention { f = a.forward(f, training: training) }
+        return join.forward(f, s, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

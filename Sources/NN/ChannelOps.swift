@@ -12,6 +12,7 @@ public final class ChannelOps {
     public static let shared = ChannelOps()
     private var means: [[Int]: Primitive] = [:]
     private var combines: [CombineKey: Primitive] = [:]
+    private var joins: [CombineKey: Primitive] = [:]
 
     struct CombineKey: Hashable {
         let shape: [Int]
@@ -51,6 +52,54 @@ public final class ChannelOps {
         }()
         Profiler.shared.measure("sam combine") {
             p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(a.data)),
+                       (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
+        }
+    }
+
+    /// The inference path of a recalibrated residual join in one pass:
+    /// y = ReLU(F * a + shortcut) (or F + a), a [B, C] broadcast over the pixels.
+    public func combineJoin(_ f: Tensor, _ a: Tensor, shortcut: Tensor, add: Bool, into out: Tensor) {
+        let key = CombineKey(shape: f.shape, add: add)
+        let p = joins[key] ?? {
+            let (n, c) = (f.shape[0], f.shape[3])
+            var src0 = DNNL.nhwc(f.shape), src1 = DNNL.desc([n, c, 1, 1], dnnl_nhwc), dst = DNNL.nhwc(f.shape)
+            var full = DNNL.nhwc(f.shape)
+            var d = dnnl_binary_desc_t()
+            DNNL.check(dnnl_binary_desc_init(&d, add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
+            var ops: dnnl_post_ops_t? = nil
+            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add")
+            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
+            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+            dnnl_post_ops_destroy(ops)
+            joins[key] = prim
+            return prim
+        }()
+        let shortcutArg = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1)
+        Profiler.shared.measure("sam combine+join") {
+            p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(a.data)),
+                       (shortcutArg, UnsafeMutableRawPointer(shortcut.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
+        }
+    }
+
+    private var addReLUs: [[Int]: Primitive] = [:]
+
+    /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join, inference path).
+    public func addReLU(_ a: Tensor, _ b: Tensor, into out: Tensor) {
+        let p = addReLUs[a.shape] ?? {
+            var s0 = DNNL.nhwc(a.shape), s1 = DNNL.nhwc(a.shape), dst = DNNL.nhwc(a.shape)
+            var d = dnnl_binary_desc_t()
+            DNNL.check(dnnl_binary_desc_init(&d, dnnl_binary_add, &s0, &s1, &dst), "binary desc")
+            var ops: dnnl_post_ops_t? = nil
+            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
+            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+            dnnl_post_ops_destroy(ops)
+            addReLUs[a.shape] = prim
+            return prim
+        }()
+        Profiler.shared.measure("add+relu infer") {
+            p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
                        (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
         }
     }

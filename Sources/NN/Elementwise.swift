@@ -32,9 +32,15 @@ public final class AddReLU: Module {
     private var savedOutput: Tensor?
     public init() {}
 
-    /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]
-    public func forward(_ a: Tensor, _ b: Tensor) -> Tensor {
+    /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]. Inference (`training` false) runs one oneDNN
+    /// pass on the shared thread pool and keeps nothing for backward.
+    public func forward(_ a: Tensor, _ b: Tensor, training: Bool = true) -> Tensor {
         precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
+        if !training {
+            let y = outputs.get(a.shape)
+            ChannelOps.shared.addReLU(a, b, into: y)
+            return y
+        }
         let y = outputs.get(a.shape)
         let p = a.data, q = b.data, o = y.data
         Profiler.shared.measure("add+relu fwd") { for i in 0..<a.count { o[i] = max(p[i] + q[i], 0) } }

@@ -61,6 +61,36 @@ public final class SAMSite: BranchAttention {
         exit(1)
     }
 
+    /// Inference with the default recalibration and a per-channel attention: extract and
+    /// process, then ReLU(F * A + shortcut) in one oneDNN pass (no F' written and read back).
+    public func inferJoined(_ f: Tensor, shortcut: Tensor) -> Tensor? {
+        guard api.recalibrate == nil else { return nil }
+        do {
+            layout = try instance.layout(f.shape)
+            guard layout.state_count == 0,
+                  dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
+            let a = try attentionOnly(f, training: false)
+            let out = outputPool.get(f.shape)
+            ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            return out
+        } catch { SAMSite.report(error) }
+    }
+
+    /// Extract and process of a stateless SAM: the attention A.
+    func attentionOnly(_ f: Tensor, training: Bool) throws -> Tensor {
+        let handle = instance.handle
+        let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))
+        let a = attentionPool.get(dims(layout.attention_ndim, layout.attention_shape))
+        var fv = view(f), sv = view(s), av = view(a)
+        if let extract = api.extract {
+            try checked(id, "extract") { extract(handle, slot, &fv, &sv, training ? 1 : 0, $0) }
+        } else {
+            ChannelOps.shared.mean(f, into: s)
+        }
+        try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, training ? 1 : 0, $0) }
+        return a
+    }
+
     /// F [B,H,W,C] -> F'
     public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
         layout = try instance.layout(f.shape)

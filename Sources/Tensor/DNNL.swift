@@ -80,11 +80,13 @@ public final class Primitive: @unchecked Sendable {
     /// `dnnl_convolution_desc_t`), optionally with a forward hint for backward primitives.
     /// `avoiding`: skip implementations whose name contains this text (oneDNN's first choice
     /// is taken otherwise).
-    public init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil) {
+    /// `postOps`: fused operations applied to the result (ownership stays with the caller).
+    public init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil, postOps: dnnl_post_ops_t? = nil) {
         let dnnl = DNNL.shared
         var attr: dnnl_primitive_attr_t? = nil
         DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
         DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
+        if let postOps { DNNL.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "post-ops") }
         var p: dnnl_primitive_desc_t? = nil
         if let avoiding {
             var it: dnnl_primitive_desc_iterator_t? = nil

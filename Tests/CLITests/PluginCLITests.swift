@@ -68,6 +68,17 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(bad.stdout.contains("FAIL  gradients"), bad.stdout)
     }
 
+    func testEvaluatingWithAnotherSAMIsAnError() throws {
+        let path = dir.appendingPathComponent("libX.so").path
+        try FileManager.default.copyItem(atPath: se, toPath: path)
+        let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:100", "--epochs", "1", "--batch", "16",
+                         "--val-per-class", "1", "--output", "run", "--sam", path])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.copyItem(atPath: repository.appendingPathComponent("plugins/libSGE.so").path, toPath: path)
+        try assertFails(["eval", "--checkpoint", "run"], mentioning: "trained with SAM se")
+    }
+
     func testTrainAndEvalWithASAM() throws {
         let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "32",
                          "--val-per-class", "2", "--output", "run", "--sam", se, "--sam-opt", "reduction=4", "--scheme", "1-0-1"])
