@@ -76,6 +76,27 @@ final class AttachTests: XCTestCase {
         }
     }
 
+    /// The fused inference join ReLU(F * A + shortcut) (and F + A for GC) equals the unfused path.
+    func testFusedInferenceJoinMatchesUnfused() throws {
+        for plugin in ["SE", "GC"] {
+            let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path, settings: ["reduction=4"])
+            let inst = try sam.instantiate(channels: 32, rng: &rngForTests)
+            for (_, p) in inst.parameters { rngForTests.fillNormal(p.value, std: 0.5) }
+            let f = Tensor([3, 5, 5, 32]), shortcut = Tensor([3, 5, 5, 32])
+            rngForTests.fillNormal(f, std: 1)
+            rngForTests.fillNormal(shortcut, std: 1)
+            let fused = try XCTUnwrap(SAMSiteFactory.make(inst, position: 0, chain: nil).inferJoined(f, shortcut: shortcut)).clone()
+            let recalibrated = SAMSiteFactory.make(inst, position: 0, chain: nil).forward(f, training: false)
+            let expected = AddReLU().forward(recalibrated, shortcut, training: true)
+            XCTAssertLessThan(fused.maxAbsDiff(expected), 1e-5, plugin)
+        }
+        let a = Tensor([2, 3, 3, 8]), b = Tensor([2, 3, 3, 8])
+        rngForTests.fillNormal(a, std: 1)
+        rngForTests.fillNormal(b, std: 1)
+        let oneDNN = AddReLU().forward(a, b, training: false).clone()
+        XCTAssertEqual(oneDNN.maxAbsDiff(AddReLU().forward(a, b, training: true)), 0)
+    }
+
     func testInferencePathEqualsTrainingForwardInEvalMode() throws {
         // the SAM's inference path (training = 0) gives the same output as its training path
         for plugin in ["SE", "SGE", "DIA"] {
