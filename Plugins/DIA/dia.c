@@ -20,11 +20,8 @@ enum { U0W, U0B, U2W, U2B, V0W, V0B, V2W, V2B, PARAMS };
 enum { SAVE_S, SAVE_H, SAVE_C, SAVE_RU, SAVE_RV, SAVE_GATES, SAVE_CNEW };
 
 typedef struct dia {
-    const lth4sa_host_t *host;
-    int64_t channels, hidden;
-    lth4sa_param_t declared[PARAMS];
-    float *value[PARAMS], *grad[PARAMS];
-    lth4sa_saved_t saved;
+    lth4sa_sam_base_t base; /* first: host, channels, parameters, saved contexts */
+    int64_t hidden;
 } dia_t;
 
 static lth4sa_status_t dia_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
@@ -32,92 +29,56 @@ static lth4sa_status_t dia_create(const lth4sa_host_t *host, int64_t channels, c
     int64_t r = (int64_t)lth4sa_option(options, count, "reduction", 4);
     if (channels < 1 || channels / r < 1)
         return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "dia: %lld channels with reduction %lld leave no hidden unit", (long long)channels, (long long)r);
-    dia_t *s = calloc(1, sizeof *s);
+    dia_t *s = lth4sa_base_new(sizeof(dia_t), host, "dia", channels, PARAMS);
     if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
-    s->host = host;
-    s->channels = channels;
     s->hidden = channels / r;
     const int64_t C = channels, h = s->hidden;
     const char *names[PARAMS] = {"ih.l0.weight", "ih.l0.bias", "ih.l2.weight", "ih.l2.bias", "hh.l0.weight", "hh.l0.bias", "hh.l2.weight", "hh.l2.bias"};
     for (int side = 0; side < 2; side++) {
         int o = side * 4;
-        lth4sa_declare(&s->declared[o + 0], names[o + 0], 2, h, C, LTH4SA_INIT_LINEAR, (double)C, 0);
-        lth4sa_declare(&s->declared[o + 1], names[o + 1], 1, h, 0, LTH4SA_INIT_LINEAR, (double)C, 0);
-        lth4sa_declare(&s->declared[o + 2], names[o + 2], 2, 4 * C, h, LTH4SA_INIT_LINEAR, (double)h, 0);
-        lth4sa_declare(&s->declared[o + 3], names[o + 3], 1, 4 * C, 0, LTH4SA_INIT_LINEAR, (double)h, 0);
+        lth4sa_declare(&s->base.declared[o + 0], names[o + 0], 2, h, C, LTH4SA_INIT_LINEAR, (double)C, 0);
+        lth4sa_declare(&s->base.declared[o + 1], names[o + 1], 1, h, 0, LTH4SA_INIT_LINEAR, (double)C, 0);
+        lth4sa_declare(&s->base.declared[o + 2], names[o + 2], 2, 4 * C, h, LTH4SA_INIT_LINEAR, (double)h, 0);
+        lth4sa_declare(&s->base.declared[o + 3], names[o + 3], 1, 4 * C, 0, LTH4SA_INIT_LINEAR, (double)h, 0);
     }
     *instance = s;
     return LTH4SA_OK;
 }
 
-static void dia_destroy(void *instance) {
-    dia_t *s = instance;
-    lth4sa_saved_free(&s->saved);
-    free(s);
-}
-
-static uint32_t dia_param_count(void *instance) { (void)instance; return PARAMS; }
-
-static lth4sa_status_t dia_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
-    dia_t *s = instance;
-    if (index >= PARAMS) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: no parameter %u", index);
-    *out = s->declared[index];
-    return LTH4SA_OK;
-}
-
-static lth4sa_status_t dia_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
-    dia_t *s = instance;
-    lth4sa_status_t st = lth4sa_check_bind(s->declared, PARAMS, values, grads, count, error);
-    if (st != LTH4SA_OK) return st;
-    for (int i = 0; i < PARAMS; i++) { s->value[i] = values[i].data; s->grad[i] = grads[i].data; }
-    return LTH4SA_OK;
-}
-
 static lth4sa_status_t dia_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
     dia_t *s = instance;
-    if (input->ndim != 4 || input->shape[3] != s->channels)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: input must be [B,H,W,%lld]", (long long)s->channels);
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->combine = LTH4SA_COMBINE_MULTIPLY;
-    out->extract_ndim = 2;
-    out->extract_shape[0] = input->shape[0];
-    out->extract_shape[1] = s->channels;
-    out->attention_ndim = 4;
-    out->attention_shape[0] = input->shape[0];
-    out->attention_shape[1] = 1;
-    out->attention_shape[2] = 1;
-    out->attention_shape[3] = s->channels;
-    out->state_count = 2;
+    lth4sa_status_t st = lth4sa_base_layout(&s->base, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+    if (st != LTH4SA_OK) return st;
+    out->state_count = 2;  /* h and c, [B, C] each */
     out->state_ndim = 2;
     out->state_shape[0] = input->shape[0];
-    out->state_shape[1] = s->channels;
+    out->state_shape[1] = s->base.channels;
     return LTH4SA_OK;
 }
 
 /* out[B, 4C] += l2(ReLU(l0(x))); relu_out [B, h] keeps the hidden activation. */
 static void dia_mlp(const dia_t *s, int side, const float *x, int64_t B, float *relu_out, float *out) {
-    const int64_t C = s->channels, h = s->hidden;
+    const int64_t C = s->base.channels, h = s->hidden;
     const int o = side * 4;
-    for (int64_t b = 0; b < B; b++) memcpy(relu_out + b * h, s->value[o + 1], sizeof(float) * (size_t)h);
-    s->host->gemm(s->host->context, 0, 1, B, h, C, 1.0f, x, s->value[o + 0], 1.0f, relu_out);
+    for (int64_t b = 0; b < B; b++) memcpy(relu_out + b * h, s->base.value[o + 1], sizeof(float) * (size_t)h);
+    s->base.host->gemm(s->base.host->context, 0, 1, B, h, C, 1.0f, x, s->base.value[o + 0], 1.0f, relu_out);
     for (int64_t i = 0; i < B * h; i++) relu_out[i] = relu_out[i] > 0 ? relu_out[i] : 0;
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) out[b * 4 * C + j] += s->value[o + 3][j];
-    s->host->gemm(s->host->context, 0, 1, B, 4 * C, h, 1.0f, relu_out, s->value[o + 2], 1.0f, out);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) out[b * 4 * C + j] += s->base.value[o + 3][j];
+    s->base.host->gemm(s->base.host->context, 0, 1, B, 4 * C, h, 1.0f, relu_out, s->base.value[o + 2], 1.0f, out);
 }
 
 /* Backward of dia_mlp: grads of its parameters += ..., dx = d(input) (overwritten). */
 static void dia_mlp_backward(dia_t *s, int side, const float *x, const float *relu, const float *dout, int64_t B, float *dx, float *scratch) {
-    const int64_t C = s->channels, h = s->hidden;
+    const int64_t C = s->base.channels, h = s->hidden;
     const int o = side * 4;
-    s->host->gemm(s->host->context, 1, 0, 4 * C, h, B, 1.0f, dout, relu, 1.0f, s->grad[o + 2]);
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) s->grad[o + 3][j] += dout[b * 4 * C + j];
+    s->base.host->gemm(s->base.host->context, 1, 0, 4 * C, h, B, 1.0f, dout, relu, 1.0f, s->base.grad[o + 2]);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) s->base.grad[o + 3][j] += dout[b * 4 * C + j];
     float *dr = scratch;
-    s->host->gemm(s->host->context, 0, 0, B, h, 4 * C, 1.0f, dout, s->value[o + 2], 0.0f, dr);
+    s->base.host->gemm(s->base.host->context, 0, 0, B, h, 4 * C, 1.0f, dout, s->base.value[o + 2], 0.0f, dr);
     for (int64_t i = 0; i < B * h; i++) if (relu[i] <= 0) dr[i] = 0;
-    s->host->gemm(s->host->context, 1, 0, h, C, B, 1.0f, dr, x, 1.0f, s->grad[o + 0]);
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->grad[o + 1][j] += dr[b * h + j];
-    s->host->gemm(s->host->context, 0, 0, B, C, h, 1.0f, dr, s->value[o + 0], 0.0f, dx);
+    s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1.0f, dr, x, 1.0f, s->base.grad[o + 0]);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->base.grad[o + 1][j] += dr[b * h + j];
+    s->base.host->gemm(s->base.host->context, 0, 0, B, C, h, 1.0f, dr, s->base.value[o + 0], 0.0f, dx);
 }
 
 static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
@@ -126,15 +87,15 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
     (void)input;
     dia_t *s = instance;
     if (!state_in || !state_out) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass the (h, c) state");
-    const int64_t B = extracted->shape[0], C = s->channels, h = s->hidden;
+    const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
     float *ru, *rv, *gates;
     float *tmp = NULL;
     if (training) {
-        ru = lth4sa_saved_get(&s->saved, call, SAVE_RU, B * h);
-        rv = lth4sa_saved_get(&s->saved, call, SAVE_RV, B * h);
-        gates = lth4sa_saved_get(&s->saved, call, SAVE_GATES, B * 4 * C);
-        float *S = lth4sa_saved_get(&s->saved, call, SAVE_S, B * C), *H = lth4sa_saved_get(&s->saved, call, SAVE_H, B * C);
-        float *Cp = lth4sa_saved_get(&s->saved, call, SAVE_C, B * C);
+        ru = lth4sa_saved_get(&s->base.saved, call, SAVE_RU, B * h);
+        rv = lth4sa_saved_get(&s->base.saved, call, SAVE_RV, B * h);
+        gates = lth4sa_saved_get(&s->base.saved, call, SAVE_GATES, B * 4 * C);
+        float *S = lth4sa_saved_get(&s->base.saved, call, SAVE_S, B * C), *H = lth4sa_saved_get(&s->base.saved, call, SAVE_H, B * C);
+        float *Cp = lth4sa_saved_get(&s->base.saved, call, SAVE_C, B * C);
         if (!ru || !rv || !gates || !S || !H || !Cp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
         memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
         memcpy(H, state_in[0].data, sizeof(float) * (size_t)(B * C));
@@ -163,7 +124,7 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
         }
     }
     if (training) {
-        float *cn = lth4sa_saved_get(&s->saved, call, SAVE_CNEW, B * C);
+        float *cn = lth4sa_saved_get(&s->base.saved, call, SAVE_CNEW, B * C);
         if (!cn) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
         memcpy(cn, c_out, sizeof(float) * (size_t)(B * C));
     }
@@ -180,11 +141,11 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
                                             lth4sa_error_t *error) {
     (void)input; (void)extracted; (void)d_input;
     dia_t *s = instance;
-    const int64_t B = d_attention->shape[0], C = s->channels, h = s->hidden;
-    float *S = lth4sa_saved_peek(&s->saved, call, SAVE_S), *H = lth4sa_saved_peek(&s->saved, call, SAVE_H);
-    float *Cp = lth4sa_saved_peek(&s->saved, call, SAVE_C), *ru = lth4sa_saved_peek(&s->saved, call, SAVE_RU);
-    float *rv = lth4sa_saved_peek(&s->saved, call, SAVE_RV), *gates = lth4sa_saved_peek(&s->saved, call, SAVE_GATES);
-    float *cn = lth4sa_saved_peek(&s->saved, call, SAVE_CNEW);
+    const int64_t B = d_attention->shape[0], C = s->base.channels, h = s->hidden;
+    float *S = lth4sa_saved_peek(&s->base.saved, call, SAVE_S), *H = lth4sa_saved_peek(&s->base.saved, call, SAVE_H);
+    float *Cp = lth4sa_saved_peek(&s->base.saved, call, SAVE_C), *ru = lth4sa_saved_peek(&s->base.saved, call, SAVE_RU);
+    float *rv = lth4sa_saved_peek(&s->base.saved, call, SAVE_RV), *gates = lth4sa_saved_peek(&s->base.saved, call, SAVE_GATES);
+    float *cn = lth4sa_saved_peek(&s->base.saved, call, SAVE_CNEW);
     if (!S || !H || !Cp || !ru || !rv || !gates || !cn)
         return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: backward of call %d without a training forward", call);
     if (!d_state_in) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass d_state_in");
@@ -217,15 +178,7 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
 }
 
 static const lth4sa_sam_api_t dia_api = {
-    sizeof(lth4sa_sam_api_t), 0, dia_create, dia_destroy, dia_param_count, dia_param_info, dia_bind, dia_layout,
+    sizeof(lth4sa_sam_api_t), 0, dia_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, dia_layout,
     NULL, NULL, dia_process, dia_process_backward, NULL, NULL};
 
-static const lth4sa_descriptor_t *dia_get_descriptor(uint32_t index) { return index == 0 ? &dia_descriptor : NULL; }
-
-static const void *dia_factory(uint32_t index, const char *interface_id) {
-    return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &dia_api : NULL;
-}
-
-static const lth4sa_plugin_entry_t dia_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, dia_get_descriptor, dia_factory};
-
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &dia_entry; }
+LTH4SA_SINGLE_SAM_ENTRY(dia_descriptor, dia_api)

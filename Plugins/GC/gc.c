@@ -23,11 +23,8 @@ enum { SAVE_P, SAVE_S, SAVE_XHAT, SAVE_INVSTD, SAVE_R };
 static const float LN_EPS = 1e-5f;
 
 typedef struct gc {
-    const lth4sa_host_t *host;
-    int64_t channels, hidden;
-    lth4sa_param_t declared[PARAMS];
-    float *value[PARAMS], *grad[PARAMS];
-    lth4sa_saved_t saved;
+    lth4sa_sam_base_t base; /* first: host, channels, parameters, saved contexts */
+    int64_t hidden;
 } gc_t;
 
 static void declare4(lth4sa_param_t *p, const char *name, int32_t ndim, int64_t a, int64_t b, int64_t c, int64_t d, int32_t init, double fan) {
@@ -41,79 +38,40 @@ static lth4sa_status_t gc_create(const lth4sa_host_t *host, int64_t channels, co
     int64_t r = (int64_t)lth4sa_option(options, count, "reduction", 16);
     if (channels < 1 || channels / r < 1)
         return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "gc: %lld channels with reduction %lld leave no hidden unit", (long long)channels, (long long)r);
-    gc_t *s = calloc(1, sizeof *s);
+    gc_t *s = lth4sa_base_new(sizeof(gc_t), host, "gc", channels, PARAMS);
     if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
-    s->host = host;
-    s->channels = channels;
     s->hidden = channels / r;
     const int64_t C = channels, h = s->hidden;
-    declare4(&s->declared[MASK_W], "conv_mask.weight", 4, 1, C, 1, 1, LTH4SA_INIT_LINEAR, (double)C);
-    declare4(&s->declared[MASK_B], "conv_mask.bias", 1, 1, 0, 0, 0, LTH4SA_INIT_LINEAR, (double)C);
-    declare4(&s->declared[T1_W], "channel_add_conv.0.weight", 4, h, C, 1, 1, LTH4SA_INIT_LINEAR, (double)C);
-    declare4(&s->declared[T1_B], "channel_add_conv.0.bias", 1, h, 0, 0, 0, LTH4SA_INIT_LINEAR, (double)C);
-    declare4(&s->declared[LN_G], "channel_add_conv.1.weight", 3, h, 1, 1, 0, LTH4SA_INIT_ONES, 0);
-    declare4(&s->declared[LN_B], "channel_add_conv.1.bias", 3, h, 1, 1, 0, LTH4SA_INIT_ZEROS, 0);
-    declare4(&s->declared[T2_W], "channel_add_conv.3.weight", 4, C, h, 1, 1, LTH4SA_INIT_ZEROS, 0);
-    declare4(&s->declared[T2_B], "channel_add_conv.3.bias", 1, C, 0, 0, 0, LTH4SA_INIT_ZEROS, 0);
+    declare4(&s->base.declared[MASK_W], "conv_mask.weight", 4, 1, C, 1, 1, LTH4SA_INIT_LINEAR, (double)C);
+    declare4(&s->base.declared[MASK_B], "conv_mask.bias", 1, 1, 0, 0, 0, LTH4SA_INIT_LINEAR, (double)C);
+    declare4(&s->base.declared[T1_W], "channel_add_conv.0.weight", 4, h, C, 1, 1, LTH4SA_INIT_LINEAR, (double)C);
+    declare4(&s->base.declared[T1_B], "channel_add_conv.0.bias", 1, h, 0, 0, 0, LTH4SA_INIT_LINEAR, (double)C);
+    declare4(&s->base.declared[LN_G], "channel_add_conv.1.weight", 3, h, 1, 1, 0, LTH4SA_INIT_ONES, 0);
+    declare4(&s->base.declared[LN_B], "channel_add_conv.1.bias", 3, h, 1, 1, 0, LTH4SA_INIT_ZEROS, 0);
+    declare4(&s->base.declared[T2_W], "channel_add_conv.3.weight", 4, C, h, 1, 1, LTH4SA_INIT_ZEROS, 0);
+    declare4(&s->base.declared[T2_B], "channel_add_conv.3.bias", 1, C, 0, 0, 0, LTH4SA_INIT_ZEROS, 0);
     *instance = s;
     return LTH4SA_OK;
 }
 
-static void gc_destroy(void *instance) {
-    gc_t *s = instance;
-    lth4sa_saved_free(&s->saved);
-    free(s);
-}
-
-static uint32_t gc_param_count(void *instance) { (void)instance; return PARAMS; }
-
-static lth4sa_status_t gc_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
-    gc_t *s = instance;
-    if (index >= PARAMS) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: no parameter %u", index);
-    *out = s->declared[index];
-    return LTH4SA_OK;
-}
-
-static lth4sa_status_t gc_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
-    gc_t *s = instance;
-    lth4sa_status_t st = lth4sa_check_bind(s->declared, PARAMS, values, grads, count, error);
-    if (st != LTH4SA_OK) return st;
-    for (int i = 0; i < PARAMS; i++) { s->value[i] = values[i].data; s->grad[i] = grads[i].data; }
-    return LTH4SA_OK;
-}
-
 static lth4sa_status_t gc_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
-    gc_t *s = instance;
-    if (input->ndim != 4 || input->shape[3] != s->channels)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: input must be [B,H,W,%lld]", (long long)s->channels);
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->combine = LTH4SA_COMBINE_ADD;
-    out->extract_ndim = 2;
-    out->extract_shape[0] = input->shape[0];
-    out->extract_shape[1] = s->channels;
-    out->attention_ndim = 4;
-    out->attention_shape[0] = input->shape[0];
-    out->attention_shape[1] = 1;
-    out->attention_shape[2] = 1;
-    out->attention_shape[3] = s->channels;
-    return LTH4SA_OK;
+    return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_ADD, 0, out, error);
 }
 
 /* softmax attention pooling over pixels */
 static lth4sa_status_t gc_extract(void *instance, int32_t call, const lth4sa_tensor_t *input, lth4sa_tensor_t *extracted,
                                   int32_t training, lth4sa_error_t *error) {
     gc_t *s = instance;
-    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->channels;
-    float *p = training ? lth4sa_saved_get(&s->saved, call, SAVE_P, B * P) : malloc(sizeof(float) * (size_t)(B * P));
+    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels;
+    float *p = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_P, B * P) : malloc(sizeof(float) * (size_t)(B * P));
     if (!p) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
-    const float *w = s->value[MASK_W];
+    const float *w = s->base.value[MASK_W];
     for (int64_t b = 0; b < B; b++) {
         float *pb = p + b * P, *ctx = extracted->data + b * C;
         float mx = -INFINITY;
         for (int64_t i = 0; i < P; i++) {
             const float *f = input->data + (b * P + i) * C;
-            float l = s->value[MASK_B][0];
+            float l = s->base.value[MASK_B][0];
             for (int64_t c = 0; c < C; c++) l += f[c] * w[c];
             pb[i] = l;
             if (l > mx) mx = l;
@@ -136,12 +94,12 @@ static lth4sa_status_t gc_extract(void *instance, int32_t call, const lth4sa_ten
 static lth4sa_status_t gc_extract_backward(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *d_extracted,
                                            lth4sa_tensor_t *d_input, lth4sa_error_t *error) {
     gc_t *s = instance;
-    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->channels;
-    float *p = lth4sa_saved_peek(&s->saved, call, SAVE_P);
+    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels;
+    float *p = lth4sa_saved_peek(&s->base.saved, call, SAVE_P);
     if (!p) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: backward of call %d without a training forward", call);
     float *dp = malloc(sizeof(float) * (size_t)P);
     if (!dp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
-    const float *w = s->value[MASK_W];
+    const float *w = s->base.value[MASK_W];
     for (int64_t b = 0; b < B; b++) {
         const float *ds = d_extracted->data + b * C, *pb = p + b * P;
         double mean = 0;
@@ -156,10 +114,10 @@ static lth4sa_status_t gc_extract_backward(void *instance, int32_t call, const l
             const float *f = input->data + (b * P + i) * C;
             float *d = d_input->data + (b * P + i) * C;
             const float dl = pb[i] * (dp[i] - (float)mean);
-            s->grad[MASK_B][0] += dl;
+            s->base.grad[MASK_B][0] += dl;
             for (int64_t c = 0; c < C; c++) {
                 d[c] += pb[i] * ds[c] + dl * w[c];
-                s->grad[MASK_W][c] += dl * f[c];
+                s->base.grad[MASK_W][c] += dl * f[c];
             }
         }
     }
@@ -172,13 +130,13 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
                                   int32_t training, lth4sa_error_t *error) {
     (void)input; (void)state_in; (void)state_out;
     gc_t *s = instance;
-    const int64_t B = extracted->shape[0], C = s->channels, h = s->hidden;
+    const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
     float *tmp = NULL, *xhat, *invstd, *r;
     if (training) {
-        float *S = lth4sa_saved_get(&s->saved, call, SAVE_S, B * C);
-        xhat = lth4sa_saved_get(&s->saved, call, SAVE_XHAT, B * h);
-        invstd = lth4sa_saved_get(&s->saved, call, SAVE_INVSTD, B);
-        r = lth4sa_saved_get(&s->saved, call, SAVE_R, B * h);
+        float *S = lth4sa_saved_get(&s->base.saved, call, SAVE_S, B * C);
+        xhat = lth4sa_saved_get(&s->base.saved, call, SAVE_XHAT, B * h);
+        invstd = lth4sa_saved_get(&s->base.saved, call, SAVE_INVSTD, B);
+        r = lth4sa_saved_get(&s->base.saved, call, SAVE_R, B * h);
         if (!S || !xhat || !invstd || !r) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
         memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
     } else {
@@ -186,8 +144,8 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
         if (!tmp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
         xhat = tmp; r = tmp + B * h; invstd = tmp + 2 * B * h;
     }
-    for (int64_t b = 0; b < B; b++) memcpy(xhat + b * h, s->value[T1_B], sizeof(float) * (size_t)h);
-    s->host->gemm(s->host->context, 0, 1, B, h, C, 1, extracted->data, s->value[T1_W], 1, xhat);
+    for (int64_t b = 0; b < B; b++) memcpy(xhat + b * h, s->base.value[T1_B], sizeof(float) * (size_t)h);
+    s->base.host->gemm(s->base.host->context, 0, 1, B, h, C, 1, extracted->data, s->base.value[T1_W], 1, xhat);
     for (int64_t b = 0; b < B; b++) {
         float *t = xhat + b * h;
         double mean = 0, var = 0;
@@ -199,13 +157,13 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
         invstd[b] = is;
         for (int64_t j = 0; j < h; j++) {
             t[j] = (float)((t[j] - mean) * is);
-            const float y = t[j] * s->value[LN_G][j] + s->value[LN_B][j];
+            const float y = t[j] * s->base.value[LN_G][j] + s->base.value[LN_B][j];
             r[b * h + j] = y > 0 ? y : 0;
         }
     }
     float *A = attention->data;
-    for (int64_t b = 0; b < B; b++) memcpy(A + b * C, s->value[T2_B], sizeof(float) * (size_t)C);
-    s->host->gemm(s->host->context, 0, 1, B, C, h, 1, r, s->value[T2_W], 1, A);
+    for (int64_t b = 0; b < B; b++) memcpy(A + b * C, s->base.value[T2_B], sizeof(float) * (size_t)C);
+    s->base.host->gemm(s->base.host->context, 0, 1, B, C, h, 1, r, s->base.value[T2_W], 1, A);
     free(tmp);
     return LTH4SA_OK;
 }
@@ -216,48 +174,40 @@ static lth4sa_status_t gc_process_backward(void *instance, int32_t call, const l
                                            lth4sa_error_t *error) {
     (void)input; (void)extracted; (void)d_state_out; (void)d_state_in; (void)d_input;
     gc_t *s = instance;
-    const int64_t B = d_attention->shape[0], C = s->channels, h = s->hidden;
-    float *S = lth4sa_saved_peek(&s->saved, call, SAVE_S), *xhat = lth4sa_saved_peek(&s->saved, call, SAVE_XHAT);
-    float *invstd = lth4sa_saved_peek(&s->saved, call, SAVE_INVSTD), *r = lth4sa_saved_peek(&s->saved, call, SAVE_R);
+    const int64_t B = d_attention->shape[0], C = s->base.channels, h = s->hidden;
+    float *S = lth4sa_saved_peek(&s->base.saved, call, SAVE_S), *xhat = lth4sa_saved_peek(&s->base.saved, call, SAVE_XHAT);
+    float *invstd = lth4sa_saved_peek(&s->base.saved, call, SAVE_INVSTD), *r = lth4sa_saved_peek(&s->base.saved, call, SAVE_R);
     if (!S || !xhat || !invstd || !r) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: backward of call %d without a training forward", call);
     float *dr = malloc(sizeof(float) * (size_t)(B * h));
     if (!dr) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
     const float *dA = d_attention->data;
-    s->host->gemm(s->host->context, 1, 0, C, h, B, 1, dA, r, 1, s->grad[T2_W]);
-    for (int64_t b = 0; b < B; b++) for (int64_t c = 0; c < C; c++) s->grad[T2_B][c] += dA[b * C + c];
-    s->host->gemm(s->host->context, 0, 0, B, h, C, 1, dA, s->value[T2_W], 0, dr);
+    s->base.host->gemm(s->base.host->context, 1, 0, C, h, B, 1, dA, r, 1, s->base.grad[T2_W]);
+    for (int64_t b = 0; b < B; b++) for (int64_t c = 0; c < C; c++) s->base.grad[T2_B][c] += dA[b * C + c];
+    s->base.host->gemm(s->base.host->context, 0, 0, B, h, C, 1, dA, s->base.value[T2_W], 0, dr);
     for (int64_t b = 0; b < B; b++) {
         float *d = dr + b * h;
         const float *xh = xhat + b * h;
         double sum = 0, sumx = 0;
         for (int64_t j = 0; j < h; j++) {
             if (r[b * h + j] <= 0) d[j] = 0;                 /* ReLU */
-            s->grad[LN_G][j] += d[j] * xh[j];
-            s->grad[LN_B][j] += d[j];
-            d[j] *= s->value[LN_G][j];                        /* d xhat */
+            s->base.grad[LN_G][j] += d[j] * xh[j];
+            s->base.grad[LN_B][j] += d[j];
+            d[j] *= s->base.value[LN_G][j];                        /* d xhat */
             sum += d[j];
             sumx += (double)d[j] * xh[j];
         }
         for (int64_t j = 0; j < h; j++)                       /* LayerNorm backward */
             d[j] = (float)(invstd[b] * (d[j] - sum / (double)h - xh[j] * sumx / (double)h));
     }
-    s->host->gemm(s->host->context, 1, 0, h, C, B, 1, dr, S, 1, s->grad[T1_W]);
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->grad[T1_B][j] += dr[b * h + j];
-    s->host->gemm(s->host->context, 0, 0, B, C, h, 1, dr, s->value[T1_W], 0, d_extracted->data);
+    s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1, dr, S, 1, s->base.grad[T1_W]);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->base.grad[T1_B][j] += dr[b * h + j];
+    s->base.host->gemm(s->base.host->context, 0, 0, B, C, h, 1, dr, s->base.value[T1_W], 0, d_extracted->data);
     free(dr);
     return LTH4SA_OK;
 }
 
 static const lth4sa_sam_api_t gc_api = {
-    sizeof(lth4sa_sam_api_t), 0, gc_create, gc_destroy, gc_param_count, gc_param_info, gc_bind, gc_layout,
+    sizeof(lth4sa_sam_api_t), 0, gc_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, gc_layout,
     gc_extract, gc_extract_backward, gc_process, gc_process_backward, NULL, NULL};
 
-static const lth4sa_descriptor_t *gc_get_descriptor(uint32_t index) { return index == 0 ? &gc_descriptor : NULL; }
-
-static const void *gc_factory(uint32_t index, const char *interface_id) {
-    return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &gc_api : NULL;
-}
-
-static const lth4sa_plugin_entry_t gc_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, gc_get_descriptor, gc_factory};
-
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &gc_entry; }
+LTH4SA_SINGLE_SAM_ENTRY(gc_descriptor, gc_api)

@@ -16,11 +16,8 @@ enum { W1, B1, W2, B2, PARAMS };
 enum { SAVE_S, SAVE_Z, SAVE_A };
 
 typedef struct se {
-    const lth4sa_host_t *host;
-    int64_t channels, hidden;
-    lth4sa_param_t declared[PARAMS];
-    float *value[PARAMS], *grad[PARAMS];
-    lth4sa_saved_t saved;
+    lth4sa_sam_base_t base; /* first: host, channels, parameters, saved contexts */
+    int64_t hidden;
 } se_t;
 
 static lth4sa_status_t se_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
@@ -30,58 +27,19 @@ static lth4sa_status_t se_create(const lth4sa_host_t *host, int64_t channels, co
     if (channels / r < 1)
         return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "se: %lld channels with reduction %lld leave no hidden unit; use reduction <= %lld",
                            (long long)channels, (long long)r, (long long)channels);
-    se_t *s = calloc(1, sizeof *s);
+    se_t *s = lth4sa_base_new(sizeof(se_t), host, "se", channels, PARAMS);
     if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
-    s->host = host;
-    s->channels = channels;
     s->hidden = channels / r;
-    lth4sa_declare(&s->declared[W1], "fc1.weight", 2, s->hidden, channels, LTH4SA_INIT_LINEAR, (double)channels, 0);
-    lth4sa_declare(&s->declared[B1], "fc1.bias", 1, s->hidden, 0, LTH4SA_INIT_LINEAR, (double)channels, 0);
-    lth4sa_declare(&s->declared[W2], "fc2.weight", 2, channels, s->hidden, LTH4SA_INIT_LINEAR, (double)s->hidden, 0);
-    lth4sa_declare(&s->declared[B2], "fc2.bias", 1, channels, 0, LTH4SA_INIT_LINEAR, (double)s->hidden, 0);
+    lth4sa_declare(&s->base.declared[W1], "fc1.weight", 2, s->hidden, channels, LTH4SA_INIT_LINEAR, (double)channels, 0);
+    lth4sa_declare(&s->base.declared[B1], "fc1.bias", 1, s->hidden, 0, LTH4SA_INIT_LINEAR, (double)channels, 0);
+    lth4sa_declare(&s->base.declared[W2], "fc2.weight", 2, channels, s->hidden, LTH4SA_INIT_LINEAR, (double)s->hidden, 0);
+    lth4sa_declare(&s->base.declared[B2], "fc2.bias", 1, channels, 0, LTH4SA_INIT_LINEAR, (double)s->hidden, 0);
     *instance = s;
     return LTH4SA_OK;
 }
 
-static void se_destroy(void *instance) {
-    se_t *s = instance;
-    lth4sa_saved_free(&s->saved);
-    free(s);
-}
-
-static uint32_t se_param_count(void *instance) { (void)instance; return PARAMS; }
-
-static lth4sa_status_t se_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
-    se_t *s = instance;
-    if (index >= PARAMS) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "se: no parameter %u", index);
-    *out = s->declared[index];
-    return LTH4SA_OK;
-}
-
-static lth4sa_status_t se_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
-    se_t *s = instance;
-    lth4sa_status_t st = lth4sa_check_bind(s->declared, PARAMS, values, grads, count, error);
-    if (st != LTH4SA_OK) return st;
-    for (int i = 0; i < PARAMS; i++) { s->value[i] = values[i].data; s->grad[i] = grads[i].data; }
-    return LTH4SA_OK;
-}
-
 static lth4sa_status_t se_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
-    se_t *s = instance;
-    if (input->ndim != 4 || input->shape[3] != s->channels)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "se: input must be [B,H,W,%lld]", (long long)s->channels);
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->combine = LTH4SA_COMBINE_MULTIPLY;
-    out->extract_ndim = 2;
-    out->extract_shape[0] = input->shape[0];
-    out->extract_shape[1] = s->channels;
-    out->attention_ndim = 4;
-    out->attention_shape[0] = input->shape[0];
-    out->attention_shape[1] = 1;
-    out->attention_shape[2] = 1;
-    out->attention_shape[3] = s->channels;
-    return LTH4SA_OK;
+    return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
 }
 
 /* z = ReLU(S W1^T + b1) [B, h];  a = sigmoid(z W2^T + b2) [B, C] */
@@ -90,20 +48,20 @@ static lth4sa_status_t se_process(void *instance, int32_t call, const lth4sa_ten
                                   int32_t training, lth4sa_error_t *error) {
     (void)input; (void)state_in; (void)state_out;
     se_t *s = instance;
-    const int64_t B = extracted->shape[0], C = s->channels, h = s->hidden;
-    float *z = training ? lth4sa_saved_get(&s->saved, call, SAVE_Z, B * h) : malloc(sizeof(float) * (size_t)(B * h));
-    float *S = training ? lth4sa_saved_get(&s->saved, call, SAVE_S, B * C) : NULL;
+    const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
+    float *z = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_Z, B * h) : malloc(sizeof(float) * (size_t)(B * h));
+    float *S = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_S, B * C) : NULL;
     if (!z || (training && !S)) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
     if (training) memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
-    for (int64_t b = 0; b < B; b++) memcpy(z + b * h, s->value[B1], sizeof(float) * (size_t)h);
-    s->host->gemm(s->host->context, 0, 1, B, h, C, 1.0f, extracted->data, s->value[W1], 1.0f, z);
+    for (int64_t b = 0; b < B; b++) memcpy(z + b * h, s->base.value[B1], sizeof(float) * (size_t)h);
+    s->base.host->gemm(s->base.host->context, 0, 1, B, h, C, 1.0f, extracted->data, s->base.value[W1], 1.0f, z);
     for (int64_t i = 0; i < B * h; i++) z[i] = z[i] > 0 ? z[i] : 0;
     float *a = attention->data;
-    for (int64_t b = 0; b < B; b++) memcpy(a + b * C, s->value[B2], sizeof(float) * (size_t)C);
-    s->host->gemm(s->host->context, 0, 1, B, C, h, 1.0f, z, s->value[W2], 1.0f, a);
+    for (int64_t b = 0; b < B; b++) memcpy(a + b * C, s->base.value[B2], sizeof(float) * (size_t)C);
+    s->base.host->gemm(s->base.host->context, 0, 1, B, C, h, 1.0f, z, s->base.value[W2], 1.0f, a);
     for (int64_t i = 0; i < B * C; i++) a[i] = lth4sa_sigmoid(a[i]);
     if (training) {
-        float *saved_a = lth4sa_saved_get(&s->saved, call, SAVE_A, B * C);
+        float *saved_a = lth4sa_saved_get(&s->base.saved, call, SAVE_A, B * C);
         if (!saved_a) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
         memcpy(saved_a, a, sizeof(float) * (size_t)(B * C));
     } else {
@@ -120,40 +78,32 @@ static lth4sa_status_t se_process_backward(void *instance, int32_t call, const l
                                            lth4sa_error_t *error) {
     (void)input; (void)extracted; (void)d_state_out; (void)d_state_in; (void)d_input;
     se_t *s = instance;
-    const int64_t B = d_attention->shape[0], C = s->channels, h = s->hidden;
-    float *S = lth4sa_saved_peek(&s->saved, call, SAVE_S), *z = lth4sa_saved_peek(&s->saved, call, SAVE_Z);
-    float *a = lth4sa_saved_peek(&s->saved, call, SAVE_A);
+    const int64_t B = d_attention->shape[0], C = s->base.channels, h = s->hidden;
+    float *S = lth4sa_saved_peek(&s->base.saved, call, SAVE_S), *z = lth4sa_saved_peek(&s->base.saved, call, SAVE_Z);
+    float *a = lth4sa_saved_peek(&s->base.saved, call, SAVE_A);
     if (!S || !z || !a) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "se: backward of call %d without a training forward", call);
     float *dlogit = malloc(sizeof(float) * (size_t)(B * C)), *dz = malloc(sizeof(float) * (size_t)(B * h));
     if (!dlogit || !dz) { free(dlogit); free(dz); return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory"); }
     for (int64_t i = 0; i < B * C; i++) dlogit[i] = d_attention->data[i] * a[i] * (1 - a[i]);
-    s->host->gemm(s->host->context, 1, 0, C, h, B, 1.0f, dlogit, z, 1.0f, s->grad[W2]);
-    for (int64_t b = 0; b < B; b++) for (int64_t c = 0; c < C; c++) s->grad[B2][c] += dlogit[b * C + c];
-    s->host->gemm(s->host->context, 0, 0, B, h, C, 1.0f, dlogit, s->value[W2], 0.0f, dz);
+    s->base.host->gemm(s->base.host->context, 1, 0, C, h, B, 1.0f, dlogit, z, 1.0f, s->base.grad[W2]);
+    for (int64_t b = 0; b < B; b++) for (int64_t c = 0; c < C; c++) s->base.grad[B2][c] += dlogit[b * C + c];
+    s->base.host->gemm(s->base.host->context, 0, 0, B, h, C, 1.0f, dlogit, s->base.value[W2], 0.0f, dz);
     for (int64_t i = 0; i < B * h; i++) if (z[i] <= 0) dz[i] = 0;
 #ifdef LTH4SA_TEST_BREAK_GRADIENT
     /* a deliberately wrong gradient, compiled only by the test suite to prove the conformance kit fails */
-    s->host->gemm(s->host->context, 1, 0, h, C, B, 2.0f, dz, S, 1.0f, s->grad[W1]);
+    s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 2.0f, dz, S, 1.0f, s->base.grad[W1]);
 #else
-    s->host->gemm(s->host->context, 1, 0, h, C, B, 1.0f, dz, S, 1.0f, s->grad[W1]);
+    s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1.0f, dz, S, 1.0f, s->base.grad[W1]);
 #endif
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->grad[B1][j] += dz[b * h + j];
-    s->host->gemm(s->host->context, 0, 0, B, C, h, 1.0f, dz, s->value[W1], 0.0f, d_extracted->data);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->base.grad[B1][j] += dz[b * h + j];
+    s->base.host->gemm(s->base.host->context, 0, 0, B, C, h, 1.0f, dz, s->base.value[W1], 0.0f, d_extracted->data);
     free(dlogit);
     free(dz);
     return LTH4SA_OK;
 }
 
 static const lth4sa_sam_api_t se_api = {
-    sizeof(lth4sa_sam_api_t), 0, se_create, se_destroy, se_param_count, se_param_info, se_bind, se_layout,
+    sizeof(lth4sa_sam_api_t), 0, se_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, se_layout,
     NULL, NULL, se_process, se_process_backward, NULL, NULL};
 
-static const lth4sa_descriptor_t *se_get_descriptor(uint32_t index) { return index == 0 ? &se_descriptor : NULL; }
-
-static const void *se_factory(uint32_t index, const char *interface_id) {
-    return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &se_api : NULL;
-}
-
-static const lth4sa_plugin_entry_t se_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, se_get_descriptor, se_factory};
-
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &se_entry; }
+LTH4SA_SINGLE_SAM_ENTRY(se_descriptor, se_api)

@@ -19,11 +19,8 @@ enum { SAVE_NORM, SAVE_STD, SAVE_A };
 static const float EPS = 1e-5f;
 
 typedef struct sge {
-    const lth4sa_host_t *host;
-    int64_t channels, groups;
-    lth4sa_param_t declared[PARAMS];
-    float *value[PARAMS], *grad[PARAMS];
-    lth4sa_saved_t saved;
+    lth4sa_sam_base_t base; /* first: host, channels, parameters, saved contexts */
+    int64_t groups;
 } sge_t;
 
 static lth4sa_status_t sge_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
@@ -31,57 +28,21 @@ static lth4sa_status_t sge_create(const lth4sa_host_t *host, int64_t channels, c
     int64_t g = (int64_t)lth4sa_option(options, count, "groups", 4);
     if (g < 1 || channels % g != 0)
         return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "sge: %lld channels are not divisible by groups=%lld", (long long)channels, (long long)g);
-    sge_t *s = calloc(1, sizeof *s);
+    sge_t *s = lth4sa_base_new(sizeof(sge_t), host, "sge", channels, PARAMS);
     if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
-    s->host = host;
-    s->channels = channels;
     s->groups = g;
-    lth4sa_declare(&s->declared[GAMMA], "weight", 1, g, 0, LTH4SA_INIT_ZEROS, 0, 0);
-    lth4sa_declare(&s->declared[BETA], "bias", 1, g, 0, LTH4SA_INIT_ONES, 0, 0);
+    lth4sa_declare(&s->base.declared[GAMMA], "weight", 1, g, 0, LTH4SA_INIT_ZEROS, 0, 0);
+    lth4sa_declare(&s->base.declared[BETA], "bias", 1, g, 0, LTH4SA_INIT_ONES, 0, 0);
     *instance = s;
-    return LTH4SA_OK;
-}
-
-static void sge_destroy(void *instance) {
-    sge_t *s = instance;
-    lth4sa_saved_free(&s->saved);
-    free(s);
-}
-
-static uint32_t sge_param_count(void *instance) { (void)instance; return PARAMS; }
-
-static lth4sa_status_t sge_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
-    sge_t *s = instance;
-    if (index >= PARAMS) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "sge: no parameter %u", index);
-    *out = s->declared[index];
-    return LTH4SA_OK;
-}
-
-static lth4sa_status_t sge_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
-    sge_t *s = instance;
-    lth4sa_status_t st = lth4sa_check_bind(s->declared, PARAMS, values, grads, count, error);
-    if (st != LTH4SA_OK) return st;
-    for (int i = 0; i < PARAMS; i++) { s->value[i] = values[i].data; s->grad[i] = grads[i].data; }
     return LTH4SA_OK;
 }
 
 static lth4sa_status_t sge_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
     sge_t *s = instance;
-    if (input->ndim != 4 || input->shape[3] != s->channels)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "sge: input must be [B,H,W,%lld]", (long long)s->channels);
-    if (input->shape[1] * input->shape[2] < 2)
+    if (input->ndim == 4 && input->shape[1] * input->shape[2] < 2)
         return lth4sa_fail(error, LTH4SA_ERR_UNSUPPORTED, "sge: needs at least 2 pixels to normalise over, got %lldx%lld",
                            (long long)input->shape[1], (long long)input->shape[2]);
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
-    out->combine = LTH4SA_COMBINE_MULTIPLY;
-    out->extract_ndim = 2;
-    out->extract_shape[0] = input->shape[0];
-    out->extract_shape[1] = s->channels;
-    out->attention_ndim = 4;
-    for (int d = 0; d < 3; d++) out->attention_shape[d] = input->shape[d];
-    out->attention_shape[3] = s->groups;
-    return LTH4SA_OK;
+    return lth4sa_base_layout(&s->base, input, LTH4SA_COMBINE_MULTIPLY, s->groups, out, error);
 }
 
 static lth4sa_status_t sge_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
@@ -89,9 +50,9 @@ static lth4sa_status_t sge_process(void *instance, int32_t call, const lth4sa_te
                                    int32_t training, lth4sa_error_t *error) {
     (void)state_in; (void)state_out;
     sge_t *s = instance;
-    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->channels, G = s->groups, K = C / G;
-    float *norm = training ? lth4sa_saved_get(&s->saved, call, SAVE_NORM, B * P * G) : malloc(sizeof(float) * (size_t)(B * P * G));
-    float *stdv = training ? lth4sa_saved_get(&s->saved, call, SAVE_STD, B * G) : malloc(sizeof(float) * (size_t)(B * G));
+    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels, G = s->groups, K = C / G;
+    float *norm = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_NORM, B * P * G) : malloc(sizeof(float) * (size_t)(B * P * G));
+    float *stdv = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_STD, B * G) : malloc(sizeof(float) * (size_t)(B * G));
     if (!norm || !stdv) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
     const float *F = input->data, *S = extracted->data;
     float *A = attention->data;
@@ -113,12 +74,12 @@ static lth4sa_status_t sge_process(void *instance, int32_t call, const lth4sa_te
             for (int64_t i = 0; i < P; i++) {
                 float *n = &norm[(b * P + i) * G + g];
                 *n = (float)((*n - mean) / (sd + EPS));
-                A[(b * P + i) * G + g] = lth4sa_sigmoid(s->value[GAMMA][g] * *n + s->value[BETA][g]);
+                A[(b * P + i) * G + g] = lth4sa_sigmoid(s->base.value[GAMMA][g] * *n + s->base.value[BETA][g]);
             }
         }
     }
     if (training) {
-        float *saved_a = lth4sa_saved_get(&s->saved, call, SAVE_A, B * P * G);
+        float *saved_a = lth4sa_saved_get(&s->base.saved, call, SAVE_A, B * P * G);
         if (!saved_a) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
         memcpy(saved_a, A, sizeof(float) * (size_t)(B * P * G));
     } else {
@@ -138,9 +99,9 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
                                             lth4sa_error_t *error) {
     (void)d_state_out; (void)d_state_in;
     sge_t *s = instance;
-    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->channels, G = s->groups, K = C / G;
-    float *norm = lth4sa_saved_peek(&s->saved, call, SAVE_NORM), *stdv = lth4sa_saved_peek(&s->saved, call, SAVE_STD);
-    float *A = lth4sa_saved_peek(&s->saved, call, SAVE_A);
+    const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels, G = s->groups, K = C / G;
+    float *norm = lth4sa_saved_peek(&s->base.saved, call, SAVE_NORM), *stdv = lth4sa_saved_peek(&s->base.saved, call, SAVE_STD);
+    float *A = lth4sa_saved_peek(&s->base.saved, call, SAVE_A);
     if (!norm || !stdv || !A) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "sge: backward of call %d without a training forward", call);
     float *dc = malloc(sizeof(float) * (size_t)P);
     if (!dc) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
@@ -149,13 +110,13 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
     memset(dS, 0, sizeof(float) * (size_t)(B * C));
     for (int64_t b = 0; b < B; b++) {
         for (int64_t g = 0; g < G; g++) {
-            const float gamma = s->value[GAMMA][g], sd = stdv[b * G + g], denom = sd + EPS;
+            const float gamma = s->base.value[GAMMA][g], sd = stdv[b * G + g], denom = sd + EPS;
             double dot = 0, mean_dn = 0;
             for (int64_t i = 0; i < P; i++) {
                 const int64_t at = (b * P + i) * G + g;
                 const float a = A[at], dt = dA[at] * a * (1 - a);
-                s->grad[GAMMA][g] += dt * norm[at];
-                s->grad[BETA][g] += dt;
+                s->base.grad[GAMMA][g] += dt * norm[at];
+                s->base.grad[BETA][g] += dt;
                 const float dn = dt * gamma;
                 dc[i] = dn;
                 dot += (double)dn * norm[at] * denom;  /* sum dc'_i d_i, with d_i = c'_i (sd+eps) */
@@ -181,15 +142,7 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
 }
 
 static const lth4sa_sam_api_t sge_api = {
-    sizeof(lth4sa_sam_api_t), 0, sge_create, sge_destroy, sge_param_count, sge_param_info, sge_bind, sge_layout,
+    sizeof(lth4sa_sam_api_t), 0, sge_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, sge_layout,
     NULL, NULL, sge_process, sge_process_backward, NULL, NULL};
 
-static const lth4sa_descriptor_t *sge_get_descriptor(uint32_t index) { return index == 0 ? &sge_descriptor : NULL; }
-
-static const void *sge_factory(uint32_t index, const char *interface_id) {
-    return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &sge_api : NULL;
-}
-
-static const lth4sa_plugin_entry_t sge_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, sge_get_descriptor, sge_factory};
-
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &sge_entry; }
+LTH4SA_SINGLE_SAM_ENTRY(sge_descriptor, sge_api)

@@ -102,4 +102,85 @@ static inline lth4sa_status_t lth4sa_check_bind(const lth4sa_param_t *declared, 
     return LTH4SA_OK;
 }
 
+/* ---- the part every first-party SAM shares ---------------------------------------- */
+
+#define LTH4SA_MAX_PARAMS 16
+
+/** The first member of every first-party SAM instance: host, channels, declared parameters,
+ *  their host-owned storage once bound, and the saved per-call contexts. */
+typedef struct lth4sa_sam_base {
+    const lth4sa_host_t *host;
+    const char *id;
+    int64_t channels;
+    uint32_t param_count;
+    lth4sa_param_t declared[LTH4SA_MAX_PARAMS];
+    float *value[LTH4SA_MAX_PARAMS], *grad[LTH4SA_MAX_PARAMS];
+    lth4sa_saved_t saved;
+} lth4sa_sam_base_t;
+
+/** Allocates an instance of `size` bytes whose first member is the base. */
+static inline void *lth4sa_base_new(size_t size, const lth4sa_host_t *host, const char *id, int64_t channels, uint32_t param_count) {
+    lth4sa_sam_base_t *b = calloc(1, size);
+    if (!b) return NULL;
+    b->host = host;
+    b->id = id;
+    b->channels = channels;
+    b->param_count = param_count;
+    return b;
+}
+
+static inline void lth4sa_base_destroy(void *instance) {
+    lth4sa_sam_base_t *b = instance;
+    lth4sa_saved_free(&b->saved);
+    free(b);
+}
+
+static inline uint32_t lth4sa_base_param_count(void *instance) { return ((lth4sa_sam_base_t *)instance)->param_count; }
+
+static inline lth4sa_status_t lth4sa_base_param_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
+    lth4sa_sam_base_t *b = instance;
+    if (index >= b->param_count) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "%s: no parameter %u", b->id, index);
+    *out = b->declared[index];
+    return LTH4SA_OK;
+}
+
+static inline lth4sa_status_t lth4sa_base_bind(void *instance, const lth4sa_tensor_t *values, const lth4sa_tensor_t *grads, uint32_t count,
+                                               lth4sa_error_t *error) {
+    lth4sa_sam_base_t *b = instance;
+    lth4sa_status_t st = lth4sa_check_bind(b->declared, b->param_count, values, grads, count, error);
+    if (st != LTH4SA_OK) return st;
+    for (uint32_t i = 0; i < count; i++) { b->value[i] = values[i].data; b->grad[i] = grads[i].data; }
+    return LTH4SA_OK;
+}
+
+/** Checks `input` is [B, H, W, C] and fills a layout with S = [B, C] and, when
+ *  `spatial_groups` is 0, A = [B, 1, 1, C], else A = [B, H, W, spatial_groups]. */
+static inline lth4sa_status_t lth4sa_base_layout(const lth4sa_sam_base_t *b, const lth4sa_tensor_t *input, uint32_t combine,
+                                                 int64_t spatial_groups, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
+    if (input->ndim != 4 || input->shape[3] != b->channels)
+        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "%s: input must be [B,H,W,%lld]", b->id, (long long)b->channels);
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    out->combine = combine;
+    out->extract_ndim = 2;
+    out->extract_shape[0] = input->shape[0];
+    out->extract_shape[1] = b->channels;
+    out->attention_ndim = 4;
+    out->attention_shape[0] = input->shape[0];
+    out->attention_shape[1] = spatial_groups ? input->shape[1] : 1;
+    out->attention_shape[2] = spatial_groups ? input->shape[2] : 1;
+    out->attention_shape[3] = spatial_groups ? spatial_groups : b->channels;
+    return LTH4SA_OK;
+}
+
+/** Defines the exported entry of a library holding the one SAM `descriptor` with table `api`. */
+#define LTH4SA_SINGLE_SAM_ENTRY(descriptor, api)                                                            \
+    static const lth4sa_descriptor_t *lth4sa_get_descriptor(uint32_t index) { return index == 0 ? &(descriptor) : NULL; } \
+    static const void *lth4sa_get_factory(uint32_t index, const char *interface_id) {                        \
+        return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &(api) : NULL;              \
+    }                                                                                                        \
+    static const lth4sa_plugin_entry_t lth4sa_entry_table = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, \
+                                                             lth4sa_get_descriptor, lth4sa_get_factory};     \
+    LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &lth4sa_entry_table; }
+
 #endif

@@ -29,6 +29,25 @@ public final class Downsample: Module {
     func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy))! }
 }
 
+/// The end of every residual block: the attention on the branch (if any), the shortcut, and
+/// the join ReLU(S(x) + A(F)). Backward returns the gradients of F and of x via the shortcut.
+final class ResidualTail {
+    private let join = AddReLU()
+
+    func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
+        let s = downsample?.forward(x, training: training) ?? x
+        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
+        let branch = attention?.forward(f, training: training) ?? f
+        return join.forward(branch, s, training: training)
+    }
+
+    func backward(_ dy: Tensor, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
+        let g = join.backward(dy)
+        let dShortcut = downsample?.backward(g) ?? g
+        return (attention?.backward(g) ?? g, dShortcut)
+    }
+}
+
 /// Basic block (two 3x3 convs, expansion 1):
 ///     F = bn2(conv2(relu(bn1(conv1(x)))))      x [N,H,W,in] -> [N,H/s,W/s,planes]
 public final class BasicBlock: ResidualBlock {
@@ -37,7 +56,7 @@ public final class BasicBlock: ResidualBlock {
     public var attention: BranchAttention?
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
-    private let join = AddReLU()
+    private let tail = ResidualTail()
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
@@ -58,17 +77,12 @@ public final class BasicBlock: ResidualBlock {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var f = bn1.forward(conv1.forward(x), training: training)
         f = bn2.forward(conv2.forward(f), training: training)
-        let s = downsample?.forward(x, training: training) ?? x
-        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
-        if let a = attention { f = a.forward(f, training: training) }
-        return join.forward(f, s, training: training)
+        return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let g = join.backward(dy)
-        let dShortcut = downsample?.backward(g) ?? g
-        var d = attention?.backward(g) ?? g
-        d = conv2.backward(bn2.backward(d))!
+        let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
+        let d = conv2.backward(bn2.backward(dF))!
         let dx = conv1.backward(bn1.backward(d))!
         dx.add(dShortcut)
         return dx
@@ -84,7 +98,7 @@ public final class Bottleneck: ResidualBlock {
     public var attention: BranchAttention?
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
-    private let join = AddReLU()
+    private let tail = ResidualTail()
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
@@ -109,17 +123,12 @@ public final class Bottleneck: ResidualBlock {
         var f = bn1.forward(conv1.forward(x), training: training)
         f = bn2.forward(conv2.forward(f), training: training)
         f = bn3.forward(conv3.forward(f), training: training)
-        let s = downsample?.forward(x, training: training) ?? x
-        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
-        if let a = attention { f = a.forward(f, training: training) }
-        return join.forward(f, s, training: training)
+        return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let g = join.backward(dy)
-        let dShortcut = downsample?.backward(g) ?? g
-        var d = attention?.backward(g) ?? g
-        d = conv3.backward(bn3.backward(d))!
+        let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
+        var d = conv3.backward(bn3.backward(dF))!
         d = conv2.backward(bn2.backward(d))!
         let dx = conv1.backward(bn1.backward(d))!
         dx.add(dShortcut)

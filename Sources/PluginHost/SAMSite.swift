@@ -69,70 +69,64 @@ public final class SAMSite: BranchAttention {
             layout = try instance.layout(f.shape)
             guard layout.state_count == 0,
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
-            let a = try attentionOnly(f, training: false)
+            let a = try process(f, try extract(f, training: false), training: false)
             let out = outputPool.get(f.shape)
             ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             return out
         } catch { SAMSite.report(error) }
     }
 
-    /// Extract and process of a stateless SAM: the attention A.
-    func attentionOnly(_ f: Tensor, training: Bool) throws -> Tensor {
-        let handle = instance.handle
+    /// S = extract(F) into this site's buffer (plugin stage, or the host's global average pool).
+    func extract(_ f: Tensor, training: Bool) throws -> Tensor {
         let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))
-        let a = attentionPool.get(dims(layout.attention_ndim, layout.attention_shape))
-        var fv = view(f), sv = view(s), av = view(a)
         if let extract = api.extract {
-            try checked(id, "extract") { extract(handle, slot, &fv, &sv, training ? 1 : 0, $0) }
+            var fv = view(f), sv = view(s)
+            try checked(id, "extract") { extract(instance.handle, slot, &fv, &sv, training ? 1 : 0, $0) }
         } else {
+            guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
             ChannelOps.shared.mean(f, into: s)
         }
-        try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, training ? 1 : 0, $0) }
+        return s
+    }
+
+    /// A = process(F, S, state): the state comes from (and goes back to) the stage's chain.
+    func process(_ f: Tensor, _ s: Tensor, training: Bool) throws -> Tensor {
+        let a = attentionPool.get(dims(layout.attention_ndim, layout.attention_shape))
+        var fv = view(f), sv = view(s), av = view(a)
+        let handle = instance.handle, flag: Int32 = training ? 1 : 0
+        let stateCount = Int(layout.state_count)
+        guard stateCount > 0 else {
+            try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, flag, $0) }
+            return a
+        }
+        guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
+        guard stateCount <= statePools.count else { throw LTHError("plugin \(id): \(stateCount) state tensors, at most \(statePools.count) supported") }
+        let stateShape = dims(layout.state_ndim, layout.state_shape)
+        if position <= chain.forwardPosition || chain.state == nil || chain.state![0].shape != stateShape {
+            chain.state = (0..<stateCount).map { _ in Tensor(stateShape) }  // zeros at the stage's first block
+        }
+        let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
+        var inViews = chain.state!.map(view), outViews = outs.map(view)
+        try checked(id, "process") { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
+        // fresh tensors for the state handed on, so the next block's outputs never alias ours
+        chain.state = outs.map { $0.clone() }
+        chain.forwardPosition = position
         return a
     }
 
     /// F [B,H,W,C] -> F'
     public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
         layout = try instance.layout(f.shape)
-        let handle = instance.handle
-        let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))
-        let a = attentionPool.get(dims(layout.attention_ndim, layout.attention_shape))
-        var fv = view(f), sv = view(s), av = view(a)
-        if let extract = api.extract {
-            try checked(id, "extract") { extract(handle, slot, &fv, &sv, training ? 1 : 0, $0) }
-        } else {
-            guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
-            ChannelOps.shared.mean(f, into: s)
-        }
-        let stateCount = Int(layout.state_count)
-        if stateCount > 0 {
-            guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
-            let stateShape = dims(layout.state_ndim, layout.state_shape)
-            if position <= chain.forwardPosition || chain.state == nil || chain.state![0].shape != stateShape {
-                chain.state = (0..<stateCount).map { _ in Tensor(stateShape) }  // zeros at the stage's first block
-            }
-            guard stateCount <= statePools.count else { throw LTHError("plugin \(id): \(stateCount) state tensors, at most \(statePools.count) supported") }
-            let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
-            var inViews = chain.state!.map(view), outViews = outs.map(view)
-            try checked(id, "process") { err in
-                api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, training ? 1 : 0, err)
-            }
-            // fresh tensors for the state handed on, so the next block's outputs never alias ours
-            chain.state = outs.map { $0.clone() }
-            chain.forwardPosition = position
-        } else {
-            try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, training ? 1 : 0, $0) }
-        }
+        let s = try extract(f, training: training)
+        let a = try process(f, s, training: training)
         let out = outputPool.get(f.shape)
         if let recalibrate = api.recalibrate {
-            var ov = view(out)
-            try checked(id, "recalibrate") { recalibrate(handle, slot, &fv, &av, &ov, $0) }
+            var fv = view(f), av = view(a), ov = view(out)
+            try checked(id, "recalibrate") { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
+        } else if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
+            ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)  // oneDNN, multi-threaded
         } else {
-            if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
-                ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)  // oneDNN, multi-threaded
-            } else {
-                SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
-            }
+            SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
         if training {
             savedInput = f
@@ -180,21 +174,6 @@ public final class SAMSite: BranchAttention {
     }
 
     // MARK: host defaults
-
-    /// S[b, c] = mean over pixels of F[b, :, :, c]
-    static func averagePool(_ f: Tensor, into s: Tensor) {
-        let (n, p, c) = (f.shape[0], f.shape[1] * f.shape[2], f.shape[3])
-        s.zero()
-        let scale = 1 / Float(p)
-        for b in 0..<n {
-            let out = s.data + b * c
-            for i in 0..<p {
-                let row = f.data + (b * p + i) * c
-                for k in 0..<c { out[k] += row[k] }
-            }
-            for k in 0..<c { out[k] *= scale }
-        }
-    }
 
     /// dF[b, i, c] += dS[b, c] / P
     static func averagePoolBackward(_ dS: Tensor, into dF: Tensor) {
