@@ -29,6 +29,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var samOptions: [String] = []
     public var attach = "full-sa"
     public var scheme: String? = nil
+    /// Supernet training: the retaining probability p of d ~ Bernoulli(p)^L per mini-batch
+    /// (nil = an ordinary network).
+    public var keepProb: Double? = nil
 
     public init() {}
 
@@ -41,6 +44,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard momentum >= 0, momentum < 1 else { throw LTHError("--momentum must be in [0, 1), got \(momentum)") }
         guard valPerClass >= 0 else { throw LTHError("--val-per-class must be >= 0, got \(valPerClass)") }
         guard warmupEpochs >= 0 else { throw LTHError("--warmup-epochs must be >= 0, got \(warmupEpochs)") }
+        if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("--keep-prob must be in (0, 1], got \(p)") }
+        if keepProb != nil && sam == nil { throw LTHError("supernet training needs a --sam plugin") }
+        if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }
         guard ["sgd", "adam"].contains(optimizer) else { throw LTHError("--optimizer '\(optimizer)' unknown; expected sgd or adam") }
         _ = try parsedSchedule()
     }

@@ -33,6 +33,11 @@ public final class Trainer {
     public static var stopRequested = false
     /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.
     public var stopAfterSteps: Int? = nil
+    /// Called before every training step with (epoch, step in epoch), e.g. to sample the
+    /// supernet's scheme for the mini-batch; must depend only on its arguments for exact resume.
+    public var beforeTrainingStep: ((Int, Int) -> Void)? = nil
+    /// Called before every evaluation (e.g. to select the Full-SA sub-network).
+    public var beforeEvaluation: (() -> Void)? = nil
 
     private(set) public var epoch = 0
     private(set) public var stepInEpoch = 0
@@ -155,6 +160,7 @@ public final class Trainer {
                 if skipped < resumeAt { skipped += 1; continue }
                 let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
+                beforeTrainingStep?(epoch, stepInEpoch)
                 net.zeroGrad()
                 let out = loss(net.forward(batch.images, training: true), batch.labels)
                 guard out.loss.isFinite else {
@@ -212,7 +218,8 @@ public final class Trainer {
     /// Eval-mode accuracy and mean loss on `indices` of `dataset`; `logits` receives
     /// [count, classes] row-major logits when given.
     public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) -> Evaluation {
-        Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
+        beforeEvaluation?()
+        return Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
     }
 
     public static func evaluate(_ net: ResNet, _ dataset: ImageDataset, indices: [Int], mean: [Float], std: [Float], batch: Int,

@@ -15,6 +15,7 @@ struct Eval: ParsableCommand {
     @Option(help: "test | val | train.") var split = "test"
     @Option(help: "Batch size.") var batch = 256
     @Option(help: "Write the logits as a float32 [N, classes] .npy file.") var saveLogits: String?
+    @Option(help: "For a supernet checkpoint: the sub-network to evaluate (bits per block; default all 1).") var scheme: String?
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -44,6 +45,12 @@ struct Eval: ParsableCommand {
             throw LTHError("'\(path)' was trained with \(meta["sam.id"] ?? "") options \(opts), the plugin now resolves \(now)")
         }
         try ModelCheckpoint.load(net, from: path)
+        if let text = scheme {
+            guard config.keepProb != nil else {
+                throw LTHError("--scheme selects a sub-network of a supernet; '\(path)' is an ordinary network (its scheme is \(meta["scheme"] ?? "none"))")
+            }
+            try Supernet(net).apply(try Scheme(parsing: text, stageSizes: net.spec.blocksPerStage))
+        }
         let mean = (meta["normalization.mean"] ?? "").split(separator: ",").compactMap { Float($0) }
         let std = (meta["normalization.std"] ?? "").split(separator: ",").compactMap { Float($0) }
         guard mean.count == source.train.channels, std.count == source.train.channels else {

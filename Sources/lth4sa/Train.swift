@@ -4,10 +4,8 @@ import Foundation
 import Tensor
 import Training
 
-/// `lth4sa train`: train a model on a data source into a run directory (resumable).
-struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Train a ResNet; logs, checkpoints and summary go to the run directory.")
-
+/// The options of a training run (shared by `train` and `supernet train`).
+struct TrainingOptions: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
@@ -48,14 +46,16 @@ struct Train: ParsableCommand {
         return c
     }
 
+    func directory(_ prefix: String = "") -> String {
+        output ?? "runs/\(prefix)\(modelOptions.model)-\(data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-"))-s\(runtime.seed)"
+    }
+
     func validate() throws {
         do { try config.validate() } catch let e as LTHError { throw ValidationError(e.message) }
     }
 
-    func run() throws {
-        runtime.apply()
-        let dir = output ?? "runs/\(modelOptions.model)-\(data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-"))-s\(runtime.seed)"
-        let trainer = try Trainer(config: config, runDirectory: dir, resume: resume, attach: SAMOptions.hook)
+    /// Trains with `trainer` (already configured), then evaluates and writes summary.json.
+    func trainAndSummarize(_ trainer: Trainer, directory dir: String, command: String) throws {
         installStopHandler()
         let c = trainer.config
         let samText = trainer.extraMetadata["sam.id"].map { " with \($0) (\(trainer.extraMetadata["sam.options"] ?? ""), \(c.attach), scheme \(trainer.extraMetadata["scheme"] ?? ""))" } ?? ""
@@ -63,7 +63,7 @@ struct Train: ParsableCommand {
         print("run directory: \(dir)" + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
         let start = Date()
         guard try trainer.train() else {
-            print("stopped; checkpoint saved at epoch \(trainer.epoch + 1) step \(trainer.stepInEpoch). Continue with: lth4sa train --output \(dir) --model \(c.model) --data \(c.data) --resume")
+            print("stopped; checkpoint saved at epoch \(trainer.epoch + 1) step \(trainer.stepInEpoch). Continue with: lth4sa \(command) --output \(dir) --model \(c.model) --data \(c.data) --resume")
             throw ExitCode(130)
         }
         let test = trainer.evaluate(trainer.source.test, indices: Array(0..<trainer.source.test.count))
@@ -77,6 +77,19 @@ struct Train: ParsableCommand {
         print(String(format: "done in %@: test accuracy %.2f%% (loss %.4f)", formatDuration(seconds), test.accuracy, test.loss)
               + (val.map { String(format: ", validation accuracy %.2f%%", $0.accuracy) } ?? "")
               + ", checkpoint \(trainer.checkpointPath ?? "")")
+    }
+}
+
+/// `lth4sa train`: train a model on a data source into a run directory (resumable).
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a ResNet; logs, checkpoints and summary go to the run directory.")
+    @OptionGroup var options: TrainingOptions
+
+    func run() throws {
+        options.runtime.apply()
+        let dir = options.directory()
+        let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, attach: SAMOptions.hook)
+        try options.trainAndSummarize(trainer, directory: dir, command: "train")
     }
 }
 

@@ -79,6 +79,19 @@ final class PluginCLITests: CLITestCase {
         try assertFails(["eval", "--checkpoint", "run"], mentioning: "trained with SAM se")
     }
 
+    func testSupernetTrainThenEvaluateSubNetworks() throws {
+        let t = try run(["supernet", "train", "--model", "resnet-basic-8", "--data", "synthetic:100", "--epochs", "1", "--batch", "16",
+                         "--val-per-class", "1", "--output", "sn", "--sam", se, "--sam-opt", "reduction=4", "--keep-prob", "0.5"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        for scheme in ["1-1-1", "0-0-0", "101"] {
+            let e = try run(["eval", "--checkpoint", "sn", "--split", "val", "--scheme", scheme])
+            XCTAssertEqual(e.status, 0, e.stderr)
+        }
+        try assertFails(["eval", "--checkpoint", "sn", "--scheme", "1111"], mentioning: "3 blocks")
+        try assertFails(["supernet", "train", "--keep-prob", "1.5", "--sam", se], mentioning: "1.5")
+        try assertFails(["supernet", "train", "--model", "resnet-basic-8"], mentioning: "--sam")
+    }
+
     func testTrainAndEvalWithASAM() throws {
         let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "32",
                          "--val-per-class", "2", "--output", "run", "--sam", se, "--sam-opt", "reduction=4", "--scheme", "1-0-1"])
@@ -86,6 +99,7 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(t.stdout.contains("with se"), t.stdout)
         let e = try run(["eval", "--checkpoint", "run"])
         XCTAssertEqual(e.status, 0, e.stderr)
+        try assertFails(["eval", "--checkpoint", "run", "--scheme", "1-1-1"], mentioning: "ordinary network")
         let header = try String(decoding: Data(contentsOf: dir.appendingPathComponent("run/checkpoint.safetensors")).prefix(20000), as: UTF8.self)
         XCTAssertTrue(header.contains("layer1.0.se.fc1.weight"), "SAM parameters under PyTorch-like names")
         XCTAssertTrue(header.contains("\"sam.id\":\"se\""))
