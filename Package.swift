@@ -26,11 +26,12 @@ let package = Package(
         // The plugin SDK (C headers in SDK/include/lth4sa), built as a C target for the host.
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
         .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data"], swiftSettings: optimize),
+        .target(name: "Search", dependencies: ["Models", "NN", "Tensor"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"], swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost",
+                "Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimize),
@@ -39,7 +40,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
-        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data"]),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search"]),
         .testTarget(name: "CLITests", dependencies: ["lth4sa"]),
     ],
     swiftLanguageModes: [.v5]

@@ -16,3 +16,14 @@ public protocol BranchAttention: AnyObject {
 extension BranchAttention {
     public func inferJoined(_ branch: Tensor, shortcut: Tensor) -> Tensor? { nil }
 }
+
+/// Counts forward and backward passes, so that state carried from block to block within a
+/// stage (stateful attentions such as DIA) restarts at every pass whatever blocks run.
+/// `ResNet.forward`/`backward` begin a pass; code that runs blocks itself (stand-alone SAM
+/// sites, the search's prefix-shared evaluation) begins one explicitly.
+public enum PassCounter {
+    nonisolated(unsafe) public private(set) static var forward = 0
+    nonisolated(unsafe) public private(set) static var backward = 0
+    public static func beginForward() { forward &+= 1 }
+    public static func beginBackward() { backward &+= 1 }
+}

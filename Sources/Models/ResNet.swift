@@ -118,6 +118,7 @@ public final class ResNet: Module {
 
     /// images [N, H, W, 3] -> logits [N, classes]
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        PassCounter.beginForward()
         var h = bn1.forward(conv1.forward(x), training: training)
         if let mp = maxpool { h = mp.forward(h) }
         for stage in stages {
@@ -130,6 +131,7 @@ public final class ResNet: Module {
     /// only if `conv1.needsInputGrad` was set (off by default: training never needs it).
     @discardableResult
     public func backward(_ dLogits: Tensor) -> Tensor? {
+        PassCounter.beginBackward()
         var d = pool.backward(fc.backward(dLogits))
         for stage in stages.reversed() {
             for block in stage.blocks.reversed() { d = block.backward(d) }

@@ -1,5 +1,6 @@
 import Foundation
 import LTH4SASDK
+import Models
 import NN
 import Tensor
 
@@ -54,6 +55,7 @@ public enum Conformance {
             let xs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
             let rs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
             func loss() throws -> Double {
+                PassCounter.beginForward()
                 var total = 0.0
                 for k in 0..<2 { total += GradientCheck.project(try sites[k].forwardChecked(xs[k], training: true), rs[k]) }
                 return total
@@ -61,6 +63,7 @@ public enum Conformance {
             _ = try loss()
             for (_, p) in inst.parameters { p.grad.zero() }
             var dxs: [Tensor] = []
+            PassCounter.beginBackward()
             for k in [1, 0] { dxs.insert(try sites[k].backwardChecked(rs[k]).clone(), at: 0) }
             let gc = GradientCheck(eps: 1e-3, rtol: 2e-2, atol: 1e-3, samples: 12, extraSteps: [3e-4, 1e-4])
             var worst: [String] = []

@@ -1,5 +1,6 @@
 import Data
 import Foundation
+import Models
 import NN
 import Tensor
 
@@ -76,12 +77,14 @@ public enum ReferenceCheck {
         }
         var results: [Comparison] = []
         var outputs: [Tensor] = []
+        PassCounter.beginForward()
         for k in 0..<m.calls {
             let x = try load(dir, "input\(k)")
             let y = try sites[k].map { try $0.forwardChecked(x, training: true).clone() } ?? x
             outputs.append(y)
             results.append(Comparison(name: "output\(k)", relativeError: relativeError(y, try load(dir, "output\(k)"))))
         }
+        PassCounter.beginBackward()
         for k in stride(from: m.calls - 1, through: 0, by: -1) {
             let dy = try load(dir, "dout\(k)")
             let dx = try sites[k].map { try $0.backwardChecked(dy).clone() } ?? dy

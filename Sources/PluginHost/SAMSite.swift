@@ -5,12 +5,12 @@ import NN
 import Tensor
 
 /// The state a stateful SAM (DIA) carries from block to block within one stage, forward and
-/// backward. Sites call it in block order forward and in reverse order backward; a call at a
-/// position not after the previous one starts a new pass (state zeros, state gradient zeros).
+/// backward. The first site to run in a pass (see `PassCounter`) starts from zero state, and
+/// the first to run backward from a zero state gradient.
 public final class StageStateChain {
-    var forwardPosition = Int.max
+    var forwardPass = -1
     var state: [Tensor]? = nil
-    var backwardPosition = -1
+    var backwardPass = -1
     var stateGradient: [Tensor]? = nil
     public init() {}
 }
@@ -102,7 +102,7 @@ public final class SAMSite: BranchAttention {
         guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
         guard stateCount <= statePools.count else { throw LTHError("plugin \(id): \(stateCount) state tensors, at most \(statePools.count) supported") }
         let stateShape = dims(layout.state_ndim, layout.state_shape)
-        if position <= chain.forwardPosition || chain.state == nil || chain.state![0].shape != stateShape {
+        if chain.forwardPass != PassCounter.forward || chain.state == nil || chain.state![0].shape != stateShape {
             chain.state = (0..<stateCount).map { _ in Tensor(stateShape) }  // zeros at the stage's first block
         }
         let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
@@ -110,7 +110,7 @@ public final class SAMSite: BranchAttention {
         try checked(id, "process") { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
         // fresh tensors for the state handed on, so the next block's outputs never alias ours
         chain.state = outs.map { $0.clone() }
-        chain.forwardPosition = position
+        chain.forwardPass = PassCounter.forward
         return a
     }
 
@@ -152,7 +152,7 @@ public final class SAMSite: BranchAttention {
         let stateCount = Int(layout.state_count)
         if stateCount > 0, let chain {
             let stateShape = dims(layout.state_ndim, layout.state_shape)
-            let last = position >= chain.backwardPosition || chain.stateGradient == nil
+            let last = chain.backwardPass != PassCounter.backward || chain.stateGradient == nil
             var dOutState = last ? (0..<stateCount).map { _ in Tensor(stateShape) } : chain.stateGradient!
             let dIn = (0..<stateCount).map { _ in Tensor(stateShape) }
             var dOutViews = dOutState.map(view), dInViews = dIn.map(view)
@@ -161,7 +161,7 @@ public final class SAMSite: BranchAttention {
             }
             dOutState = []
             chain.stateGradient = dIn
-            chain.backwardPosition = position
+            chain.backwardPass = PassCounter.backward
         } else {
             try checked(id, "process_backward") { api.process_backward(handle, slot, &fv, &sv, &dAV, nil, &dSV, nil, &dFV, $0) }
         }

@@ -17,6 +17,11 @@ final class SupernetTests: XCTestCase {
             var rng = RNG(seed: 3)
             for (name, p) in big.namedParameters() where name.contains(".\(sam.id).") { rng.fillNormal(p.value, std: 0.3) }
             let supernet = try Supernet(big)
+            // another sub-network first: state chains (DIA) must not leak from one pass into the next
+            supernet.apply(try Scheme(parsing: "11-10-10", stageSizes: spec.blocksPerStage))
+            let warm = Tensor([2, 32, 32, 3])
+            rng.fillNormal(warm, std: 1)
+            _ = big.forward(warm, training: false)
             let scheme = try Scheme(parsing: "10-11-01", stageSizes: spec.blocksPerStage)
             supernet.apply(scheme)
             let small = ResNet(spec, classes: 5, seed: 9)
