@@ -59,16 +59,16 @@ public struct PluginOption: Sendable {
     public let name: String, kind: Kind, defaultValue: Double, min: Double, max: Double, doc: String
 
     /// Parses and range-checks `text` for this option.
-    public func parse(_ text: String, plugin: String) throws -> Double {
+    public func parse(_ text: String, plugin: String, flag: String = "--sam-opt") throws -> Double {
         let value: Double?
         switch kind {
         case .int: value = Int(text).map(Double.init)
         case .float: value = Double(text)
         case .bool: value = ["1", "true", "yes", "on"].contains(text.lowercased()) ? 1 : ["0", "false", "no", "off"].contains(text.lowercased()) ? 0 : nil
         }
-        guard let v = value, v.isFinite else { throw LTHError("--sam-opt \(name)=\(text): not a valid \(kind.rawValue) for plugin \(plugin)") }
+        guard let v = value, v.isFinite else { throw LTHError("\(flag) \(name)=\(text): not a valid \(kind.rawValue) for plugin \(plugin)") }
         guard v >= min && v <= max else {
-            throw LTHError("--sam-opt \(name)=\(text) is out of range for plugin \(plugin): expected \(format(min))...\(format(max))")
+            throw LTHError("\(flag) \(name)=\(text) is out of range for plugin \(plugin): expected \(format(min))...\(format(max))")
         }
         return v
     }
@@ -111,16 +111,16 @@ public struct PluginDescriptor: @unchecked Sendable {
     public var kindName: String { kind == LTH4SA_KIND_SAM ? "sam" : kind == LTH4SA_KIND_SEARCHER ? "searcher" : "unknown(\(kind))" }
 
     /// Every declared option with its value: defaults overridden by `key=value` settings.
-    public func resolveOptions(_ settings: [String]) throws -> [(String, Double)] {
+    public func resolveOptions(_ settings: [String], flag: String = "--sam-opt") throws -> [(String, Double)] {
         var values = Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0.defaultValue) })
         for s in settings {
             let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty else { throw LTHError("--sam-opt '\(s)' is not key=value") }
+            guard parts.count == 2, !parts[0].isEmpty else { throw LTHError("\(flag) '\(s)' is not key=value") }
             guard let option = options.first(where: { $0.name == parts[0] }) else {
                 let known = options.map { $0.name }.joined(separator: ", ")
                 throw LTHError("plugin \(id) has no option '\(parts[0])'; its options: \(known.isEmpty ? "none" : known)")
             }
-            values[option.name] = try option.parse(parts[1], plugin: id)
+            values[option.name] = try option.parse(parts[1], plugin: id, flag: flag)
         }
         return options.map { ($0.name, values[$0.name]!) }
     }

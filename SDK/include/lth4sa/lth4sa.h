@@ -6,5 +6,6 @@
 #include "host.h"
 #include "descriptor.h"
 #include "sam.h"
+#include "searcher.h"
 #include "entry.h"
 #endif

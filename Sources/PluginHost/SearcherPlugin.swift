@@ -1,0 +1,131 @@
+import Foundation
+import LTH4SASDK
+import Models
+import Search
+import Tensor
+
+/// A searcher plugin ("lth4sa.searcher/1") adapted to the host loop's `Searcher` protocol.
+/// Offers the host capability LTH4SA_HOST_SCHEME_COST when given a parameter counter.
+public final class SearcherPlugin: Searcher {
+    public let library: PluginLibrary
+    public let descriptor: PluginDescriptor
+    public let options: [(String, Double)]
+    let api: UnsafePointer<lth4sa_searcher_api_t>
+    let handle: UnsafeMutableRawPointer
+    let blocks: Int
+    private var lastCount = 0
+    private let context: Unmanaged<CapabilityBox>
+
+    /// The capabilities offered to the plugin, kept alive as long as the searcher.
+    final class CapabilityBox {
+        let parameters: (([Bool]) -> Int)?
+        let blocks: Int
+        var costTable = lth4sa_scheme_cost_api_t(struct_size: UInt32(MemoryLayout<lth4sa_scheme_cost_api_t>.size), reserved: 0,
+                                                 parameters: { ctx, bits in
+            let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+            let scheme = (0..<box.blocks).map { bits[$0] != 0 }
+            return Int64(box.parameters?(scheme) ?? 0)
+        })
+        init(parameters: (([Bool]) -> Int)?, blocks: Int) {
+            self.parameters = parameters
+            self.blocks = blocks
+        }
+    }
+
+    /// Loads the searcher in `spec` (path or id) for a space of `stageSizes` blocks per stage.
+    public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil) throws {
+        let library = try PluginDiscovery.resolve(spec)
+        guard let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) else {
+            let kinds = library.plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
+            throw LTHError("'\(library.path)' holds no searcher plugin (it has \(kinds)); --searcher needs a searcher such as libEAN.so")
+        }
+        guard let raw = library.factory(d.index, LTH4SA_SEARCHER_INTERFACE) else {
+            throw LTHError("plugin \(d.id) in '\(library.path)' does not implement \(LTH4SA_SEARCHER_INTERFACE)")
+        }
+        let api = raw.assumingMemoryBound(to: lth4sa_searcher_api_t.self)
+        guard api.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_searcher_api_t>.size) else {
+            throw LTHError("plugin \(d.id): searcher table of \(api.pointee.struct_size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<lth4sa_searcher_api_t>.size)")
+        }
+        self.library = library
+        descriptor = d
+        self.api = api
+        options = try d.resolveOptions(settings, flag: "--searcher-opt")
+        let blockCount = stageSizes.reduce(0, +)
+        blocks = blockCount
+        context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blocks: blockCount))
+        let sizes = stageSizes.map { UInt32($0) }
+        let names = options.map { strdup($0.0)! }
+        defer { names.forEach { free($0) } }
+        var values = zip(names, options).map { lth4sa_option_value_t(name: $0.0, value: $0.1.1) }
+        var instance: UnsafeMutableRawPointer? = nil
+        let ctx = Unmanaged.passUnretained(context.takeUnretainedValue()).toOpaque()
+        try sizes.withUnsafeBufferPointer { sizesPtr in
+            var space = lth4sa_search_space_t(
+                struct_size: UInt32(MemoryLayout<lth4sa_search_space_t>.size), blocks: UInt32(blockCount), stage_count: UInt32(sizes.count),
+                reserved: 0, stage_sizes: sizesPtr.baseAddress!,
+                host_extension: { ctx, id in
+                    let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+                    guard String(cString: id) == LTH4SA_HOST_SCHEME_COST, box.parameters != nil else { return nil }
+                    return withUnsafePointer(to: &box.costTable) { UnsafeRawPointer($0) }
+                },
+                extension_context: ctx)
+            let pluginId = d.id
+            try checked(pluginId, "create") { err in
+                values.withUnsafeMutableBufferPointer { api.pointee.create(HostServices.table, &space, $0.baseAddress, UInt32($0.count), &instance, err) }
+            }
+        }
+        guard let instance else { throw LTHError("plugin \(d.id): create returned no instance") }
+        handle = instance
+    }
+
+    deinit {
+        api.pointee.destroy(handle)
+        context.release()
+    }
+
+    public var id: String { descriptor.id }
+
+    public func ask() throws -> [[Bool]] {
+        let capacity = 4096
+        var bits = [UInt8](repeating: 0, count: capacity * blocks)
+        var count: UInt32 = 0
+        try checked(id, "ask") { err in bits.withUnsafeMutableBufferPointer { api.pointee.ask(handle, $0.baseAddress!, UInt32(capacity), &count, err) } }
+        guard count >= 1 && Int(count) <= capacity else { throw LTHError("plugin \(id): ask returned \(count) schemes") }
+        lastCount = Int(count)
+        return (0..<Int(count)).map { j in (0..<blocks).map { bits[j * blocks + $0] != 0 } }
+    }
+
+    public func tell(_ scored: [(bits: [Bool], parts: RewardParts)]) throws -> SearchProgress {
+        let bytes = scored.map { $0.bits.map { UInt8($0 ? 1 : 0) } }
+        var progress = lth4sa_searcher_progress_t(struct_size: UInt32(MemoryLayout<lth4sa_searcher_progress_t>.size), reserved: 0, p_bar: .nan, baseline: .nan)
+        try withExtendedLifetime(bytes) {
+            var items: [lth4sa_scored_scheme_t] = []
+            for (b, s) in zip(bytes, scored) {
+                b.withUnsafeBufferPointer { p in
+                    items.append(lth4sa_scored_scheme_t(bits: p.baseAddress!, reward: s.parts.reward, accuracy: s.parts.accuracy,
+                                                        sparsity: s.parts.sparsity, curiosity: s.parts.curiosity))
+                }
+            }
+            try checked(id, "tell") { err in items.withUnsafeBufferPointer { api.pointee.tell(handle, $0.baseAddress!, UInt32($0.count), &progress, err) } }
+        }
+        return SearchProgress(pBar: progress.p_bar.isNaN ? nil : progress.p_bar, baseline: progress.baseline.isNaN ? nil : progress.baseline)
+    }
+
+    public func saveState() throws -> [UInt8] {
+        let size = Int(api.pointee.state_size(handle))
+        var buffer = [UInt8](repeating: 0, count: size)
+        try checked(id, "save") { err in buffer.withUnsafeMutableBytes { api.pointee.save(handle, $0.baseAddress!, UInt64(size), err) } }
+        return buffer
+    }
+
+    public func loadState(_ state: [UInt8]) throws {
+        try checked(id, "load") { err in state.withUnsafeBytes { api.pointee.load(handle, $0.baseAddress!, UInt64(state.count), err) } }
+    }
+}
+
+extension HostServices {
+    /// The state of the generator plugins draw from (`host->uniform`), for search checkpoints.
+    public static var rngState: (save: () -> [UInt64], restore: ([UInt64]) -> Void) {
+        (save: { rng.stateWords }, restore: { rng = RNG(stateWords: $0) })
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import XCTest
+
+/// Searchers on environments with a known optimum (a reward function of the bits, no network).
+final class SearchLoopTests: XCTestCase {
+    let target: [Bool] = [true, false, true, true, false, false, true, false, true, true, false, true]
+    let stages = [4, 4, 4]
+
+    /// Accuracy 50..90 by the share of bits equal to the target: the reward's optimum is the target.
+    func accuracies(_ schemes: [Scheme]) -> [Double] {
+        schemes.map { s in 50 + 40 * Double(zip(s.bits, target).filter { $0 == $1 }.count) / Double(target.count) }
+    }
+
+    var ean: String { ReferenceTests.repository.appendingPathComponent("plugins/libEAN.so").path }
+
+    func makeLoop(directory: String? = nil, seed: UInt64 = 1, settings: [String] = []) throws -> SearchLoop {
+        HostServices.seed(seed)
+        let searcher = try SearcherPlugin(ean, settings: settings, stageSizes: stages)
+        return SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: 12, weights: RewardWeights(), seed: seed),
+                          accuracies: { self.accuracies($0) }, directory: directory, rngState: HostServices.rngState)
+    }
+
+    /// With its defaults (one sample per step, Adam lr 0.05, RND on), EAN's policy converges
+    /// within 300 steps to the optimum for most seeds and otherwise to a scheme one bit away
+    /// (measured: 4 of 6 seeds exact); p_bar rises toward 1.
+    func testEANFindsTheOptimumAndConverges() throws {
+        let optimum = Scheme(bits: target, stageSizes: stages).description
+        var exact = 0
+        for seed: UInt64 in 1...6 {
+            let loop = try makeLoop(seed: seed)
+            var pBars: [Double] = []
+            try loop.run(steps: 300) { pBars.append($0.pBar ?? 0) }
+            let late = loop.records.suffix(20).map { $0.scheme }
+            let mode = Dictionary(grouping: late, by: { $0 }).max { $0.value.count < $1.value.count }!.key
+            if mode == optimum { exact += 1 }
+            let distance = zip(mode, optimum).filter { $0 != $1 }.count
+            XCTAssertLessThanOrEqual(distance, 1, "seed \(seed): converged to \(mode)")
+            let lateP = pBars.suffix(20).reduce(0, +) / 20, earlyP = pBars.prefix(20).reduce(0, +) / 20
+            XCTAssertGreaterThan(lateP, 0.9, "seed \(seed): p_bar of the last 20 steps")
+            XCTAssertGreaterThan(lateP, earlyP + 0.2, "seed \(seed): p_bar rises (from \(earlyP) to \(lateP))")
+        }
+        XCTAssertGreaterThanOrEqual(exact, 4, "seeds converging exactly on the optimum")
+    }
+
+    /// A trivial searcher (enumerates every scheme) through the same host loop.
+    final class Enumerator: Searcher {
+        var next = 0
+        let blocks: Int
+        init(blocks: Int) { self.blocks = blocks }
+        func ask() throws -> [[Bool]] {
+            defer { next += 1 }
+            return [(0..<blocks).map { (next >> $0) & 1 == 1 }]
+        }
+        func tell(_ scored: [(bits: [Bool], parts: RewardParts)]) throws -> SearchProgress { SearchProgress() }
+        func saveState() throws -> [UInt8] { withUnsafeBytes(of: next) { Array($0) } }
+        func loadState(_ state: [UInt8]) throws { next = state.withUnsafeBytes { $0.load(as: Int.self) } }
+    }
+
+    func testHostLoopWithATrivialSearcher() throws {
+        var w = RewardWeights()
+        w.curiosity = 0
+        let loop = SearchLoop(searcher: Enumerator(blocks: 12), stageSizes: stages, reward: RewardModel(blocks: 12, weights: w, seed: 0),
+                              accuracies: { self.accuracies($0) }, directory: nil, rngState: HostServices.rngState)
+        try loop.run(steps: 4096)
+        XCTAssertEqual(loop.best.first?.scheme.bits, target)
+        XCTAssertEqual(loop.best.first!.parts.reward, 90 + 2 * Double(target.filter { !$0 }.count) / 12 - 54, accuracy: 1e-9)
+        XCTAssertEqual(loop.records.count, 4096)
+    }
+
+    /// A search stopped after 15 steps and resumed ends with exactly the records of an uninterrupted one.
+    func testResumedSearchEqualsUninterrupted() throws {
+        let straight = try makeLoop(seed: 7)
+        try straight.run(steps: 40)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-search-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try makeLoop(directory: dir.path, seed: 7)
+        var n = 0
+        XCTAssertFalse(try first.run(steps: 40, shouldStop: { n += 1; return n >= 15 }))
+        HostServices.seed(999)  // a different process state: everything must come from the checkpoint
+        let resumed = try makeLoop(directory: dir.path, seed: 7)
+        try resumed.resume()
+        XCTAssertEqual(resumed.step, 15)
+        try resumed.run(steps: 40)
+        XCTAssertEqual(resumed.records, straight.records)
+        let log = try String(contentsOf: dir.appendingPathComponent("search.jsonl"), encoding: .utf8)
+        XCTAssertEqual(log.split(separator: "\n").count, 40)
+    }
+
+    func testBadSearcherInput() throws {
+        XCTAssertThrowsError(try SearcherPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, stageSizes: stages)) {
+            XCTAssertTrue("\($0)".contains("holds no searcher"), "\($0)")
+        }
+        XCTAssertThrowsError(try SAMPlugin(ean)) { XCTAssertTrue("\($0)".contains("holds no SAM"), "\($0)") }
+        XCTAssertThrowsError(try SearcherPlugin(ean, settings: ["lr=abc"], stageSizes: stages)) { XCTAssertTrue("\($0)".contains("--searcher-opt lr=abc")) }
+        let loop = try makeLoop()
+        XCTAssertThrowsError(try loop.run(steps: 0)) { XCTAssertTrue("\($0)".contains("at least 1")) }
+    }
+}
