@@ -142,6 +142,12 @@ public final class SAMInstance: Module, @unchecked Sendable {
 
     deinit { plugin.api.pointee.destroy(handle) }
 
+    /// Whether the SAM carries state from block to block (DIA).
+    public var isStateful: Bool {
+        guard let l = try? layout([1, 8, 8, channels]) else { return false }
+        return l.state_count > 0
+    }
+
     /// Hands the parameter storage to the plugin (again after the host replaced tensors).
     public func bind() throws {
         var values = parameters.map { view($0.1.value) }, grads = parameters.map { view($0.1.grad) }

@@ -19,21 +19,40 @@ public final class SearcherPlugin: Searcher {
     /// The capabilities offered to the plugin, kept alive as long as the searcher.
     final class CapabilityBox {
         let parameters: (([Bool]) -> Int)?
+        let blockParameters: ((Int) -> [Float])?
         let blocks: Int
+        var statsTable = lth4sa_sam_parameters_api_t(
+            struct_size: UInt32(MemoryLayout<lth4sa_sam_parameters_api_t>.size), reserved: 0,
+            count: { ctx, block in
+                let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+                guard Int(block) < box.blocks else { return 0 }
+                return Int64(box.blockParameters?(Int(block)).count ?? 0)
+            },
+            copy: { ctx, block, out, capacity in
+                let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+                guard Int(block) < box.blocks, let values = box.blockParameters?(Int(block)) else { return 0 }
+                let n = min(values.count, Int(capacity))
+                for i in 0..<n { out[i] = values[i] }
+                return Int64(n)
+            })
         var costTable = lth4sa_scheme_cost_api_t(struct_size: UInt32(MemoryLayout<lth4sa_scheme_cost_api_t>.size), reserved: 0,
                                                  parameters: { ctx, bits in
             let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
             let scheme = (0..<box.blocks).map { bits[$0] != 0 }
             return Int64(box.parameters?(scheme) ?? 0)
         })
-        init(parameters: (([Bool]) -> Int)?, blocks: Int) {
+        init(parameters: (([Bool]) -> Int)?, blockParameters: ((Int) -> [Float])?, blocks: Int) {
             self.parameters = parameters
+            self.blockParameters = blockParameters
             self.blocks = blocks
         }
     }
 
     /// Loads the searcher in `spec` (path or id) for a space of `stageSizes` blocks per stage.
-    public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil) throws {
+    /// `parameters` (a scheme's parameter count) and `blockParameters` (a block's SAM parameter
+    /// values) back the host capabilities LTH4SA_HOST_SCHEME_COST and LTH4SA_HOST_SAM_PARAMETERS.
+    public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil,
+                blockParameters: ((Int) -> [Float])? = nil) throws {
         let library = try PluginDiscovery.resolve(spec)
         guard let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) else {
             let kinds = library.plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
@@ -52,7 +71,7 @@ public final class SearcherPlugin: Searcher {
         options = try d.resolveOptions(settings, flag: "--searcher-opt")
         let blockCount = stageSizes.reduce(0, +)
         blocks = blockCount
-        context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blocks: blockCount))
+        context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blockParameters: blockParameters, blocks: blockCount))
         let sizes = stageSizes.map { UInt32($0) }
         let names = options.map { strdup($0.0)! }
         defer { names.forEach { free($0) } }
@@ -65,8 +84,14 @@ public final class SearcherPlugin: Searcher {
                 reserved: 0, stage_sizes: sizesPtr.baseAddress!,
                 host_extension: { ctx, id in
                     let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
-                    guard String(cString: id) == LTH4SA_HOST_SCHEME_COST, box.parameters != nil else { return nil }
-                    return withUnsafePointer(to: &box.costTable) { UnsafeRawPointer($0) }
+                    switch String(cString: id) {
+                    case LTH4SA_HOST_SCHEME_COST where box.parameters != nil:
+                        return withUnsafePointer(to: &box.costTable) { UnsafeRawPointer($0) }
+                    case LTH4SA_HOST_SAM_PARAMETERS where box.blockParameters != nil:
+                        return withUnsafePointer(to: &box.statsTable) { UnsafeRawPointer($0) }
+                    default:
+                        return nil
+                    }
                 },
                 extension_context: ctx)
             let pluginId = d.id

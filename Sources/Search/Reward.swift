@@ -18,6 +18,12 @@ public struct RewardWeights: Codable, Equatable, Sendable {
 /// One scored scheme: the reward and its parts.
 public struct RewardParts: Codable, Equatable, Sendable {
     public let reward: Double, accuracy: Double, sparsity: Double, curiosity: Double
+    public init(reward: Double, accuracy: Double, sparsity: Double, curiosity: Double) {
+        self.reward = reward
+        self.accuracy = accuracy
+        self.sparsity = sparsity
+        self.curiosity = curiosity
+    }
 }
 
 public final class RewardModel {

@@ -8,11 +8,13 @@ struct LTH4SA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lth4sa",
         abstract: "Lottery tickets for self-attention: train CIFAR/ImageNet ResNets and search where attention modules pay off.",
-        subcommands: [Train.self, Eval.self, Info.self, Bench.self, Plugins.self, SupernetCommand.self])
+        subcommands: [Run.self, Train.self, Eval.self, Info.self, Bench.self, Plugins.self, SupernetCommand.self, SearchCommand.self],
+        defaultSubcommand: Run.self)
 
     /// Runs the command; any failure is one line `error: ...` on stderr and a non-zero exit
     /// (the usage text stays behind `--help`).
     static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)  // line-buffered even into a file, so stage lines and progress interleave
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -53,6 +53,7 @@ struct PluginsInfo: ParsableCommand {
                 print("    " + pad(o.name, 12) + pad(o.kind.rawValue, 6) + pad("default \(o.defaultText)", 14) + pad("range \(o.rangeText)", 18) + o.doc)
             }
         }
+        guard lib.plugins.contains(where: { $0.kind == LTH4SA_KIND_SAM }) else { return }  // searchers have no parameters to show
         let sam = try SAMPlugin(library: lib, settings: samOptions)
         var rng = RNG(seed: 0)
         let inst = try sam.instantiate(channels: channels, rng: &rng)

@@ -105,3 +105,44 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(header.contains("\"sam.id\":\"se\""))
     }
 }
+
+/// The whole pipeline on tiny settings, through the real plugins, and its bad input.
+final class PipelineCLITests: CLITestCase {
+    var repository: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    func plugin(_ name: String) -> String { repository.appendingPathComponent("plugins/lib\(name).so").path }
+    var tiny: [String] { ["--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1", "--search-steps", "12",
+                          "--batch", "32", "--model", "resnet-basic-8"] }
+
+    func testPipelineEndToEnd() throws {
+        let r = try run(["--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searcher", plugin("EAN"), "-o", "p"] + tiny)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for f in ["pipeline.json", "metrics.jsonl", "supernet/checkpoint.safetensors", "search.jsonl", "search-state.json", "ticket.json", "report.md"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("p/\(f)").path), f)
+        }
+        let report = try String(contentsOf: dir.appendingPathComponent("p/report.md"), encoding: .utf8)
+        for text in ["| original | 0-0-0", "| Full-SA | 1-1-1", "candidate 1", "ticket?", "search / training of one network"] {
+            XCTAssertTrue(report.contains(text), "report lacks '\(text)':\n\(report)")
+        }
+        let log = try String(contentsOf: dir.appendingPathComponent("p/search.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 12)
+        XCTAssertTrue(log[0].contains("\"pBar\"") && log[0].contains("\"reward\"") && log[0].contains("\"curiosity\""))
+        let ticket = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("p/ticket.json"))) as! [String: Any]
+        XCTAssertEqual((ticket["bits"] as? [Int])?.count, 3)
+        XCTAssertNotNil(ticket["measured"])
+        // stages one by one on the same run directory: the search alone, resumed
+        let s = try run(["search", "-o", "p", "--searcher", plugin("EAN"), "--steps", "15", "--resume"])
+        XCTAssertEqual(s.status, 0, s.stderr)
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("p/search.jsonl"), encoding: .utf8).split(separator: "\n").count, 15)
+        // a run directory of another model
+        try assertFails(["--sam", plugin("SE"), "--searcher", plugin("EAN"), "-o", "p", "--resume"] + tiny.dropLast(2) + ["--model", "resnet20"], mentioning: "resnet-basic-8")
+    }
+
+    func testPipelineBadInput() throws {
+        try assertFails(["--sam", plugin("SE"), "--searcher", plugin("SE"), "-o", "a"] + tiny, mentioning: "holds no searcher")
+        try assertFails(["--sam", plugin("EAN"), "--searcher", plugin("EAN"), "-o", "b"] + tiny, mentioning: "holds no SAM")
+        try assertFails(["--sam", plugin("SE"), "--search-steps", "0"], mentioning: "at least 1")
+        try assertFails(["--sam", plugin("SE"), "--reward-sparse", "lots"], mentioning: "not a number")
+        try assertFails(["--preset", "imagenet"], mentioning: "imagenet")
+        try assertFails(["--preset", "cifar100-resnet38"], mentioning: "cifar100:PATH")
+    }
+}

@@ -91,6 +91,26 @@ final class SearchLoopTests: XCTestCase {
         XCTAssertEqual(log.split(separator: "\n").count, 40)
     }
 
+    /// The host capabilities (scheme cost, SAM parameters per block) as a plugin sees them.
+    func testHostCapabilitiesReachThePlugin() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("libprobe-\(UUID().uuidString).so").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", ReferenceTests.repository.appendingPathComponent("SDK/include").path, "-o", out,
+                       ReferenceTests.repository.appendingPathComponent("Tests/Fixtures/plugins/capability_probe.c").path]
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let probe = try SearcherPlugin(out, stageSizes: stages, parameters: { bits in 1000 + bits.filter { $0 }.count },
+                                       blockParameters: { block in block == 1 ? [2.5, 7, 9] : [] })
+        let bits = try probe.ask()
+        XCTAssertEqual(bits, [Array(repeating: true, count: 12)])
+        let report = try probe.tell([(bits[0], RewardParts(reward: 0, accuracy: 0, sparsity: 0, curiosity: 0))])
+        XCTAssertEqual(report.pBar, 1012)
+        XCTAssertEqual(report.baseline, 3 * 1000 + 2.5)
+    }
+
     func testBadSearcherInput() throws {
         XCTAssertThrowsError(try SearcherPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, stageSizes: stages)) {
             XCTAssertTrue("\($0)".contains("holds no searcher"), "\($0)")

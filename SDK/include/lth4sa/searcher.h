@@ -33,6 +33,20 @@ typedef struct lth4sa_scheme_cost_api {
     int64_t (*LTH4SA_NONNULL parameters)(void *LTH4SA_NULLABLE context, const uint8_t *LTH4SA_NONNULL bits);
 } lth4sa_scheme_cost_api_t;
 
+/** Host capability "lth4sa.host.sam_parameters/1": the trained supernet's SAM parameters per
+ *  block (for pruning baselines such as L1 and GM). Blocks sharing an instance (Full-Share)
+ *  report the same values. */
+#define LTH4SA_HOST_SAM_PARAMETERS "lth4sa.host.sam_parameters/1"
+typedef struct lth4sa_sam_parameters_api {
+    uint32_t struct_size;
+    uint32_t reserved;
+    /** Number of SAM parameter values at `block` (0 when it has none). [calling thread] */
+    int64_t (*LTH4SA_NONNULL count)(void *LTH4SA_NULLABLE context, uint32_t block);
+    /** Copies them (declaration order, flattened) into `out` (room for `capacity` floats);
+     *  returns how many were copied. [calling thread] */
+    int64_t (*LTH4SA_NONNULL copy)(void *LTH4SA_NULLABLE context, uint32_t block, float *LTH4SA_NONNULL out, int64_t capacity);
+} lth4sa_sam_parameters_api_t;
+
 /** What is searched: `blocks` bits grouped in stages. Borrowed for the duration of `create`. */
 typedef struct lth4sa_search_space {
     uint32_t struct_size;

@@ -1,0 +1,182 @@
+import ArgumentParser
+import Data
+import Foundation
+import Models
+import NN
+import PluginHost
+import Search
+import Tensor
+import Training
+
+/// The stages of the whole method, shared by `lth4sa run` and the stage commands.
+enum Stages {
+    /// Trains (or resumes, or reuses when finished) the supernet in `dir`.
+    static func supernet(_ config: RunConfig, directory dir: String, progress: Bool) throws -> Trainer {
+        let done = FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir).appendingPathComponent("summary.json").path)
+        let exists = FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir).appendingPathComponent("checkpoint.safetensors").path)
+        let trainer = try Trainer(config: config, runDirectory: dir, resume: exists, attach: SAMOptions.hook)
+        trainer.progress.enabled = progress
+        let supernet = try Supernet(trainer.net)
+        let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
+        trainer.beforeTrainingStep = { epoch, step in
+            var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
+            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
+        }
+        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage)) }
+        if !done {
+            installStopHandler()
+            guard try trainer.train() else { throw ExitCode(130) }
+            let summary = ["epochs": trainer.config.epochs]
+            try JSONSerialization.data(withJSONObject: summary).write(to: URL(fileURLWithPath: dir).appendingPathComponent("summary.json"))
+        }
+        supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage))
+        return trainer
+    }
+
+    /// Validation batches of the trainer's split, normalised as in training.
+    static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
+        let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
+                                 augmentation: .none, mean: t.mean, std: t.std, seed: 0, epoch: 0)
+        var out: [(Tensor, [Int32])] = []
+        while let b = loader.next() { out.append((b.images.clone(), b.labels)) }
+        return out
+    }
+
+    /// Parameters of the network with `scheme` (SAM parameters only where connected; per stage
+    /// when shared).
+    static func parameterCount(_ config: RunConfig, classes: Int, scheme: Scheme) throws -> Int {
+        let net = ResNet(try ModelSpec(config.model), classes: classes, seed: 0)
+        var c = config
+        c.scheme = scheme.description
+        c.keepProb = nil
+        _ = try SAMOptions.hook(c, net)
+        return net.parameterCount
+    }
+
+    /// Median forward time (ms) at `batch` of each scheme's network, interleaved in shuffled
+    /// order every round, and the increment over the all-zeros scheme (first entry).
+    static func inferenceTimes(_ config: RunConfig, classes: Int, schemes: [Scheme], batch: Int = 50, rounds: Int = 10) throws -> [Double] {
+        var nets: [ResNet] = []
+        for s in schemes {
+            let net = ResNet(try ModelSpec(config.model), classes: classes, seed: 0)
+            var c = config
+            c.scheme = s.description
+            c.keepProb = nil
+            _ = try SAMOptions.hook(c, net)
+            nets.append(net)
+        }
+        let spec = try ModelSpec(config.model)
+        var rng = RNG(seed: 1)
+        let x = Tensor([batch, spec.imageSize, spec.imageSize, 3])
+        rng.fillNormal(x, std: 1)
+        var times = [[Double]](repeating: [], count: nets.count)
+        for r in 0..<(rounds + 2) {
+            var order = Array(nets.indices)
+            rng.shuffle(&order)
+            for i in order {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = nets[i].forward(x, training: false)
+                if r >= 2 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+            }
+        }
+        return times.map(median)
+    }
+}
+
+/// `lth4sa search`: the search stage on a run directory holding a trained supernet.
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Search connection schemes through a trained supernet (run directory of `lth4sa run`).")
+    @Option(name: .shortAndLong, help: "Run directory (its supernet/ must hold a trained supernet).") var output: String
+    @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
+    @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
+    @Option(help: "Search steps (the evaluation budget).") var steps: Int = 100
+    @OptionGroup var reward: RewardOptions
+    @Flag(help: "Continue a stopped search from its checkpoint.") var resume = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let dir = URL(fileURLWithPath: output)
+        let supernetDir = dir.appendingPathComponent("supernet").path
+        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: supernetDir).appendingPathComponent("checkpoint.safetensors").path),
+              let text = meta["config"] else {
+            throw LTHError("no trained supernet in '\(supernetDir)'; run `lth4sa run` or `lth4sa supernet train -o \(supernetDir)` first")
+        }
+        let config = try RunConfig.decode(text)
+        let trainer = try Stages.supernet(config, directory: supernetDir, progress: true)
+        let result = try SearchStage.run(trainer: trainer, directory: output, searcher: searcher, searcherOptions: searcherOptions,
+                                         steps: steps, weights: try reward.weights(), resume: resume)
+        for (i, b) in result.best.prefix(5).enumerated() {
+            print(String(format: "%d. %@  reward %.3f  accuracy %.2f%%  sparsity %.3f", i + 1, b.scheme.description, b.parts.reward, b.parts.accuracy, b.parts.sparsity))
+        }
+    }
+}
+
+/// `--reward-acc`, `--reward-sparse`, `--reward-rnd`, `--reward-shift`.
+struct RewardOptions: ParsableArguments {
+    @Option(help: "Weight of the accuracy term (percent).") var rewardAcc: String = "1"
+    @Option(help: "Weight of the sparsity term (share of blocks without a SAM).") var rewardSparse: String = "2"
+    @Option(help: "Weight of the RND curiosity term.") var rewardRnd: String = "1"
+    @Option(help: "Constant subtracted from every reward.") var rewardShift: String = "54"
+
+    func weights() throws -> RewardWeights {
+        func number(_ text: String, _ flag: String) throws -> Double {
+            guard let v = Double(text), v.isFinite else { throw LTHError("\(flag) '\(text)' is not a number") }
+            return v
+        }
+        var w = RewardWeights()
+        w.accuracy = try number(rewardAcc, "--reward-acc")
+        w.sparsity = try number(rewardSparse, "--reward-sparse")
+        w.curiosity = try number(rewardRnd, "--reward-rnd")
+        w.shift = try number(rewardShift, "--reward-shift")
+        return w
+    }
+
+    func validate() throws {
+        do { _ = try weights() } catch let e as LTHError { throw ValidationError(e.message) }
+    }
+}
+
+/// The search stage: supernet evaluator + reward + searcher plugin + host loop.
+enum SearchStage {
+    static func run(trainer: Trainer, directory: String, searcher spec: String, searcherOptions: [String], steps: Int,
+                    weights: RewardWeights, resume: Bool) throws -> SearchLoop {
+        let net = trainer.net, config = trainer.config
+        let supernet = try Supernet(net)
+        let stateful = net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
+        let evaluator = SchemeEvaluator(supernet: supernet, batches: Stages.validationBatches(trainer), restartAtStage: stateful)
+        let stages = net.spec.blocksPerStage
+        HostServices.seed(config.seed)
+        let classes = trainer.source.train.classes
+        let sites = supernet.attentions.map { $0 as? SAMSite }
+        let searcher = try SearcherPlugin(
+            spec, settings: searcherOptions, stageSizes: stages,
+            parameters: { bits in (try? Stages.parameterCount(config, classes: classes, scheme: Scheme(bits: bits, stageSizes: stages))) ?? 0 },
+            blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] })
+        let loop = SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: stages.reduce(0, +), weights: weights, seed: config.seed),
+                              accuracies: { evaluator.accuracies($0) }, directory: directory, rngState: HostServices.rngState)
+        if resume && FileManager.default.fileExists(atPath: URL(fileURLWithPath: directory).appendingPathComponent("search-state.json").path) {
+            try loop.resume()
+        } else if !resume {
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: directory).appendingPathComponent("search.jsonl").path)
+        }
+        let line = ProgressLine()
+        installStopHandler()
+        let start = Date()
+        let finished = try loop.run(steps: steps, shouldStop: { Trainer.stopRequested }) { r in
+            line.update(String(format: "search step %d/%d  %@  reward %.2f  acc %.2f%%  p_bar %@  (%d schemes evaluated)", r.step + 1, steps, r.scheme,
+                               r.reward, r.accuracy, r.pBar.map { String(format: "%.3f", $0) } ?? "-", evaluator.schemesEvaluated))
+        }
+        line.finish()
+        guard finished else {
+            print("search stopped at step \(loop.step); continue with --resume")
+            throw ExitCode(130)
+        }
+        print(String(format: "search: %d steps in %@, %d distinct schemes evaluated through the supernet", steps, formatDuration(Date().timeIntervalSince(start)), evaluator.schemesEvaluated))
+        return loop
+    }
+}
