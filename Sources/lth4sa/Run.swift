@@ -108,7 +108,8 @@ struct Run: ParsableCommand {
         let stages = supernetTrainer.net.spec.blocksPerStage
         let classes = supernetTrainer.source.train.classes
         var picked: [(String, Scheme)] = []
-        for b in loop.best where picked.count < candidates && !picked.contains(where: { $0.1 == b.scheme }) {
+        let reference: [Scheme] = [.all(false, stageSizes: stages), .all(true, stageSizes: stages)]  // in the table anyway
+        for b in loop.best where picked.count < candidates && !picked.contains(where: { $0.1 == b.scheme }) && !reference.contains(b.scheme) {
             picked.append(("candidate \(picked.count + 1)", b.scheme))
         }
         let all: [(String, Scheme)] = [("original", .all(false, stageSizes: stages)), ("Full-SA", .all(true, stageSizes: stages))] + picked
