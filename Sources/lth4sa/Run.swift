@@ -160,7 +160,8 @@ struct Run: ParsableCommand {
         let timing = String(format: "supernet %@, search %@, training %@ per network on average; search / training of one network = %.2f",
                             formatDuration(supernetSeconds), formatDuration(searchSeconds), formatDuration(trainSeconds), ratio)
         let candidatesOnly = Array(rows.dropFirst(2))
-        let bestRow = candidatesOnly.max { ($0["test_acc"] as! Double) < ($1["test_acc"] as! Double) }!
+        // the best searched scheme by test accuracy (Full-SA when the search kept only the reference schemes)
+        let bestRow = candidatesOnly.max { ($0["test_acc"] as! Double) < ($1["test_acc"] as! Double) } ?? rows[full]
         let ticketJSON: [String: Any] = ["scheme": bestRow["scheme"]!, "bits": (bestRow["scheme"] as! String).filter { $0 != "-" }.map { $0 == "1" ? 1 : 0 },
                                          "stages": stages, "sam": ["id": samId, "path": sam, "options": samOptions, "attach": attach],
                                          "model": base.model, "data": base.data, "measured": bestRow, "full_sa": rows[full], "original": rows[0]]
