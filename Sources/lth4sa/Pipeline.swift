@@ -122,6 +122,7 @@ struct RewardOptions: ParsableArguments {
     @Option(help: "Weight of the sparsity term (share of blocks without a SAM).") var rewardSparse: String = "2"
     @Option(help: "Weight of the RND curiosity term.") var rewardRnd: String = "1"
     @Option(help: "Constant subtracted from every reward.") var rewardShift: String = "54"
+    @Option(help: "Adam learning rate of the RND predictor.") var rewardRndLr: String = "0.05"
 
     func weights() throws -> RewardWeights {
         func number(_ text: String, _ flag: String) throws -> Double {
@@ -133,6 +134,8 @@ struct RewardOptions: ParsableArguments {
         w.sparsity = try number(rewardSparse, "--reward-sparse")
         w.curiosity = try number(rewardRnd, "--reward-rnd")
         w.shift = try number(rewardShift, "--reward-shift")
+        w.rndLearningRate = try number(rewardRndLr, "--reward-rnd-lr")
+        guard w.rndLearningRate > 0 else { throw LTHError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
         return w
     }
 
