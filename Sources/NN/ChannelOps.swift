@@ -98,9 +98,26 @@ public final class ChannelOps {
             addReLUs[a.shape] = prim
             return prim
         }()
-        Profiler.shared.measure("add+relu infer") {
-            p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
-                       (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
-        }
+        p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
+                   (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
+    }
+
+    private var reluBackwards: [[Int]: Primitive] = [:]
+
+    /// dx = dy * (y > 0), from the ReLU's output y (oneDNN eltwise backward, multi-threaded).
+    public func reluBackward(_ dy: Tensor, output y: Tensor, into dx: Tensor) {
+        let p = reluBackwards[y.shape] ?? {
+            var data = DNNL.nhwc(y.shape), diff = DNNL.nhwc(y.shape)
+            var f = dnnl_eltwise_desc_t()
+            DNNL.check(dnnl_eltwise_forward_desc_init(&f, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &data, 0, 0), "relu fwd desc")
+            let hint = withUnsafePointer(to: &f) { Primitive(desc: $0) }
+            var b = dnnl_eltwise_desc_t()
+            DNNL.check(dnnl_eltwise_backward_desc_init(&b, dnnl_eltwise_relu_use_dst_for_bwd, &diff, &data, 0, 0), "relu bwd desc")
+            let prim = withUnsafePointer(to: &b) { Primitive(desc: $0, hint: hint) }
+            reluBackwards[y.shape] = prim
+            return prim
+        }()
+        p.execute([(Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)), (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+                   (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data))])
     }
 }

@@ -26,7 +26,8 @@ public final class ReLU: Module {
 }
 
 /// The residual join: y = ReLU(a + b), where a is the (possibly recalibrated) residual branch
-/// and b the shortcut. Backward returns one gradient that flows to both inputs.
+/// and b the shortcut. Backward returns one gradient that flows to both inputs. Both passes
+/// run as oneDNN primitives (binary add with a ReLU post-op; ReLU backward from the output).
 public final class AddReLU: Module {
     private let outputs = BufferPool()
     private var savedOutput: Tensor?
@@ -38,12 +39,11 @@ public final class AddReLU: Module {
         precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
         if !training {
             let y = outputs.get(a.shape)
-            ChannelOps.shared.addReLU(a, b, into: y)
+            Profiler.shared.measure("add+relu infer") { ChannelOps.shared.addReLU(a, b, into: y) }
             return y
         }
         let y = outputs.get(a.shape)
-        let p = a.data, q = b.data, o = y.data
-        Profiler.shared.measure("add+relu fwd") { for i in 0..<a.count { o[i] = max(p[i] + q[i], 0) } }
+        Profiler.shared.measure("add+relu fwd") { ChannelOps.shared.addReLU(a, b, into: y) }
         savedOutput = y
         return y
     }
@@ -52,8 +52,7 @@ public final class AddReLU: Module {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
         let dx = GradientRing.shared.next(dy.shape)
-        let g = dy.data, o = y.data, d = dx.data
-        Profiler.shared.measure("add+relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
+        Profiler.shared.measure("add+relu bwd") { ChannelOps.shared.reluBackward(dy, output: y, into: dx) }
         return dx
     }
 }
