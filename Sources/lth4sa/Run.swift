@@ -46,7 +46,7 @@ struct Run: ParsableCommand {
     /// The resolved recipe: (base config, supernet epochs, candidate epochs, search steps).
     func recipe() -> (RunConfig, Int, Int, Int) {
         var c = RunConfig()
-        c.sam = sam
+        c.sam = sam.contains("/") ? URL(fileURLWithPath: sam).standardizedFileURL.path : sam
         c.samOptions = samOptions
         c.attach = attach
         c.seed = runtime.seed

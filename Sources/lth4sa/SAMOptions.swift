@@ -27,7 +27,8 @@ struct SAMOptions: ParsableArguments {
     }
 
     func apply(to config: inout RunConfig) {
-        config.sam = sam
+        // a path is recorded absolute, so `eval` of the checkpoint works from any folder
+        config.sam = sam.map { $0.contains("/") ? URL(fileURLWithPath: $0).standardizedFileURL.path : $0 }
         config.samOptions = samOptions
         config.attach = attach
         config.scheme = scheme
