@@ -147,7 +147,9 @@ public final class SAMSite: BranchAttention {
         if let rb = api.recalibrate_backward {
             try checked(id, "recalibrate_backward") { rb(handle, slot, &fv, &av, &dOutV, &dFV, &dAV, $0) }
         } else {
-            SAMSite.combineBackward(f, a, dOut, add: layout.combine == LTH4SA_COMBINE_ADD, dF: dF, dA: dA)
+            Profiler.shared.measure("sam combine bwd") {
+                SAMSite.combineBackward(f, a, dOut, add: layout.combine == LTH4SA_COMBINE_ADD, dF: dF, dA: dA)
+            }
         }
         let stateCount = Int(layout.state_count)
         if stateCount > 0, let chain {
@@ -168,7 +170,7 @@ public final class SAMSite: BranchAttention {
         if let eb = api.extract_backward {
             try checked(id, "extract_backward") { eb(handle, slot, &fv, &dSV, &dFV, $0) }
         } else {
-            SAMSite.averagePoolBackward(dS, into: dF)
+            Profiler.shared.measure("sam mean bwd") { SAMSite.averagePoolBackward(dS, into: dF) }
         }
         return dF
     }

@@ -39,6 +39,7 @@ final class TrainingTests: XCTestCase {
         t.progress.enabled = false
         try t.train()
         let test = t.evaluate(t.source.test, indices: Array(0..<t.source.test.count))
+        print("learning test: test accuracy \(test.accuracy)%")
         XCTAssertGreaterThan(test.accuracy, 40, "test accuracy \(test.accuracy)% after 4 epochs (chance is 10%)")
     }
 
