@@ -51,6 +51,24 @@ public final class PluginLibrary: @unchecked Sendable {
     public func factory(_ index: UInt32, _ interface: String) -> UnsafeRawPointer? {
         interface.withCString { entry.pointee.factory(index, $0) }
     }
+
+    /// The first plugin of `kind` and its function table for `interface`, checked to be at
+    /// least as large as this host's `T`. `role` names the plugin in errors ("SAM",
+    /// "searcher"); `hint` says what the option expects.
+    func table<T>(kind: UInt32, interface: String, as _: T.Type, role: String, hint: String) throws -> (PluginDescriptor, UnsafePointer<T>) {
+        guard let d = plugins.first(where: { $0.kind == kind }) else {
+            let kinds = plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
+            throw LTHError("'\(path)' holds no \(role) plugin (it has \(kinds)); \(hint)")
+        }
+        guard let raw = factory(d.index, interface) else {
+            throw LTHError("plugin \(d.id) in '\(path)' does not implement \(interface)")
+        }
+        let size = raw.load(as: UInt32.self)  // every table starts with its struct_size
+        guard size >= UInt32(MemoryLayout<T>.size) else {
+            throw LTHError("plugin \(d.id): \(role) table of \(size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<T>.size)")
+        }
+        return (d, raw.assumingMemoryBound(to: T.self))
+    }
 }
 
 /// One declared option of a plugin.

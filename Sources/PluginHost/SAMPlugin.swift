@@ -17,17 +17,8 @@ public final class SAMPlugin: @unchecked Sendable {
     }
 
     public init(library: PluginLibrary, settings: [String] = []) throws {
-        guard let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SAM }) else {
-            let kinds = library.plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
-            throw LTHError("'\(library.path)' holds no SAM plugin (it has \(kinds)); --sam needs a self-attention module")
-        }
-        guard let raw = library.factory(d.index, LTH4SA_SAM_INTERFACE) else {
-            throw LTHError("plugin \(d.id) in '\(library.path)' does not implement \(LTH4SA_SAM_INTERFACE)")
-        }
-        let api = raw.assumingMemoryBound(to: lth4sa_sam_api_t.self)
-        guard api.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_sam_api_t>.size) else {
-            throw LTHError("plugin \(d.id): SAM table of \(api.pointee.struct_size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<lth4sa_sam_api_t>.size)")
-        }
+        let (d, api) = try library.table(kind: LTH4SA_KIND_SAM, interface: LTH4SA_SAM_INTERFACE, as: lth4sa_sam_api_t.self,
+                                         role: "SAM", hint: "--sam needs a self-attention module")
         self.library = library
         descriptor = d
         self.api = api

@@ -54,17 +54,8 @@ public final class SearcherPlugin: Searcher {
     public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil,
                 blockParameters: ((Int) -> [Float])? = nil) throws {
         let library = try PluginDiscovery.resolve(spec)
-        guard let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) else {
-            let kinds = library.plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
-            throw LTHError("'\(library.path)' holds no searcher plugin (it has \(kinds)); --searcher needs a searcher such as libEAN.so")
-        }
-        guard let raw = library.factory(d.index, LTH4SA_SEARCHER_INTERFACE) else {
-            throw LTHError("plugin \(d.id) in '\(library.path)' does not implement \(LTH4SA_SEARCHER_INTERFACE)")
-        }
-        let api = raw.assumingMemoryBound(to: lth4sa_searcher_api_t.self)
-        guard api.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_searcher_api_t>.size) else {
-            throw LTHError("plugin \(d.id): searcher table of \(api.pointee.struct_size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<lth4sa_searcher_api_t>.size)")
-        }
+        let (d, api) = try library.table(kind: LTH4SA_KIND_SEARCHER, interface: LTH4SA_SEARCHER_INTERFACE, as: lth4sa_searcher_api_t.self,
+                                         role: "searcher", hint: "--searcher needs a searcher such as libEAN.so")
         self.library = library
         descriptor = d
         self.api = api
