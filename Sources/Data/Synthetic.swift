@@ -13,9 +13,6 @@ public enum SyntheticShapes {
                                     "v-striped disk", "v-striped square", "diagonal disk", "diagonal square",
                                     "checkered disk", "checkered square"]
     public static let side = 32
-    /// Scales the pixel noise (1 = the standard set); tests use it to probe difficulty.
-    nonisolated(unsafe) public static var noiseScale: Float = 1
-    nonisolated(unsafe) public static var blobs = true
 
     public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) -> DataSource {
         let train = generate(count: trainCount, seed: seed &* 2 &+ 1)
@@ -76,14 +73,14 @@ public enum SyntheticShapes {
         let cx = rng.uniform(r, Float(side) - r), cy = rng.uniform(r, Float(side) - r)
         let period = 3 + rng.int(2)
         let blob = (x: rng.uniform(0, Float(side)), y: rng.uniform(0, Float(side)), r: rng.uniform(1.5, 3), c: randomColour(&rng))
-        let noise = rng.uniform(4, 12) * noiseScale
+        let noise = rng.uniform(4, 12)
         for py in 0..<side {
             for px in 0..<side {
                 let x = Float(px) + 0.5, y = Float(py) + 0.5
                 var c = (bg.0 + gx * (x - 16), bg.1 + gy * (y - 16), bg.2 + (gx - gy) * (x - y) * 0.5)
                 if inside(kind, x - cx, y - cy, r) { c = texture(tex, px, py, period) ? fg : fg2 }
                 let bx = x - blob.x, by = y - blob.y
-                if blobs && bx * bx + by * by <= blob.r * blob.r { c = blob.c }
+                if bx * bx + by * by <= blob.r * blob.r { c = blob.c }
                 let o = (py * side + px) * 3
                 out[o] = UInt8(max(0, min(255, c.0 + noise * rng.normal())))
                 out[o + 1] = UInt8(max(0, min(255, c.1 + noise * rng.normal())))

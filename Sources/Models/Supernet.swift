@@ -1,3 +1,4 @@
+import NN
 import Tensor
 
 /// The weight-sharing supernet (METHOD.md section 3): a network with an attention module
@@ -26,6 +27,21 @@ public final class Supernet {
         precondition(scheme.bits.count == attentions.count, "scheme of \(scheme.bits.count) bits for \(attentions.count) blocks")
         for (block, (on, attention)) in zip(net.blocks, zip(scheme.bits, attentions)) { block.attention = on ? attention : nil }
         self.scheme = scheme
+    }
+
+    /// Parameters of the stand-alone network of `scheme`: the backbone, the attention modules of
+    /// the connected blocks, and a stage's shared module once when any of its blocks is connected.
+    public func parameterCount(_ scheme: Scheme) -> Int {
+        func count(_ modules: [(String, Module)]) -> Int { modules.reduce(0) { $0 + $1.1.parameterCount } }
+        var total = net.parameterCount
+        var index = 0
+        for stage in net.stages {
+            let bits = scheme.bits[index..<index + stage.blocks.count]
+            index += stage.blocks.count
+            for (block, on) in zip(stage.blocks, bits) where !on { total -= count(block.attachedModules) }
+            if !bits.contains(true) { total -= count(stage.attachedModules) }
+        }
+        return total
     }
 
     /// d ~ Bernoulli(keepProbability)^L.

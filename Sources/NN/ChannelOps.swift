@@ -1,22 +1,56 @@
 import CKernels
 import Tensor
 
-/// Per-(image, channel) operations on NHWC maps computed by oneDNN (JIT, on the shared thread
-/// pool), used by the SAM host for its default extract and recalibrate stages:
+/// Whole-map operations on NHWC tensors computed by oneDNN (JIT, on the shared thread pool):
 ///
-///     mean:     F [B, H, W, C] -> S [B, C]                      (global average pooling)
-///     combine:  F [B, H, W, C], A [B, 1, 1, C] -> F * A or F + A (broadcast over H, W)
+///     mean:         F [B, H, W, C] -> S [B, C]                        (global average pooling)
+///     combine:      F, A [B, 1, 1, C] -> F * A or F + A              (A broadcast over H, W)
+///     combineJoin:  F, A, shortcut -> ReLU(F * A + shortcut)        (inference, one pass)
+///     addReLU:      a, b -> ReLU(a + b);  reluBackward: dy * (y > 0)  (the residual join)
 ///
 /// Primitives are created once per shape and cached. Use from one thread.
 public final class ChannelOps {
     public static let shared = ChannelOps()
     private var means: [[Int]: Primitive] = [:]
-    private var combines: [CombineKey: Primitive] = [:]
-    private var joins: [CombineKey: Primitive] = [:]
+    private var binaries: [BinaryKey: Primitive] = [:]
+    private var reluBackwards: [[Int]: Primitive] = [:]
 
-    struct CombineKey: Hashable {
+    /// A cached binary primitive: `op` of a full map and a per-channel vector (or a second full
+    /// map), optionally followed by + shortcut and/or ReLU.
+    struct BinaryKey: Hashable {
         let shape: [Int]
-        let add: Bool
+        let add: Bool            // add instead of multiply
+        let perChannel: Bool     // src1 is [B, C] broadcast instead of a full map
+        let plusShortcut: Bool   // post-op: + a full map
+        let relu: Bool           // post-op: ReLU
+    }
+
+    private func binary(_ key: BinaryKey) -> Primitive {
+        if let p = binaries[key] { return p }
+        let (n, c) = (key.shape[0], key.shape[3])
+        var src0 = DNNL.nhwc(key.shape), dst = DNNL.nhwc(key.shape), full = DNNL.nhwc(key.shape)
+        var src1 = key.perChannel ? DNNL.desc([n, c, 1, 1], dnnl_nhwc) : DNNL.nhwc(key.shape)
+        var d = dnnl_binary_desc_t()
+        DNNL.check(dnnl_binary_desc_init(&d, key.add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
+        var ops: dnnl_post_ops_t? = nil
+        if key.plusShortcut || key.relu {
+            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+            if key.plusShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
+            if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+        }
+        let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+        if let ops { dnnl_post_ops_destroy(ops) }
+        binaries[key] = p
+        return p
+    }
+
+    private func run(_ p: Primitive, _ a: Tensor, _ b: Tensor, shortcut: Tensor? = nil, into out: Tensor) {
+        var args: [(Int32, UnsafeMutableRawPointer)] = [
+            (Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
+            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data)),
+        ]
+        if let shortcut { args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data))) }
+        p.execute(args)
     }
 
     /// s[b, c] = mean over pixels of f[b, :, :, c]; `s` holds B*C floats.
@@ -33,76 +67,38 @@ public final class ChannelOps {
             means[f.shape] = prim
             return prim
         }()
-        Profiler.shared.measure("sam mean") {
-            p.execute([(Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(s.data))])
+        p.execute([(Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(s.data))])
+    }
+
+    /// Backward of `mean`: dx[b, i, c] = ds[b, c] / P (or += with `accumulate`).
+    public static func meanBackward(_ ds: Tensor, into dx: Tensor, accumulate: Bool) {
+        let (n, c) = (dx.shape[0], dx.shape[3])
+        let p = dx.shape[1] * dx.shape[2]
+        let scale = 1 / Float(p)
+        for b in 0..<n {
+            let g = ds.data + b * c
+            for i in 0..<p {
+                let row = dx.data + (b * p + i) * c
+                if accumulate { for k in 0..<c { row[k] += g[k] * scale } } else { for k in 0..<c { row[k] = g[k] * scale } }
+            }
         }
     }
 
     /// out = f * a (or f + a), a [B, C] broadcast over the pixels.
     public func combine(_ f: Tensor, _ a: Tensor, add: Bool, into out: Tensor) {
-        let key = CombineKey(shape: f.shape, add: add)
-        let p = combines[key] ?? {
-            let (n, c) = (f.shape[0], f.shape[3])
-            var src0 = DNNL.nhwc(f.shape), src1 = DNNL.desc([n, c, 1, 1], dnnl_nhwc), dst = DNNL.nhwc(f.shape)
-            var d = dnnl_binary_desc_t()
-            DNNL.check(dnnl_binary_desc_init(&d, add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
-            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0) }
-            combines[key] = prim
-            return prim
-        }()
-        Profiler.shared.measure("sam combine") {
-            p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(a.data)),
-                       (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
-        }
+        run(binary(BinaryKey(shape: f.shape, add: add, perChannel: true, plusShortcut: false, relu: false)), f, a, into: out)
     }
 
     /// The inference path of a recalibrated residual join in one pass:
     /// y = ReLU(F * a + shortcut) (or F + a), a [B, C] broadcast over the pixels.
     public func combineJoin(_ f: Tensor, _ a: Tensor, shortcut: Tensor, add: Bool, into out: Tensor) {
-        let key = CombineKey(shape: f.shape, add: add)
-        let p = joins[key] ?? {
-            let (n, c) = (f.shape[0], f.shape[3])
-            var src0 = DNNL.nhwc(f.shape), src1 = DNNL.desc([n, c, 1, 1], dnnl_nhwc), dst = DNNL.nhwc(f.shape)
-            var full = DNNL.nhwc(f.shape)
-            var d = dnnl_binary_desc_t()
-            DNNL.check(dnnl_binary_desc_init(&d, add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
-            var ops: dnnl_post_ops_t? = nil
-            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add")
-            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
-            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
-            dnnl_post_ops_destroy(ops)
-            joins[key] = prim
-            return prim
-        }()
-        let shortcutArg = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1)
-        Profiler.shared.measure("sam combine+join") {
-            p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(f.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(a.data)),
-                       (shortcutArg, UnsafeMutableRawPointer(shortcut.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
-        }
+        run(binary(BinaryKey(shape: f.shape, add: add, perChannel: true, plusShortcut: true, relu: true)), f, a, shortcut: shortcut, into: out)
     }
 
-    private var addReLUs: [[Int]: Primitive] = [:]
-
-    /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join, inference path).
+    /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join).
     public func addReLU(_ a: Tensor, _ b: Tensor, into out: Tensor) {
-        let p = addReLUs[a.shape] ?? {
-            var s0 = DNNL.nhwc(a.shape), s1 = DNNL.nhwc(a.shape), dst = DNNL.nhwc(a.shape)
-            var d = dnnl_binary_desc_t()
-            DNNL.check(dnnl_binary_desc_init(&d, dnnl_binary_add, &s0, &s1, &dst), "binary desc")
-            var ops: dnnl_post_ops_t? = nil
-            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
-            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
-            dnnl_post_ops_destroy(ops)
-            addReLUs[a.shape] = prim
-            return prim
-        }()
-        p.execute([(Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
-                   (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data))])
+        run(binary(BinaryKey(shape: a.shape, add: true, perChannel: false, plusShortcut: false, relu: true)), a, b, into: out)
     }
-
-    private var reluBackwards: [[Int]: Primitive] = [:]
 
     /// dx = dy * (y > 0), from the ReLU's output y (oneDNN eltwise backward, multi-threaded).
     public func reluBackward(_ dy: Tensor, output y: Tensor, into dx: Tensor) {

@@ -37,14 +37,9 @@ public final class AddReLU: Module {
     /// pass on the shared thread pool and keeps nothing for backward.
     public func forward(_ a: Tensor, _ b: Tensor, training: Bool = true) -> Tensor {
         precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
-        if !training {
-            let y = outputs.get(a.shape)
-            Profiler.shared.measure("add+relu infer") { ChannelOps.shared.addReLU(a, b, into: y) }
-            return y
-        }
         let y = outputs.get(a.shape)
-        Profiler.shared.measure("add+relu fwd") { ChannelOps.shared.addReLU(a, b, into: y) }
-        savedOutput = y
+        Profiler.shared.measure(training ? "add+relu fwd" : "add+relu infer") { ChannelOps.shared.addReLU(a, b, into: y) }
+        savedOutput = training ? y : nil
         return y
     }
 

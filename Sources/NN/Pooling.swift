@@ -8,34 +8,16 @@ public final class GlobalAvgPool: Module {
     public init() {}
 
     public func forward(_ x: Tensor) -> Tensor {
-        let (n, hw, c) = (x.shape[0], x.shape[1] * x.shape[2], x.shape[3])
         inputShape = x.shape
-        let y = outputs.get([n, c])
-        y.zero()
-        let scale = 1 / Float(hw)
-        for b in 0..<n {
-            let out = y.data + b * c
-            for p in 0..<hw {
-                let row = x.data + (b * hw + p) * c
-                for k in 0..<c { out[k] += row[k] }
-            }
-            for k in 0..<c { out[k] *= scale }
-        }
+        let y = outputs.get([x.shape[0], x.shape[3]])
+        ChannelOps.shared.mean(x, into: y)
         return y
     }
 
     /// dx[n, h, w, c] = dy[n, c] / (H*W)
     public func backward(_ dy: Tensor) -> Tensor {
-        let (n, hw, c) = (inputShape[0], inputShape[1] * inputShape[2], inputShape[3])
         let dx = grads.get(inputShape)
-        let scale = 1 / Float(hw)
-        for b in 0..<n {
-            let g = dy.data + b * c
-            for p in 0..<hw {
-                let row = dx.data + (b * hw + p) * c
-                for k in 0..<c { row[k] = g[k] * scale }
-            }
-        }
+        ChannelOps.meanBackward(dy, into: dx, accumulate: false)
         return dx
     }
 }

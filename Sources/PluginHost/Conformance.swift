@@ -133,19 +133,28 @@ public enum Conformance {
             }
             return (bad.isEmpty, bad.isEmpty ? "outputs and gradients finite for zeros, +-1e4" : "non-finite values for \(bad.joined(separator: ", "))")
         }
-        record("impossible configurations are refused cleanly") {
-            var outcomes: [String] = []
+        record("odd channel counts run or are refused with a message") {
+            // a configuration is either refused at create with a message, or it runs with
+            // finite outputs; anything else (a silent refusal, NaN/Inf) fails the check
+            var outcomes: [String] = [], ok = true
             for c in [1, 3, 7] {
-                do {
-                    var local = RNG(seed: 1)
-                    let inst = try plugin.instantiate(channels: c, rng: &local)
-                    let y = try SAMSiteFactory.make(inst, position: 0).forwardChecked(Tensor([1, 3, 3, c]), training: false)
-                    outcomes.append("C=\(c): runs (\(y.shape))")
-                } catch {
-                    outcomes.append("C=\(c): refused")
+                var local = RNG(seed: 1)
+                let inst: SAMInstance
+                do { inst = try plugin.instantiate(channels: c, rng: &local) } catch {
+                    let message = "\(error)"
+                    let silent = message.hasSuffix(": no message")
+                    ok = ok && !silent
+                    outcomes.append("C=\(c): refused" + (silent ? " WITHOUT a message" : ""))
+                    continue
                 }
+                let x = Tensor([1, 3, 3, c])
+                local.fillNormal(x, std: 1)
+                let y = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: false)
+                let finite = y.array.allSatisfy { $0.isFinite }
+                ok = ok && finite
+                outcomes.append("C=\(c): runs" + (finite ? "" : " with non-finite outputs"))
             }
-            return (true, outcomes.joined(separator: ", "))
+            return (ok, outcomes.joined(separator: ", "))
         }
         return results
     }

@@ -71,7 +71,9 @@ public final class SAMSite: BranchAttention {
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
             let a = try process(f, try extract(f, training: false), training: false)
             let out = outputPool.get(f.shape)
-            ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            Profiler.shared.measure("sam combine+join") {
+                ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            }
             return out
         } catch { SAMSite.report(error) }
     }
@@ -84,7 +86,7 @@ public final class SAMSite: BranchAttention {
             try checked(id, "extract") { extract(instance.handle, slot, &fv, &sv, training ? 1 : 0, $0) }
         } else {
             guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
-            ChannelOps.shared.mean(f, into: s)
+            Profiler.shared.measure("sam mean") { ChannelOps.shared.mean(f, into: s) }
         }
         return s
     }
@@ -124,7 +126,7 @@ public final class SAMSite: BranchAttention {
             var fv = view(f), av = view(a), ov = view(out)
             try checked(id, "recalibrate") { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
         } else if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
-            ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)  // oneDNN, multi-threaded
+            Profiler.shared.measure("sam combine") { ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out) }
         } else {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
@@ -170,26 +172,12 @@ public final class SAMSite: BranchAttention {
         if let eb = api.extract_backward {
             try checked(id, "extract_backward") { eb(handle, slot, &fv, &dSV, &dFV, $0) }
         } else {
-            Profiler.shared.measure("sam mean bwd") { SAMSite.averagePoolBackward(dS, into: dF) }
+            Profiler.shared.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
         }
         return dF
     }
 
     // MARK: host defaults
-
-    /// dF[b, i, c] += dS[b, c] / P
-    static func averagePoolBackward(_ dS: Tensor, into dF: Tensor) {
-        let (n, c) = (dF.shape[0], dF.shape[3])
-        let p = dF.shape[1] * dF.shape[2]
-        let scale = 1 / Float(p)
-        for b in 0..<n {
-            let g = dS.data + b * c
-            for i in 0..<p {
-                let row = dF.data + (b * p + i) * c
-                for k in 0..<c { row[k] += g[k] * scale }
-            }
-        }
-    }
 
     /// out = F * A or F + A, A [B, 1|H, 1|W, G] broadcast (each of the G channels of A covers
     /// C/G consecutive channels of F).

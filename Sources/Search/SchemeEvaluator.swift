@@ -37,7 +37,8 @@ public final class SchemeEvaluator {
     public func accuracies(_ schemes: [Scheme], sharePrefixes: Bool = true) -> [Double] {
         let missing = Array(Set(schemes.map { $0.description }).filter { cache[$0] == nil }).sorted()
         if !missing.isEmpty {
-            let parsed = missing.map { key in schemes.first { $0.description == key }! }
+            let byKey = Dictionary(schemes.map { ($0.description, $0) }, uniquingKeysWith: { a, _ in a })
+            let parsed = missing.map { byKey[$0]! }
             var correct = [Int](repeating: 0, count: parsed.count)
             var fingerprint = [Double](repeating: 0, count: parsed.count)
             let net = supernet.net
@@ -49,7 +50,6 @@ public final class SchemeEvaluator {
                     var start = 0
                     if sharePrefixes, let prev = previous {
                         start = zip(prev, scheme.bits).prefix { $0 == $1 }.count
-                        if start == scheme.bits.count { start = scheme.bits.count }  // identical: only the head
                         if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
                     }
                     supernet.apply(scheme)

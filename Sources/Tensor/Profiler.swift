@@ -18,8 +18,6 @@ public final class Profiler: @unchecked Sendable {
         return result
     }
 
-    public func reset() { totals.removeAll() }
-
     /// (operation, seconds, calls), largest first.
     public var report: [(String, Double, Int)] {
         totals.map { ($0.key, $0.value.seconds, $0.value.calls) }.sorted { $0.1 > $1.1 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A seeded, reproducible random generator (xoshiro256**, seeded through SplitMix64).
 /// Its whole state is four words, so checkpoints can save and restore it exactly.
 /// A value type: copy it to fork a stream; not shared between threads.
@@ -51,7 +53,7 @@ public struct RNG: RandomNumberGenerator, Sendable {
     public mutating func normal() -> Float {
         let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
-        return Float((-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2))
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 
     /// Fills `t` with N(mean, std^2).
@@ -71,7 +73,3 @@ public struct RNG: RandomNumberGenerator, Sendable {
     }
 }
 
-@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-
-import Foundation

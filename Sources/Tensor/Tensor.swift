@@ -93,7 +93,6 @@ public final class BufferPool: @unchecked Sendable {
         return t
     }
 
-    public func removeAll() { buffers.removeAll() }
 }
 
 /// Gradient buffers shared by all layers: backward passes hand each gradient to the layer

@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// Appends one JSON object per line to `metrics.jsonl`, flushed after every record so that a
 /// killed run keeps everything logged so far.
@@ -9,7 +10,7 @@ public final class MetricsLog {
         if !FileManager.default.fileExists(atPath: path) {
             FileManager.default.createFile(atPath: path, contents: nil)
         }
-        guard let h = FileHandle(forWritingAtPath: path) else { throw LTHErrorShim("cannot open '\(path)' for writing") }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw LTHError("cannot open '\(path)' for writing") }
         h.seekToEndOfFile()
         handle = h
     }
@@ -23,9 +24,6 @@ public final class MetricsLog {
     deinit { try? handle.close() }
 }
 
-import Tensor
-typealias LTHErrorShim = LTHError
-
 /// A live one-line progress display on stderr (rewritten in place on a terminal, one line per
 /// update otherwise), throttled to a few updates per second.
 public final class ProgressLine {
@@ -34,12 +32,13 @@ public final class ProgressLine {
     public var enabled = true
     public init() {}
 
-    public func update(_ text: String, force: Bool = false) {
+    /// `text` is only built when the line is due (callers format it every step).
+    public func update(_ text: @autoclosure () -> String, force: Bool = false) {
         guard enabled else { return }
         let now = Date()
         guard force || now.timeIntervalSince(last) > (interactive ? 0.25 : 10) else { return }
         last = now
-        let line = interactive ? "\r\u{1B}[K" + text : text + "\n"
+        let line = interactive ? "\r\u{1B}[K" + text() : text() + "\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
 

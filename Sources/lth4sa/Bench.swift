@@ -109,29 +109,37 @@ struct BenchInfer: ParsableCommand {
             try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: runtime.seed)
             nets.append((label, net))
         }
-        var rng = RNG(seed: runtime.seed)
-        let x = Tensor([batch, spec.imageSize, spec.imageSize, 3])
-        rng.fillNormal(x, std: 1)
         print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds")
-        var times = [[Double]](repeating: [], count: nets.count)
-        for r in 0..<(warmup + rounds) {
-            var order = Array(0..<nets.count)
-            rng.shuffle(&order)
-            for i in order {
-                let start = DispatchTime.now().uptimeNanoseconds
-                _ = nets[i].1.forward(x, training: false)
-                let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-                if r >= warmup { times[i].append(ms) }
-            }
-            status("\rround \(r + 1)/\(warmup + rounds)   ")
-        }
-        status("\n")
-        let base = median(times[0])
+        let medians = interleavedForwardMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed, showProgress: true)
+        let base = medians[0]
         print(pad("network", 36) + pad("params", 11) + pad("median ms", 11) + "dT")
         for (i, (label, net)) in nets.enumerated() {
-            let t = median(times[i])
+            let t = medians[i]
             print(pad(label, 36) + pad(String(net.parameterCount), 11) + pad(String(format: "%.2f", t), 11)
                   + (i == 0 ? "-" : String(format: "%+.1f%%", (t - base) / base * 100)))
         }
     }
+}
+
+/// Median forward time (ms, eval mode) of each network on one random batch, measured in one
+/// process, all networks once per round in a shuffled order so drift hits them alike.
+func interleavedForwardMedians(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64, showProgress: Bool = false) -> [Double] {
+    guard let first = nets.first else { return [] }
+    var rng = RNG(seed: seed)
+    let side = first.spec.imageSize
+    let x = Tensor([batch, side, side, 3])
+    rng.fillNormal(x, std: 1)
+    var times = [[Double]](repeating: [], count: nets.count)
+    for r in 0..<(warmup + rounds) {
+        var order = Array(nets.indices)
+        rng.shuffle(&order)
+        for i in order {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = nets[i].forward(x, training: false)
+            if r >= warmup { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+        }
+        if showProgress { status("\rround \(r + 1)/\(warmup + rounds)   ") }
+    }
+    if showProgress { status("\n") }
+    return times.map(median)
 }

@@ -16,13 +16,7 @@ enum Stages {
         let exists = FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir).appendingPathComponent("checkpoint.safetensors").path)
         let trainer = try Trainer(config: config, runDirectory: dir, resume: exists, attach: SAMOptions.hook)
         trainer.progress.enabled = progress
-        let supernet = try Supernet(trainer.net)
-        let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
-        trainer.beforeTrainingStep = { epoch, step in
-            var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
-            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
-        }
-        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage)) }
+        let supernet = try samplingSchemes(trainer)
         if !done {
             installStopHandler()
             guard try trainer.train() else { throw ExitCode(130) }
@@ -33,6 +27,19 @@ enum Stages {
         return trainer
     }
 
+    /// Makes `trainer` train a supernet: a fresh scheme d ~ Bernoulli(keep-prob)^L before every
+    /// step, depending only on (seed, epoch, step) so resumes are exact; Full-SA for evaluation.
+    static func samplingSchemes(_ trainer: Trainer) throws -> Supernet {
+        let supernet = try Supernet(trainer.net)
+        let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
+        trainer.beforeTrainingStep = { epoch, step in
+            var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
+            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
+        }
+        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage)) }
+        return supernet
+    }
+
     /// Validation batches of the trainer's split, normalised as in training.
     static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
@@ -40,17 +47,6 @@ enum Stages {
         var out: [(Tensor, [Int32])] = []
         while let b = loader.next() { out.append((b.images.clone(), b.labels)) }
         return out
-    }
-
-    /// Parameters of the network with `scheme` (SAM parameters only where connected; per stage
-    /// when shared).
-    static func parameterCount(_ config: RunConfig, classes: Int, scheme: Scheme) throws -> Int {
-        let net = ResNet(try ModelSpec(config.model), classes: classes, seed: 0)
-        var c = config
-        c.scheme = scheme.description
-        c.keepProb = nil
-        _ = try SAMOptions.hook(c, net)
-        return net.parameterCount
     }
 
     /// Median forward time (ms) at `batch` of each scheme's network, interleaved in shuffled
@@ -65,21 +61,7 @@ enum Stages {
             _ = try SAMOptions.hook(c, net)
             nets.append(net)
         }
-        let spec = try ModelSpec(config.model)
-        var rng = RNG(seed: 1)
-        let x = Tensor([batch, spec.imageSize, spec.imageSize, 3])
-        rng.fillNormal(x, std: 1)
-        var times = [[Double]](repeating: [], count: nets.count)
-        for r in 0..<(rounds + 2) {
-            var order = Array(nets.indices)
-            rng.shuffle(&order)
-            for i in order {
-                let start = DispatchTime.now().uptimeNanoseconds
-                _ = nets[i].forward(x, training: false)
-                if r >= 2 { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
-            }
-        }
-        return times.map(median)
+        return interleavedForwardMedians(nets, batch: batch, warmup: 2, rounds: rounds, seed: 1)
     }
 }
 
@@ -154,11 +136,10 @@ enum SearchStage {
         let evaluator = SchemeEvaluator(supernet: supernet, batches: Stages.validationBatches(trainer), restartAtStage: stateful)
         let stages = net.spec.blocksPerStage
         HostServices.seed(config.seed)
-        let classes = trainer.source.train.classes
         let sites = supernet.attentions.map { $0 as? SAMSite }
         let searcher = try SearcherPlugin(
             spec, settings: searcherOptions, stageSizes: stages,
-            parameters: { bits in (try? Stages.parameterCount(config, classes: classes, scheme: Scheme(bits: bits, stageSizes: stages))) ?? 0 },
+            parameters: { bits in supernet.parameterCount(Scheme(bits: bits, stageSizes: stages)) },
             blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] })
         let loop = SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: stages.reduce(0, +), weights: weights, seed: config.seed),
                               accuracies: { evaluator.accuracies($0) }, directory: directory, rngState: HostServices.rngState)

@@ -142,7 +142,8 @@ struct Run: ParsableCommand {
         }
 
         print("== 4/4 measuring parameters and inference time (batch 50)")
-        let params = try results.map { try Stages.parameterCount(base, classes: classes, scheme: $0.scheme) }
+        let supernet = try Supernet(supernetTrainer.net)
+        let params = results.map { supernet.parameterCount($0.scheme) }
         let times = try Stages.inferenceTimes(base, classes: classes, schemes: results.map { $0.scheme })
         let full = 1
         var rows: [[String: Any]] = []

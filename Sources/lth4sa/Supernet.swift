@@ -30,14 +30,7 @@ struct SupernetTrain: ParsableCommand {
         config.keepProb = keepProb
         let dir = options.directory("supernet-")
         let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, attach: SAMOptions.hook)
-        let supernet = try Supernet(trainer.net)
-        let p = trainer.config.keepProb ?? keepProb, seed = trainer.config.seed
-        trainer.beforeTrainingStep = { epoch, step in
-            // the scheme of a mini-batch depends only on (seed, epoch, step): resumes exactly
-            var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
-            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
-        }
-        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage)) }
+        _ = try Stages.samplingSchemes(trainer)
         try options.trainAndSummarize(trainer, directory: dir, command: "supernet train")
     }
 }

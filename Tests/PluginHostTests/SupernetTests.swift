@@ -34,6 +34,7 @@ final class SupernetTests: XCTestCase {
             }
             let x = Tensor([2, 32, 32, 3])
             rng.fillNormal(x, std: 1)
+            XCTAssertEqual(supernet.parameterCount(scheme), small.parameterCount, "\(plugin) \(mode.rawValue)")
             let a = big.forward(x, training: false).clone(), b = small.forward(x, training: false).clone()
             XCTAssertLessThan(a.maxAbsDiff(b), 1e-5, "\(plugin) \(mode.rawValue)")
             // and the all-zeros scheme is the original network

@@ -202,6 +202,14 @@ static void mlp_backward(cbam_t *s, const float *in, const float *hidden, const 
     s->host->gemm(s->host->context, 0, 0, B, C, h, 1, scratch, s->value[W0], 0, din);
 }
 
+/* S rows are [avg | max]: copy them into two stacked [B, C] matrices (avg first, then max). */
+static void split_pools(const lth4sa_tensor_t *S, int64_t B, int64_t C, float *split) {
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(split + b * C, S->data + b * 2 * C, sizeof(float) * (size_t)C);
+        memcpy(split + B * C + b * C, S->data + b * 2 * C + C, sizeof(float) * (size_t)C);
+    }
+}
+
 static lth4sa_status_t process(void *inst, int32_t call, const lth4sa_tensor_t *x, const lth4sa_tensor_t *S, const lth4sa_tensor_t *si,
                                lth4sa_tensor_t *A, lth4sa_tensor_t *so, int32_t training, lth4sa_error_t *e) {
     (void)si; (void)so;
@@ -218,10 +226,7 @@ static lth4sa_status_t process(void *inst, int32_t call, const lth4sa_tensor_t *
     }
     float *split = malloc(sizeof(float) * (size_t)(2 * B * C));
     if (!ha || !hm || !mc || !pm || !parg || !ms || !split) { free(tmp); free(split); return fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory"); }
-    for (int64_t b = 0; b < B; b++) {  /* S rows are [avg | max]: split into two [B, C] matrices */
-        memcpy(split + b * C, S->data + b * 2 * C, sizeof(float) * (size_t)C);
-        memcpy(split + B * C + b * C, S->data + b * 2 * C + C, sizeof(float) * (size_t)C);
-    }
+    split_pools(S, B, C, split);
     memset(mc, 0, sizeof(float) * (size_t)(B * C));
     mlp(s, split, B, ha, mc);
     mlp(s, split + B * C, B, hm, mc);
@@ -330,10 +335,7 @@ static lth4sa_status_t process_backward(void *inst, int32_t call, const lth4sa_t
         }
     /* Mc = sigmoid(MLP(avg) + MLP(max)) */
     for (int64_t i = 0; i < B * C; i++) dmc[i] *= mc[i] * (1 - mc[i]);
-    for (int64_t b = 0; b < B; b++) {
-        memcpy(split + b * C, S->data + b * 2 * C, sizeof(float) * (size_t)C);
-        memcpy(split + B * C + b * C, S->data + b * 2 * C + C, sizeof(float) * (size_t)C);
-    }
+    split_pools(S, B, C, split);
     mlp_backward(s, split, ha, dmc, B, din, scratch);
     for (int64_t b = 0; b < B; b++) memcpy(dS->data + b * 2 * C, din + b * C, sizeof(float) * (size_t)C);
     mlp_backward(s, split + B * C, hm, dmc, B, din, scratch);
