@@ -26,7 +26,7 @@ let package = Package(
         // The plugin SDK (C headers in SDK/include/lth4sa), built as a C target for the host.
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
         .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data", "Search"], swiftSettings: optimize),
-        .target(name: "Search", dependencies: ["Models", "NN", "Tensor"], swiftSettings: optimize),
+        .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"], swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",

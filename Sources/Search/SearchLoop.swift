@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import Models
 import Tensor
@@ -150,14 +151,7 @@ public final class SearchLoop {
     }
 }
 
-/// Temporary file + rename, so a killed process never leaves a half-written file.
+/// Temporary file, fsync, rename: a killed process never leaves a half-written file.
 func writeAtomically(_ text: String, to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try Data(text.utf8).write(to: tmp)
-        guard rename(tmp.path, url.path) == 0 else { throw LTHError("cannot rename '\(tmp.path)' to '\(url.path)'") }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw LTHError("writing '\(url.path)' failed: \(error)")
-    }
+    try SafeTensors.writeAtomically(Data(text.utf8), to: url.path)
 }
