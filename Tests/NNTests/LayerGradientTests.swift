@@ -164,5 +164,15 @@ final class LayerGradientTests: XCTestCase {
         let dx = fc.backward(r).clone()
         for i in 0..<dx.count { dx[i] *= 1.1 }
         XCTAssertNotNil(GradientCheck().check(x, analytic: dx, loss: { GradientCheck.project(fc.forward(x), r) }))
+        // the directional check (used for whole networks) catches a 10% error and a wrong direction,
+        // and passes the true gradient
+        let exact = fc.backward(r).clone()
+        let loss = { GradientCheck.project(fc.forward(x), r) }
+        XCTAssertNil(GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-5).checkDirectional(x, analytic: exact, loss: loss))
+        XCTAssertNotNil(GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-5).checkDirectional(x, analytic: dx, loss: loss))
+        let permuted = exact.clone()
+        permuted[0] = exact[1]
+        permuted[1] = exact[0]
+        XCTAssertNotNil(GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-5).checkDirectional(x, analytic: permuted, loss: loss))
     }
 }
