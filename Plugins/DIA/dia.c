@@ -56,29 +56,13 @@ static lth4sa_status_t dia_layout(void *instance, const lth4sa_tensor_t *input, 
     return LTH4SA_OK;
 }
 
-/* out[B, 4C] += l2(ReLU(l0(x))); relu_out [B, h] keeps the hidden activation. */
-static void dia_mlp(const dia_t *s, int side, const float *x, int64_t B, float *relu_out, float *out) {
-    const int64_t C = s->base.channels, h = s->hidden;
+/* U (side 0, applied to S) or V (side 1, applied to h): Linear(C, C/r) -> ReLU -> Linear(C/r, 4C). */
+static lth4sa_mlp_t dia_mlp(const dia_t *s, int side) {
     const int o = side * 4;
-    for (int64_t b = 0; b < B; b++) memcpy(relu_out + b * h, s->base.value[o + 1], sizeof(float) * (size_t)h);
-    s->base.host->gemm(s->base.host->context, 0, 1, B, h, C, 1.0f, x, s->base.value[o + 0], 1.0f, relu_out);
-    for (int64_t i = 0; i < B * h; i++) relu_out[i] = relu_out[i] > 0 ? relu_out[i] : 0;
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) out[b * 4 * C + j] += s->base.value[o + 3][j];
-    s->base.host->gemm(s->base.host->context, 0, 1, B, 4 * C, h, 1.0f, relu_out, s->base.value[o + 2], 1.0f, out);
-}
-
-/* Backward of dia_mlp: grads of its parameters += ..., dx = d(input) (overwritten). */
-static void dia_mlp_backward(dia_t *s, int side, const float *x, const float *relu, const float *dout, int64_t B, float *dx, float *scratch) {
-    const int64_t C = s->base.channels, h = s->hidden;
-    const int o = side * 4;
-    s->base.host->gemm(s->base.host->context, 1, 0, 4 * C, h, B, 1.0f, dout, relu, 1.0f, s->base.grad[o + 2]);
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < 4 * C; j++) s->base.grad[o + 3][j] += dout[b * 4 * C + j];
-    float *dr = scratch;
-    s->base.host->gemm(s->base.host->context, 0, 0, B, h, 4 * C, 1.0f, dout, s->base.value[o + 2], 0.0f, dr);
-    for (int64_t i = 0; i < B * h; i++) if (relu[i] <= 0) dr[i] = 0;
-    s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1.0f, dr, x, 1.0f, s->base.grad[o + 0]);
-    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->base.grad[o + 1][j] += dr[b * h + j];
-    s->base.host->gemm(s->base.host->context, 0, 0, B, C, h, 1.0f, dr, s->base.value[o + 0], 0.0f, dx);
+    const lth4sa_mlp_t p = {s->base.channels, s->hidden, 4 * s->base.channels,
+                            s->base.value[o], s->base.value[o + 1], s->base.value[o + 2], s->base.value[o + 3],
+                            s->base.grad[o], s->base.grad[o + 1], s->base.grad[o + 2], s->base.grad[o + 3]};
+    return p;
 }
 
 static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
@@ -108,8 +92,9 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
         gates = tmp + 2 * B * h;
     }
     memset(gates, 0, sizeof(float) * (size_t)(B * 4 * C));
-    dia_mlp(s, 0, extracted->data, B, ru, gates);
-    dia_mlp(s, 1, state_in[0].data, B, rv, gates);
+    const lth4sa_mlp_t u = dia_mlp(s, 0), v = dia_mlp(s, 1);
+    lth4sa_mlp_forward(s->base.host, &u, extracted->data, B, ru, gates);
+    lth4sa_mlp_forward(s->base.host, &v, state_in[0].data, B, rv, gates);
     const float *c_prev = state_in[1].data;
     float *h_out = state_out[0].data, *c_out = state_out[1].data, *A = attention->data;
     for (int64_t b = 0; b < B; b++) {
@@ -170,8 +155,9 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
             dc_prev[at] = dc * f;
         }
     }
-    dia_mlp_backward(s, 0, S, ru, dgates, B, d_extracted->data, scratch);
-    dia_mlp_backward(s, 1, H, rv, dgates, B, d_state_in[0].data, scratch);
+    const lth4sa_mlp_t u = dia_mlp(s, 0), v = dia_mlp(s, 1);
+    lth4sa_mlp_backward(s->base.host, &u, S, ru, dgates, B, d_extracted->data, scratch);
+    lth4sa_mlp_backward(s->base.host, &v, H, rv, dgates, B, d_state_in[0].data, scratch);
     free(dgates);
     free(scratch);
     return LTH4SA_OK;

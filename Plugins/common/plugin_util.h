@@ -102,6 +102,38 @@ static inline lth4sa_status_t lth4sa_check_bind(const lth4sa_param_t *declared, 
     return LTH4SA_OK;
 }
 
+/* ---- a two-layer MLP (Linear -> ReLU -> Linear), PyTorch weight layout [out, in] --------- */
+
+/** The parameters of `x [B, n] -> hidden [B, h] -> out [B, m]`: w0 [h, n], b0 [h], w1 [m, h], b1 [m],
+ *  and where their gradients accumulate. */
+typedef struct lth4sa_mlp {
+    int64_t n, h, m;
+    const float *w0, *b0, *w1, *b1;
+    float *gw0, *gb0, *gw1, *gb1;
+} lth4sa_mlp_t;
+
+/** hidden = ReLU(x w0^T + b0);  out += hidden w1^T + b1 (`out` is accumulated into). */
+static inline void lth4sa_mlp_forward(const lth4sa_host_t *host, const lth4sa_mlp_t *p, const float *x, int64_t B, float *hidden, float *out) {
+    for (int64_t b = 0; b < B; b++) memcpy(hidden + b * p->h, p->b0, sizeof(float) * (size_t)p->h);
+    host->gemm(host->context, 0, 1, B, p->h, p->n, 1.0f, x, p->w0, 1.0f, hidden);
+    for (int64_t i = 0; i < B * p->h; i++) hidden[i] = hidden[i] > 0 ? hidden[i] : 0;
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < p->m; j++) out[b * p->m + j] += p->b1[j];
+    host->gemm(host->context, 0, 1, B, p->m, p->h, 1.0f, hidden, p->w1, 1.0f, out);
+}
+
+/** From dout [B, m]: gw1 += dout^T hidden, gb1 += sum dout, dh = dout w1 * (hidden > 0),
+ *  gw0 += dh^T x, gb0 += sum dh, dx = dh w0 (overwritten). `scratch` holds B*h floats. */
+static inline void lth4sa_mlp_backward(const lth4sa_host_t *host, const lth4sa_mlp_t *p, const float *x, const float *hidden,
+                                       const float *dout, int64_t B, float *dx, float *scratch) {
+    host->gemm(host->context, 1, 0, p->m, p->h, B, 1.0f, dout, hidden, 1.0f, p->gw1);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < p->m; j++) p->gb1[j] += dout[b * p->m + j];
+    host->gemm(host->context, 0, 0, B, p->h, p->m, 1.0f, dout, p->w1, 0.0f, scratch);
+    for (int64_t i = 0; i < B * p->h; i++) if (hidden[i] <= 0) scratch[i] = 0;
+    host->gemm(host->context, 1, 0, p->h, p->n, B, 1.0f, scratch, x, 1.0f, p->gw0);
+    for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < p->h; j++) p->gb0[j] += scratch[b * p->h + j];
+    host->gemm(host->context, 0, 0, B, p->n, p->h, 1.0f, scratch, p->w0, 0.0f, dx);
+}
+
 /* ---- the part every first-party SAM shares ---------------------------------------- */
 
 #define LTH4SA_MAX_PARAMS 16
