@@ -205,14 +205,18 @@ static inline lth4sa_status_t lth4sa_base_layout(const lth4sa_sam_base_t *b, con
     return LTH4SA_OK;
 }
 
-/** Defines the exported entry of a library holding the one SAM `descriptor` with table `api`. */
-#define LTH4SA_SINGLE_SAM_ENTRY(descriptor, api)                                                            \
+/** Defines the exported entry of a library holding one plugin `descriptor` with table `api`
+ *  for interface `interface_id`. */
+#define LTH4SA_SINGLE_ENTRY(descriptor, interface, api)                                                    \
     static const lth4sa_descriptor_t *lth4sa_get_descriptor(uint32_t index) { return index == 0 ? &(descriptor) : NULL; } \
     static const void *lth4sa_get_factory(uint32_t index, const char *interface_id) {                        \
-        return (index == 0 && strcmp(interface_id, LTH4SA_SAM_INTERFACE) == 0) ? &(api) : NULL;              \
+        return (index == 0 && strcmp(interface_id, interface) == 0) ? &(api) : NULL;                        \
     }                                                                                                        \
     static const lth4sa_plugin_entry_t lth4sa_entry_table = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, \
                                                              lth4sa_get_descriptor, lth4sa_get_factory};     \
     LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &lth4sa_entry_table; }
+
+/** The entry of a library holding the one SAM `descriptor` with table `api`. */
+#define LTH4SA_SINGLE_SAM_ENTRY(descriptor, api) LTH4SA_SINGLE_ENTRY(descriptor, LTH4SA_SAM_INTERFACE, api)
 
 #endif

@@ -21,6 +21,35 @@ public final class SearcherPlugin: Searcher {
         let parameters: (([Bool]) -> Int)?
         let blockParameters: ((Int) -> [Float])?
         let blocks: Int
+        /// Made on first use (DARTS only): a copy of the supernet with gates.
+        let gateFactory: (() throws -> GateGradientSource)?
+        var gateSource: GateGradientSource?
+        /// Why the last capability call failed (reported instead of the plugin's message).
+        var hostError: String?
+        func gates() -> GateGradientSource? {
+            if gateSource == nil, let make = gateFactory {
+                do { gateSource = try make() } catch { hostError = "\(error)" }
+            }
+            return gateSource
+        }
+        func values(_ p: UnsafePointer<Double>) -> [Double] { (0..<blocks).map { p[$0] } }
+        var gateTable = lth4sa_gate_gradients_api_t(
+            struct_size: UInt32(MemoryLayout<lth4sa_gate_gradients_api_t>.size), reserved: 0,
+            train_weights: { ctx, gates in
+                let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+                guard let source = box.gates() else { return .nan }
+                do { return try source.trainWeights(gates: box.values(gates)) } catch { box.hostError = "\(error)"; return .nan }
+            },
+            validation_gradient: { ctx, gates, gradient in
+                let box = Unmanaged<CapabilityBox>.fromOpaque(ctx!).takeUnretainedValue()
+                guard let source = box.gates() else { return .nan }
+                do {
+                    let (loss, g) = try source.validationGradient(gates: box.values(gates))
+                    guard g.count == box.blocks else { throw LTHError("gate gradient of \(g.count) values for \(box.blocks) blocks") }
+                    for (i, v) in g.enumerated() { gradient[i] = v }
+                    return loss
+                } catch { box.hostError = "\(error)"; return .nan }
+            })
         var statsTable = lth4sa_sam_parameters_api_t(
             struct_size: UInt32(MemoryLayout<lth4sa_sam_parameters_api_t>.size), reserved: 0,
             count: { ctx, block in
@@ -41,8 +70,9 @@ public final class SearcherPlugin: Searcher {
             let scheme = (0..<box.blocks).map { bits[$0] != 0 }
             return Int64(box.parameters?(scheme) ?? 0)
         })
-        init(parameters: (([Bool]) -> Int)?, blockParameters: ((Int) -> [Float])?, blocks: Int) {
+        init(parameters: (([Bool]) -> Int)?, blockParameters: ((Int) -> [Float])?, gates: (() throws -> GateGradientSource)?, blocks: Int) {
             self.parameters = parameters
+            gateFactory = gates
             self.blockParameters = blockParameters
             self.blocks = blocks
         }
@@ -50,9 +80,10 @@ public final class SearcherPlugin: Searcher {
 
     /// Loads the searcher in `spec` (path or id) for a space of `stageSizes` blocks per stage.
     /// `parameters` (a scheme's parameter count) and `blockParameters` (a block's SAM parameter
-    /// values) back the host capabilities LTH4SA_HOST_SCHEME_COST and LTH4SA_HOST_SAM_PARAMETERS.
+    /// values) back the host capabilities LTH4SA_HOST_SCHEME_COST and LTH4SA_HOST_SAM_PARAMETERS;
+    /// `gates` (made on first use) backs LTH4SA_HOST_GATE_GRADIENTS.
     public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil,
-                blockParameters: ((Int) -> [Float])? = nil) throws {
+                blockParameters: ((Int) -> [Float])? = nil, gates: (() throws -> GateGradientSource)? = nil) throws {
         let library = try PluginDiscovery.resolve(spec)
         let (d, api) = try library.table(kind: LTH4SA_KIND_SEARCHER, interface: LTH4SA_SEARCHER_INTERFACE, as: lth4sa_searcher_api_t.self,
                                          role: "searcher", hint: "--searcher needs a searcher such as libEAN.so")
@@ -62,7 +93,7 @@ public final class SearcherPlugin: Searcher {
         options = try d.resolveOptions(settings, flag: "--searcher-opt")
         let blockCount = stageSizes.reduce(0, +)
         blocks = blockCount
-        context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blockParameters: blockParameters, blocks: blockCount))
+        context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blockParameters: blockParameters, gates: gates, blocks: blockCount))
         let sizes = stageSizes.map { UInt32($0) }
         let names = options.map { strdup($0.0)! }
         defer { names.forEach { free($0) } }
@@ -80,6 +111,8 @@ public final class SearcherPlugin: Searcher {
                         return withUnsafePointer(to: &box.costTable) { UnsafeRawPointer($0) }
                     case LTH4SA_HOST_SAM_PARAMETERS where box.blockParameters != nil:
                         return withUnsafePointer(to: &box.statsTable) { UnsafeRawPointer($0) }
+                    case LTH4SA_HOST_GATE_GRADIENTS where box.gateFactory != nil:
+                        return withUnsafePointer(to: &box.gateTable) { UnsafeRawPointer($0) }
                     default:
                         return nil
                     }
@@ -105,7 +138,13 @@ public final class SearcherPlugin: Searcher {
         let capacity = 4096
         var bits = [UInt8](repeating: 0, count: capacity * blocks)
         var count: UInt32 = 0
-        try checked(id, "ask") { err in bits.withUnsafeMutableBufferPointer { api.pointee.ask(handle, $0.baseAddress!, UInt32(capacity), &count, err) } }
+        let box = context.takeUnretainedValue()
+        box.hostError = nil
+        do {
+            try checked(id, "ask") { err in bits.withUnsafeMutableBufferPointer { api.pointee.ask(handle, $0.baseAddress!, UInt32(capacity), &count, err) } }
+        } catch let e as LTHError {
+            throw box.hostError.map { LTHError("\(e.message) (host: \($0))") } ?? e
+        }
         guard count >= 1 && Int(count) <= capacity else { throw LTHError("plugin \(id): ask returned \(count) schemes") }
         lastCount = Int(count)
         return (0..<Int(count)).map { j in (0..<blocks).map { bits[j * blocks + $0] != 0 } }

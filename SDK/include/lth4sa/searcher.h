@@ -47,6 +47,25 @@ typedef struct lth4sa_sam_parameters_api {
     int64_t (*LTH4SA_NONNULL copy)(void *LTH4SA_NULLABLE context, uint32_t block, float *LTH4SA_NONNULL out, int64_t capacity);
 } lth4sa_sam_parameters_api_t;
 
+/** Host capability "lth4sa.host.gate_gradients/1": continuous gates on the supernet's SAMs, for
+ *  differentiable searchers such as DARTS (METHOD.md section 5). With gate w_l in [0, 1] block l
+ *  computes  F' = w_l * SAM(F) + (1 - w_l) * F  (for a multiplicative SAM: F * (w_l * A + 1 - w_l)).
+ *  The host works on its own copy of the trained supernet, so the supernet other searchers
+ *  score schemes with is never changed. Both calls return NaN when the host fails (the reason
+ *  is reported by the host). */
+#define LTH4SA_HOST_GATE_GRADIENTS "lth4sa.host.gate_gradients/1"
+typedef struct lth4sa_gate_gradients_api {
+    uint32_t struct_size;
+    uint32_t reserved;
+    /** One SGD step of the network weights on the next mini-batch of the sub-training set with
+     *  `gates` (blocks values in [0, 1]); returns that batch's training loss. [calling thread] */
+    double (*LTH4SA_NONNULL train_weights)(void *LTH4SA_NULLABLE context, const double *LTH4SA_NONNULL gates);
+    /** The loss on the next mini-batch of the validation set with `gates`, and its gradient
+     *  dLoss/dgate_l written into `gradient` (blocks values); weights are not changed. [calling thread] */
+    double (*LTH4SA_NONNULL validation_gradient)(void *LTH4SA_NULLABLE context, const double *LTH4SA_NONNULL gates,
+                                                 double *LTH4SA_NONNULL gradient);
+} lth4sa_gate_gradients_api_t;
+
 /** What is searched: `blocks` bits grouped in stages. Borrowed for the duration of `create`. */
 typedef struct lth4sa_search_space {
     uint32_t struct_size;
