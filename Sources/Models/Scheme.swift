@@ -3,7 +3,7 @@ import Tensor
 
 /// A connection scheme d in {0,1}^L: block l carries its SAM iff bit l is 1 (block 0 first).
 /// Written as a bit string, optionally with `-` between stages (`0110-1010-0001`).
-public struct Scheme: Equatable, Sendable, CustomStringConvertible {
+public struct Scheme: Hashable, Sendable, CustomStringConvertible {
     public let bits: [Bool]
     public let stageSizes: [Int]
 

@@ -9,6 +9,7 @@ import Tensor
 /// - prefix sharing: schemes are evaluated in sorted order per batch, and a scheme restarts
 ///   from the first block where it differs from the previous one (the activations before it
 ///   are equal and still in the blocks' buffers). Stateful SAMs restart at that block's stage.
+/// The network is left as the whole supernet (Full-SA) after every call.
 public final class SchemeEvaluator {
     public let supernet: Supernet
     let batches: [(images: Tensor, labels: [Int32])]
@@ -66,6 +67,7 @@ public final class SchemeEvaluator {
                     previous = scheme.bits
                 }
             }
+            supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage))  // leave the supernet whole for other users
             for (k, key) in missing.enumerated() {
                 cache[key] = 100 * Double(correct[k]) / Double(max(validationCount, 1))
                 logitFingerprint[key] = fingerprint[k]

@@ -51,6 +51,11 @@ public final class SearchLoop {
     public var keepBest = 10
     /// Checkpoint every this many steps (and at the end).
     public var checkpointEvery = 25
+    /// Stop once this many schemes have been scored (the evaluation budget that makes
+    /// searchers asking different numbers of schemes per step comparable); nil = steps only.
+    public var evaluationBudget: Int? = nil
+    /// Whether the budget (steps or evaluations) is used up.
+    public func finished(steps: Int) -> Bool { step >= steps || evaluationBudget.map { records.count >= $0 } == true }
 
     public init(searcher: Searcher, stageSizes: [Int], reward: RewardModel, accuracies: @escaping ([Scheme]) throws -> [Double],
                 directory: String?, rngState: (save: () -> [UInt64], restore: ([UInt64]) -> Void)) {
@@ -107,7 +112,7 @@ public final class SearchLoop {
             return h
         }
         defer { try? log?.close() }
-        while step < steps {
+        while !finished(steps: steps) {
             let asked = try searcher.ask()
             let schemes = try asked.map { bits -> Scheme in
                 guard bits.count == stageSizes.reduce(0, +) else { throw LTHError("the searcher proposed \(bits.count) bits for \(stageSizes.reduce(0, +)) blocks") }
@@ -125,8 +130,8 @@ public final class SearchLoop {
                 progress?(record)
             }
             step += 1
-            if step % checkpointEvery == 0 || step == steps { try checkpoint() }
-            if shouldStop() && step < steps {
+            if step % checkpointEvery == 0 || finished(steps: steps) { try checkpoint() }
+            if shouldStop() && !finished(steps: steps) {
                 try checkpoint()
                 return false
             }

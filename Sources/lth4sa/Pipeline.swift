@@ -40,6 +40,33 @@ enum Stages {
         return supernet
     }
 
+    /// Loads and creates the searcher once with placeholder host capabilities, so that a bad
+    /// path or option fails before any training.
+    static func checkSearcher(_ spec: String, settings: [String], stageSizes: [Int]) throws {
+        _ = try SearcherPlugin(spec, settings: settings, stageSizes: stageSizes, parameters: { _ in 0 }, blockParameters: { _ in [1] },
+                               gates: { throw LTHError("not available while checking options") })
+    }
+
+    /// Trains `config` (its scheme) from scratch in `directory` and measures test accuracy, or
+    /// returns the recorded result when that directory finished the same scheme before (a
+    /// stopped training resumes from its checkpoint). Returns (accuracy, seconds, trained now).
+    static func trainFromScratch(_ config: RunConfig, directory sub: URL) throws -> (accuracy: Double, seconds: Double, fresh: Bool) {
+        let summaryURL = sub.appendingPathComponent("summary.json")
+        if let data = try? Data(contentsOf: summaryURL), let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+           let acc = s["test_acc"] as? Double, s["scheme"] as? String == config.scheme {
+            return (acc, s["seconds"] as? Double ?? 0, false)
+        }
+        let exists = FileManager.default.fileExists(atPath: sub.appendingPathComponent("checkpoint.safetensors").path)
+        let start = Date()
+        let trainer = try Trainer(config: config, runDirectory: sub.path, resume: exists, attach: SAMOptions.hook)
+        installStopHandler()
+        guard try trainer.train() else { throw ExitCode(130) }
+        let test = trainer.evaluate(trainer.source.test, indices: Array(0..<trainer.source.test.count))
+        let seconds = Date().timeIntervalSince(start)
+        try JSONSerialization.data(withJSONObject: ["test_acc": test.accuracy, "seconds": seconds, "scheme": config.scheme ?? ""]).write(to: summaryURL)
+        return (test.accuracy, seconds, true)
+    }
+
     /// Validation batches of the trainer's split, normalised as in training.
     static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
@@ -128,21 +155,25 @@ struct RewardOptions: ParsableArguments {
 
 /// The search stage: supernet evaluator + reward + searcher plugin + host loop.
 enum SearchStage {
+    /// Searches in `directory` (search.jsonl, search-state.json) for `steps` steps or, when
+    /// `evaluations` is given, until that many schemes are scored. `evaluator` may be shared
+    /// between searchers of one supernet (its cache only saves time).
     static func run(trainer: Trainer, directory: String, searcher spec: String, searcherOptions: [String], steps: Int,
-                    weights: RewardWeights, resume: Bool) throws -> SearchLoop {
+                    weights: RewardWeights, resume: Bool, evaluations: Int? = nil, evaluator shared: SchemeEvaluator? = nil) throws -> SearchLoop {
         let net = trainer.net, config = trainer.config
-        let supernet = try Supernet(net)
-        let stateful = net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
-        let evaluator = SchemeEvaluator(supernet: supernet, batches: Stages.validationBatches(trainer), restartAtStage: stateful)
+        let evaluator = try shared ?? makeEvaluator(trainer)
+        let supernet = evaluator.supernet
         let stages = net.spec.blocksPerStage
         HostServices.seed(config.seed)
         let sites = supernet.attentions.map { $0 as? SAMSite }
         let searcher = try SearcherPlugin(
             spec, settings: searcherOptions, stageSizes: stages,
             parameters: { bits in supernet.parameterCount(Scheme(bits: bits, stageSizes: stages)) },
-            blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] })
+            blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] },
+            gates: { try gateTrainer(copying: trainer) })
         let loop = SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: stages.reduce(0, +), weights: weights, seed: config.seed),
                               accuracies: { evaluator.accuracies($0) }, directory: directory, rngState: HostServices.rngState)
+        loop.evaluationBudget = evaluations
         if resume && FileManager.default.fileExists(atPath: URL(fileURLWithPath: directory).appendingPathComponent("search-state.json").path) {
             try loop.resume()
         } else if !resume {
@@ -151,16 +182,56 @@ enum SearchStage {
         let line = ProgressLine()
         installStopHandler()
         let start = Date()
+        let budget = evaluations.map { "\($0) evaluations" } ?? "\(steps) steps"
         let finished = try loop.run(steps: steps, shouldStop: { Trainer.stopRequested }) { r in
-            line.update(String(format: "search step %d/%d  %@  reward %.2f  acc %.2f%%  p_bar %@  (%d schemes evaluated)", r.step + 1, steps, r.scheme,
-                               r.reward, r.accuracy, r.pBar.map { String(format: "%.3f", $0) } ?? "-", evaluator.schemesEvaluated))
+            line.update(String(format: "search %@ step %d (%@)  %@  reward %.2f  acc %.2f%%  p_bar %@  (%d schemes evaluated)", searcher.id, r.step + 1, budget,
+                               r.scheme, r.reward, r.accuracy, r.pBar.map { String(format: "%.3f", $0) } ?? "-", evaluator.schemesEvaluated))
         }
         line.finish()
         guard finished else {
             print("search stopped at step \(loop.step); continue with --resume")
             throw ExitCode(130)
         }
-        print(String(format: "search: %d steps in %@, %d distinct schemes evaluated through the supernet", steps, formatDuration(Date().timeIntervalSince(start)), evaluator.schemesEvaluated))
+        print(String(format: "search %@: %d steps, %d schemes scored in %@ (%d distinct schemes evaluated through the supernet so far)", searcher.id, loop.step,
+                     loop.records.count, formatDuration(Date().timeIntervalSince(start)), evaluator.schemesEvaluated))
         return loop
+    }
+
+    /// The prefix-sharing evaluator on the trainer's supernet and validation set.
+    static func makeEvaluator(_ trainer: Trainer) throws -> SchemeEvaluator {
+        let supernet = try Supernet(trainer.net)
+        let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
+        return SchemeEvaluator(supernet: supernet, batches: Stages.validationBatches(trainer), restartAtStage: stateful)
+    }
+
+    /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights
+    /// trained with SGD at a tenth of the recipe's learning rate on the sub-training set (cycling
+    /// through augmented epochs), gate gradients on validation batches in turn.
+    static func gateTrainer(copying trainer: Trainer) throws -> GateTrainer {
+        guard let checkpoint = trainer.checkpointPath else { throw LTHError("gate training needs the supernet's checkpoint") }
+        let config = trainer.config
+        let copy = try Trainer(config: config, runDirectory: nil, source: trainer.source, attach: SAMOptions.hook)
+        _ = try ModelCheckpoint.load(copy.net, from: checkpoint)
+        let optimizer = SGD(copy.net.namedParameters(), lr: config.lr * 0.1, momentum: config.momentum, weightDecay: config.weightDecay)
+        var epoch = 0
+        func loader() -> BatchLoader {
+            BatchLoader(dataset: trainer.source.train, indices: trainer.split.train, batchSize: config.batch, shuffle: true,
+                        augmentation: Augmentation(cropPadding: config.cropPadding, flip: config.flip), mean: trainer.mean, std: trainer.std,
+                        seed: config.seed &+ 0xDA27, epoch: epoch, dropLast: true)
+        }
+        var train = loader()
+        let validation = Stages.validationBatches(trainer, batch: min(config.batch, max(trainer.split.validation.count, 1)))
+        guard !validation.isEmpty else { throw LTHError("gate training needs validation images (--val-per-class > 0)") }
+        var next = 0
+        return try GateTrainer(net: copy.net, optimizer: optimizer, nextTrainBatch: {
+            if let b = train.next() { return (b.images, b.labels) }
+            epoch += 1
+            train = loader()
+            let b = train.next()!
+            return (b.images, b.labels)
+        }, nextValidationBatch: {
+            defer { next = (next + 1) % validation.count }
+            return validation[next]
+        })
     }
 }

@@ -82,7 +82,7 @@ struct Run: ParsableCommand {
         let weights = try reward.weights()
         // check both plugins and their options before any training starts
         _ = try SAMPlugin(sam, settings: samOptions)
-        _ = try SearcherPlugin(searcher, settings: searcherOptions, stageSizes: try ModelSpec(base.model).blocksPerStage)
+        try Stages.checkSearcher(searcher, settings: searcherOptions, stageSizes: try ModelSpec(base.model).blocksPerStage)
         let pipelineConfig: [String: Any] = ["base": base.json, "supernet_epochs": sEpochs, "epochs": tEpochs, "search_steps": steps,
                                              "keep_prob": keepProb, "candidates": candidates, "searcher": searcher,
                                              "searcher_options": searcherOptions, "reward": ["accuracy": weights.accuracy, "sparsity": weights.sparsity,
@@ -121,24 +121,12 @@ struct Run: ParsableCommand {
             c.epochs = tEpochs
             c.scheme = scheme.description
             let sub = root.appendingPathComponent("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))")
-            let summaryURL = sub.appendingPathComponent("summary.json")
-            if let data = try? Data(contentsOf: summaryURL), let s = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-               let acc = s["test_acc"] as? Double, s["scheme"] as? String == scheme.description {
-                results.append((label, scheme, acc, s["seconds"] as? Double ?? 0))
-                print("   \(label) \(scheme): done before, test accuracy \(String(format: "%.2f", acc))%")
-                continue
+            let (acc, seconds, fresh) = try Stages.trainFromScratch(c, directory: sub)
+            results.append((label, scheme, acc, seconds))
+            if fresh {
+                stageLog.write(["kind": "stage", "stage": "train", "label": label, "scheme": scheme.description, "seconds": seconds, "test_acc": acc])
             }
-            let exists = FileManager.default.fileExists(atPath: sub.appendingPathComponent("checkpoint.safetensors").path)
-            let start = Date()
-            let trainer = try Trainer(config: c, runDirectory: sub.path, resume: exists, attach: SAMOptions.hook)
-            installStopHandler()
-            guard try trainer.train() else { throw ExitCode(130) }
-            let test = trainer.evaluate(trainer.source.test, indices: Array(0..<trainer.source.test.count))
-            let seconds = Date().timeIntervalSince(start)
-            try JSONSerialization.data(withJSONObject: ["test_acc": test.accuracy, "seconds": seconds, "scheme": scheme.description]).write(to: summaryURL)
-            results.append((label, scheme, test.accuracy, seconds))
-            stageLog.write(["kind": "stage", "stage": "train", "label": label, "scheme": scheme.description, "seconds": seconds, "test_acc": test.accuracy])
-            print("   \(label) \(scheme): test accuracy \(String(format: "%.2f", test.accuracy))% in \(formatDuration(seconds))")
+            print("   \(label) \(scheme): \(fresh ? "" : "done before, ")test accuracy \(String(format: "%.2f", acc))%\(fresh ? " in \(formatDuration(seconds))" : "")")
         }
 
         print("== 4/4 measuring parameters and inference time (batch 50)")
