@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import XCTest
 
 /// Bad plugins (built here from Tests/Fixtures/plugins) and the `plugins` command.
@@ -144,5 +147,78 @@ final class PipelineCLITests: CLITestCase {
         try assertFails(["--sam", plugin("SE"), "--reward-sparse", "lots"], mentioning: "not a number")
         try assertFails(["--preset", "imagenet"], mentioning: "imagenet")
         try assertFails(["--preset", "cifar100-resnet38"], mentioning: "cifar100:PATH")
+    }
+}
+
+/// `lth4sa landscape` and `lth4sa compare` end to end on tiny settings.
+final class LandscapeCompareCLITests: CLITestCase {
+    var repository: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    func plugin(_ name: String) -> String { repository.appendingPathComponent("plugins/lib\(name).so").path }
+
+    func testLandscapeWritesFiguresAndResumes() throws {
+        let t = try run(["supernet", "train", "--model", "resnet-basic-14", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--data", "synthetic:300",
+                         "--val-per-class", "5", "--epochs", "1", "--batch", "32", "-o", "r/supernet"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let r = try run(["landscape", "-o", "r", "--mark", "11-00-10"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("64 schemes of resnet-basic-14 (all) on 50 validation images"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("11-00-10: "), r.stdout)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("r/landscape/landscape.json"))) as! [String: Any]
+        XCTAssertEqual(json["schemes"] as? Int, 64)
+        XCTAssertEqual((json["accuracy"] as? [String: Double])?.count, 64)
+        XCTAssertEqual((json["best"] as? [[String: Any]])?.count, 4)
+        XCTAssertEqual((json["best_connection_scores"] as? [Double])?.count, 6)
+        XCTAssertEqual((json["distribution"] as? [[String: Any]])?.count, 7)
+        let mark = try XCTUnwrap((json["marks"] as? [[String: Any]])?.first)
+        let accuracies = Array((json["accuracy"] as! [String: Double]).values)
+        XCTAssertEqual(mark["rank"] as? Int, 1 + accuracies.filter { $0 > (mark["accuracy"] as! Double) }.count)
+        for svg in ["distribution.svg", "scores.svg"] {
+            let parser = XMLParser(contentsOf: dir.appendingPathComponent("r/landscape/\(svg)"))!
+            XCTAssertTrue(parser.parse(), "\(svg) is well-formed XML")
+        }
+        // finished chunks are kept: a second run evaluates nothing
+        let again = try run(["landscape", "-o", "r"])
+        XCTAssertTrue(again.stdout.contains("(0 evaluated now"), again.stdout)
+        // without prefix sharing: same accuracies, more blocks
+        let plain = try run(["landscape", "-o", "r", "--no-share", "--limit", "20"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        let p = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("r/landscape-noshare/landscape.json"))) as! [String: Any]
+        let shared = json["accuracy"] as! [String: Double]
+        for (scheme, acc) in p["accuracy"] as! [String: Double] { XCTAssertEqual(acc, shared[scheme], scheme) }
+        XCTAssertEqual(p["blocks_run_this_run"] as? Int, 20 * 6 * 1, "every scheme from the stem (50 images: one batch)")
+        try assertFails(["landscape", "-o", "r", "--mark", "1111"], mentioning: "1111")
+        try assertFails(["landscape", "-o", "nowhere"], mentioning: "no trained supernet")
+    }
+
+    func testCompareEndToEnd() throws {
+        let r = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
+                         "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searcher-opt", "ga:population=4",
+                         "--searchers", ["EAN", "Random", "GA", "ENAS", "DARTS", "HSP", "L1", "GM"].map(plugin).joined(separator: ","), "-o", "c"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let report = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
+        for id in ["ean", "random", "ga", "enas", "darts", "hsp", "l1", "gm"] { XCTAssertTrue(report.contains("| \(id) | "), "row of \(id):\n\(report)") }
+        for text in ["| original | 0-0-0 |", "| Full-SA | 1-1-1 |", "Top 5%?", "ticket?", "search time"] { XCTAssertTrue(report.contains(text), text) }
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("c/compare.json"))) as! [String: Any]
+        let rows = json["rows"] as! [[String: Any]]
+        XCTAssertEqual(rows.count, 10)
+        for row in rows.dropFirst(2) {
+            XCTAssertNotNil(row["search_seconds"] as? Double)
+            XCTAssertTrue((row["top5"] as! String).contains("rank"), "\(row)")
+        }
+        for id in ["ean", "random", "ga", "enas", "darts", "hsp", "l1", "gm"] {
+            let log = try String(contentsOf: dir.appendingPathComponent("c/search-\(id)/search.jsonl"), encoding: .utf8).split(separator: "\n")
+            XCTAssertGreaterThanOrEqual(log.count, 10, "\(id): the budget of 10 evaluations")
+            XCTAssertLessThan(log.count, id == "ga" ? 14 : 11, "\(id) stops at the budget")
+        }
+        // a second run reuses every stage
+        let again = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
+                             "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"), "-o", "c"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("ean: done before"), again.stdout)
+        try assertFails(["compare", "--searchers", ","], mentioning: "no searcher")
+        try assertFails(["compare", "--searchers", "ean,ean"], mentioning: "twice")
+        try assertFails(["compare", "--searcher-opt", "population=3"], mentioning: "id:key=value")
+        try assertFails(["compare", "--sam", plugin("SE"), "--searchers", plugin("EAN"), "--searcher-opt", "ga:population=3"], mentioning: "names no searcher")
+        try assertFails(["compare", "--sam", plugin("SE"), "--searchers", plugin("GA"), "--searcher-opt", "ga:population=1"], mentioning: "population")
     }
 }

@@ -7,7 +7,7 @@ import Tensor
 import XCTest
 
 final class SearchEnvironmentTests: XCTestCase {
-    func evaluator(_ plugin: String, mode: AttachMode) throws -> SchemeEvaluator {
+    static func evaluator(_ plugin: String, mode: AttachMode) throws -> SchemeEvaluator {
         let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path, settings: ["reduction=4"])
         let net = ResNet(try ModelSpec("resnet-basic-14"), classes: 4, seed: 1)
         try SAMAttacher.attach(sam, to: net, mode: mode, scheme: .all(true, stageSizes: [2, 2, 2]), seed: 2)
@@ -25,7 +25,7 @@ final class SearchEnvironmentTests: XCTestCase {
     func testPrefixSharingAndCacheEqualPlainEvaluation() throws {
         for (plugin, mode) in [("SE", AttachMode.fullSA), ("DIA", .fullShare)] {
             let all = (0..<64).map { v in Scheme(bits: (0..<6).map { (v >> $0) & 1 == 1 }, stageSizes: [2, 2, 2]) }
-            let shared = try evaluator(plugin, mode: mode), plain = try evaluator(plugin, mode: mode)
+            let shared = try Self.evaluator(plugin, mode: mode), plain = try Self.evaluator(plugin, mode: mode)
             let a = shared.accuracies(all.shuffled())
             _ = a
             let b = all.map { plain.accuracies([$0], sharePrefixes: false)[0] }
