@@ -9,7 +9,7 @@
  *              ppo_weight * -min(sum ratio*logpi*A, sum clip(ratio, 1-clip, 1+clip)*logpi*A), ratio detached;
  *   progress:  p_bar = mean_l pi(d_l) of the first scheme sampled this step.
  * All state lives in one array of doubles, so save/load are a copy. */
-#include "../common/plugin_util.h"
+#include "../common/searcher_util.h"
 
 static const lth4sa_option_t ean_options[] = {
     {"hidden", LTH4SA_OPTION_INT, 0, 50, 1, 4096, "controller hidden units"},
@@ -33,12 +33,11 @@ static const lth4sa_descriptor_t ean_descriptor = {
 enum { S_ADAM_STEP, S_BASELINE, S_BASELINE_SET, S_STEP, S_BUF_COUNT, S_BUF_HEAD, S_LAST_COUNT, SCALARS };
 
 typedef struct ean {
+    lth4sa_searcher_base_t base;   /* base.blob: everything saved; the pointers below point into it */
     const lth4sa_host_t *host;
     int64_t L, H, I, samples, cap, reuse_start;
     double temperature, tanh_c, lr, decay, ppo_weight, clip;
     int64_t nparams;
-    double *blob;                  /* everything below points into it */
-    size_t blob_len;
     double *params, *adam_m, *adam_v, *scalars, *buffer, *last;
     double *grad, *probs, *u, *h;  /* scratch, not saved */
 } ean_t;
@@ -84,48 +83,42 @@ static void ean_accumulate(ean_t *s, const double *p, const double *bits, const 
 }
 
 static void ean_adam(ean_t *s) {
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const double t = ++s->scalars[S_ADAM_STEP];
-    for (int64_t i = 0; i < s->nparams; i++) {
-        const double g = s->grad[i];
-        s->adam_m[i] = b1 * s->adam_m[i] + (1 - b1) * g;
-        s->adam_v[i] = b2 * s->adam_v[i] + (1 - b2) * g * g;
-        s->params[i] -= s->lr * (s->adam_m[i] / (1 - pow(b1, t))) / (sqrt(s->adam_v[i] / (1 - pow(b2, t))) + eps);
-    }
-    memset(s->grad, 0, sizeof(double) * (size_t)s->nparams);
+    lth4sa_adam_step(s->params, s->grad, s->adam_m, s->adam_v, &s->scalars[S_ADAM_STEP], s->nparams, s->lr);
 }
 
 static lth4sa_status_t ean_create(const lth4sa_host_t *host, const lth4sa_search_space_t *space, const lth4sa_option_value_t *o, uint32_t n,
                                   void **instance, lth4sa_error_t *error) {
     if (space->blocks < 1) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "ean: the search space has no blocks");
-    ean_t *s = calloc(1, sizeof *s);
-    if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "ean: out of memory");
+    const int64_t L = space->blocks, H = (int64_t)lth4sa_option(o, n, "hidden", 50), I = (int64_t)lth4sa_option(o, n, "input", 20);
+    const int64_t samples = 1 + (int64_t)lth4sa_option(o, n, "extra_samples", 0), cap = (int64_t)lth4sa_option(o, n, "buffer", 30);
+    const int64_t nparams = H * I + H + 2 * L * H + 2 * L;
+    /* blob: params, adam m, adam v, scalars, buffer (cap x (bits, reward, pi_old)), last samples (bits, pi_old) */
+    ean_t *s = lth4sa_searcher_new(sizeof *s, host, "ean", space, (size_t)(3 * nparams + SCALARS + cap * (2 * L + 1) + samples * 2 * L));
+    if (!s) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "ean: out of memory (or more than 64 stages)");
     s->host = host;
-    s->L = space->blocks;
-    s->H = (int64_t)lth4sa_option(o, n, "hidden", 50);
-    s->I = (int64_t)lth4sa_option(o, n, "input", 20);
+    s->L = L;
+    s->H = H;
+    s->I = I;
     s->temperature = lth4sa_option(o, n, "temperature", 5);
     s->tanh_c = lth4sa_option(o, n, "tanh_constant", 2.5);
     s->lr = lth4sa_option(o, n, "lr", 0.05);
     s->decay = lth4sa_option(o, n, "baseline_decay", 0.95);
-    s->samples = 1 + (int64_t)lth4sa_option(o, n, "extra_samples", 0);
-    s->cap = (int64_t)lth4sa_option(o, n, "buffer", 30);
+    s->samples = samples;
+    s->cap = cap;
     s->reuse_start = (int64_t)lth4sa_option(o, n, "reuse_start", 10);
     s->ppo_weight = lth4sa_option(o, n, "ppo_weight", 0.1);
     s->clip = lth4sa_option(o, n, "clip", 0.1);
-    s->nparams = s->H * s->I + s->H + 2 * s->L * s->H + 2 * s->L;
+    s->nparams = nparams;
     const int64_t entry = 2 * s->L + 1;  /* bits, reward, pi_old per block */
-    s->blob_len = (size_t)(3 * s->nparams + SCALARS + s->cap * entry + s->samples * 2 * s->L);
-    s->blob = calloc(s->blob_len, sizeof(double));
     s->grad = calloc((size_t)s->nparams, sizeof(double));
     s->probs = calloc((size_t)s->L, sizeof(double));
     s->u = calloc((size_t)(2 * s->L), sizeof(double));
     s->h = calloc((size_t)s->H, sizeof(double));
-    if (!s->blob || !s->grad || !s->probs || !s->u || !s->h) {
-        free(s->blob); free(s->grad); free(s->probs); free(s->u); free(s->h); free(s);
+    if (!s->grad || !s->probs || !s->u || !s->h) {
+        free(s->grad); free(s->probs); free(s->u); free(s->h); lth4sa_searcher_free(s);
         return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "ean: out of memory");
     }
-    s->params = s->blob;
+    s->params = s->base.blob;
     s->adam_m = s->params + s->nparams;
     s->adam_v = s->adam_m + s->nparams;
     s->scalars = s->adam_v + s->nparams;
@@ -141,8 +134,8 @@ static lth4sa_status_t ean_create(const lth4sa_host_t *host, const lth4sa_search
 
 static void ean_destroy(void *instance) {
     ean_t *s = instance;
-    free(s->blob); free(s->grad); free(s->probs); free(s->u); free(s->h);
-    free(s);
+    free(s->grad); free(s->probs); free(s->u); free(s->h);
+    lth4sa_searcher_free(s);
 }
 
 static lth4sa_status_t ean_ask(void *instance, uint8_t *bits, uint32_t capacity, uint32_t *count, lth4sa_error_t *error) {
@@ -222,31 +215,6 @@ static lth4sa_status_t ean_tell(void *instance, const lth4sa_scored_scheme_t *sc
     return LTH4SA_OK;
 }
 
-static uint64_t ean_state_size(void *instance) { return (uint64_t)(((ean_t *)instance)->blob_len * sizeof(double)); }
+static const lth4sa_searcher_api_t ean_api = LTH4SA_BLOB_SEARCHER_API(ean_create, ean_destroy, ean_ask, ean_tell);
 
-static lth4sa_status_t ean_save(void *instance, void *buffer, uint64_t size, lth4sa_error_t *error) {
-    ean_t *s = instance;
-    if (size != ean_state_size(s)) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "ean: save buffer of %llu bytes, need %llu", (unsigned long long)size, (unsigned long long)ean_state_size(s));
-    memcpy(buffer, s->blob, (size_t)size);
-    return LTH4SA_OK;
-}
-
-static lth4sa_status_t ean_load(void *instance, const void *buffer, uint64_t size, lth4sa_error_t *error) {
-    ean_t *s = instance;
-    if (size != ean_state_size(s)) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "ean: state of %llu bytes does not fit this search space and options (%llu expected)", (unsigned long long)size, (unsigned long long)ean_state_size(s));
-    memcpy(s->blob, buffer, (size_t)size);
-    return LTH4SA_OK;
-}
-
-static const lth4sa_searcher_api_t ean_api = {
-    sizeof(lth4sa_searcher_api_t), 0, ean_create, ean_destroy, ean_ask, ean_tell, ean_state_size, ean_save, ean_load};
-
-static const lth4sa_descriptor_t *ean_get_descriptor(uint32_t index) { return index == 0 ? &ean_descriptor : NULL; }
-
-static const void *ean_factory(uint32_t index, const char *interface_id) {
-    return (index == 0 && strcmp(interface_id, LTH4SA_SEARCHER_INTERFACE) == 0) ? &ean_api : NULL;
-}
-
-static const lth4sa_plugin_entry_t ean_entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, ean_get_descriptor, ean_factory};
-
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &ean_entry; }
+LTH4SA_SINGLE_ENTRY(ean_descriptor, LTH4SA_SEARCHER_INTERFACE, ean_api)

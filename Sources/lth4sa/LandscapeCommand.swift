@@ -18,7 +18,7 @@ struct LandscapeCommand: ParsableCommand {
     @Option(help: "Random schemes per number of connected blocks when sampling.") var perRatio: Int = 50
     @Option(help: "Scheme to rank and mark in the plot (repeatable).") var mark: [String] = []
     @Option(help: "Share of the best (and worst) schemes in the Top set and the connection scores.") var fraction: Double = 0.05
-    @Option(help: "Evaluate only the first N schemes (benchmarks).") var limit: Int?
+    @Option(help: "Evaluate only N schemes, evenly spaced through the sorted list (benchmarks).") var limit: Int?
     @Flag(help: "Evaluate every scheme from the stem (no prefix sharing; for benchmarks).") var noShare = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -69,7 +69,10 @@ enum LandscapeStage {
         let enumerated = L <= maxEnumerate
         var schemes = enumerated ? Landscape.allSchemes(stageSizes: stages)
                                  : Landscape.sampledSchemes(stageSizes: stages, perRatio: perRatio, seed: trainer.config.seed)
-        if let l = limit { schemes = Array(schemes.prefix(l)) }
+        if let l = limit, l < schemes.count {  // evenly spaced through the sorted list: representative of every ratio
+            let all = schemes
+            schemes = (0..<l).map { all[$0 * all.count / l] }
+        }
         // resume finished chunks
         let partialURL = dir.appendingPathComponent("partial.json")
         var accuracy: [String: Double] = [:]
@@ -126,13 +129,15 @@ enum LandscapeStage {
         try AtomicFile.write(Data(LandscapePlots.scores(best: bestScores, worst: worstScores, stageSizes: stages,
                                                              title: "\(name): connection scores of the best and worst \(Int(fraction * 100))%").utf8),
                                   to: dir.appendingPathComponent("scores.svg"))
+        let listed = enumerated ? "all" : "\(perRatio) per ratio"
+        let coverage = limit.map { "evenly spaced from \(listed)" + " (--limit \($0))" } ?? listed
         var summary = String(format: "landscape: %d schemes of %@ (%@) on %d validation images in %@ (%d evaluated now, %d blocks run, prefix sharing %@)\n",
-                             schemes.count, trainer.config.model, enumerated ? "all" : "\(perRatio) per ratio", evaluator.validationCount,
+                             schemes.count, trainer.config.model, coverage, evaluator.validationCount,
                              formatDuration(seconds), todo.count, evaluator.blocksRun - blocksBefore, sharePrefixes ? "on" : "off")
         summary += String(format: "best %@ %.2f%%, worst %@ %.2f%%, Top %g%% threshold %.2f%%\n", landscape.ranked.first!.scheme.description,
                           landscape.ranked.first!.accuracy, landscape.ranked.last!.scheme.description, landscape.ranked.last!.accuracy, fraction * 100, threshold)
         for m in markAccuracies {
-            summary += String(format: "%@ %@: %.2f%%, rank %d of %d%@\n", m.0, m.1.description, m.2, landscape.rank(accuracy: m.2), schemes.count,
+            summary += String(format: "%@: %.2f%%, rank %d of %d%@\n", m.0 == m.1.description ? m.0 : "\(m.0) \(m.1)", m.2, landscape.rank(accuracy: m.2), schemes.count,
                               landscape.isTop(accuracy: m.2, fraction: fraction) ? " (Top \(Int(fraction * 100))%)" : "")
         }
         summary += "written: \(dir.path)/landscape.json, distribution.svg, scores.svg"
