@@ -140,8 +140,8 @@ static void ean_destroy(void *instance) {
 
 static lth4sa_status_t ean_ask(void *instance, uint8_t *bits, uint32_t capacity, uint32_t *count, lth4sa_error_t *error) {
     ean_t *s = instance;
-    if (capacity < (uint32_t)s->samples)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "ean: room for %u schemes, %lld needed", capacity, (long long)s->samples);
+    lth4sa_status_t room = lth4sa_check_room(&s->base, capacity, s->samples, error);
+    if (room != LTH4SA_OK) return room;
     ean_policy(s, s->probs);
     for (int64_t j = 0; j < s->samples; j++) {
         double *rec = s->last + j * 2 * s->L;

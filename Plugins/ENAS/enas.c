@@ -184,8 +184,8 @@ static lth4sa_status_t enas_create(const lth4sa_host_t *host, const lth4sa_searc
 static lth4sa_status_t enas_ask(void *instance, uint8_t *bits, uint32_t capacity, uint32_t *count, lth4sa_error_t *error) {
     enas_t *s = instance;
     const int64_t L = s->base.L;
-    if (capacity < (uint32_t)s->samples)
-        return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "enas: room for %u schemes, %lld needed", capacity, (long long)s->samples);
+    lth4sa_status_t room = lth4sa_check_room(&s->base, capacity, s->samples, error);
+    if (room != LTH4SA_OK) return room;
     for (int64_t j = 0; j < s->samples; j++) {
         double *rec = s->last + j * 2 * L;  /* bits, then pi(d_l) */
         enas_unroll(s, rec, 1, rec + L);

@@ -68,7 +68,8 @@ static int64_t ga_pending(const ga_t *s) { return s->base.blob[0] == 0 ? s->P : 
 static lth4sa_status_t ga_ask(void *instance, uint8_t *bits, uint32_t capacity, uint32_t *count, lth4sa_error_t *error) {
     ga_t *s = instance;
     const int64_t L = s->base.L, C = ga_pending(s);
-    if (capacity < (uint32_t)C) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "ga: room for %u schemes, %lld needed", capacity, (long long)C);
+    lth4sa_status_t room = lth4sa_check_room(&s->base, capacity, C, error);
+    if (room != LTH4SA_OK) return room;
     for (int64_t c = 0; c < C; c++) {
         double *child = s->children + c * L;
         if (s->base.blob[0] == 0) {

@@ -52,6 +52,12 @@ static inline int64_t lth4sa_draw_index(const lth4sa_searcher_base_t *b, int64_t
     return i < n ? i : n - 1;
 }
 
+/** Fails unless `capacity` schemes leave room for the `needed` of this step. */
+static inline lth4sa_status_t lth4sa_check_room(const lth4sa_searcher_base_t *b, uint32_t capacity, int64_t needed, lth4sa_error_t *error) {
+    if ((int64_t)capacity >= needed) return LTH4SA_OK;
+    return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "%s: room for %u schemes, %lld needed", b->id, capacity, (long long)needed);
+}
+
 static inline uint64_t lth4sa_searcher_state_size(void *instance) {
     return (uint64_t)(((lth4sa_searcher_base_t *)instance)->blob_len * sizeof(double));
 }

@@ -54,12 +54,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        var base = RunConfig()
-        base.sam = sam.contains("/") ? URL(fileURLWithPath: sam).standardizedFileURL.path : sam
-        base.samOptions = samOptions
-        base.attach = attach
-        base.seed = runtime.seed
-        base.batch = batch
+        var base = Stages.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: runtime.seed, batch: batch)
         base.model = model
         base.data = data
         base.valPerClass = valPerClass

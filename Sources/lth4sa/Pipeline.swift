@@ -40,6 +40,18 @@ enum Stages {
         return supernet
     }
 
+    /// The configuration every network of a run starts from: SAM (paths made absolute, so
+    /// checkpoints resolve it from anywhere), attach mode, seed and batch.
+    static func baseConfig(sam: String, samOptions: [String], attach: String, seed: UInt64, batch: Int) -> RunConfig {
+        var c = RunConfig()
+        c.sam = sam.contains("/") ? URL(fileURLWithPath: sam).standardizedFileURL.path : sam
+        c.samOptions = samOptions
+        c.attach = attach
+        c.seed = seed
+        c.batch = batch
+        return c
+    }
+
     /// Loads and creates the searcher once with placeholder host capabilities, so that a bad
     /// path or option fails before any training.
     static func checkSearcher(_ spec: String, settings: [String], stageSizes: [Int]) throws {
@@ -78,7 +90,7 @@ enum Stages {
 
     /// Median forward time (ms) at `batch` of each scheme's network, interleaved in shuffled
     /// order every round, and the increment over the all-zeros scheme (first entry).
-    static func inferenceTimes(_ config: RunConfig, classes: Int, schemes: [Scheme], batch: Int = 50, rounds: Int = 10) throws -> [Double] {
+    static func inferenceTimes(_ config: RunConfig, classes: Int, schemes: [Scheme], batch: Int = 50, rounds: Int = 30) throws -> [Double] {
         var nets: [ResNet] = []
         for s in schemes {
             let net = ResNet(try ModelSpec(config.model), classes: classes, seed: 0)
@@ -88,7 +100,7 @@ enum Stages {
             _ = try SAMOptions.hook(c, net)
             nets.append(net)
         }
-        return interleavedForwardMedians(nets, batch: batch, warmup: 2, rounds: rounds, seed: 1)
+        return interleavedForwardMedians(nets, batch: batch, warmup: 3, rounds: rounds, seed: 1)
     }
 }
 

@@ -45,12 +45,7 @@ struct Run: ParsableCommand {
 
     /// The resolved recipe: (base config, supernet epochs, candidate epochs, search steps).
     func recipe() -> (RunConfig, Int, Int, Int) {
-        var c = RunConfig()
-        c.sam = sam.contains("/") ? URL(fileURLWithPath: sam).standardizedFileURL.path : sam
-        c.samOptions = samOptions
-        c.attach = attach
-        c.seed = runtime.seed
-        c.batch = batch
+        var c = Stages.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: runtime.seed, batch: batch)
         var (sEpochs, tEpochs, steps) = (4, 4, 100)
         switch preset {
         case "cifar100-resnet164":
