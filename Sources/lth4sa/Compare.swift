@@ -89,11 +89,22 @@ struct CompareCommand: ParsableCommand {
                 print("   \(id): done before (\(formatDuration(s.seconds)))")
                 continue
             }
+            // a search stopped before continues from its checkpoint; its wall time adds up
+            let elapsedURL = dir.appendingPathComponent("elapsed.json")
+            let stateExists = FileManager.default.fileExists(atPath: dir.appendingPathComponent("search-state.json").path)
+            let before = stateExists ? ((try? JSONDecoder().decode([String: Double].self, from: Data(contentsOf: elapsedURL)))?["seconds"] ?? 0) : 0
             let start = Date()
-            // a fresh evaluator per searcher: no searcher profits from another's cache in its wall time
-            let loop = try SearchStage.run(trainer: trainer, directory: dir.path, searcher: spec, searcherOptions: options(id), steps: budget,
-                                           weights: weights, resume: false, evaluations: budget)
-            let seconds = Date().timeIntervalSince(start)
+            let loop: SearchLoop
+            do {
+                // a fresh evaluator per searcher: no searcher profits from another's cache in its wall time
+                loop = try SearchStage.run(trainer: trainer, directory: dir.path, searcher: spec, searcherOptions: options(id), steps: budget,
+                                           weights: weights, resume: stateExists, evaluations: budget,
+                                           howToContinue: "run the same command again to continue")
+            } catch {
+                try? AtomicFile.write(try JSONEncoder().encode(["seconds": before + Date().timeIntervalSince(start)]), to: elapsedURL)
+                throw error
+            }
+            let seconds = before + Date().timeIntervalSince(start)
             let best = Array(loop.best.prefix(candidates))
             let summary = SearchSummary(budget: budget, seconds: seconds, evaluations: loop.records.count,
                                         best: best.map { .init(scheme: $0.scheme.description, parts: $0.parts) })

@@ -171,7 +171,8 @@ enum SearchStage {
     /// `evaluations` is given, until that many schemes are scored. `evaluator` may be shared
     /// between searchers of one supernet (its cache only saves time).
     static func run(trainer: Trainer, directory: String, searcher spec: String, searcherOptions: [String], steps: Int,
-                    weights: RewardWeights, resume: Bool, evaluations: Int? = nil, evaluator shared: SchemeEvaluator? = nil) throws -> SearchLoop {
+                    weights: RewardWeights, resume: Bool, evaluations: Int? = nil, evaluator shared: SchemeEvaluator? = nil,
+                    howToContinue: String = "continue with --resume") throws -> SearchLoop {
         let net = trainer.net, config = trainer.config
         let evaluator = try shared ?? makeEvaluator(trainer)
         let supernet = evaluator.supernet
@@ -201,7 +202,7 @@ enum SearchStage {
         }
         line.finish()
         guard finished else {
-            print("search stopped at step \(loop.step); continue with --resume")
+            print("search stopped at step \(loop.step); \(howToContinue)")
             throw ExitCode(130)
         }
         print(String(format: "search %@: %d steps, %d schemes scored in %@ (%d distinct schemes evaluated through the supernet so far)", searcher.id, loop.step,
