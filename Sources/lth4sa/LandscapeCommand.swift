@@ -54,6 +54,12 @@ enum LandscapeStage {
         return try Stages.supernet(try RunConfig.decode(text), directory: supernetDir, progress: true)
     }
 
+    /// The finished chunks of a landscape, tied to the supernet checkpoint they were computed with.
+    struct Partial: Codable {
+        let supernet: String
+        let accuracy: [String: Double]
+    }
+
     struct Result {
         let landscape: Landscape
         let summary: String
@@ -76,7 +82,12 @@ enum LandscapeStage {
         // resume finished chunks
         let partialURL = dir.appendingPathComponent("partial.json")
         var accuracy: [String: Double] = [:]
-        if let data = try? Data(contentsOf: partialURL), let saved = try? JSONDecoder().decode([String: Double].self, from: data) { accuracy = saved }
+        // results belong to one supernet checkpoint and validation set: anything else starts over
+        let attributes = trainer.checkpointPath.flatMap { try? FileManager.default.attributesOfItem(atPath: $0) }
+        let identity = "\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)-\(attributes?[.size] as? Int ?? 0)-\(evaluator.validationCount)"
+        if let data = try? Data(contentsOf: partialURL), let saved = try? JSONDecoder().decode(Partial.self, from: data), saved.supernet == identity {
+            accuracy = saved.accuracy
+        }
         let todo = schemes.filter { accuracy[$0.description] == nil }
         let line = ProgressLine()
         installStopHandler()
@@ -89,7 +100,7 @@ enum LandscapeStage {
             let elapsed = Date().timeIntervalSince(start)
             line.update(String(format: "landscape: %d/%d schemes (%.1f schemes/s, ETA %@)", schemes.count - todo.count + done, schemes.count,
                                Double(done) / elapsed, formatDuration(elapsed / Double(done) * Double(todo.count - done))))
-            try AtomicFile.write(try JSONEncoder().encode(accuracy), to: partialURL)
+            try AtomicFile.write(try JSONEncoder().encode(Partial(supernet: identity, accuracy: accuracy)), to: partialURL)
             if Trainer.stopRequested {
                 line.finish()
                 print("landscape stopped after \(done) schemes; run the same command again to continue")

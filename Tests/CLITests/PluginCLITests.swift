@@ -179,6 +179,11 @@ final class LandscapeCompareCLITests: CLITestCase {
         // finished chunks are kept: a second run evaluates nothing
         let again = try run(["landscape", "-o", "r"])
         XCTAssertTrue(again.stdout.contains("(0 evaluated now"), again.stdout)
+        // results of another supernet checkpoint are not reused
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)],
+                                              ofItemAtPath: dir.appendingPathComponent("r/supernet/checkpoint.safetensors").path)
+        let retrained = try run(["landscape", "-o", "r"])
+        XCTAssertTrue(retrained.stdout.contains("(64 evaluated now"), retrained.stdout)
         // without prefix sharing: same accuracies, more blocks
         let plain = try run(["landscape", "-o", "r", "--no-share", "--limit", "20"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
