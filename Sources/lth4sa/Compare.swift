@@ -133,7 +133,7 @@ struct CompareCommand: ParsableCommand {
             c.scheme = s.description
             let (acc, seconds, fresh) = try Stages.trainFromScratch(c, directory: root.appendingPathComponent("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"))
             accuracy[s] = acc
-            print("   \(s): \(fresh ? "" : "done before, ")test accuracy \(String(format: "%.2f", acc))%\(fresh ? " in \(formatDuration(seconds))" : "")")
+            print(Stages.trainedLine(s.description, accuracy: acc, seconds: seconds, fresh: fresh))
         }
 
         print("== 5/5 measuring parameters and inference time (batch 50)")

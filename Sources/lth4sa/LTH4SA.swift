@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Foundation
 import Tensor
 
@@ -66,4 +67,10 @@ func peakRSS() -> Int {
 func median(_ xs: [Double]) -> Double {
     let s = xs.sorted()
     return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}
+
+/// Atomic writes of small text/JSON files through the checkpoint writer (temporary file,
+/// fsync, rename).
+enum AtomicFile {
+    static func write(_ data: Data, to url: URL) throws { try SafeTensors.writeAtomically(data, to: url.path) }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Checkpoint
 import Foundation
 import Models
 import PluginHost
@@ -31,7 +30,7 @@ struct LandscapeCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let trainer = try LandscapeStage.supernet(in: output)
+        let trainer = try Stages.trainedSupernet(in: output)
         let stages = trainer.net.spec.blocksPerStage
         let marks = try mark.map { try Scheme(parsing: $0, stageSizes: stages) }
         let directory = URL(fileURLWithPath: output).appendingPathComponent(noShare ? "landscape-noshare" : "landscape").path
@@ -44,16 +43,6 @@ struct LandscapeCommand: ParsableCommand {
 
 /// The landscape stage, shared by `lth4sa landscape` and `lth4sa compare`.
 enum LandscapeStage {
-    /// The trained supernet of run directory `dir`.
-    static func supernet(in dir: String) throws -> Trainer {
-        let supernetDir = URL(fileURLWithPath: dir).appendingPathComponent("supernet").path
-        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: supernetDir).appendingPathComponent("checkpoint.safetensors").path),
-              let text = meta["config"] else {
-            throw LTHError("no trained supernet in '\(supernetDir)'; run `lth4sa run` or `lth4sa supernet train -o \(supernetDir)` first")
-        }
-        return try Stages.supernet(try RunConfig.decode(text), directory: supernetDir, progress: true)
-    }
-
     /// The finished chunks of a landscape, tied to the supernet checkpoint they were computed with.
     struct Partial: Codable {
         let supernet: String
@@ -154,10 +143,4 @@ enum LandscapeStage {
         summary += "written: \(dir.path)/landscape.json, distribution.svg, scores.svg"
         return Result(landscape: landscape, summary: summary)
     }
-}
-
-/// Atomic writes of small text/JSON files through the checkpoint writer (temporary file,
-/// fsync, rename).
-enum AtomicFile {
-    static func write(_ data: Data, to url: URL) throws { try SafeTensors.writeAtomically(data, to: url.path) }
 }

@@ -27,6 +27,16 @@ enum Stages {
         return trainer
     }
 
+    /// The trained supernet of run directory `dir` (in `dir/supernet`), for the stage commands.
+    static func trainedSupernet(in dir: String) throws -> Trainer {
+        let supernetDir = URL(fileURLWithPath: dir).appendingPathComponent("supernet").path
+        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: supernetDir).appendingPathComponent("checkpoint.safetensors").path),
+              let text = meta["config"] else {
+            throw LTHError("no trained supernet in '\(supernetDir)'; run `lth4sa run` or `lth4sa supernet train -o \(supernetDir)` first")
+        }
+        return try Stages.supernet(try RunConfig.decode(text), directory: supernetDir, progress: true)
+    }
+
     /// Makes `trainer` train a supernet: a fresh scheme d ~ Bernoulli(keep-prob)^L before every
     /// step, depending only on (seed, epoch, step) so resumes are exact; Full-SA for evaluation.
     static func samplingSchemes(_ trainer: Trainer) throws -> Supernet {
@@ -79,6 +89,11 @@ enum Stages {
         return (test.accuracy, seconds, true)
     }
 
+    /// The progress line of one network trained (or found trained) by `trainFromScratch`.
+    static func trainedLine(_ label: String, accuracy: Double, seconds: Double, fresh: Bool) -> String {
+        "   \(label): \(fresh ? "" : "done before, ")test accuracy \(String(format: "%.2f", accuracy))%\(fresh ? " in \(formatDuration(seconds))" : "")"
+    }
+
     /// Validation batches of the trainer's split, normalised as in training.
     static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
@@ -121,14 +136,7 @@ struct SearchCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let dir = URL(fileURLWithPath: output)
-        let supernetDir = dir.appendingPathComponent("supernet").path
-        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: supernetDir).appendingPathComponent("checkpoint.safetensors").path),
-              let text = meta["config"] else {
-            throw LTHError("no trained supernet in '\(supernetDir)'; run `lth4sa run` or `lth4sa supernet train -o \(supernetDir)` first")
-        }
-        let config = try RunConfig.decode(text)
-        let trainer = try Stages.supernet(config, directory: supernetDir, progress: true)
+        let trainer = try Stages.trainedSupernet(in: output)
         let result = try SearchStage.run(trainer: trainer, directory: output, searcher: searcher, searcherOptions: searcherOptions,
                                          steps: steps, weights: try reward.weights(), resume: resume)
         for (i, b) in result.best.prefix(5).enumerated() {
@@ -168,13 +176,11 @@ struct RewardOptions: ParsableArguments {
 /// The search stage: supernet evaluator + reward + searcher plugin + host loop.
 enum SearchStage {
     /// Searches in `directory` (search.jsonl, search-state.json) for `steps` steps or, when
-    /// `evaluations` is given, until that many schemes are scored. `evaluator` may be shared
-    /// between searchers of one supernet (its cache only saves time).
+    /// `evaluations` is given, until that many schemes are scored.
     static func run(trainer: Trainer, directory: String, searcher spec: String, searcherOptions: [String], steps: Int,
-                    weights: RewardWeights, resume: Bool, evaluations: Int? = nil, evaluator shared: SchemeEvaluator? = nil,
-                    howToContinue: String = "continue with --resume") throws -> SearchLoop {
+                    weights: RewardWeights, resume: Bool, evaluations: Int? = nil, howToContinue: String = "continue with --resume") throws -> SearchLoop {
         let net = trainer.net, config = trainer.config
-        let evaluator = try shared ?? makeEvaluator(trainer)
+        let evaluator = try makeEvaluator(trainer)
         let supernet = evaluator.supernet
         let stages = net.spec.blocksPerStage
         HostServices.seed(config.seed)
@@ -233,7 +239,7 @@ enum SearchStage {
                         seed: config.seed &+ 0xDA27, epoch: epoch, dropLast: true)
         }
         var train = loader()
-        let validation = Stages.validationBatches(trainer, batch: min(config.batch, max(trainer.split.validation.count, 1)))
+        let validation = Stages.validationBatches(trainer, batch: config.batch)
         guard !validation.isEmpty else { throw LTHError("gate training needs validation images (--val-per-class > 0)") }
         var next = 0
         return try GateTrainer(net: copy.net, optimizer: optimizer, nextTrainBatch: {

@@ -121,7 +121,7 @@ struct Run: ParsableCommand {
             if fresh {
                 stageLog.write(["kind": "stage", "stage": "train", "label": label, "scheme": scheme.description, "seconds": seconds, "test_acc": acc])
             }
-            print("   \(label) \(scheme): \(fresh ? "" : "done before, ")test accuracy \(String(format: "%.2f", acc))%\(fresh ? " in \(formatDuration(seconds))" : "")")
+            print(Stages.trainedLine("\(label) \(scheme)", accuracy: acc, seconds: seconds, fresh: fresh))
         }
 
         print("== 4/4 measuring parameters and inference time (batch 50)")

@@ -61,8 +61,7 @@ final class BaselineSearcherTests: XCTestCase {
     func testGAFindsTheOptimum() throws {
         for seed: UInt64 in 1...3 {
             let ga = try loop("GA", seed: seed)
-            var baselines: [Double] = []
-            try ga.run(steps: 40) { r in if let b = r.pBar { baselines.append(b) } }
+            try ga.run(steps: 40)
             XCTAssertEqual(ga.best.first?.scheme.bits, target, "seed \(seed)")
             XCTAssertEqual(ga.records.count, 20 + 39 * 18, "generation 0, then children only")
         }
@@ -129,10 +128,12 @@ final class BaselineSearcherTests: XCTestCase {
         XCTAssertEqual(gates.trainCalls, 60)
         XCTAssertEqual(gates.validationCalls, 60)
         XCTAssertGreaterThan(darts.records.last!.pBar!, darts.records.first!.pBar!, "the gates become decided")
-        // top ratio * L: with ratio 0.25 the three first target blocks by gate... all target gates move alike, ties go to earlier blocks
+        // top round(ratio * L): every target gate gets the same gradient, so their alphas tie and
+        // the earliest three target blocks (0, 2, 3) are kept
         let top = try loop("DARTS", settings: ["ratio=0.25"], gates: { QuadraticGates(self.target) })
         try top.run(steps: 10)
         XCTAssertEqual(top.records.last?.scheme.filter { $0 == "1" }.count, 3)
+        XCTAssertEqual(top.records.last?.scheme, "1011-0000-0000")
         XCTAssertThrowsError(try loop("DARTS")) { XCTAssertTrue("\($0)".contains("lth4sa.host.gate_gradients/1"), "\($0)") }
         struct Broken: Error, CustomStringConvertible { var description: String { "no validation data" } }
         final class Failing: GateGradientSource {
