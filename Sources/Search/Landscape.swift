@@ -26,6 +26,9 @@ public struct Landscape {
     /// How many schemes the best `fraction` holds: ceil(fraction * n).
     public func topCount(_ fraction: Double) -> Int { Int((fraction * Double(entries.count)).rounded(.up)) }
 
+    /// The accuracy of the last scheme in the best `fraction`.
+    public func topThreshold(_ fraction: Double = 0.05) -> Double { ranked[topCount(fraction) - 1].accuracy }
+
     /// Whether a scheme of this accuracy is among the best `fraction` (its rank is within topCount).
     public func isTop(accuracy: Double, fraction: Double = 0.05) -> Bool { rank(accuracy: accuracy) <= topCount(fraction) }
 

@@ -85,7 +85,7 @@ struct CompareCommand: ParsableCommand {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let summaryURL = dir.appendingPathComponent("summary.json")
             if let data = try? Data(contentsOf: summaryURL), let s = try? JSONDecoder().decode(SearchSummary.self, from: data), s.budget == budget {
-                found.append((id, try s.best.map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, s.seconds))
+                found.append((id, try s.best.prefix(candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, s.seconds))
                 print("   \(id): done before (\(formatDuration(s.seconds)))")
                 continue
             }
@@ -105,11 +105,10 @@ struct CompareCommand: ParsableCommand {
                 throw error
             }
             let seconds = before + Date().timeIntervalSince(start)
-            let best = Array(loop.best.prefix(candidates))
-            let summary = SearchSummary(budget: budget, seconds: seconds, evaluations: loop.records.count,
-                                        best: best.map { .init(scheme: $0.scheme.description, parts: $0.parts) })
+            let summary = SearchSummary(budget: budget, seconds: seconds, evaluations: loop.records.count,  // every kept best: --candidates may change
+                                        best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) })
             try AtomicFile.write(try JSONEncoder().encode(summary), to: summaryURL)
-            found.append((id, best.map { ($0.scheme, $0.parts) }, seconds))
+            found.append((id, loop.best.prefix(candidates).map { ($0.scheme, $0.parts) }, seconds))
         }
 
         let L = stages.reduce(0, +)

@@ -104,7 +104,7 @@ enum LandscapeStage {
         }
         let best = landscape.best(fraction), worst = landscape.worst(fraction)
         let bestScores = Landscape.connectionScores(best), worstScores = Landscape.connectionScores(worst)
-        let threshold = landscape.ranked[landscape.topCount(fraction) - 1].accuracy
+        let threshold = landscape.topThreshold(fraction)
         let json: [String: Any] = [
             "model": trainer.config.model, "sam": trainer.config.sam ?? "", "attach": trainer.config.attach, "stages": stages,
             "validation_images": evaluator.validationCount, "enumerated": enumerated, "per_ratio": enumerated ? NSNull() : perRatio as Any,
@@ -123,11 +123,11 @@ enum LandscapeStage {
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
                                   to: dir.appendingPathComponent("landscape.json"))
         let name = "\(trainer.config.model) + \(URL(fileURLWithPath: trainer.config.sam ?? "").deletingPathExtension().lastPathComponent)"
-        try AtomicFile.write(Data(LandscapePlots.distribution(landscape, title: "\(name): \(schemes.count) schemes through the supernet",
+        try AtomicFile.write(Data(LandscapePlots.distribution(landscape, fraction: fraction, title: "\(name): \(schemes.count) schemes through the supernet",
                                                                    marks: markAccuracies.map { ($0.0, $0.1.connectionRatio, $0.2) }).utf8),
                                   to: dir.appendingPathComponent("distribution.svg"))
-        try AtomicFile.write(Data(LandscapePlots.scores(best: bestScores, worst: worstScores, stageSizes: stages,
-                                                             title: "\(name): connection scores of the best and worst \(Int(fraction * 100))%").utf8),
+        try AtomicFile.write(Data(LandscapePlots.scores(best: bestScores, worst: worstScores, fraction: fraction, stageSizes: stages,
+                                                             title: "\(name): connection scores of the best and worst \(LandscapePlots.percent(fraction))").utf8),
                                   to: dir.appendingPathComponent("scores.svg"))
         let listed = enumerated ? "all" : "\(perRatio) per ratio"
         let coverage = limit.map { "evenly spaced from \(listed)" + " (--limit \($0))" } ?? listed
@@ -138,7 +138,7 @@ enum LandscapeStage {
                           landscape.ranked.first!.accuracy, landscape.ranked.last!.scheme.description, landscape.ranked.last!.accuracy, fraction * 100, threshold)
         for m in markAccuracies {
             summary += String(format: "%@: %.2f%%, rank %d of %d%@\n", m.0 == m.1.description ? m.0 : "\(m.0) \(m.1)", m.2, landscape.rank(accuracy: m.2), schemes.count,
-                              landscape.isTop(accuracy: m.2, fraction: fraction) ? " (Top \(Int(fraction * 100))%)" : "")
+                              landscape.isTop(accuracy: m.2, fraction: fraction) ? " (Top \(LandscapePlots.percent(fraction)))" : "")
         }
         summary += "written: \(dir.path)/landscape.json, distribution.svg, scores.svg"
         return Result(landscape: landscape, summary: summary)

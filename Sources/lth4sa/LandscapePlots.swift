@@ -61,10 +61,12 @@ struct SVGCanvas {
 }
 
 enum LandscapePlots {
+    static func percent(_ fraction: Double) -> String { String(format: "%g%%", fraction * 100) }
+
     /// The paper's Fig. 2: accuracy of every scheme against its connection ratio (dots), with
-    /// the quartile box, median and range per ratio, the Top-5% threshold (dashed) and marked
-    /// schemes (red, labelled).
-    static func distribution(_ landscape: Landscape, title: String, marks: [(label: String, ratio: Double, accuracy: Double)]) -> String {
+    /// the quartile box, median and range per ratio, the threshold of the best `fraction`
+    /// (dashed) and marked schemes (red, labelled).
+    static func distribution(_ landscape: Landscape, fraction: Double, title: String, marks: [(label: String, ratio: Double, accuracy: Double)]) -> String {
         let L = Double(landscape.blocks)
         let accs = landscape.entries.map { $0.accuracy } + marks.map { $0.accuracy }
         let pad = max((accs.max()! - accs.min()!) * 0.05, 0.5)
@@ -85,9 +87,9 @@ enum LandscapePlots {
             c.line(s.ratio, s.q3, s.ratio, s.max)
         }
         if landscape.entries.count >= 20 {
-            let threshold = landscape.ranked[landscape.topCount(0.05) - 1].accuracy
+            let threshold = landscape.topThreshold(fraction)
             c.line(c.xRange.lowerBound, threshold, c.xRange.upperBound, threshold, color: "#27ae60", width: 1, dash: "6,4")
-            c.text("Top 5%", x: c.px(c.xRange.upperBound) - 4, y: c.py(threshold) - 4, anchor: "end", size: 10, pixels: true)
+            c.text("Top \(percent(fraction))", x: c.px(c.xRange.upperBound) - 4, y: c.py(threshold) - 4, anchor: "end", size: 10, pixels: true)
         }
         for m in marks {
             c.dot(m.ratio, m.accuracy, radius: 4, fill: "#e74c3c", opacity: 1)
@@ -96,9 +98,9 @@ enum LandscapePlots {
         return c.svg
     }
 
-    /// The paper's Fig. 3: connection score per block of the best and the worst sets, stage
-    /// boundaries dashed.
-    static func scores(best: [Double], worst: [Double], stageSizes: [Int], title: String) -> String {
+    /// The paper's Fig. 3: connection score per block of the best and the worst `fraction`,
+    /// stage boundaries dashed.
+    static func scores(best: [Double], worst: [Double], fraction: Double, stageSizes: [Int], title: String) -> String {
         let L = best.count
         var c = SVGCanvas(x: -0.5...(Double(L) - 0.5), y: 0...1)
         c.axes(title: title, xLabel: "block", yLabel: "connection score", xTicks: (0..<L).map { (Double($0), "\($0)") })
@@ -112,9 +114,9 @@ enum LandscapePlots {
             c.line(Double(boundary) - 0.5, 0, Double(boundary) - 0.5, 1, color: "#888", dash: "4,3")
         }
         c.rect(Double(L) - 3.4, 0.93, Double(L) - 3.1, 0.97, fill: "#27ae60")
-        c.text("best 5%", x: Double(L) - 3.0, y: 0.935, anchor: "start", size: 10)
+        c.text("best \(percent(fraction))", x: Double(L) - 3.0, y: 0.935, anchor: "start", size: 10)
         c.rect(Double(L) - 1.9, 0.93, Double(L) - 1.6, 0.97, fill: "#c0392b")
-        c.text("worst 5%", x: Double(L) - 1.5, y: 0.935, anchor: "start", size: 10)
+        c.text("worst \(percent(fraction))", x: Double(L) - 1.5, y: 0.935, anchor: "start", size: 10)
         return c.svg
     }
 }

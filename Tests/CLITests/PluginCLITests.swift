@@ -182,8 +182,13 @@ final class LandscapeCompareCLITests: CLITestCase {
         // results of another supernet checkpoint are not reused
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)],
                                               ofItemAtPath: dir.appendingPathComponent("r/supernet/checkpoint.safetensors").path)
-        let retrained = try run(["landscape", "-o", "r"])
+        let retrained = try run(["landscape", "-o", "r", "--fraction", "0.1"])
         XCTAssertTrue(retrained.stdout.contains("(64 evaluated now"), retrained.stdout)
+        // the figures follow --fraction
+        let figure = try String(contentsOf: dir.appendingPathComponent("r/landscape/distribution.svg"), encoding: .utf8)
+        let scores = try String(contentsOf: dir.appendingPathComponent("r/landscape/scores.svg"), encoding: .utf8)
+        XCTAssertTrue(figure.contains(">Top 10%<"), "threshold label")
+        XCTAssertTrue(scores.contains(">best 10%<") && scores.contains(">worst 10%<"), "legend")
         // without prefix sharing: same accuracies, more blocks
         let plain = try run(["landscape", "-o", "r", "--no-share", "--limit", "20"])
         XCTAssertEqual(plain.status, 0, plain.stderr)
@@ -217,9 +222,12 @@ final class LandscapeCompareCLITests: CLITestCase {
         }
         // a second run reuses every stage
         let again = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
-                             "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"), "-o", "c"])
+                             "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"),
+                             "--candidates", "2", "-o", "c"])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("ean: done before"), again.stdout)
+        let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
+        XCTAssertEqual(rerun.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
         try assertFails(["compare", "--searchers", ","], mentioning: "no searcher")
         try assertFails(["compare", "--searchers", "ean,ean"], mentioning: "twice")
         try assertFails(["compare", "--searcher-opt", "population=3"], mentioning: "id:key=value")

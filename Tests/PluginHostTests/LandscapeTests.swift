@@ -32,6 +32,8 @@ final class LandscapeTests: XCTestCase {
         let order = zip(all, a).sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0.description < $1.0.description }
         XCTAssertEqual(landscape.best().map { $0.description }, order.prefix(4).map { $0.0.description })
         XCTAssertEqual(landscape.worst().map { $0.description }, order.suffix(4).map { $0.0.description })
+        XCTAssertEqual(landscape.topThreshold(), order[3].1)
+        XCTAssertEqual(landscape.topThreshold(0.1), order[6].1, "ceil(6.4) = 7 schemes")
         for (s, acc) in zip(all, a) {
             XCTAssertEqual(landscape.isTop(accuracy: acc), order.filter { $0.1 > acc }.count < 4, "Top 5%? of \(s)")
         }
