@@ -2,18 +2,19 @@
 import PackageDescription
 
 // Layers import downward only: Tensor <- NN <- Models; Data and Checkpoint sit beside them;
-// only the CLI (`lth4sa`) wires everything together.
+// Training and Search build on them, PluginHost adapts C plugins, Experiments holds the method
+// (pipeline, compare, landscape, reports). The CLI (`lth4sa`) only parses flags, calls
+// Experiments and prints. Every library target is a product of its own.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let libraries = ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost", "Experiments"]
 
 let package = Package(
     name: "lth4sa",
-    platforms: [.macOS(.v13)],
-    products: [
-        .executable(name: "lth4sa", targets: ["lth4sa"]),
-        .library(name: "LTH4SA", targets: ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training"]),
-    ],
+    platforms: [.macOS(.v15)],
+    products: [.executable(name: "lth4sa", targets: ["lth4sa"])] + libraries.map { .library(name: $0, targets: [$0]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries: OpenBLAS (OpenMP build) and oneDNN 2.6 (Debian libdnnl-dev).
@@ -25,14 +26,18 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor"], swiftSettings: optimize),
         // The plugin SDK (C headers in SDK/include/lth4sa), built as a C target for the host.
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
-        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data", "Search"], swiftSettings: optimize),
+        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data", "Search",
+                                                   .product(name: "Logging", package: "swift-log")], swiftSettings: optimize),
         .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint"], swiftSettings: optimize),
         .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"], swiftSettings: optimize),
+        .target(name: "Experiments", dependencies: ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost"],
+                swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search",
+                "Tensor", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: optimize),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
@@ -41,6 +46,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint"]),
         .testTarget(name: "CLITests", dependencies: ["lth4sa"]),
     ],
     swiftLanguageModes: [.v5]

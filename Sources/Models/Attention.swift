@@ -3,6 +3,8 @@ import Tensor
 /// What multiplies (or adds to) a residual branch: the attach point of a self-attention
 /// module. A block with an attention computes  x_{l+1} = ReLU(S(x) + attention(F(x))),
 /// e.g. `F * A` for SE. SAM plugins implement this protocol through the plugin host.
+/// An attention that fails records the error in its network's `PassContext` and returns its
+/// input (forward) or its output gradient (backward) so the pass can finish and throw.
 public protocol BranchAttention: AnyObject {
     /// F [N, H, W, C] -> recalibrated F' [N, H, W, C].
     func forward(_ branch: Tensor, training: Bool) -> Tensor
@@ -17,13 +19,43 @@ extension BranchAttention {
     public func inferJoined(_ branch: Tensor, shortcut: Tensor) -> Tensor? { nil }
 }
 
-/// Counts forward and backward passes, so that state carried from block to block within a
-/// stage (stateful attentions such as DIA) restarts at every pass whatever blocks run.
+/// The bookkeeping of one network's passes, owned by the network (`ResNet.passes`) and shared
+/// with its attention sites. It counts forward and backward passes, so that state carried from
+/// block to block within a stage (stateful attentions such as DIA) restarts at every pass
+/// whatever blocks run, and it holds the first failure of an attention during the pass:
+/// layers cannot throw, so a failing plugin records its error here, passes its input through,
+/// and the network's `forward`/`backward` throws it at the end of the pass.
 /// `ResNet.forward`/`backward` begin a pass; code that runs blocks itself (stand-alone SAM
-/// sites, the search's prefix-shared evaluation) begins one explicitly.
-public enum PassCounter {
-    nonisolated(unsafe) public private(set) static var forward = 0
-    nonisolated(unsafe) public private(set) static var backward = 0
-    public static func beginForward() { forward &+= 1 }
-    public static func beginBackward() { backward &+= 1 }
+/// sites, the search's prefix-shared evaluation) begins one and checks it explicitly.
+/// Not thread-safe: one pass at a time, like the network itself.
+public final class PassContext {
+    public private(set) var forward = 0
+    public private(set) var backward = 0
+    /// The first attention failure since the pass began.
+    public private(set) var failure: Error? = nil
+
+    public init() {}
+
+    public func beginForward() {
+        forward &+= 1
+        failure = nil
+    }
+
+    public func beginBackward() {
+        backward &+= 1
+        failure = nil
+    }
+
+    /// Records `error` unless an earlier one of this pass is already recorded.
+    public func fail(_ error: Error) {
+        if failure == nil { failure = error }
+    }
+
+    /// Throws (and clears) the failure recorded during the pass, if any.
+    public func check() throws {
+        if let f = failure {
+            failure = nil
+            throw f
+        }
+    }
 }

@@ -21,9 +21,9 @@ public protocol ResidualBlock: Module {
 public final class Downsample: Module {
     public let conv: Conv2d, bn: BatchNorm2d
     public var children: [(String, Module)] { [("0", conv), ("1", bn)] }
-    init(_ inC: Int, _ outC: Int, stride: Int) {
-        conv = Conv2d(inC, outC, kernel: 1, stride: stride)
-        bn = BatchNorm2d(outC)
+    init(_ inC: Int, _ outC: Int, stride: Int, gradients: GradientRing) {
+        conv = Conv2d(inC, outC, kernel: 1, stride: stride, gradients: gradients)
+        bn = BatchNorm2d(outC, gradients: gradients)
     }
     func forward(_ x: Tensor, training: Bool) -> Tensor { bn.forward(conv.forward(x), training: training) }
     func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy))! }
@@ -32,7 +32,8 @@ public final class Downsample: Module {
 /// The end of every residual block: the attention on the branch (if any), the shortcut, and
 /// the join ReLU(S(x) + A(F)). Backward returns the gradients of F and of x via the shortcut.
 final class ResidualTail {
-    private let join = AddReLU()
+    private let join: AddReLU
+    init(gradients: GradientRing) { join = AddReLU(gradients: gradients) }
 
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
         let s = downsample?.forward(x, training: training) ?? x
@@ -56,7 +57,7 @@ public final class BasicBlock: ResidualBlock {
     public var attention: BranchAttention?
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
-    private let tail = ResidualTail()
+    private let tail: ResidualTail
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
@@ -64,12 +65,14 @@ public final class BasicBlock: ResidualBlock {
         return c + attachedModules
     }
 
-    public init(_ inC: Int, _ planes: Int, stride: Int) {
-        conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1)
-        bn1 = BatchNorm2d(planes, fusedReLU: true)
-        conv2 = Conv2d(planes, planes, kernel: 3, padding: 1)
-        bn2 = BatchNorm2d(planes)
-        downsample = (stride != 1 || inC != planes) ? Downsample(inC, planes, stride: stride) : nil
+    /// `gradients`: the ring of the network the block belongs to.
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(depth: 8)) {
+        conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
+        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
+        conv2 = Conv2d(planes, planes, kernel: 3, padding: 1, gradients: gradients)
+        bn2 = BatchNorm2d(planes, gradients: gradients)
+        downsample = (stride != 1 || inC != planes) ? Downsample(inC, planes, stride: stride, gradients: gradients) : nil
+        tail = ResidualTail(gradients: gradients)
         outChannels = planes
         self.stride = stride
     }
@@ -98,7 +101,7 @@ public final class Bottleneck: ResidualBlock {
     public var attention: BranchAttention?
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
-    private let tail = ResidualTail()
+    private let tail: ResidualTail
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
@@ -106,15 +109,17 @@ public final class Bottleneck: ResidualBlock {
         return c + attachedModules
     }
 
-    public init(_ inC: Int, _ planes: Int, stride: Int) {
+    /// `gradients`: the ring of the network the block belongs to.
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(depth: 8)) {
         let outC = planes * Bottleneck.expansion
-        conv1 = Conv2d(inC, planes, kernel: 1)
-        bn1 = BatchNorm2d(planes, fusedReLU: true)
-        conv2 = Conv2d(planes, planes, kernel: 3, stride: stride, padding: 1)
-        bn2 = BatchNorm2d(planes, fusedReLU: true)
-        conv3 = Conv2d(planes, outC, kernel: 1)
-        bn3 = BatchNorm2d(outC)
-        downsample = (stride != 1 || inC != outC) ? Downsample(inC, outC, stride: stride) : nil
+        conv1 = Conv2d(inC, planes, kernel: 1, gradients: gradients)
+        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
+        conv2 = Conv2d(planes, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
+        bn2 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
+        conv3 = Conv2d(planes, outC, kernel: 1, gradients: gradients)
+        bn3 = BatchNorm2d(outC, gradients: gradients)
+        downsample = (stride != 1 || inC != outC) ? Downsample(inC, outC, stride: stride, gradients: gradients) : nil
+        tail = ResidualTail(gradients: gradients)
         outChannels = outC
         self.stride = stride
     }

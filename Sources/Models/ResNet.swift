@@ -55,6 +55,10 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
 public final class ResNet: Module {
     public let spec: ModelSpec
     public let classes: Int
+    /// Pass counters and the attention-failure slot of this network (shared with its SAM sites).
+    public let passes = PassContext()
+    /// The gradient buffers every layer of this network (and its SAM sites) hands out.
+    public let gradients = GradientRing(depth: 8)
     public let conv1: Conv2d, bn1: BatchNorm2d
     public let maxpool: MaxPool2d?
     public let stages: [Stage]
@@ -74,13 +78,13 @@ public final class ResNet: Module {
         let planes: [Int]
         switch spec.family {
         case .cifarBasic, .cifarBottleneck:
-            conv1 = Conv2d(3, 16, kernel: 3, padding: 1)
-            bn1 = BatchNorm2d(16, fusedReLU: true)
+            conv1 = Conv2d(3, 16, kernel: 3, padding: 1, gradients: gradients)
+            bn1 = BatchNorm2d(16, fusedReLU: true, gradients: gradients)
             maxpool = nil
             planes = [16, 32, 64]
         case .imagenetBottleneck:
-            conv1 = Conv2d(3, 64, kernel: 7, stride: 2, padding: 3)
-            bn1 = BatchNorm2d(64, fusedReLU: true)
+            conv1 = Conv2d(3, 64, kernel: 7, stride: 2, padding: 3, gradients: gradients)
+            bn1 = BatchNorm2d(64, fusedReLU: true, gradients: gradients)
             maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
             planes = [64, 128, 256, 512]
         }
@@ -92,7 +96,8 @@ public final class ResNet: Module {
             for b in 0..<n {
                 let stride = (s > 0 && b == 0) ? 2 : 1
                 let block: ResidualBlock = spec.family == .cifarBasic
-                    ? BasicBlock(inC, planes[s], stride: stride) : Bottleneck(inC, planes[s], stride: stride)
+                    ? BasicBlock(inC, planes[s], stride: stride, gradients: gradients)
+                    : Bottleneck(inC, planes[s], stride: stride, gradients: gradients)
                 inC = block.outChannels
                 blocks.append(block)
             }
@@ -116,28 +121,33 @@ public final class ResNet: Module {
         fc.initialize(&rng)
     }
 
-    /// images [N, H, W, 3] -> logits [N, classes]
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        PassCounter.beginForward()
+    /// images [N, H, W, 3] -> logits [N, classes]. Throws the failure of an attention plugin
+    /// during the pass. The logits stay valid until the next forward.
+    public func forward(_ x: Tensor, training: Bool) throws -> Tensor {
+        passes.beginForward()
         var h = bn1.forward(conv1.forward(x), training: training)
         if let mp = maxpool { h = mp.forward(h) }
         for stage in stages {
             for block in stage.blocks { h = block.forward(h, training: training) }
         }
-        return fc.forward(pool.forward(h))
+        let logits = fc.forward(pool.forward(h))
+        try passes.check()
+        return logits
     }
 
     /// dlogits [N, classes] -> parameter gradients (accumulated). Returns the image gradient
     /// only if `conv1.needsInputGrad` was set (off by default: training never needs it).
     @discardableResult
-    public func backward(_ dLogits: Tensor) -> Tensor? {
-        PassCounter.beginBackward()
+    public func backward(_ dLogits: Tensor) throws -> Tensor? {
+        passes.beginBackward()
         var d = pool.backward(fc.backward(dLogits))
         for stage in stages.reversed() {
             for block in stage.blocks.reversed() { d = block.backward(d) }
         }
         if let mp = maxpool { d = mp.backward(d) }
-        return conv1.backward(bn1.backward(d))
+        let dx = conv1.backward(bn1.backward(d))
+        try passes.check()
+        return dx
     }
 
     /// One row per layer group for `lth4sa info`: name, kind, output shape (per image), parameters.

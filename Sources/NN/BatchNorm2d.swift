@@ -10,6 +10,8 @@ import Tensor
 /// running mean/variance with `momentum` (PyTorch semantics: unbiased variance in the running
 /// estimate); eval mode uses the running statistics. Gradients accumulate into gamma/beta.
 public final class BatchNorm2d: Module {
+    /// Where backward's input gradients come from (shared by the layers of one network).
+    let gradients: GradientRing
     public let channels: Int
     public let eps: Float
     public let momentum: Float
@@ -27,7 +29,10 @@ public final class BatchNorm2d: Module {
          ("num_batches_tracked", Buffer(batchesTracked, integer: true))]
     }
 
-    public init(_ channels: Int, fusedReLU: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
+    /// `gradients`: the ring input gradients are handed out from (a network shares one).
+    public init(_ channels: Int, fusedReLU: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1,
+                gradients: GradientRing = GradientRing(depth: 8)) {
+        self.gradients = gradients
         self.channels = channels
         self.eps = eps
         self.momentum = momentum
@@ -73,7 +78,7 @@ public final class BatchNorm2d: Module {
     /// dx from dy (through the fused ReLU if any); gamma.grad, beta.grad accumulate.
     public func backward(_ dy: Tensor) -> Tensor {
         guard let plan = current, let x = savedInput, let bwd = plan.backward else { fatalError("batch norm backward before a training forward") }
-        let dx = GradientRing.shared.next(x.shape)
+        let dx = gradients.next(x.shape)
         var args: [(Int32, UnsafeMutableRawPointer)] = [
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),

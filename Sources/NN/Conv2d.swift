@@ -10,6 +10,8 @@ import Tensor
 /// into oneDNN's preferred layout only when they have changed. Gradients are accumulated
 /// into `weight.grad`.
 public final class Conv2d: Module {
+    /// Where backward's input gradients come from (shared by the layers of one network).
+    let gradients: GradientRing
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     public let weight: Parameter
     /// False for a layer whose input needs no gradient (the stem): skips backward-data.
@@ -21,7 +23,10 @@ public final class Conv2d: Module {
 
     public var localParameters: [(String, Parameter)] { [("weight", weight)] }
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0) {
+    /// `gradients`: the ring input gradients are handed out from (a network shares one).
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                gradients: GradientRing = GradientRing(depth: 8)) {
+        self.gradients = gradients
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -79,7 +84,7 @@ public final class Conv2d: Module {
         }
         }
         guard needsInputGrad else { return nil }
-        let dx = GradientRing.shared.next(x.shape)
+        let dx = gradients.next(x.shape)
         Profiler.shared.measure("conv bwd-data") {
             plan.backwardData.execute([
                 (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),

@@ -4,7 +4,9 @@ import Tensor
 public final class ReLU: Module {
     private let outputs = BufferPool()
     private var savedOutput: Tensor?
-    public init() {}
+    /// Where backward's input gradients come from (shared by the layers of one network).
+    let gradients: GradientRing
+    public init(gradients: GradientRing = GradientRing(depth: 8)) { self.gradients = gradients }
 
     /// x [*] -> y [*]
     public func forward(_ x: Tensor) -> Tensor {
@@ -18,7 +20,7 @@ public final class ReLU: Module {
     /// dx = dy * (y > 0)
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("ReLU backward before forward") }
-        let dx = GradientRing.shared.next(dy.shape)
+        let dx = gradients.next(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
         Profiler.shared.measure("relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx
@@ -31,7 +33,9 @@ public final class ReLU: Module {
 public final class AddReLU: Module {
     private let outputs = BufferPool()
     private var savedOutput: Tensor?
-    public init() {}
+    /// Where backward's input gradients come from (shared by the layers of one network).
+    let gradients: GradientRing
+    public init(gradients: GradientRing = GradientRing(depth: 8)) { self.gradients = gradients }
 
     /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]. Inference (`training` false) runs one oneDNN
     /// pass on the shared thread pool and keeps nothing for backward.
@@ -46,7 +50,7 @@ public final class AddReLU: Module {
     /// d(a) = d(b) = dy * (y > 0)
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
-        let dx = GradientRing.shared.next(dy.shape)
+        let dx = gradients.next(dy.shape)
         Profiler.shared.measure("add+relu bwd") { ChannelOps.shared.reluBackward(dy, output: y, into: dx) }
         return dx
     }

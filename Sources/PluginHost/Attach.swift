@@ -15,13 +15,15 @@ public enum AttachMode: String, CaseIterable, Sendable {
 public enum SAMAttacher {
     /// Attaches `plugin` at every block whose bit is set; returns the instances created.
     /// Stateful SAMs (DIA) always get one instance per stage with a state chain, as their
-    /// state runs through the stage. Parameters are initialised from `seed`.
+    /// state runs through the stage. Parameters are initialised from `seed`; the instances
+    /// share one `PluginHostContext` seeded from it and the network's `PassContext`.
     @discardableResult
     public static func attach(_ plugin: SAMPlugin, to net: ResNet, mode: AttachMode, scheme: Scheme, seed: UInt64) throws -> [SAMInstance] {
         guard scheme.stageSizes == net.spec.blocksPerStage else {
             throw LTHError("scheme \(scheme) is for stages \(scheme.stageSizes), the model has \(net.spec.blocksPerStage)")
         }
         var rng = RNG(seed: seed ^ 0x5A5A_1234)
+        let host = PluginHostContext(seed: seed)
         var instances: [SAMInstance] = []
         let name = plugin.id
         for (s, stage) in net.stages.enumerated() {
@@ -38,7 +40,7 @@ public enum SAMAttacher {
                 if let sh = shared {
                     instance = sh
                 } else {
-                    instance = try plugin.instantiate(channels: channels, rng: &rng)
+                    instance = try plugin.instantiate(channels: channels, rng: &rng, host: host)
                     instances.append(instance)
                     let stateful = try instance.layout([1, 8, 8, channels]).state_count > 0
                     if stateful || mode == .fullShare {
@@ -49,7 +51,7 @@ public enum SAMAttacher {
                         block.attachedModules = [(name, instance)]
                     }
                 }
-                block.attention = SAMSite(instance: instance, position: b, chain: chain)
+                block.attention = SAMSite(instance: instance, position: b, chain: chain, passes: net.passes, gradients: net.gradients)
             }
         }
         return instances

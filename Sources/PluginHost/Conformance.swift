@@ -36,13 +36,14 @@ public enum Conformance {
             return (problems.isEmpty, problems.isEmpty ? "id \(d.id), version \(d.version), \(d.options.count) option(s)" : problems.joined(separator: "; "))
         }
         var rng = RNG(seed: 11)
+        let host = PluginHostContext(seed: 11)
         let shape = [batch, spatial, spatial, channels]
         func randomize(_ inst: SAMInstance) {
             // random parameters so that every path is exercised (e.g. SGE's gamma starts at 0)
             for (_, p) in inst.parameters { rng.fillNormal(p.value, std: 0.5) }
         }
         func newInstance() throws -> SAMInstance {
-            let inst = try plugin.instantiate(channels: channels, rng: &rng)
+            let inst = try plugin.instantiate(channels: channels, rng: &rng, host: host)
             randomize(inst)
             return inst
         }
@@ -50,12 +51,13 @@ public enum Conformance {
             let inst = try newInstance()
             let stateful = try inst.layout(shape).state_count > 0
             // two call sites on one instance (one stage of two blocks when stateful)
-            let chain = StageStateChain()
-            let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain), SAMSiteFactory.make(inst, position: 1, chain: chain)]
+            let chain = StageStateChain(), passes = PassContext()
+            let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain, passes: passes),
+                         SAMSiteFactory.make(inst, position: 1, chain: chain, passes: passes)]
             let xs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
             let rs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
             func loss() throws -> Double {
-                PassCounter.beginForward()
+                passes.beginForward()
                 var total = 0.0
                 for k in 0..<2 { total += GradientCheck.project(try sites[k].forwardChecked(xs[k], training: true), rs[k]) }
                 return total
@@ -63,7 +65,7 @@ public enum Conformance {
             _ = try loss()
             for (_, p) in inst.parameters { p.grad.zero() }
             var dxs: [Tensor] = []
-            PassCounter.beginBackward()
+            passes.beginBackward()
             for k in [1, 0] { dxs.insert(try sites[k].backwardChecked(rs[k]).clone(), at: 0) }
             let gc = GradientCheck(eps: 1e-3, rtol: 2e-2, atol: 1e-3, samples: 12, extraSteps: [3e-4, 1e-4])
             var worst: [String] = []
@@ -140,7 +142,7 @@ public enum Conformance {
             for c in [1, 3, 7] {
                 var local = RNG(seed: 1)
                 let inst: SAMInstance
-                do { inst = try plugin.instantiate(channels: c, rng: &local) } catch {
+                do { inst = try plugin.instantiate(channels: c, rng: &local, host: host) } catch {
                     let message = "\(error)"
                     let silent = message.hasSuffix(": no message")
                     ok = ok && !silent

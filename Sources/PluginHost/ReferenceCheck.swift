@@ -60,11 +60,11 @@ public enum ReferenceCheck {
         let scheme = m.scheme ?? Array(repeating: 1, count: m.calls)
         let connected = scheme.enumerated().filter { $0.element == 1 }.map { $0.offset }
         var instances: [SAMInstance] = []
-        let chain = StageStateChain()
+        let chain = StageStateChain(), passes = PassContext(), host = PluginHostContext(seed: 0)
         var sites: [Int: SAMSite] = [:]
         for block in connected {
-            if instances.isEmpty || !m.shared { instances.append(try configured.instantiate(channels: m.C, rng: &rng)) }
-            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain)
+            if instances.isEmpty || !m.shared { instances.append(try configured.instantiate(channels: m.C, rng: &rng, host: host)) }
+            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain, passes: passes, gradients: GradientRing(depth: 8))
         }
         // parameter values from the reference (every instance gets the same values)
         for inst in instances {
@@ -77,14 +77,14 @@ public enum ReferenceCheck {
         }
         var results: [Comparison] = []
         var outputs: [Tensor] = []
-        PassCounter.beginForward()
+        passes.beginForward()
         for k in 0..<m.calls {
             let x = try load(dir, "input\(k)")
             let y = try sites[k].map { try $0.forwardChecked(x, training: true).clone() } ?? x
             outputs.append(y)
             results.append(Comparison(name: "output\(k)", relativeError: relativeError(y, try load(dir, "output\(k)"))))
         }
-        PassCounter.beginBackward()
+        passes.beginBackward()
         for k in stride(from: m.calls - 1, through: 0, by: -1) {
             let dy = try load(dir, "dout\(k)")
             let dx = try sites[k].map { try $0.backwardChecked(dy).clone() } ?? dy

@@ -32,10 +32,11 @@ public final class SAMPlugin: @unchecked Sendable {
         options.map { name, v in "\(name)=\(v == v.rounded() ? String(Int(v)) : String(v))" }.joined(separator: ",")
     }
 
-    /// Creates an instance for `channels`, allocates and initialises its parameters (host RNG
-    /// `rng`) and binds them. Throws the plugin's own message when it refuses.
-    public func instantiate(channels: Int, rng: inout RNG) throws -> SAMInstance {
-        try SAMInstance(plugin: self, channels: channels, rng: &rng)
+    /// Creates an instance for `channels` served by `host` (retained by the instance),
+    /// allocates and initialises its parameters from `rng` and binds them. Throws the plugin's
+    /// own message when it refuses.
+    public func instantiate(channels: Int, rng: inout RNG, host: PluginHostContext) throws -> SAMInstance {
+        try SAMInstance(plugin: self, channels: channels, rng: &rng, host: host)
     }
 }
 
@@ -93,8 +94,12 @@ public final class SAMInstance: Module, @unchecked Sendable {
 
     public var localParameters: [(String, Parameter)] { parameters }
 
-    init(plugin: SAMPlugin, channels: Int, rng: inout RNG) throws {
+    /// The host services this instance was created with (kept alive as long as the instance).
+    public let host: PluginHostContext
+
+    init(plugin: SAMPlugin, channels: Int, rng: inout RNG, host: PluginHostContext) throws {
         self.plugin = plugin
+        self.host = host
         self.channels = channels
         let api = plugin.api.pointee
         let names = plugin.options.map { strdup($0.0)! }
@@ -102,7 +107,7 @@ public final class SAMInstance: Module, @unchecked Sendable {
         var values = zip(names, plugin.options).map { lth4sa_option_value_t(name: $0.0, value: $0.1.1) }
         var instance: UnsafeMutableRawPointer? = nil
         try checked(plugin.id, "create for \(channels) channels") { err in
-            values.withUnsafeMutableBufferPointer { api.create(HostServices.table, Int64(channels), $0.baseAddress, UInt32($0.count), &instance, err) }
+            values.withUnsafeMutableBufferPointer { api.create(host.table, Int64(channels), $0.baseAddress, UInt32($0.count), &instance, err) }
         }
         guard let instance else { throw LTHError("plugin \(plugin.id): create returned no instance") }
         handle = instance

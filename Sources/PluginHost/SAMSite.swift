@@ -5,7 +5,7 @@ import NN
 import Tensor
 
 /// The state a stateful SAM (DIA) carries from block to block within one stage, forward and
-/// backward. The first site to run in a pass (see `PassCounter`) starts from zero state, and
+/// backward. The first site to run in a pass (see `PassContext`) starts from zero state, and
 /// the first to run backward from a zero state gradient.
 public final class StageStateChain {
     var forwardPass = -1
@@ -26,6 +26,10 @@ public final class SAMSite: BranchAttention {
     /// Position of the block within its stage (for the state chain).
     let position: Int
     let chain: StageStateChain?
+    /// The network's pass bookkeeping: pass numbers for the chain, the slot for failures.
+    let passes: PassContext
+    /// The network's gradient ring (dF comes from it).
+    let gradients: GradientRing
     /// One pool per role so same-shaped intermediates never share storage.
     private let extractedPool = BufferPool(), attentionPool = BufferPool(), outputPool = BufferPool()
     private let dAttentionPool = BufferPool(), dExtractedPool = BufferPool()
@@ -35,7 +39,9 @@ public final class SAMSite: BranchAttention {
     private var attention: Tensor?
     private var layout = lth4sa_sam_layout_t()
 
-    init(instance: SAMInstance, position: Int, chain: StageStateChain?) {
+    init(instance: SAMInstance, position: Int, chain: StageStateChain?, passes: PassContext, gradients: GradientRing) {
+        self.passes = passes
+        self.gradients = gradients
         self.instance = instance
         slot = Int32(instance.slotsAssigned)
         instance.slotsAssigned += 1
@@ -46,19 +52,21 @@ public final class SAMSite: BranchAttention {
     var api: lth4sa_sam_api_t { instance.plugin.api.pointee }
     var id: String { instance.plugin.id }
 
+    /// F -> F'; a plugin failure is recorded in the network's `PassContext` (thrown by the
+    /// network at the end of the pass) and F passes through unchanged.
     public func forward(_ f: Tensor, training: Bool) -> Tensor {
-        do { return try forwardChecked(f, training: training) } catch { SAMSite.report(error) }
+        do { return try forwardChecked(f, training: training) } catch {
+            passes.fail(error)
+            return f
+        }
     }
 
+    /// dF' -> dF; a failure is recorded like forward's and dF' passes through.
     public func backward(_ gradient: Tensor) -> Tensor {
-        do { return try backwardChecked(gradient) } catch { SAMSite.report(error) }
-    }
-
-    /// A plugin failing in the middle of a step cannot be recovered: print its one-line
-    /// message and exit non-zero (no checkpoint is being written at this point).
-    static func report(_ error: Error) -> Never {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-        exit(1)
+        do { return try backwardChecked(gradient) } catch {
+            passes.fail(error)
+            return gradient
+        }
     }
 
     /// Inference with the default recalibration and a per-channel attention: extract and
@@ -75,7 +83,10 @@ public final class SAMSite: BranchAttention {
                 ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             }
             return out
-        } catch { SAMSite.report(error) }
+        } catch {
+            passes.fail(error)
+            return nil
+        }
     }
 
     /// S = extract(F) into this site's buffer (plugin stage, or the host's global average pool).
@@ -104,7 +115,7 @@ public final class SAMSite: BranchAttention {
         guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
         guard stateCount <= statePools.count else { throw LTHError("plugin \(id): \(stateCount) state tensors, at most \(statePools.count) supported") }
         let stateShape = dims(layout.state_ndim, layout.state_shape)
-        if chain.forwardPass != PassCounter.forward || chain.state == nil || chain.state![0].shape != stateShape {
+        if chain.forwardPass != passes.forward || chain.state == nil || chain.state![0].shape != stateShape {
             chain.state = (0..<stateCount).map { _ in Tensor(stateShape) }  // zeros at the stage's first block
         }
         let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
@@ -112,7 +123,7 @@ public final class SAMSite: BranchAttention {
         try checked(id, "process") { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
         // fresh tensors for the state handed on, so the next block's outputs never alias ours
         chain.state = outs.map { $0.clone() }
-        chain.forwardPass = PassCounter.forward
+        chain.forwardPass = passes.forward
         return a
     }
 
@@ -142,7 +153,7 @@ public final class SAMSite: BranchAttention {
     public func backwardChecked(_ dOut: Tensor) throws -> Tensor {
         guard let f = savedInput, let s = extracted, let a = attention else { throw LTHError("plugin \(id): backward without a training forward") }
         let handle = instance.handle
-        let dF = GradientRing.shared.next(f.shape)
+        let dF = gradients.next(f.shape)
         let dA = dAttentionPool.get(a.shape)
         let dS = dExtractedPool.get(s.shape)
         var fv = view(f), sv = view(s), av = view(a), dOutV = view(dOut), dFV = view(dF), dAV = view(dA), dSV = view(dS)
@@ -156,7 +167,7 @@ public final class SAMSite: BranchAttention {
         let stateCount = Int(layout.state_count)
         if stateCount > 0, let chain {
             let stateShape = dims(layout.state_ndim, layout.state_shape)
-            let last = chain.backwardPass != PassCounter.backward || chain.stateGradient == nil
+            let last = chain.backwardPass != passes.backward || chain.stateGradient == nil
             var dOutState = last ? (0..<stateCount).map { _ in Tensor(stateShape) } : chain.stateGradient!
             let dIn = (0..<stateCount).map { _ in Tensor(stateShape) }
             var dOutViews = dOutState.map(view), dInViews = dIn.map(view)
@@ -165,7 +176,7 @@ public final class SAMSite: BranchAttention {
             }
             dOutState = []
             chain.stateGradient = dIn
-            chain.backwardPass = PassCounter.backward
+            chain.backwardPass = passes.backward
         } else {
             try checked(id, "process_backward") { api.process_backward(handle, slot, &fv, &sv, &dAV, nil, &dSV, nil, &dFV, $0) }
         }
@@ -228,9 +239,11 @@ public final class SAMSite: BranchAttention {
 }
 
 
-/// Builds stand-alone sites (tests and the conformance kit): a fresh state chain each.
+/// Builds stand-alone sites (tests and the conformance kit): a fresh state chain and pass
+/// context each unless given.
 public enum SAMSiteFactory {
-    public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain()) -> SAMSite {
-        SAMSite(instance: instance, position: position, chain: chain)
+    public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain(),
+                            passes: PassContext = PassContext()) -> SAMSite {
+        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(depth: 8))
     }
 }

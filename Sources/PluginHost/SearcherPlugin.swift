@@ -8,6 +8,8 @@ import Tensor
 /// Offers the host capability LTH4SA_HOST_SCHEME_COST when given a parameter counter.
 public final class SearcherPlugin: Searcher {
     public let library: PluginLibrary
+    /// The host services this searcher was created with.
+    public let host: PluginHostContext
     public let descriptor: PluginDescriptor
     public let options: [(String, Double)]
     let api: UnsafePointer<lth4sa_searcher_api_t>
@@ -82,12 +84,14 @@ public final class SearcherPlugin: Searcher {
     /// `parameters` (a scheme's parameter count) and `blockParameters` (a block's SAM parameter
     /// values) back the host capabilities LTH4SA_HOST_SCHEME_COST and LTH4SA_HOST_SAM_PARAMETERS;
     /// `gates` (made on first use) backs LTH4SA_HOST_GATE_GRADIENTS.
-    public init(_ spec: String, settings: [String] = [], stageSizes: [Int], parameters: (([Bool]) -> Int)? = nil,
+    /// `host` serves the searcher (its generator is what `host.rngState` saves); retained.
+    public init(_ spec: String, settings: [String] = [], stageSizes: [Int], host: PluginHostContext, parameters: (([Bool]) -> Int)? = nil,
                 blockParameters: ((Int) -> [Float])? = nil, gates: (() throws -> GateGradientSource)? = nil) throws {
         let library = try PluginDiscovery.resolve(spec)
         let (d, api) = try library.table(kind: LTH4SA_KIND_SEARCHER, interface: LTH4SA_SEARCHER_INTERFACE, as: lth4sa_searcher_api_t.self,
                                          role: "searcher", hint: "--searcher needs a searcher such as libEAN.so")
         self.library = library
+        self.host = host
         descriptor = d
         self.api = api
         options = try d.resolveOptions(settings, flag: "--searcher-opt")
@@ -120,7 +124,7 @@ public final class SearcherPlugin: Searcher {
                 extension_context: ctx)
             let pluginId = d.id
             try checked(pluginId, "create") { err in
-                values.withUnsafeMutableBufferPointer { api.pointee.create(HostServices.table, &space, $0.baseAddress, UInt32($0.count), &instance, err) }
+                values.withUnsafeMutableBufferPointer { api.pointee.create(host.table, &space, $0.baseAddress, UInt32($0.count), &instance, err) }
             }
         }
         guard let instance else { throw LTHError("plugin \(d.id): create returned no instance") }
@@ -175,12 +179,5 @@ public final class SearcherPlugin: Searcher {
 
     public func loadState(_ state: [UInt8]) throws {
         try checked(id, "load") { err in state.withUnsafeBytes { api.pointee.load(handle, $0.baseAddress!, UInt64(state.count), err) } }
-    }
-}
-
-extension HostServices {
-    /// The state of the generator plugins draw from (`host->uniform`), for search checkpoints.
-    public static var rngState: (save: () -> [UInt64], restore: ([UInt64]) -> Void) {
-        (save: { rng.stateWords }, restore: { rng = RNG(stateWords: $0) })
     }
 }

@@ -49,9 +49,9 @@ public final class GateTrainer: GateGradientSource {
             gate.zeroGateGradient()
         }
         net.zeroGrad()
-        let out = loss(net.forward(images, training: true), labels)
+        let out = loss(try net.forward(images, training: true), labels)
         guard out.loss.isFinite else { throw LTHError("gate training diverged (loss \(out.loss)); lower the weight learning rate") }
-        net.backward(out.gradient)
+        try net.backward(out.gradient)
         if updateWeights { optimizer.step() }
         return (out.loss, gates.map { $0.gateGradient })
     }

@@ -45,7 +45,7 @@ public struct Landscape {
     }
 
     /// Accuracy statistics of the schemes with `connected` blocks on.
-    public struct RatioStatistics: Codable, Equatable {
+    public struct RatioStatistics: Codable, Equatable, Sendable {
         public let connected: Int, ratio: Double, count: Int
         public let min: Double, q1: Double, median: Double, q3: Double, max: Double, mean: Double
     }

@@ -35,7 +35,8 @@ public final class SchemeEvaluator {
 
     /// Validation accuracies (percent) of `schemes`, evaluated with prefix sharing unless
     /// `sharePrefixes` is false (every scheme from the stem on; for tests and benchmarks).
-    public func accuracies(_ schemes: [Scheme], sharePrefixes: Bool = true) -> [Double] {
+    /// Throws an attention plugin's failure (the supernet is left whole).
+    public func accuracies(_ schemes: [Scheme], sharePrefixes: Bool = true) throws -> [Double] {
         let missing = Array(Set(schemes.map { $0.description }).filter { cache[$0] == nil }).sorted()
         if !missing.isEmpty {
             let byKey = Dictionary(schemes.map { ($0.description, $0) }, uniquingKeysWith: { a, _ in a })
@@ -54,7 +55,7 @@ public final class SchemeEvaluator {
                         if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
                     }
                     supernet.apply(scheme)
-                    PassCounter.beginForward()  // state chains restart (we restart at a stage start)
+                    net.passes.beginForward()  // state chains restart (we restart at a stage start)
                     var h = start == 0 ? stem : lastOutputs[start - 1]
                     for i in start..<net.blocks.count {
                         h = net.blocks[i].forward(h, training: false)
@@ -62,6 +63,10 @@ public final class SchemeEvaluator {
                         blocksRun += 1
                     }
                     let logits = net.fc.forward(net.pool.forward(h))
+                    do { try net.passes.check() } catch {
+                        supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage))
+                        throw error
+                    }
                     for i in 0..<logits.count { fingerprint[k] += Double(abs(logits[i])) }
                     for (p, label) in zip(SoftmaxCrossEntropy.predictions(logits), batch.labels) where p == Int(label) { correct[k] += 1 }
                     previous = scheme.bits

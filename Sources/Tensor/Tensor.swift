@@ -95,13 +95,13 @@ public final class BufferPool: @unchecked Sendable {
 
 }
 
-/// Gradient buffers shared by all layers: backward passes hand each gradient to the layer
-/// below, which consumes it at once, so a short ring of buffers per shape replaces one buffer
-/// per layer (halving training memory). A buffer handed out is reused `depth` requests of the
+/// Gradient buffers shared by the layers of one network (each network owns its ring and hands
+/// it to its layers): backward passes hand each gradient to the layer below, which consumes
+/// it at once, so a short ring of buffers per shape replaces one buffer per layer (halving
+/// training memory). Not thread-safe: one backward pass of its network at a time. A buffer handed out is reused `depth` requests of the
 /// same shape later: a gradient must not be kept across more than `depth - 1` other
 /// same-shape backward steps (a residual block keeps its output gradient over at most three).
 public final class GradientRing: @unchecked Sendable {
-    public static let shared = GradientRing(depth: 8)
     public let depth: Int
     private var rings: [[Int]: (buffers: [Tensor], next: Int)] = [:]
 

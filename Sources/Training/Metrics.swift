@@ -24,28 +24,20 @@ public final class MetricsLog {
     deinit { try? handle.close() }
 }
 
-/// A live one-line progress display on stderr (rewritten in place on a terminal, one line per
-/// update otherwise), throttled to a few updates per second.
-public final class ProgressLine {
-    private let interactive = isatty(STDERR_FILENO) != 0
-    private var last = Date.distantPast
-    public var enabled = true
-    public init() {}
-
-    /// `text` is only built when the line is due (callers format it every step).
-    public func update(_ text: @autoclosure () -> String, force: Bool = false) {
-        guard enabled else { return }
-        let now = Date()
-        guard force || now.timeIntervalSince(last) > (interactive ? 0.25 : 10) else { return }
-        last = now
-        let line = interactive ? "\r\u{1B}[K" + text() : text() + "\n"
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    public func finish() {
-        if enabled && interactive { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
+/// What long-running library work reports to the program driving it; the library itself never
+/// prints. A command-line program renders `status` as one updating line on a terminal (whole
+/// lines, throttled, otherwise) and `phase` and `line` as lines of their own.
+public enum ProgressEvent: Equatable, Sendable {
+    /// A phase of a multi-phase job begins (`number` of `total`, e.g. 2 of 4: "search ...").
+    case phase(number: Int, total: Int, String)
+    /// The live status of the work in progress; replaces the previous status.
+    case status(String)
+    /// A finished line worth keeping (an epoch's summary, a network trained, a search done).
+    case line(String)
 }
+
+/// Receives progress on the thread doing the work; must return quickly.
+public typealias ProgressHandler = (ProgressEvent) -> Void
 
 /// "1h02m", "3m05s", "12s".
 public func formatDuration(_ seconds: Double) -> String {

@@ -26,11 +26,12 @@ public final class Trainer {
     public let mean: [Float], std: [Float]
     public let optimizer: Optimizer
     public let runDirectory: URL?
-    public let progress = ProgressLine()
+    /// Receives the live status (every step) and one line per finished epoch; nil = silent.
+    public var onProgress: ProgressHandler? = nil
+    /// Checked after every step: when requested, the trainer checkpoints and `train()` returns false.
+    public var stopToken: StopToken? = nil
     /// Mid-epoch checkpoint interval in seconds (end-of-epoch checkpoints always happen).
     public var checkpointInterval: Double = 600
-    /// Set from a signal handler: finish the current step, checkpoint, stop.
-    public static var stopRequested = false
     /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.
     public var stopAfterSteps: Int? = nil
     /// Called before every training step with (epoch, step in epoch), e.g. to sample the
@@ -162,11 +163,11 @@ public final class Trainer {
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
                 beforeTrainingStep?(epoch, stepInEpoch)
                 net.zeroGrad()
-                let out = loss(net.forward(batch.images, training: true), batch.labels)
+                let out = loss(try net.forward(batch.images, training: true), batch.labels)
                 guard out.loss.isFinite else {
                     throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
                 }
-                net.backward(out.gradient)
+                try net.backward(out.gradient)
                 optimizer.step()
                 stepInEpoch += 1
                 stepsDone += 1
@@ -176,37 +177,35 @@ public final class Trainer {
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = Double(stepsDone * config.batch) / elapsed
                 let remaining = Double(totalSteps - (epoch * batchesPerEpoch + stepInEpoch)) * Double(config.batch) / rate
-                progress.update(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
+                onProgress?(.status(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
                                        epoch + 1, config.epochs, stepInEpoch, batchesPerEpoch, lossSum / Double(seen),
-                                       100 * Double(correct) / Double(seen), optimizer.learningRate, rate, formatDuration(remaining)))
+                                       100 * Double(correct) / Double(seen), optimizer.learningRate, rate, formatDuration(remaining))))
                 if stepInEpoch % 20 == 0 {
                     metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": out.loss,
                                     "lr": Double(optimizer.learningRate), "images_per_s": rate])
                 }
-                let stop = Trainer.stopRequested || stepsDone == stopAfterSteps
+                let stop = stopToken?.isRequested == true || stepsDone == stopAfterSteps
                 if stop || Date().timeIntervalSince(lastCheckpoint) > checkpointInterval {
                     try saveCheckpoint()
                     lastCheckpoint = Date()
                     if stop {
-                        progress.finish()
                         metrics?.write(["kind": "interrupted", "epoch": epoch, "step": stepInEpoch])
                         loader.cancel()
                         return false
                     }
                 }
             }
-            let val = split.validation.isEmpty ? nil : evaluate(source.train, indices: split.validation)
+            let val = split.validation.isEmpty ? nil : try evaluate(source.train, indices: split.validation)
             let seconds = Date().timeIntervalSince(epochStart)
             var record: [String: Any] = ["kind": "epoch", "epoch": epoch + 1, "train_loss": lossSum / Double(max(seen, 1)),
                                          "train_acc": 100 * Double(correct) / Double(max(seen, 1)), "seconds": seconds,
                                          "images_per_s": Double(seen) / seconds]
             if let val { record["val_acc"] = val.accuracy; record["val_loss"] = val.loss }
             metrics?.write(record)
-            progress.update(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
-                                   lossSum / Double(max(seen, 1)), 100 * Double(correct) / Double(max(seen, 1)))
-                            + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
-                            + "  (\(formatDuration(seconds)))", force: true)
-            if progress.enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+            onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
+                                     lossSum / Double(max(seen, 1)), 100 * Double(correct) / Double(max(seen, 1)))
+                              + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
+                              + "  (\(formatDuration(seconds)))"))
             epoch += 1
             stepInEpoch = 0
             try saveCheckpoint()
@@ -217,19 +216,19 @@ public final class Trainer {
 
     /// Eval-mode accuracy and mean loss on `indices` of `dataset`; `logits` receives
     /// [count, classes] row-major logits when given.
-    public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) -> Evaluation {
+    public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) throws -> Evaluation {
         beforeEvaluation?()
-        return Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
+        return try Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
     }
 
     public static func evaluate(_ net: ResNet, _ dataset: ImageDataset, indices: [Int], mean: [Float], std: [Float], batch: Int,
-                                logits: UnsafeMutablePointer<Float>? = nil) -> Evaluation {
+                                logits: UnsafeMutablePointer<Float>? = nil) throws -> Evaluation {
         let loader = BatchLoader(dataset: dataset, indices: indices, batchSize: batch, shuffle: false, augmentation: .none,
                                  mean: mean, std: std, seed: 0, epoch: 0)
         let ce = SoftmaxCrossEntropy()
         var correct = 0, lossSum = 0.0, offset = 0
         while let b = loader.next() {
-            let out = net.forward(b.images, training: false)
+            let out = try net.forward(b.images, training: false)
             let r = ce(out, b.labels)
             correct += r.correct
             lossSum += r.loss * Double(b.labels.count)

@@ -1,10 +1,11 @@
 import ArgumentParser
+import Experiments
 import Foundation
 import Models
 import NN
+import PluginHost
 import Tensor
 import Training
-import PluginHost
 
 /// `lth4sa bench ...`: performance figures, printed; never part of the test suite.
 struct Bench: ParsableCommand {
@@ -31,40 +32,25 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        let spec = try ModelSpec(modelOptions.model)
-        let net = ResNet(spec, classes: classes, seed: runtime.seed)
         var config = RunConfig()
         samOptions.apply(to: &config)
-        let sam = try SAMOptions.hook(config, net)
-        let side = spec.imageSize
-        var rng = RNG(seed: runtime.seed)
-        let x = Tensor([batch, side, side, 3])
-        rng.fillNormal(x, std: 1)
-        let labels = (0..<batch).map { _ in Int32(rng.int(classes)) }
-        let sgd = SGD(net.namedParameters(), lr: 0.01, momentum: 0.9, weightDecay: 1e-4)
-        let loss = SoftmaxCrossEntropy()
-        func step() -> Double {
-            net.zeroGrad()
-            let out = loss(net.forward(x, training: true), labels)
-            net.backward(out.gradient)
-            sgd.step()
-            return out.loss
-        }
-        print("bench train: \(spec)\(sam["sam.id"].map { " + \($0) (\(config.attach), scheme \(sam["scheme"] ?? ""))" } ?? "") (\(net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads")
-        for _ in 0..<warmup { _ = step() }
+        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed)
+        let side = bench.net.spec.imageSize
+        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(config.scheme ?? "all"))" } ?? ""
+        print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads")
+        for _ in 0..<warmup { _ = try bench.step() }
         var times: [Double] = []
         Profiler.shared.enabled = profile
         for i in 0..<steps {
-            let start = Date()
-            let l = step()
-            times.append(Date().timeIntervalSince(start))
-            status("\rstep \(i + 1)/\(steps)  loss \(String(format: "%.3f", l))  \(String(format: "%.1f", Double(batch) / times.last!)) img/s   ")
+            let (seconds, loss) = try bench.step()
+            times.append(seconds)
+            Console.shared.show(.status("step \(i + 1)/\(steps)  loss \(String(format: "%.3f", loss))  \(String(format: "%.1f", Double(batch) / seconds)) img/s"))
         }
-        status("\n")
+        Console.shared.endStatus()
         let med = median(times)
         print(String(format: "median step %.1f ms, %.1f images/s (min %.1f ms, max %.1f ms over %d steps)",
                      med * 1000, Double(batch) / med, times.min()! * 1000, times.max()! * 1000, steps))
-        print(String(format: "peak RSS %.2f GB", Double(peakRSS()) / 1e9))
+        print(String(format: "peak RSS %.2f GB", Double(peakResidentBytes()) / 1e9))
         if profile {
             let total = times.reduce(0, +)
             print("profile (share of timed steps):")
@@ -110,36 +96,15 @@ struct BenchInfer: ParsableCommand {
             nets.append((label, net))
         }
         print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds")
-        let medians = interleavedForwardMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed, showProgress: true)
-        let base = medians[0]
+        let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed) { r, n in
+            Console.shared.show(.status("round \(r)/\(n)"))
+        }
+        Console.shared.endStatus()
         print(pad("network", 36) + pad("params", 11) + pad("median ms", 11) + "dT")
         for (i, (label, net)) in nets.enumerated() {
             let t = medians[i]
             print(pad(label, 36) + pad(String(net.parameterCount), 11) + pad(String(format: "%.2f", t), 11)
-                  + (i == 0 ? "-" : String(format: "%+.1f%%", (t - base) / base * 100)))
+                  + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(t, original: medians[0]))))
         }
     }
-}
-
-/// Median forward time (ms, eval mode) of each network on one random batch, measured in one
-/// process, all networks once per round in a shuffled order so drift hits them alike.
-func interleavedForwardMedians(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64, showProgress: Bool = false) -> [Double] {
-    guard let first = nets.first else { return [] }
-    var rng = RNG(seed: seed)
-    let side = first.spec.imageSize
-    let x = Tensor([batch, side, side, 3])
-    rng.fillNormal(x, std: 1)
-    var times = [[Double]](repeating: [], count: nets.count)
-    for r in 0..<(warmup + rounds) {
-        var order = Array(nets.indices)
-        rng.shuffle(&order)
-        for i in order {
-            let start = DispatchTime.now().uptimeNanoseconds
-            _ = nets[i].forward(x, training: false)
-            if r >= warmup { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
-        }
-        if showProgress { status("\rround \(r + 1)/\(warmup + rounds)   ") }
-    }
-    if showProgress { status("\n") }
-    return times.map(median)
 }

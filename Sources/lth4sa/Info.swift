@@ -1,4 +1,5 @@
 import ArgumentParser
+import Experiments
 import Models
 import Training
 
@@ -15,7 +16,7 @@ struct Info: ParsableCommand {
         let net = ResNet(spec, classes: classes, seed: 0)
         var config = RunConfig()
         samOptions.apply(to: &config)
-        let sam = try SAMOptions.hook(config, net)
+        let sam = try SAMAttachment.attach(config, to: net)
         if let id = sam["sam.id"] {
             print("SAM \(id) \(sam["sam.version"] ?? "") (\(sam["sam.options"] ?? "")), \(config.attach), scheme \(sam["scheme"] ?? "")")
         }

@@ -1,32 +1,94 @@
 import ArgumentParser
-import Checkpoint
+import Experiments
 import Foundation
+import PluginHost
 import Tensor
+import Training
 
-/// The `lth4sa` command line: one subcommand per file.
+/// The `lth4sa` command line: flags in, a call into the Experiments library, text out. One
+/// subcommand per file.
 @main
 struct LTH4SA: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lth4sa",
         abstract: "Lottery tickets for self-attention: train CIFAR/ImageNet ResNets and search where attention modules pay off.",
-        subcommands: [Run.self, Train.self, Eval.self, Info.self, Bench.self, Plugins.self, SupernetCommand.self, SearchCommand.self, LandscapeCommand.self, CompareCommand.self],
+        subcommands: [Run.self, Train.self, Eval.self, Info.self, Bench.self, Plugins.self, SupernetCommand.self, SearchCommand.self,
+                      LandscapeCommand.self, CompareCommand.self],
         defaultSubcommand: Run.self)
 
     /// Runs the command; any failure is one line `error: ...` on stderr and a non-zero exit
-    /// (the usage text stays behind `--help`).
+    /// (the usage text stays behind `--help`); a requested stop exits 130 after saying how to continue.
     static func main() {
-        setvbuf(stdout, nil, _IOLBF, 0)  // line-buffered even into a file, so stage lines and progress interleave
+        setvbuf(stdout, nil, _IOLBF, 0)  // line-buffered even into a file, so phase lines and progress interleave
         do {
             var command = try parseAsRoot()
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
+        } catch let stopped as StoppedError {
+            Console.shared.endStatus()
+            print(stopped.message)
+            Foundation.exit(130)
         } catch {
+            Console.shared.endStatus()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
             let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             Foundation.exit(code.rawValue)
+        }
+    }
+}
+
+/// Renders the library's progress: the live status on stderr (one updating line on a
+/// terminal, a whole line every 10 s otherwise), phases and finished lines on stdout. Owns the
+/// stop token that SIGINT/SIGTERM set.
+final class Console: @unchecked Sendable {
+    static let shared = Console()
+    let stop = StopToken()
+    private let interactive = isatty(STDERR_FILENO) != 0
+    private var lastStatus = Date.distantPast
+    private var statusShown = false
+
+    /// The context every library call of this program gets; installs the stop handler.
+    var context: ExperimentContext {
+        installStopHandler()
+        return ExperimentContext(progress: { [unowned self] in self.show($0) }, stop: stop)
+    }
+
+    func show(_ event: ProgressEvent) {
+        switch event {
+        case .status(let text):
+            let now = Date()
+            guard now.timeIntervalSince(lastStatus) > (interactive ? 0.25 : 10) else { return }
+            lastStatus = now
+            FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + text : text + "\n").utf8))
+            statusShown = interactive
+        case .line(let text):
+            endStatus()
+            print(text)
+        case .phase(let number, let total, let text):
+            endStatus()
+            print("== \(number)/\(total) \(text)")
+        }
+    }
+
+    /// Clears the live status line so the next output starts on a fresh line.
+    func endStatus() {
+        if statusShown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        statusShown = false
+        lastStatus = .distantPast
+    }
+
+    /// First SIGINT/SIGTERM: the work stops at its next safe point (checkpoint saved). A second
+    /// one kills at once.
+    private func installStopHandler() {
+        _ = Console.shared.stop  // initialised before any signal can arrive
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { s in
+                if Console.shared.stop.isRequested { signal(s, SIG_DFL); raise(s) }
+                Console.shared.stop.request()
+            }
         }
     }
 }
@@ -52,25 +114,9 @@ struct ModelOptions: ParsableArguments {
     var model: String = "resnet20"
 }
 
-/// Prints `message` on stderr without a newline (progress lines use \r).
-func status(_ message: String) {
-    FileHandle.standardError.write(message.data(using: .utf8)!)
-}
+extension AttachMode: ExpressibleByArgument {}
+extension PipelinePreset: ExpressibleByArgument {}
+extension CheckpointEvaluation.Subset: ExpressibleByArgument {}
 
-/// Peak resident set size of this process in bytes.
-func peakRSS() -> Int {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return usage.ru_maxrss * 1024
-}
-
-func median(_ xs: [Double]) -> Double {
-    let s = xs.sorted()
-    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
-}
-
-/// Atomic writes of small text/JSON files through the checkpoint writer (temporary file,
-/// fsync, rename).
-enum AtomicFile {
-    static func write(_ data: Data, to url: URL) throws { try SafeTensors.writeAtomically(data, to: url.path) }
-}
+/// `text` padded with spaces to `n` characters (one space at least).
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }

@@ -11,8 +11,6 @@ struct Plugins: ParsableCommand {
         subcommands: [PluginsList.self, PluginsInfo.self, PluginsCheck.self], defaultSubcommand: PluginsList.self)
 }
 
-func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
-
 /// `lth4sa plugins [list]`: every plugin found, then every file that failed to load.
 struct PluginsList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Table of the plugins found in the search folders.")
@@ -56,7 +54,7 @@ struct PluginsInfo: ParsableCommand {
         guard lib.plugins.contains(where: { $0.kind == LTH4SA_KIND_SAM }) else { return }  // searchers have no parameters to show
         let sam = try SAMPlugin(library: lib, settings: samOptions)
         var rng = RNG(seed: 0)
-        let inst = try sam.instantiate(channels: channels, rng: &rng)
+        let inst = try sam.instantiate(channels: channels, rng: &rng, host: PluginHostContext(seed: 0))
         print("  parameters for \(channels) channels (\(sam.optionsText)): \(inst.parameterCount) in all")
         for (name, p) in inst.parameters { print("    " + pad(name, 16) + "\(p.value.shape)") }
     }

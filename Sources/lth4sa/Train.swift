@@ -1,5 +1,6 @@
 import ArgumentParser
 import Data
+import Experiments
 import Foundation
 import Tensor
 import Training
@@ -54,29 +55,17 @@ struct TrainingOptions: ParsableArguments {
         do { try config.validate() } catch let e as LTHError { throw ValidationError(e.message) }
     }
 
-    /// Trains with `trainer` (already configured), then evaluates and writes summary.json.
+    /// Trains with `trainer` (already configured) through the library, printing what it does.
     func trainAndSummarize(_ trainer: Trainer, directory dir: String, command: String) throws {
-        installStopHandler()
         let c = trainer.config
         let samText = trainer.extraMetadata["sam.id"].map { " with \($0) (\(trainer.extraMetadata["sam.options"] ?? ""), \(c.attach), scheme \(trainer.extraMetadata["scheme"] ?? ""))" } ?? ""
         print("training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / \(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes")
         print("run directory: \(dir)" + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
-        let start = Date()
-        guard try trainer.train() else {
-            print("stopped; checkpoint saved at epoch \(trainer.epoch + 1) step \(trainer.stepInEpoch). Continue with: lth4sa \(command) --output \(dir) --model \(c.model) --data \(c.data) --resume")
-            throw ExitCode(130)
-        }
-        let test = trainer.evaluate(trainer.source.test, indices: Array(0..<trainer.source.test.count))
-        let val = trainer.split.validation.isEmpty ? nil : trainer.evaluate(trainer.source.train, indices: trainer.split.validation)
-        let seconds = Date().timeIntervalSince(start)
-        let summary: [String: Any] = ["model": c.model, "data": c.data, "epochs": c.epochs, "parameters": trainer.net.parameterCount,
-                                      "test_acc": test.accuracy, "test_loss": test.loss, "val_acc": val?.accuracy ?? NSNull(),
-                                      "seconds": seconds, "checkpoint": trainer.checkpointPath ?? ""]
-        let json = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
-        try json.write(to: URL(fileURLWithPath: dir).appendingPathComponent("summary.json"))
-        print(String(format: "done in %@: test accuracy %.2f%% (loss %.4f)", formatDuration(seconds), test.accuracy, test.loss)
-              + (val.map { String(format: ", validation accuracy %.2f%%", $0.accuracy) } ?? "")
-              + ", checkpoint \(trainer.checkpointPath ?? "")")
+        let resumeCommand = "Continue with: lth4sa \(command) --output \(dir) --model \(c.model) --data \(c.data) --epochs \(c.epochs) --resume"
+        let s = try NetworkTraining.trainAndSummarize(trainer, context: Console.shared.context, howToContinue: resumeCommand)
+        print(String(format: "done in %@: test accuracy %.2f%% (loss %.4f)", formatDuration(s.seconds), s.testAccuracy, s.testLoss)
+              + (s.validationAccuracy.map { String(format: ", validation accuracy %.2f%%", $0) } ?? "")
+              + ", checkpoint \(s.checkpoint)")
     }
 }
 
@@ -88,17 +77,38 @@ struct Train: ParsableCommand {
     func run() throws {
         options.runtime.apply()
         let dir = options.directory()
-        let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, attach: SAMOptions.hook)
+        let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, attach: SAMAttachment.attach)
         try options.trainAndSummarize(trainer, directory: dir, command: "train")
     }
 }
 
-/// First SIGINT/SIGTERM: finish the step, checkpoint, exit 130. A second one kills at once.
-func installStopHandler() {
-    for sig in [SIGINT, SIGTERM] {
-        signal(sig) { s in
-            if Trainer.stopRequested { signal(s, SIG_DFL); raise(s) }
-            Trainer.stopRequested = true
-        }
+/// `lth4sa supernet ...`: the weight-sharing supernet of METHOD.md section 3.
+struct SupernetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supernet", abstract: "Train the weight-sharing supernet (evaluate sub-networks with `lth4sa eval --scheme`).",
+        subcommands: [SupernetTrain.self])
+}
+
+/// `lth4sa supernet train`: the Full-SA (or Full-Share) network trained with a fresh scheme
+/// d ~ Bernoulli(p)^L every mini-batch. Validation during training uses the Full-SA sub-network.
+struct SupernetTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Pre-train the supernet with random schemes per mini-batch.")
+    @OptionGroup var options: TrainingOptions
+    @Option(help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
+
+    func validate() throws {
+        guard options.samOptions.sam != nil else { throw ValidationError("supernet train needs --sam PLUGIN") }
+        guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
+        guard options.samOptions.scheme == nil else { throw ValidationError("a supernet attaches the SAM at every block; drop --scheme") }
+    }
+
+    func run() throws {
+        options.runtime.apply()
+        var config = options.config
+        config.keepProb = keepProb
+        let dir = options.directory("supernet-")
+        let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, attach: SAMAttachment.attach)
+        try SupernetTraining.sampleSchemes(trainer)
+        try options.trainAndSummarize(trainer, directory: dir, command: "supernet train")
     }
 }

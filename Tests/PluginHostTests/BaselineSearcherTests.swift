@@ -21,12 +21,12 @@ final class BaselineSearcherTests: XCTestCase {
     /// is the target: accuracy dominates sparsity).
     func loop(_ name: String, settings: [String] = [], seed: UInt64 = 1, blockParameters: ((Int) -> [Float])? = nil,
               gates: (() throws -> GateGradientSource)? = nil) throws -> SearchLoop {
-        HostServices.seed(seed)
+        let host = PluginHostContext(seed: seed)
         var w = RewardWeights()
         w.curiosity = 0
-        let searcher = try SearcherPlugin(plugin(name), settings: settings, stageSizes: stages, blockParameters: blockParameters, gates: gates)
+        let searcher = try SearcherPlugin(plugin(name), settings: settings, stageSizes: stages, host: host, blockParameters: blockParameters, gates: gates)
         return SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: 12, weights: w, seed: seed),
-                          accuracies: { self.accuracies($0) }, directory: nil, rngState: HostServices.rngState)
+                          accuracies: { self.accuracies($0) }, directory: nil, rngState: host.rngState)
     }
 
     /// 32,000 uniform samples of 4,096 schemes miss a given one with probability
@@ -218,16 +218,15 @@ final class BaselineSearcherTests: XCTestCase {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
             func make() throws -> SearchLoop {
-                HostServices.seed(3)
+                let host = PluginHostContext(seed: 3)
                 var w = RewardWeights()
                 w.curiosity = 0
-                return SearchLoop(searcher: try SearcherPlugin(plugin(name), stageSizes: stages), stageSizes: stages,
+                return SearchLoop(searcher: try SearcherPlugin(plugin(name), stageSizes: stages, host: host), stageSizes: stages,
                                   reward: RewardModel(blocks: 12, weights: w, seed: 3), accuracies: { self.accuracies($0) }, directory: dir.path,
-                                  rngState: HostServices.rngState)
+                                  rngState: host.rngState)
             }
             var n = 0
             XCTAssertFalse(try make().run(steps: 12, shouldStop: { n += 1; return n >= 5 }))
-            HostServices.seed(77)
             let resumed = try make()
             try resumed.resume()
             try resumed.run(steps: 12)

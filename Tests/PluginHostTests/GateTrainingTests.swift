@@ -56,7 +56,7 @@ final class GateTrainingTests: XCTestCase {
         XCTAssertEqual(full, sam.loss, accuracy: 1e-6)
         for block in trainer.net.blocks { block.attention = nil }
         let lossFn = SoftmaxCrossEntropy()
-        XCTAssertEqual(none, lossFn(trainer.net.forward(x, training: true), labels).loss, accuracy: 1e-6)
+        XCTAssertEqual(none, lossFn(try trainer.net.forward(x, training: true), labels).loss, accuracy: 1e-6)
         for (block, gate) in zip(trainer.net.blocks, trainer.gates) { block.attention = gate }
         _ = try trainer.validationGradient(gates: [0.5, 0.5, 0.5])
         XCTAssertEqual(trainer.net.namedParameters().map { $0.1.value.array }, before, "validation leaves the weights")

@@ -26,9 +26,9 @@ final class SearchEnvironmentTests: XCTestCase {
         for (plugin, mode) in [("SE", AttachMode.fullSA), ("DIA", .fullShare)] {
             let all = (0..<64).map { v in Scheme(bits: (0..<6).map { (v >> $0) & 1 == 1 }, stageSizes: [2, 2, 2]) }
             let shared = try Self.evaluator(plugin, mode: mode), plain = try Self.evaluator(plugin, mode: mode)
-            let a = shared.accuracies(all.shuffled())
+            let a = try shared.accuracies(all.shuffled())
             _ = a
-            let b = all.map { plain.accuracies([$0], sharePrefixes: false)[0] }
+            let b = try all.map { try plain.accuracies([$0], sharePrefixes: false)[0] }
             XCTAssertEqual(all.map { shared.cached($0)! }, b, plugin)
             for s in all {
                 let fa = shared.logitFingerprint[s.description]!, fb = plain.logitFingerprint[s.description]!
@@ -36,7 +36,7 @@ final class SearchEnvironmentTests: XCTestCase {
             }
             XCTAssertLessThan(shared.blocksRun, plain.blocksRun, "prefix sharing runs fewer blocks")
             let before = shared.blocksRun
-            _ = shared.accuracies(all)
+            _ = try shared.accuracies(all)
             XCTAssertEqual(shared.blocksRun, before, "cached schemes are not evaluated again")
         }
     }

@@ -18,10 +18,10 @@ final class SearchLoopTests: XCTestCase {
     var ean: String { ReferenceTests.repository.appendingPathComponent("plugins/libEAN.so").path }
 
     func makeLoop(directory: String? = nil, seed: UInt64 = 1, settings: [String] = []) throws -> SearchLoop {
-        HostServices.seed(seed)
-        let searcher = try SearcherPlugin(ean, settings: settings, stageSizes: stages)
+        let host = PluginHostContext(seed: seed)
+        let searcher = try SearcherPlugin(ean, settings: settings, stageSizes: stages, host: host)
         return SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: 12, weights: RewardWeights(), seed: seed),
-                          accuracies: { self.accuracies($0) }, directory: directory, rngState: HostServices.rngState)
+                          accuracies: { self.accuracies($0) }, directory: directory, rngState: host.rngState)
     }
 
     /// With its defaults (one sample per step, Adam lr 0.05, RND on), EAN's policy converges
@@ -64,7 +64,7 @@ final class SearchLoopTests: XCTestCase {
         var w = RewardWeights()
         w.curiosity = 0
         let loop = SearchLoop(searcher: Enumerator(blocks: 12), stageSizes: stages, reward: RewardModel(blocks: 12, weights: w, seed: 0),
-                              accuracies: { self.accuracies($0) }, directory: nil, rngState: HostServices.rngState)
+                              accuracies: { self.accuracies($0) }, directory: nil, rngState: PluginHostContext(seed: 0).rngState)
         try loop.run(steps: 4096)
         XCTAssertEqual(loop.best.first?.scheme.bits, target)
         XCTAssertEqual(loop.best.first!.parts.reward, 90 + 2 * Double(target.filter { !$0 }.count) / 12 - 54, accuracy: 1e-9)
@@ -81,7 +81,6 @@ final class SearchLoopTests: XCTestCase {
         let first = try makeLoop(directory: dir.path, seed: 7)
         var n = 0
         XCTAssertFalse(try first.run(steps: 40, shouldStop: { n += 1; return n >= 15 }))
-        HostServices.seed(999)  // a different process state: everything must come from the checkpoint
         let resumed = try makeLoop(directory: dir.path, seed: 7)
         try resumed.resume()
         XCTAssertEqual(resumed.step, 15)
@@ -102,7 +101,7 @@ final class SearchLoopTests: XCTestCase {
         p.waitUntilExit()
         XCTAssertEqual(p.terminationStatus, 0)
         defer { try? FileManager.default.removeItem(atPath: out) }
-        let probe = try SearcherPlugin(out, stageSizes: stages, parameters: { bits in 1000 + bits.filter { $0 }.count },
+        let probe = try SearcherPlugin(out, stageSizes: stages, host: PluginHostContext(seed: 0), parameters: { bits in 1000 + bits.filter { $0 }.count },
                                        blockParameters: { block in block == 1 ? [2.5, 7, 9] : [] })
         let bits = try probe.ask()
         XCTAssertEqual(bits, [Array(repeating: true, count: 12)])
@@ -112,11 +111,11 @@ final class SearchLoopTests: XCTestCase {
     }
 
     func testBadSearcherInput() throws {
-        XCTAssertThrowsError(try SearcherPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, stageSizes: stages)) {
+        XCTAssertThrowsError(try SearcherPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, stageSizes: stages, host: PluginHostContext(seed: 0))) {
             XCTAssertTrue("\($0)".contains("holds no searcher"), "\($0)")
         }
         XCTAssertThrowsError(try SAMPlugin(ean)) { XCTAssertTrue("\($0)".contains("holds no SAM"), "\($0)") }
-        XCTAssertThrowsError(try SearcherPlugin(ean, settings: ["lr=abc"], stageSizes: stages)) { XCTAssertTrue("\($0)".contains("--searcher-opt lr=abc")) }
+        XCTAssertThrowsError(try SearcherPlugin(ean, settings: ["lr=abc"], stageSizes: stages, host: PluginHostContext(seed: 0))) { XCTAssertTrue("\($0)".contains("--searcher-opt lr=abc")) }
         let loop = try makeLoop()
         XCTAssertThrowsError(try loop.run(steps: 0)) { XCTAssertTrue("\($0)".contains("at least 1")) }
     }

@@ -21,7 +21,7 @@ final class SupernetTests: XCTestCase {
             supernet.apply(try Scheme(parsing: "11-10-10", stageSizes: spec.blocksPerStage))
             let warm = Tensor([2, 32, 32, 3])
             rng.fillNormal(warm, std: 1)
-            _ = big.forward(warm, training: false)
+            _ = try big.forward(warm, training: false)
             let scheme = try Scheme(parsing: "10-11-01", stageSizes: spec.blocksPerStage)
             supernet.apply(scheme)
             let small = ResNet(spec, classes: 5, seed: 9)
@@ -35,7 +35,7 @@ final class SupernetTests: XCTestCase {
             let x = Tensor([2, 32, 32, 3])
             rng.fillNormal(x, std: 1)
             XCTAssertEqual(supernet.parameterCount(scheme), small.parameterCount, "\(plugin) \(mode.rawValue)")
-            let a = big.forward(x, training: false).clone(), b = small.forward(x, training: false).clone()
+            let a = try big.forward(x, training: false).clone(), b = try small.forward(x, training: false).clone()
             XCTAssertLessThan(a.maxAbsDiff(b), 1e-5, "\(plugin) \(mode.rawValue)")
             // and the all-zeros scheme is the original network
             supernet.apply(.all(false, stageSizes: spec.blocksPerStage))

@@ -1,0 +1,221 @@
+import Checkpoint
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import Training
+
+/// Several searchers on one supernet with the same evaluation budget, seed and reward; each
+/// searcher's best schemes retrained from scratch; one table like the paper's Tables I and III
+/// (accuracy, parameters, dT, ticket?, Top 5%?) with each searcher's wall time.
+///
+/// Run directory: `supernet/`, `search-<id>/` (log, state, `search-summary.json`),
+/// `landscape/`, `train/<bits>/`, `compare.md`, `compare.json`.
+public enum Comparison {
+    /// Everything that defines a comparison.
+    public struct Settings: Codable, Equatable, Sendable {
+        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
+        public var base: RunConfig
+        /// Searcher plugins (paths or ids), each with its own `key=value` options.
+        public var searchers: [SearcherChoice] = []
+        public var supernetEpochs = 4
+        public var epochs = 4
+        /// Schemes scored per searcher.
+        public var budget = 100
+        /// Best schemes (by reward) of each searcher retrained from scratch.
+        public var candidates = 1
+        public var keepProb = 0.5
+        /// Enumerate the landscape (for Top 5%?) up to this many blocks; 0 = never.
+        public var landscapeMaxBlocks = 12
+        public var reward = RewardWeights()
+
+        public init(base: RunConfig) { self.base = base }
+    }
+
+    /// One searcher of a comparison: its plugin (path or id) and `key=value` options.
+    public struct SearcherChoice: Codable, Equatable, Sendable {
+        public var spec: String
+        public var options: [String]
+        public init(spec: String, options: [String] = []) {
+            self.spec = SAMAttachment.recorded(spec)
+            self.options = options
+        }
+    }
+
+    /// `search-<id>/search-summary.json`: what a finished search of a comparison keeps.
+    public struct SearchSummary: Codable, Sendable {
+        public struct Best: Codable, Sendable {
+            public let scheme: String
+            public let parts: RewardParts
+        }
+        public let budget: Int
+        public let seconds: Double
+        public let evaluations: Int
+        /// Every kept best scheme (a re-run may ask for more candidates).
+        public let best: [Best]
+        public static let fileName = "search-summary.json"
+    }
+
+    /// One row of the table.
+    public struct Row: Codable, Equatable, Sendable {
+        /// The searcher's id, or "original" / "Full-SA".
+        public let searcher: String
+        public let scheme: String
+        public let connectionRatio: Double
+        public let supernetValAcc: Double?
+        public let reward: Double?
+        public let testAccuracy: Double
+        public let parameters: Int
+        public let inferenceMs: Double
+        public let inferenceIncrementPercent: Double
+        public let ticket: Bool?
+        /// "yes (rank 3)", "no (rank 40)" or "-" without a landscape.
+        public let top5: String
+        public let searchSeconds: Double?
+    }
+
+    /// `compare.json`.
+    public struct Result: Codable, Sendable {
+        public let settings: Settings
+        public let rows: [Row]
+        /// Schemes in the landscape (nil when it was skipped).
+        public let landscapeSchemes: Int?
+        public static let fileName = "compare.json"
+    }
+
+    /// The short id of a searcher from its descriptor.
+    public static func searcherId(_ spec: String, stageSizes: [Int]) throws -> String {
+        try SchemeSearch.check(spec, options: [], stageSizes: stageSizes)
+    }
+
+    /// Runs the comparison in `directory`, reusing every finished part.
+    public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
+        let base = settings.base
+        let root = URL(fileURLWithPath: directory)
+        let stages = try ModelSpec(base.model).blocksPerStage
+        guard !settings.searchers.isEmpty else { throw LTHError("no searcher to compare") }
+        // every plugin and option is checked before any training
+        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
+        var ids: [String] = []
+        for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
+        guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let again = "run the same command again to continue"
+
+        context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs, keep-prob \(settings.keepProb)"))
+        var supernetConfig = base
+        supernetConfig.epochs = settings.supernetEpochs
+        supernetConfig.keepProb = settings.keepProb
+        let trainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+
+        context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each, seed \(base.seed)"))
+        var found: [(searcher: String, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
+        for (s, id) in zip(settings.searchers, ids) {
+            let dir = root.child("search-\(id)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let summaryURL = dir.child(SearchSummary.fileName)
+            if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget {
+                found.append((id, try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds))
+                context.progress(.line("   \(id): done before (\(formatDuration(done.seconds)))"))
+                continue
+            }
+            // a search stopped before continues from its checkpoint; its wall time adds up
+            let elapsedURL = dir.child("elapsed.json")
+            let stateExists = dir.child("search-state.json").exists
+            let before = stateExists ? (AtomicFile.readJSON([String: Double].self, from: elapsedURL)?["seconds"] ?? 0) : 0
+            let start = Date()
+            let loop: SearchLoop
+            do {
+                // a fresh evaluator per searcher: no searcher profits from another's cache in its wall time
+                loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
+                                            settings: .init(searcher: s.spec, options: s.options, steps: settings.budget, evaluations: settings.budget,
+                                                            reward: settings.reward),
+                                            resume: stateExists, context: context, howToContinue: again)
+            } catch {
+                try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL)
+                throw error
+            }
+            let seconds = before + Date().timeIntervalSince(start)
+            try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
+                                                   best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
+            found.append((id, loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds))
+        }
+
+        let L = stages.reduce(0, +)
+        var landscape: Landscape? = nil
+        if L <= settings.landscapeMaxBlocks {
+            context.progress(.phase(number: 3, total: 5, "landscape: all \(1 << L) schemes through the supernet (for Top 5%?)"))
+            var survey = LandscapeSurvey.Settings()
+            survey.maxEnumerate = settings.landscapeMaxBlocks
+            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: try SchemeSearch.makeEvaluator(trainer),
+                                                directory: root.child("landscape").path, settings: survey, context: context).landscape
+        } else {
+            context.progress(.phase(number: 3, total: 5, "landscape skipped: \(L) blocks > --landscape-max-blocks \(settings.landscapeMaxBlocks) (Top 5%? is '-')"))
+        }
+
+        let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
+        var unique: [Scheme] = [original, full]
+        for f in found { for (s, _) in f.schemes where !unique.contains(s) { unique.append(s) } }
+        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks from scratch, \(settings.epochs) epochs each"))
+        var accuracy: [Scheme: Double] = [:]
+        for s in unique {
+            var c = base
+            c.epochs = settings.epochs
+            c.scheme = s.description
+            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+                                                               context: context, howToContinue: again)
+            accuracy[s] = outcome.summary.testAccuracy
+            context.progress(.line(NetworkTraining.line(s.description, outcome)))
+        }
+
+        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50)"))
+        let supernet = try Supernet(trainer.net)
+        let times = try InferenceTiming.schemeTimes(base, classes: trainer.source.train.classes, schemes: unique)
+        let time = Dictionary(uniqueKeysWithValues: zip(unique, times))
+        func figures(_ s: Scheme) -> TicketRule.Figures {
+            TicketRule.Figures(accuracy: accuracy[s]!, parameters: supernet.parameterCount(s), inferenceMs: time[s]!)
+        }
+        func top(_ s: Scheme) -> String {
+            guard let l = landscape, let r = l.rank(s) else { return "-" }
+            return (l.isTop(accuracy: l.entries.first { $0.scheme == s }!.accuracy) ? "yes" : "no") + " (rank \(r))"
+        }
+        func row(_ label: String, _ s: Scheme, _ parts: RewardParts?, seconds: Double?) -> Row {
+            Row(searcher: label, scheme: s.description, connectionRatio: s.connectionRatio, supernetValAcc: parts?.accuracy, reward: parts?.reward,
+                testAccuracy: accuracy[s]!, parameters: supernet.parameterCount(s), inferenceMs: time[s]!,
+                inferenceIncrementPercent: InferenceTiming.incrementPercent(time[s]!, original: time[original]!),
+                ticket: parts == nil ? nil : (s != original && s != full && TicketRule.isTicket(figures(s), fullSA: figures(full))),
+                top5: top(s), searchSeconds: seconds)
+        }
+        var rows = [row("original", original, nil, seconds: nil), row("Full-SA", full, nil, seconds: nil)]
+        for f in found { for (s, parts) in f.schemes { rows.append(row(f.searcher, s, parts, seconds: f.seconds)) } }
+        let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count)
+        try AtomicFile.write(report(result, samId: samId), to: root.child("compare.md"))
+        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
+        return result
+    }
+
+    /// The table as Markdown.
+    public static func table(_ result: Result) -> String {
+        var table = "| searcher | scheme | connection ratio | supernet val acc (%) | test accuracy (%) | parameters (M) | dT (%) | ticket? | Top 5%? | search time |\n"
+        table += "|---|---|---|---|---|---|---|---|---|---|\n"
+        for r in result.rows {
+            table += String(format: "| %@ | %@ | %.2f | %@ | %.2f | %.4f | %+.1f | %@ | %@ | %@ |\n", r.searcher, r.scheme, r.connectionRatio,
+                            r.supernetValAcc.map { String(format: "%.2f", $0) } ?? "-", r.testAccuracy, Double(r.parameters) / 1e6,
+                            r.inferenceIncrementPercent, r.ticket.map { $0 ? "yes" : "no" } ?? "-", r.top5, r.searchSeconds.map(formatDuration) ?? "-")
+        }
+        return table
+    }
+
+    static func report(_ result: Result, samId: String) -> String {
+        let s = result.settings
+        return """
+        # lth4sa compare: \(s.base.model) + \(samId) (\(s.base.attach))
+
+        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.epochs) epochs.
+        dT = inference-time increment over the original network (forward, batch 50, median, interleaved). Ticket: keeps Full-SA's test accuracy with fewer parameters and less time. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
+
+        \(table(result))
+        """
+    }
+}

@@ -1,0 +1,74 @@
+import Checkpoint
+import Foundation
+import Models
+import Tensor
+import Training
+
+/// `summary.json` of every trained network (`train`, `supernet train`, the retrainings of
+/// `run` and `compare`): one schema for the one file name.
+public struct TrainingSummary: Codable, Equatable, Sendable {
+    public var model: String
+    public var data: String
+    public var epochs: Int
+    /// The connection scheme trained (nil: no SAM, or a supernet).
+    public var scheme: String?
+    public var parameters: Int
+    public var testAccuracy: Double
+    public var testLoss: Double
+    /// Accuracy on the validation split (nil when the run held none out).
+    public var validationAccuracy: Double?
+    /// Wall time of the training (this session's part when resumed) and the evaluations.
+    public var seconds: Double
+    public var checkpoint: String
+
+    public static let fileName = "summary.json"
+}
+
+/// Training one network to the end and summarising it.
+public enum NetworkTraining {
+    /// Trains the remaining epochs of `trainer`, evaluates test and validation accuracy and
+    /// writes `summary.json` into its run directory. Throws `StoppedError` (checkpoint saved)
+    /// when the context's stop token is set; `howToContinue` goes into that error.
+    public static func trainAndSummarize(_ trainer: Trainer, context: ExperimentContext, howToContinue: String) throws -> TrainingSummary {
+        context.wire(trainer)
+        let start = Date()
+        guard try trainer.train() else {
+            throw StoppedError("stopped; checkpoint saved at epoch \(trainer.epoch + 1) step \(trainer.stepInEpoch). \(howToContinue)")
+        }
+        let test = try trainer.evaluate(trainer.source.test, indices: Array(0..<trainer.source.test.count))
+        let validation = trainer.split.validation.isEmpty ? nil : try trainer.evaluate(trainer.source.train, indices: trainer.split.validation)
+        let c = trainer.config
+        let summary = TrainingSummary(model: c.model, data: c.data, epochs: c.epochs, scheme: c.scheme, parameters: trainer.net.parameterCount,
+                                      testAccuracy: test.accuracy, testLoss: test.loss, validationAccuracy: validation?.accuracy,
+                                      seconds: Date().timeIntervalSince(start), checkpoint: trainer.checkpointPath ?? "")
+        if let dir = trainer.runDirectory { try AtomicFile.writeJSON(summary, to: dir.child(TrainingSummary.fileName)) }
+        return summary
+    }
+
+    /// A network trained from scratch by `trainFromScratch`, and whether it was trained now.
+    public struct Outcome: Sendable {
+        public let summary: TrainingSummary
+        public let trainedNow: Bool
+    }
+
+    /// Trains `config` (its scheme) from scratch in `directory`, or returns the summary that
+    /// directory holds when it finished the same scheme before (a stopped training resumes
+    /// from its checkpoint).
+    public static func trainFromScratch(_ config: RunConfig, directory: URL, context: ExperimentContext,
+                                        howToContinue: String = "run the same command again to continue") throws -> Outcome {
+        if let done = AtomicFile.readJSON(TrainingSummary.self, from: directory.child(TrainingSummary.fileName)), done.scheme == config.scheme {
+            return Outcome(summary: done, trainedNow: false)
+        }
+        let exists = directory.child("checkpoint.safetensors").exists
+        let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, attach: SAMAttachment.attach)
+        return Outcome(summary: try trainAndSummarize(trainer, context: context, howToContinue: howToContinue), trainedNow: true)
+    }
+
+    /// The line reporting one network trained (or found trained) by `trainFromScratch`.
+    public static func line(_ label: String, _ outcome: Outcome) -> String {
+        let s = outcome.summary
+        let validation = s.validationAccuracy.map { String(format: ", validation %.2f%%", $0) } ?? ""
+        return "   \(label): \(outcome.trainedNow ? "" : "done before, ")test accuracy \(String(format: "%.2f", s.testAccuracy))%\(validation)"
+            + (outcome.trainedNow ? " in \(formatDuration(s.seconds))" : "")
+    }
+}

@@ -1,0 +1,247 @@
+import Checkpoint
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import Training
+
+/// The paper's recipes for `Pipeline.Settings`.
+public enum PipelinePreset: String, CaseIterable, Codable, Sendable {
+    case cifar100ResNet164 = "cifar100-resnet164"
+    case cifar100ResNet38 = "cifar100-resnet38"
+}
+
+/// The whole method: pre-train the supernet, search, train the top candidates, Full-SA and
+/// the original network from scratch, measure parameters and dT, write the report and the
+/// ticket. Every phase is resumable and reused when finished.
+///
+/// Run directory: `pipeline.json` (settings), `metrics.jsonl` (phase times), `supernet/`,
+/// `search.jsonl`, `search-state.json`, `train/<i>-<label>/`, `report.md`, `ticket.json`,
+/// `result.json`.
+public enum Pipeline {
+    /// Everything that defines a pipeline run (`pipeline.json`).
+    public struct Settings: Codable, Equatable, Sendable {
+        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
+        public var base: RunConfig
+        public var supernetEpochs: Int
+        /// Epochs of every network trained from scratch.
+        public var epochs: Int
+        /// Retaining probability of the supernet's SAMs per mini-batch.
+        public var keepProb = 0.5
+        /// Searched schemes retrained from scratch.
+        public var candidates = 3
+        public var search: SchemeSearch.Settings
+
+        /// The default recipe (ResNet-20 on synthetic:4000, 4 + 4 epochs, 100 steps) or a preset's.
+        public init(preset: PipelinePreset? = nil, sam: String = "se", samOptions: [String] = [], attach: AttachMode = .fullSA,
+                    searcher: String = "ean", seed: UInt64 = 0, batch: Int = 128) {
+            var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: batch)
+            var steps = 100
+            switch preset {
+            case .cifar100ResNet164:
+                c.model = "resnet164"; c.lr = 0.1; c.weightDecay = 1e-4; c.schedule = "step:81,122"; c.valPerClass = 100
+                (supernetEpochs, epochs, steps) = (150, 164, 1000)
+            case .cifar100ResNet38:
+                c.model = "resnet38"; c.lr = 0.1; c.weightDecay = 1e-4; c.schedule = "cosine"; c.cropPadding = 0; c.valPerClass = 100
+                (supernetEpochs, epochs, steps) = (150, 100, 1000)
+            case nil:
+                c.model = "resnet20"; c.data = "synthetic:4000"; c.valPerClass = 50
+                (supernetEpochs, epochs) = (4, 4)
+            }
+            base = c
+            search = SchemeSearch.Settings(searcher: SAMAttachment.recorded(searcher), steps: steps)
+        }
+
+        public static let fileName = "pipeline.json"
+    }
+
+    /// One network of the table.
+    public struct NetworkRow: Codable, Equatable, Sendable {
+        /// "original", "Full-SA", "candidate 1", ...
+        public let label: String
+        public let scheme: String
+        public let connectionRatio: Double
+        public let testAccuracy: Double
+        public let validationAccuracy: Double?
+        public let parameters: Int
+        public let inferenceMs: Double
+        /// dT: inference-time increment over the original network (percent).
+        public let inferenceIncrementPercent: Double
+        /// The ticket rule's verdict (nil for the original and Full-SA).
+        public let ticket: Bool?
+
+        public init(label: String, scheme: String, connectionRatio: Double, testAccuracy: Double, validationAccuracy: Double?, parameters: Int,
+                    inferenceMs: Double, inferenceIncrementPercent: Double, ticket: Bool?) {
+            self.label = label
+            self.scheme = scheme
+            self.connectionRatio = connectionRatio
+            self.testAccuracy = testAccuracy
+            self.validationAccuracy = validationAccuracy
+            self.parameters = parameters
+            self.inferenceMs = inferenceMs
+            self.inferenceIncrementPercent = inferenceIncrementPercent
+            self.ticket = ticket
+        }
+    }
+
+    /// `ticket.json`: the searched scheme chosen by validation accuracy (never by test accuracy).
+    public struct Ticket: Codable, Equatable, Sendable {
+        public struct SAM: Codable, Equatable, Sendable {
+            public let id: String
+            public let path: String
+            public let options: [String]
+            public let attach: String
+        }
+        public let scheme: String
+        public let bits: [Int]
+        public let stages: [Int]
+        public let sam: SAM
+        public let model: String
+        public let data: String
+        /// How the ticket was chosen among the candidates.
+        public let selectedBy: String
+        public let measured: NetworkRow
+        public let fullSa: NetworkRow
+        public let original: NetworkRow
+
+        public static let fileName = "ticket.json"
+    }
+
+    /// `result.json`: the table and the wall times.
+    public struct Result: Codable, Equatable, Sendable {
+        public let rows: [NetworkRow]
+        public let ticket: Ticket
+        public let supernetSeconds: Double
+        public let searchSeconds: Double
+        public let trainSecondsMean: Double
+        /// Search time over the mean training time of one network.
+        public let searchToTrain: Double
+        public static let fileName = "result.json"
+    }
+
+    /// The candidate that becomes the ticket: the best by validation accuracy (ties: the
+    /// earlier, i.e. the better-rewarded one); Full-SA when the search kept no other scheme.
+    /// Test accuracy never decides.
+    public static func chooseTicket(_ rows: [NetworkRow]) -> NetworkRow {
+        let candidates = rows.filter { $0.ticket != nil }
+        var best: NetworkRow? = nil
+        for r in candidates where best == nil || (r.validationAccuracy ?? -1) > (best!.validationAccuracy ?? -1) { best = r }
+        return best ?? rows.first { $0.label == "Full-SA" }!
+    }
+
+    /// Runs (or continues, with `resume`) the pipeline in `directory`.
+    public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
+        let root = URL(fileURLWithPath: directory)
+        if root.child(Settings.fileName).exists && !resume {
+            throw LTHError("'\(directory)' already holds a pipeline run; pass --resume to continue it or choose another --output")
+        }
+        let base = settings.base
+        let stages = try ModelSpec(base.model).blocksPerStage
+        // both plugins and their options are checked before any training starts
+        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
+        let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try AtomicFile.writeJSON(settings, to: root.child(Settings.fileName))
+        let phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
+        let again = "continue with --resume -o \(directory)"
+
+        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs, keep-prob \(settings.keepProb)"))
+        var supernetConfig = base
+        supernetConfig.epochs = settings.supernetEpochs
+        supernetConfig.keepProb = settings.keepProb
+        var clock = Date()
+        let supernetTrainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+        let supernetSeconds = Date().timeIntervalSince(clock)
+        phaseLog.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
+
+        context.progress(.phase(number: 2, total: 4, "search: \(searcherId), \(settings.search.steps) steps on \(supernetTrainer.split.validation.count) validation images"))
+        clock = Date()
+        let loop = try SchemeSearch.run(trainer: supernetTrainer, directory: directory, settings: settings.search, resume: resume, context: context,
+                                        howToContinue: again)
+        let searchSeconds = Date().timeIntervalSince(clock)
+        phaseLog.write(["kind": "phase", "phase": "search", "seconds": searchSeconds])
+        let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
+        var picked: [(String, Scheme)] = []
+        for b in loop.best where picked.count < settings.candidates && !picked.contains(where: { $0.1 == b.scheme }) && b.scheme != original && b.scheme != full {
+            picked.append(("candidate \(picked.count + 1)", b.scheme))
+        }
+        let all: [(String, Scheme)] = [("original", original), ("Full-SA", full)] + picked
+
+        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks from scratch, \(settings.epochs) epochs each"))
+        var trained: [NetworkTraining.Outcome] = []
+        for (i, (label, scheme)) in all.enumerated() {
+            var c = base
+            c.epochs = settings.epochs
+            c.scheme = scheme.description
+            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
+                                                               context: context, howToContinue: again)
+            trained.append(outcome)
+            if outcome.trainedNow {
+                phaseLog.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seconds": outcome.summary.seconds,
+                                "test_acc": outcome.summary.testAccuracy])
+            }
+            context.progress(.line(NetworkTraining.line("\(label) \(scheme)", outcome)))
+        }
+
+        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50)"))
+        let supernet = try Supernet(supernetTrainer.net)
+        let times = try InferenceTiming.schemeTimes(base, classes: supernetTrainer.source.train.classes, schemes: all.map { $0.1 })
+        let fullFigures = TicketRule.Figures(accuracy: trained[1].summary.testAccuracy, parameters: supernet.parameterCount(full), inferenceMs: times[1])
+        let rows = all.enumerated().map { i, entry -> NetworkRow in
+            let (label, scheme) = entry
+            let s = trained[i].summary, params = supernet.parameterCount(scheme)
+            let figures = TicketRule.Figures(accuracy: s.testAccuracy, parameters: params, inferenceMs: times[i])
+            return NetworkRow(label: label, scheme: scheme.description, connectionRatio: scheme.connectionRatio, testAccuracy: s.testAccuracy,
+                              validationAccuracy: s.validationAccuracy, parameters: params, inferenceMs: times[i],
+                              inferenceIncrementPercent: InferenceTiming.incrementPercent(times[i], original: times[0]),
+                              ticket: i < 2 ? nil : TicketRule.isTicket(figures, fullSA: fullFigures))
+        }
+        let chosen = chooseTicket(rows)
+        let ticket = Ticket(scheme: chosen.scheme, bits: chosen.scheme.filter { $0 != "-" }.map { $0 == "1" ? 1 : 0 }, stages: stages,
+                            sam: .init(id: samId, path: base.sam ?? "", options: base.samOptions, attach: base.attach), model: base.model, data: base.data,
+                            selectedBy: "validation accuracy", measured: chosen, fullSa: rows[1], original: rows[0])
+        let trainSeconds = trained.map { $0.summary.seconds }.reduce(0, +) / Double(max(trained.count, 1))
+        let result = Result(rows: rows, ticket: ticket, supernetSeconds: supernetSeconds, searchSeconds: searchSeconds, trainSecondsMean: trainSeconds,
+                            searchToTrain: searchSeconds / max(trainSeconds, 1e-9))
+        try AtomicFile.writeJSON(ticket, to: root.child(Ticket.fileName))
+        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
+        try AtomicFile.write(report(result, settings: settings, samId: samId, searcherId: searcherId), to: root.child("report.md"))
+        phaseLog.write(["kind": "summary", "search_to_train": result.searchToTrain, "supernet_seconds": supernetSeconds, "search_seconds": searchSeconds,
+                        "train_seconds_mean": trainSeconds])
+        return result
+    }
+
+    /// The paper's table as Markdown.
+    public static func table(_ result: Result) -> String {
+        var table = "| network | scheme | connection ratio | test accuracy (%) | validation accuracy (%) | parameters (M) | dT (%) | ticket? |\n"
+        table += "|---|---|---|---|---|---|---|---|\n"
+        for r in result.rows {
+            table += String(format: "| %@ | %@ | %.2f | %.2f | %@ | %.4f | %+.1f | %@ |\n", r.label, r.scheme, r.connectionRatio, r.testAccuracy,
+                            r.validationAccuracy.map { String(format: "%.2f", $0) } ?? "-", Double(r.parameters) / 1e6, r.inferenceIncrementPercent,
+                            r.ticket.map { $0 ? "yes" : "no" } ?? "-")
+        }
+        return table
+    }
+
+    /// The wall-time line.
+    public static func timing(_ result: Result) -> String {
+        String(format: "supernet %@, search %@, training %@ per network on average; search / training of one network = %.2f",
+               formatDuration(result.supernetSeconds), formatDuration(result.searchSeconds), formatDuration(result.trainSecondsMean), result.searchToTrain)
+    }
+
+    static func report(_ result: Result, settings: Settings, samId: String, searcherId: String) -> String {
+        """
+        # lth4sa: \(settings.base.model) + \(samId) searched by \(searcherId)
+
+        Data \(settings.base.data); supernet \(settings.supernetEpochs) epochs (keep-prob \(settings.keepProb)); \(settings.search.steps) search steps; \(settings.epochs) epochs per network trained from scratch; seed \(settings.base.seed).
+        dT = relative inference-time increment over the original network (forward, batch 50, median, interleaved).
+        A searched scheme is a ticket when it keeps Full-SA's test accuracy with fewer parameters and less time.
+        The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.
+
+        \(table(result))
+        Wall time: \(timing(result)).
+
+        """
+    }
+}

@@ -1,0 +1,120 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import NN
+import PluginHost
+import Search
+import Tensor
+import Training
+
+/// The search phase: the supernet's prefix-sharing evaluator, the reward, a searcher plugin
+/// and the host loop, logging into a directory (`search.jsonl`, `search-state.json`).
+public enum SchemeSearch {
+    /// What to search with.
+    public struct Settings: Codable, Equatable, Sendable {
+        /// Searcher plugin: a path or an installed id.
+        public var searcher: String
+        /// The searcher's `key=value` options.
+        public var options: [String]
+        /// Search steps (the budget when `evaluations` is nil).
+        public var steps: Int
+        /// Stop once this many schemes are scored (compare's equal budget); nil = steps only.
+        public var evaluations: Int?
+        public var reward: RewardWeights
+
+        public init(searcher: String, options: [String] = [], steps: Int = 100, evaluations: Int? = nil, reward: RewardWeights = RewardWeights()) {
+            self.searcher = searcher
+            self.options = options
+            self.steps = steps
+            self.evaluations = evaluations
+            self.reward = reward
+        }
+    }
+
+    /// Searches through the supernet of `trainer` in `directory`. With `resume`, a saved
+    /// search state there continues; without, the log starts over. Throws `StoppedError`
+    /// (state saved) on a stop request.
+    public static func run(trainer: Trainer, directory: String, settings: Settings, resume: Bool, context: ExperimentContext,
+                           howToContinue: String = "continue with --resume") throws -> SearchLoop {
+        let net = trainer.net, config = trainer.config
+        let evaluator = try makeEvaluator(trainer)
+        let supernet = evaluator.supernet
+        let stages = net.spec.blocksPerStage
+        let host = PluginHostContext(seed: config.seed)
+        let sites = supernet.attentions.map { $0 as? SAMSite }
+        let searcher = try SearcherPlugin(
+            settings.searcher, settings: settings.options, stageSizes: stages, host: host,
+            parameters: { bits in supernet.parameterCount(Scheme(bits: bits, stageSizes: stages)) },
+            blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] },
+            gates: { try gateTrainer(copying: trainer) })
+        let loop = SearchLoop(searcher: searcher, stageSizes: stages,
+                              reward: RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: config.seed),
+                              accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
+        loop.evaluationBudget = settings.evaluations
+        let dir = URL(fileURLWithPath: directory)
+        if resume && dir.child("search-state.json").exists {
+            try loop.resume()
+        } else if !resume {
+            try? FileManager.default.removeItem(at: dir.child("search.jsonl"))
+        }
+        let start = Date()
+        let budget = settings.evaluations.map { "\($0) evaluations" } ?? "\(settings.steps) steps"
+        let finished = try loop.run(steps: settings.steps, shouldStop: { context.stop.isRequested }) { r in
+            context.progress(.status(String(format: "search %@ step %d (%@)  %@  reward %.2f  acc %.2f%%  p_bar %@  (%d schemes evaluated)",
+                                            searcher.id, r.step + 1, budget, r.scheme, r.reward, r.accuracy,
+                                            r.pBar.map { String(format: "%.3f", $0) } ?? "-", evaluator.schemesEvaluated)))
+        }
+        guard finished else { throw StoppedError("search stopped at step \(loop.step); \(howToContinue)") }
+        context.progress(.line(String(format: "search %@: %d steps, %d schemes scored in %@ (%d distinct schemes evaluated through the supernet so far)",
+                                      searcher.id, loop.step, loop.records.count, formatDuration(Date().timeIntervalSince(start)), evaluator.schemesEvaluated)))
+        return loop
+    }
+
+    /// Loads and creates the searcher once with placeholder host capabilities, so that a bad
+    /// path or option fails before any training. Returns the searcher's id (from its descriptor).
+    @discardableResult
+    public static func check(_ spec: String, options: [String], stageSizes: [Int]) throws -> String {
+        try SearcherPlugin(spec, settings: options, stageSizes: stageSizes, host: PluginHostContext(seed: 0),
+                           parameters: { _ in 0 }, blockParameters: { _ in [1] },
+                           gates: { throw LTHError("not available while checking options") }).id
+    }
+
+    /// The prefix-sharing evaluator on the trainer's supernet and validation set.
+    public static func makeEvaluator(_ trainer: Trainer) throws -> SchemeEvaluator {
+        let supernet = try Supernet(trainer.net)
+        let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
+        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer), restartAtStage: stateful)
+    }
+
+    /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights
+    /// trained with SGD at a tenth of the recipe's learning rate on the sub-training set (cycling
+    /// through augmented epochs), gate gradients on validation batches in turn.
+    static func gateTrainer(copying trainer: Trainer) throws -> GateTrainer {
+        guard let checkpoint = trainer.checkpointPath else { throw LTHError("gate training needs the supernet's checkpoint") }
+        let config = trainer.config
+        let copy = try Trainer(config: config, runDirectory: nil, source: trainer.source, attach: SAMAttachment.attach)
+        _ = try ModelCheckpoint.load(copy.net, from: checkpoint)
+        let optimizer = SGD(copy.net.namedParameters(), lr: config.lr * 0.1, momentum: config.momentum, weightDecay: config.weightDecay)
+        var epoch = 0
+        func loader() -> BatchLoader {
+            BatchLoader(dataset: trainer.source.train, indices: trainer.split.train, batchSize: config.batch, shuffle: true,
+                        augmentation: Augmentation(cropPadding: config.cropPadding, flip: config.flip), mean: trainer.mean, std: trainer.std,
+                        seed: config.seed &+ 0xDA27, epoch: epoch, dropLast: true)
+        }
+        var train = loader()
+        let validation = SupernetTraining.validationBatches(trainer, batch: config.batch)
+        guard !validation.isEmpty else { throw LTHError("gate training needs validation images (--val-per-class > 0)") }
+        var next = 0
+        return try GateTrainer(net: copy.net, optimizer: optimizer, nextTrainBatch: {
+            if let b = train.next() { return (b.images, b.labels) }
+            epoch += 1
+            train = loader()
+            let b = train.next()!
+            return (b.images, b.labels)
+        }, nextValidationBatch: {
+            defer { next = (next + 1) % validation.count }
+            return validation[next]
+        })
+    }
+}

@@ -1,0 +1,59 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import Tensor
+import Training
+
+/// The weight-sharing supernet (METHOD.md section 3): the Full-SA (or Full-Share) network
+/// trained with a fresh scheme d ~ Bernoulli(p)^L per mini-batch.
+public enum SupernetTraining {
+    /// Trains (or resumes, or reuses when finished) the supernet of `config` in `directory`;
+    /// returns its trainer with the Full-SA sub-network selected.
+    public static func train(_ config: RunConfig, directory: String, context: ExperimentContext,
+                             howToContinue: String = "run the same command again to continue") throws -> Trainer {
+        let dir = URL(fileURLWithPath: directory)
+        let trainer = try Trainer(config: config, runDirectory: directory, resume: dir.child("checkpoint.safetensors").exists,
+                                  attach: SAMAttachment.attach)
+        let supernet = try sampleSchemes(trainer)
+        if AtomicFile.readJSON(TrainingSummary.self, from: dir.child(TrainingSummary.fileName)) == nil || trainer.epoch < config.epochs {
+            _ = try NetworkTraining.trainAndSummarize(trainer, context: context, howToContinue: howToContinue)
+        }
+        supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage))
+        return trainer
+    }
+
+    /// The trained supernet of run directory `runDirectory` (in `runDirectory/supernet`).
+    public static func trained(in runDirectory: String, context: ExperimentContext) throws -> Trainer {
+        let directory = URL(fileURLWithPath: runDirectory).child("supernet").path
+        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: directory).child("checkpoint.safetensors").path),
+              let text = meta["config"] else {
+            throw LTHError("no trained supernet in '\(directory)'; run `lth4sa run` or `lth4sa supernet train -o \(directory)` first")
+        }
+        return try train(try RunConfig.decode(text), directory: directory, context: context)
+    }
+
+    /// Makes `trainer` train a supernet: a fresh scheme d ~ Bernoulli(keep-prob)^L before every
+    /// step, depending only on (seed, epoch, step) so resumes are exact; Full-SA for evaluation.
+    @discardableResult
+    public static func sampleSchemes(_ trainer: Trainer) throws -> Supernet {
+        let supernet = try Supernet(trainer.net)
+        let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
+        let stages = trainer.net.spec.blocksPerStage
+        trainer.beforeTrainingStep = { epoch, step in
+            var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
+            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
+        }
+        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: stages)) }
+        return supernet
+    }
+
+    /// Validation batches of the trainer's split, normalised as in training.
+    public static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
+        let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
+                                 augmentation: .none, mean: t.mean, std: t.std, seed: 0, epoch: 0)
+        var out: [(Tensor, [Int32])] = []
+        while let b = loader.next() { out.append((b.images.clone(), b.labels)) }
+        return out
+    }
+}

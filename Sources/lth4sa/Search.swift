@@ -1,0 +1,60 @@
+import ArgumentParser
+import Experiments
+import Foundation
+import Search
+import Tensor
+
+/// `lth4sa search`: the search phase on a run directory holding a trained supernet.
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Search connection schemes through a trained supernet (run directory of `lth4sa run`).")
+    @Option(name: .shortAndLong, help: "Run directory (its supernet/ must hold a trained supernet).") var output: String
+    @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
+    @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
+    @Option(help: "Search steps (the evaluation budget).") var steps: Int = 100
+    @OptionGroup var reward: RewardOptions
+    @Flag(help: "Continue a stopped search from its checkpoint.") var resume = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let context = Console.shared.context
+        let trainer = try SupernetTraining.trained(in: output, context: context)
+        let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: try reward.weights())
+        let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)
+        for (i, b) in loop.best.prefix(5).enumerated() {
+            print(String(format: "%d. %@  reward %.3f  accuracy %.2f%%  sparsity %.3f", i + 1, b.scheme.description, b.parts.reward, b.parts.accuracy, b.parts.sparsity))
+        }
+    }
+}
+
+/// `--reward-acc`, `--reward-sparse`, `--reward-rnd`, `--reward-shift`, `--reward-rnd-lr`.
+struct RewardOptions: ParsableArguments {
+    @Option(help: "Weight of the accuracy term (percent).") var rewardAcc: String = "1"
+    @Option(help: "Weight of the sparsity term (share of blocks without a SAM).") var rewardSparse: String = "2"
+    @Option(help: "Weight of the RND curiosity term.") var rewardRnd: String = "1"
+    @Option(help: "Constant subtracted from every reward.") var rewardShift: String = "54"
+    @Option(help: "Adam learning rate of the RND predictor.") var rewardRndLr: String = "0.05"
+
+    func weights() throws -> RewardWeights {
+        func number(_ text: String, _ flag: String) throws -> Double {
+            guard let v = Double(text), v.isFinite else { throw LTHError("\(flag) '\(text)' is not a number") }
+            return v
+        }
+        var w = RewardWeights()
+        w.accuracy = try number(rewardAcc, "--reward-acc")
+        w.sparsity = try number(rewardSparse, "--reward-sparse")
+        w.curiosity = try number(rewardRnd, "--reward-rnd")
+        w.shift = try number(rewardShift, "--reward-shift")
+        w.rndLearningRate = try number(rewardRndLr, "--reward-rnd-lr")
+        guard w.rndLearningRate > 0 else { throw LTHError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
+        return w
+    }
+
+    func validate() throws {
+        do { _ = try weights() } catch let e as LTHError { throw ValidationError(e.message) }
+    }
+}

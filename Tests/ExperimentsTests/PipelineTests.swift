@@ -1,0 +1,139 @@
+import Checkpoint
+import Experiments
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import Training
+import XCTest
+
+/// The method driven through the library API (no process spawned): the whole pipeline on a
+/// tiny setting, the ticket rule, stop requests and plugin failures reported as errors.
+final class PipelineTests: XCTestCase {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static func plugin(_ name: String) -> String { repository.appendingPathComponent("plugins/lib\(name).so").path }
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-experiments-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func tinySettings() -> Pipeline.Settings {
+        var s = Pipeline.Settings(sam: Self.plugin("SE"), samOptions: ["reduction=4"], searcher: Self.plugin("EAN"), seed: 0, batch: 32)
+        s.base.model = "resnet-basic-8"
+        s.base.data = "synthetic:300"
+        s.base.valPerClass = 5
+        s.supernetEpochs = 1
+        s.epochs = 1
+        s.search.steps = 12
+        s.candidates = 2
+        return s
+    }
+
+    func testWholePipelineThroughTheLibrary() throws {
+        var events: [ProgressEvent] = []
+        let context = ExperimentContext(progress: { events.append($0) })
+        let run = dir.appendingPathComponent("p").path
+        let result = try Pipeline.run(tinySettings(), directory: run, resume: false, context: context)
+        XCTAssertEqual(Array(result.rows.prefix(2).map(\.label)), ["original", "Full-SA"])
+        XCTAssertEqual(result.rows[0].scheme, "0-0-0")
+        XCTAssertEqual(result.rows[1].scheme, "1-1-1")
+        XCTAssertGreaterThanOrEqual(result.rows.count, 3, "at least one searched candidate")
+        XCTAssertEqual(result.rows[0].inferenceIncrementPercent, 0, accuracy: 1e-12, "dT of the original against itself")
+        XCTAssertNil(result.rows[0].ticket)
+        for row in result.rows.dropFirst(2) { XCTAssertNotNil(row.ticket, row.label) }
+        XCTAssertEqual(result.ticket.measured, Pipeline.chooseTicket(result.rows))
+        XCTAssertEqual(result.ticket.selectedBy, "validation accuracy")
+        XCTAssertEqual(result.ticket.bits.count, 3)
+        let phases = events.compactMap { e -> Int? in if case .phase(let n, 4, _) = e { return n } else { return nil } }
+        XCTAssertEqual(phases, [1, 2, 3, 4])
+        XCTAssertTrue(events.contains { if case .status = $0 { return true } else { return false } }, "live status reported")
+        // every result file in its one schema, readable back
+        let root = URL(fileURLWithPath: run)
+        XCTAssertEqual(AtomicFile.readJSON(Pipeline.Result.self, from: root.appendingPathComponent(Pipeline.Result.fileName)), result)
+        XCTAssertEqual(AtomicFile.readJSON(Pipeline.Ticket.self, from: root.appendingPathComponent(Pipeline.Ticket.fileName)), result.ticket)
+        XCTAssertEqual(AtomicFile.readJSON(Pipeline.Settings.self, from: root.appendingPathComponent(Pipeline.Settings.fileName)), tinySettings())
+        let supernetSummary = try XCTUnwrap(AtomicFile.readJSON(TrainingSummary.self, from: root.appendingPathComponent("supernet/summary.json")))
+        XCTAssertEqual(supernetSummary.epochs, 1)
+        // a second run without --resume is refused; with it, every phase is reused
+        XCTAssertThrowsError(try Pipeline.run(tinySettings(), directory: run, resume: false, context: ExperimentContext())) {
+            XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
+        }
+        var again: [ProgressEvent] = []
+        let second = try Pipeline.run(tinySettings(), directory: run, resume: true, context: ExperimentContext(progress: { again.append($0) }))
+        XCTAssertEqual(second.rows.map(\.testAccuracy), result.rows.map(\.testAccuracy))
+        let trained = again.compactMap { e -> String? in if case .line(let t) = e, t.contains("test accuracy") { return t } else { return nil } }
+        XCTAssertEqual(trained.count, result.rows.count)
+        XCTAssertTrue(trained.allSatisfy { $0.contains("done before") }, "\(trained)")
+    }
+
+    /// The ticket is the candidate with the best validation accuracy, whatever the test set says.
+    func testTicketIsChosenOnValidationNeverOnTest() {
+        func row(_ label: String, test: Double, validation: Double?, ticket: Bool?) -> Pipeline.NetworkRow {
+            Pipeline.NetworkRow(label: label, scheme: label, connectionRatio: 0.5, testAccuracy: test, validationAccuracy: validation, parameters: 1,
+                                inferenceMs: 1, inferenceIncrementPercent: 0, ticket: ticket)
+        }
+        let rows = [row("original", test: 80, validation: 80, ticket: nil), row("Full-SA", test: 81, validation: 81, ticket: nil),
+                    row("candidate 1", test: 90, validation: 70, ticket: true), row("candidate 2", test: 75, validation: 85, ticket: false),
+                    row("candidate 3", test: 95, validation: 60, ticket: true)]
+        XCTAssertEqual(Pipeline.chooseTicket(rows).label, "candidate 2")
+        XCTAssertEqual(Pipeline.chooseTicket(Array(rows.prefix(2))).label, "Full-SA", "no candidate: Full-SA")
+    }
+
+    func testTicketRuleAndIncrement() {
+        let full = TicketRule.Figures(accuracy: 80, parameters: 100, inferenceMs: 10)
+        XCTAssertTrue(TicketRule.isTicket(.init(accuracy: 80, parameters: 99, inferenceMs: 9.9), fullSA: full))
+        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 79.9, parameters: 50, inferenceMs: 5), fullSA: full))
+        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 90, parameters: 100, inferenceMs: 5), fullSA: full))
+        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 90, parameters: 50, inferenceMs: 10), fullSA: full))
+        XCTAssertEqual(InferenceTiming.incrementPercent(11, original: 10), 10, accuracy: 1e-12)
+    }
+
+    /// A stop request ends training at the next step with a checkpoint; the same call then resumes.
+    func testStopRequestCheckpointsAndResumes() throws {
+        var config = RunConfig()
+        config.model = "resnet-basic-8"
+        config.data = "synthetic:300"
+        config.valPerClass = 5
+        config.batch = 32
+        config.epochs = 1
+        let stop = StopToken()
+        var steps = 0
+        let context = ExperimentContext(progress: { if case .status = $0 { steps += 1; if steps == 2 { stop.request() } } }, stop: stop)
+        let run = dir.appendingPathComponent("t")
+        XCTAssertThrowsError(try NetworkTraining.trainFromScratch(config, directory: run, context: context)) { error in
+            XCTAssertTrue(error is StoppedError, "\(error)")
+        }
+        let meta = try ModelCheckpoint.metadata(run.appendingPathComponent("checkpoint.safetensors").path)
+        XCTAssertEqual(meta["step"], "2", "stopped after the step that asked")
+        let finished = try NetworkTraining.trainFromScratch(config, directory: run, context: ExperimentContext())
+        XCTAssertTrue(finished.trainedNow)
+        XCTAssertEqual(finished.summary.epochs, 1)
+    }
+
+    /// A plugin failing in the middle of a pass is an error thrown by the network, not an exit.
+    func testFailingPluginThrowsFromForward() throws {
+        let library = dir.appendingPathComponent("libfailing.so").path
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cc.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", Self.repository.appendingPathComponent("SDK/include").path, "-o", library,
+                        Self.repository.appendingPathComponent("Tests/Fixtures/plugins/process_fails.c").path, "-lm"]
+        try cc.run()
+        cc.waitUntilExit()
+        XCTAssertEqual(cc.terminationStatus, 0)
+        let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
+        try SAMAttacher.attach(try SAMPlugin(library), to: net, mode: .fullSA, scheme: .all(true, stageSizes: net.spec.blocksPerStage), seed: 0)
+        let x = Tensor([2, 32, 32, 3])
+        // one instance per block, each failing on its third call: the third pass fails
+        XCTAssertNoThrow(try net.forward(x, training: true))
+        XCTAssertNoThrow(try net.forward(x, training: false))
+        XCTAssertThrowsError(try net.forward(x, training: true)) { XCTAssertTrue("\($0)".contains("deliberate failure on call 3"), "\($0)") }
+        XCTAssertThrowsError(try net.forward(x, training: false), "every later pass fails again")
+        let plain = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
+        XCTAssertNoThrow(try plain.forward(x, training: false), "networks share no failure state")
+    }
+}

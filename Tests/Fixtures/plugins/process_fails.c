@@ -1,0 +1,51 @@
+/* A SAM that creates and lays out like SE but whose process fails on its third call: the host
+ * must turn that into an error thrown by the network's forward, never an exit. */
+#include "../../../Plugins/common/plugin_util.h"
+
+static const lth4sa_descriptor_t failing_descriptor = {
+    .struct_size = sizeof(lth4sa_descriptor_t), .kind = LTH4SA_KIND_SAM, .id = "failing", .name = "Failing",
+    .version = "0.1.0", .description = "fails in process on its third call", .license = "MIT"};
+
+typedef struct failing {
+    lth4sa_sam_base_t base;
+    int calls;
+} failing_t;
+
+static lth4sa_status_t failing_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
+                                      void **instance, lth4sa_error_t *error) {
+    (void)options; (void)count;
+    failing_t *f = lth4sa_base_new(sizeof(failing_t), host, "failing", channels, 0);
+    if (!f) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "failing: out of memory");
+    *instance = f;
+    return LTH4SA_OK;
+}
+
+static lth4sa_status_t failing_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
+    return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+}
+
+static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
+                                       const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
+                                       int32_t training, lth4sa_error_t *error) {
+    (void)call; (void)input; (void)extracted; (void)state_in; (void)state_out; (void)training;
+    failing_t *f = instance;
+    if (++f->calls >= 3) return lth4sa_fail(error, LTH4SA_ERR_INTERNAL, "failing: deliberate failure on call %d", f->calls);
+    for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = 1.0f;
+    return LTH4SA_OK;
+}
+
+static lth4sa_status_t failing_backward(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
+                                        const lth4sa_tensor_t *d_attention, const lth4sa_tensor_t *d_state_out, lth4sa_tensor_t *d_extracted,
+                                        lth4sa_tensor_t *d_state_in, lth4sa_tensor_t *d_input, lth4sa_error_t *error) {
+    (void)instance; (void)call; (void)input; (void)extracted; (void)d_attention; (void)d_state_out; (void)d_state_in; (void)d_input;
+    (void)error;
+    memset(d_extracted->data, 0, sizeof(float) * (size_t)lth4sa_tensor_count(d_extracted));
+    return LTH4SA_OK;
+}
+
+static const lth4sa_sam_api_t failing_api = {
+    .struct_size = sizeof(lth4sa_sam_api_t), .create = failing_create, .destroy = lth4sa_base_destroy,
+    .param_count = lth4sa_base_param_count, .param_info = lth4sa_base_param_info, .bind = lth4sa_base_bind,
+    .layout = failing_layout, .process = failing_process, .process_backward = failing_backward};
+
+LTH4SA_SINGLE_SAM_ENTRY(failing_descriptor, failing_api)
