@@ -6,19 +6,25 @@
  *     alpha -= Adam(lr) of dL_val/dalpha = dL_val/dw * w (1 - w) on a D_val batch (host gradient);
  * then proposes the derived scheme: alpha_l > 0 (ratio = 0) or the top round(ratio * L) alphas.
  * progress.p_bar = mean_l max(w_l, 1 - w_l) (how decided the gates are), baseline = last L_val. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t darts_options[] = {
-    {"lr", LTH4SA_OPTION_FLOAT, 0, 0.05, 1e-8, 10, "Adam learning rate of the gate logits alpha"},
-    {"inner", LTH4SA_OPTION_INT, 0, 1, 1, 1000, "bilevel updates (weights, then gates) per step"},
-    {"ratio", LTH4SA_OPTION_FLOAT, 0, 0, 0, 1, "derived scheme: top round(ratio * L) gates (0 = every gate with alpha > 0)"},
-    {"init", LTH4SA_OPTION_FLOAT, 0, 0, -20, 20, "initial alpha of every block (0 = w 0.5)"},
+    {.name = "lr", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.05, .min_value = 1e-8, .max_value = 10, .doc = "Adam learning rate of the gate logits alpha"},
+    {.name = "inner", .type = LTH4SA_OPTION_INT, .default_value = 1, .min_value = 1, .max_value = 1000, .doc = "bilevel updates (weights, then gates) per step"},
+    {.name = "ratio", .type = LTH4SA_OPTION_FLOAT, .default_value = 0, .min_value = 0, .max_value = 1, .doc = "derived scheme: top round(ratio * L) gates (0 = every gate with alpha > 0)"},
+    {.name = "init", .type = LTH4SA_OPTION_FLOAT, .default_value = 0, .min_value = -20, .max_value = 20, .doc = "initial alpha of every block (0 = w 0.5)"},
 };
 
 static const lth4sa_descriptor_t darts_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "darts", "DARTS continuous gates", "1.0.0",
-    "first-order bilevel optimisation of a sigmoid gate per block (baseline; needs the host's gate gradients)", "MIT",
-    sizeof darts_options / sizeof darts_options[0], 0, darts_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "darts",
+    .name = "DARTS continuous gates",
+    .version = "1.0.0",
+    .description = "first-order bilevel optimisation of a sigmoid gate per block (baseline; needs the host's gate gradients)",
+    .license = "MIT",
+    .option_count = sizeof darts_options / sizeof darts_options[0],
+    .options = darts_options};
 
 enum { D_ADAM_STEP, D_LOSS, D_SCALARS };
 
@@ -105,4 +111,4 @@ static lth4sa_status_t darts_tell(void *instance, const lth4sa_scored_scheme_t *
 
 static const lth4sa_searcher_api_t darts_api = LTH4SA_BLOB_SEARCHER_API(darts_create, darts_destroy, darts_ask, darts_tell);
 
-LTH4SA_SINGLE_ENTRY(darts_descriptor, LTH4SA_SEARCHER_INTERFACE, darts_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(darts_descriptor, darts_api)

@@ -6,15 +6,22 @@
  * State (h, c) [B, C] is carried by the host from block to block (zeros at a stage's start).
  * Parameters: ih.l0.weight [C/r, C], ih.l0.bias, ih.l2.weight [4C, C/r], ih.l2.bias [4C]
  *             (U), and the same under hh. (V). */
-#include "../common/plugin_util.h"
+#include <lth4sa/helpers.h>
 
 static const lth4sa_option_t dia_options[] = {
-    {"reduction", LTH4SA_OPTION_INT, 0, 4, 1, 1024, "reduction ratio r of the LSTM's input and hidden transforms"},
+    {.name = "reduction", .type = LTH4SA_OPTION_INT, .default_value = 4, .min_value = 1, .max_value = 1024, .doc = "reduction ratio r of the LSTM's input and hidden transforms"},
 };
 
 static const lth4sa_descriptor_t dia_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "dia", "Dense-and-Implicit Attention", "1.0.0",
-    "channel attention from an LSTM shared across the blocks of a stage (stateful)", "MIT", 1, 0, dia_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SAM,
+    .id = "dia",
+    .name = "Dense-and-Implicit Attention",
+    .version = "1.0.0",
+    .description = "channel attention from an LSTM shared across the blocks of a stage (stateful)",
+    .license = "MIT",
+    .option_count = 1,
+    .options = dia_options};
 
 enum { U0W, U0B, U2W, U2B, V0W, V0B, V2W, V2B, PARAMS };
 enum { SAVE_S, SAVE_H, SAVE_C, SAVE_RU, SAVE_RV, SAVE_GATES, SAVE_CNEW };
@@ -164,7 +171,14 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
 }
 
 static const lth4sa_sam_api_t dia_api = {
-    sizeof(lth4sa_sam_api_t), 0, dia_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, dia_layout,
-    NULL, NULL, dia_process, dia_process_backward, NULL, NULL};
+    .struct_size = sizeof(lth4sa_sam_api_t),
+    .create = dia_create,
+    .destroy = lth4sa_base_destroy,
+    .param_count = lth4sa_base_param_count,
+    .param_info = lth4sa_base_param_info,
+    .bind = lth4sa_base_bind,
+    .layout = dia_layout,
+    .process = dia_process,
+    .process_backward = dia_process_backward};
 
 LTH4SA_SINGLE_SAM_ENTRY(dia_descriptor, dia_api)

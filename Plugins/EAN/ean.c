@@ -9,26 +9,32 @@
  *              ppo_weight * -min(sum ratio*logpi*A, sum clip(ratio, 1-clip, 1+clip)*logpi*A), ratio detached;
  *   progress:  p_bar = mean_l pi(d_l) of the first scheme sampled this step.
  * All state lives in one array of doubles, so save/load are a copy. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t ean_options[] = {
-    {"hidden", LTH4SA_OPTION_INT, 0, 50, 1, 4096, "controller hidden units"},
-    {"input", LTH4SA_OPTION_INT, 0, 20, 1, 4096, "size of the constant (zero) controller input"},
-    {"temperature", LTH4SA_OPTION_FLOAT, 0, 5, 1e-3, 1e6, "logits are divided by this"},
-    {"tanh_constant", LTH4SA_OPTION_FLOAT, 0, 2.5, 1e-3, 1e6, "then squashed to +-tanh_constant"},
-    {"lr", LTH4SA_OPTION_FLOAT, 0, 0.05, 1e-8, 10, "Adam learning rate of the controller"},
-    {"baseline_decay", LTH4SA_OPTION_FLOAT, 0, 0.95, 0, 1, "decay of the EMA reward baseline"},
-    {"extra_samples", LTH4SA_OPTION_INT, 0, 0, 0, 1024, "k: schemes sampled per step besides the first"},
-    {"buffer", LTH4SA_OPTION_INT, 0, 30, 0, 100000, "PPO reuse buffer size (0 = no reuse)"},
-    {"reuse_start", LTH4SA_OPTION_INT, 0, 10, 0, 1000000, "first step with PPO data reuse"},
-    {"ppo_weight", LTH4SA_OPTION_FLOAT, 0, 0.1, 0, 100, "weight of the PPO reuse loss"},
-    {"clip", LTH4SA_OPTION_FLOAT, 0, 0.1, 0, 1, "PPO ratio clip epsilon (ratio in [1-clip, 1+clip])"},
+    {.name = "hidden", .type = LTH4SA_OPTION_INT, .default_value = 50, .min_value = 1, .max_value = 4096, .doc = "controller hidden units"},
+    {.name = "input", .type = LTH4SA_OPTION_INT, .default_value = 20, .min_value = 1, .max_value = 4096, .doc = "size of the constant (zero) controller input"},
+    {.name = "temperature", .type = LTH4SA_OPTION_FLOAT, .default_value = 5, .min_value = 1e-3, .max_value = 1e6, .doc = "logits are divided by this"},
+    {.name = "tanh_constant", .type = LTH4SA_OPTION_FLOAT, .default_value = 2.5, .min_value = 1e-3, .max_value = 1e6, .doc = "then squashed to +-tanh_constant"},
+    {.name = "lr", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.05, .min_value = 1e-8, .max_value = 10, .doc = "Adam learning rate of the controller"},
+    {.name = "baseline_decay", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.95, .min_value = 0, .max_value = 1, .doc = "decay of the EMA reward baseline"},
+    {.name = "extra_samples", .type = LTH4SA_OPTION_INT, .default_value = 0, .min_value = 0, .max_value = 1024, .doc = "k: schemes sampled per step besides the first"},
+    {.name = "buffer", .type = LTH4SA_OPTION_INT, .default_value = 30, .min_value = 0, .max_value = 100000, .doc = "PPO reuse buffer size (0 = no reuse)"},
+    {.name = "reuse_start", .type = LTH4SA_OPTION_INT, .default_value = 10, .min_value = 0, .max_value = 1000000, .doc = "first step with PPO data reuse"},
+    {.name = "ppo_weight", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.1, .min_value = 0, .max_value = 100, .doc = "weight of the PPO reuse loss"},
+    {.name = "clip", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.1, .min_value = 0, .max_value = 1, .doc = "PPO ratio clip epsilon (ratio in [1-clip, 1+clip])"},
 };
 
 static const lth4sa_descriptor_t ean_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "ean", "EAN policy-gradient searcher", "1.0.0",
-    "REINFORCE controller with EMA baseline, RND-shaped rewards and PPO data reuse (the paper's method)", "MIT",
-    sizeof ean_options / sizeof ean_options[0], 0, ean_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "ean",
+    .name = "EAN policy-gradient searcher",
+    .version = "1.0.0",
+    .description = "REINFORCE controller with EMA baseline, RND-shaped rewards and PPO data reuse (the paper's method)",
+    .license = "MIT",
+    .option_count = sizeof ean_options / sizeof ean_options[0],
+    .options = ean_options};
 
 enum { S_ADAM_STEP, S_BASELINE, S_BASELINE_SET, S_STEP, S_BUF_COUNT, S_BUF_HEAD, S_LAST_COUNT, SCALARS };
 
@@ -217,4 +223,4 @@ static lth4sa_status_t ean_tell(void *instance, const lth4sa_scored_scheme_t *sc
 
 static const lth4sa_searcher_api_t ean_api = LTH4SA_BLOB_SEARCHER_API(ean_create, ean_destroy, ean_ask, ean_tell);
 
-LTH4SA_SINGLE_ENTRY(ean_descriptor, LTH4SA_SEARCHER_INTERFACE, ean_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(ean_descriptor, ean_api)

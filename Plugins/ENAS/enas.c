@@ -9,23 +9,29 @@
  *   progress: p_bar = mean_l pi(d_l) of the first scheme of the step.
  * Parameters are initialised uniform(-init_range, init_range) from the host generator. The
  * paper reports that ENAS collapses to periodic or all-ones schemes; that is its behaviour. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t enas_options[] = {
-    {"hidden", LTH4SA_OPTION_INT, 0, 32, 1, 1024, "LSTM hidden units"},
-    {"temperature", LTH4SA_OPTION_FLOAT, 0, 5, 1e-3, 1e6, "logits are divided by this"},
-    {"tanh_constant", LTH4SA_OPTION_FLOAT, 0, 2.5, 1e-3, 1e6, "then squashed to +-tanh_constant"},
-    {"lr", LTH4SA_OPTION_FLOAT, 0, 0.005, 1e-8, 10, "Adam learning rate"},
-    {"baseline_decay", LTH4SA_OPTION_FLOAT, 0, 0.95, 0, 1, "decay of the EMA reward baseline"},
-    {"entropy", LTH4SA_OPTION_FLOAT, 0, 0, 0, 100, "weight of the entropy bonus"},
-    {"samples", LTH4SA_OPTION_INT, 0, 1, 1, 1024, "schemes sampled per step"},
-    {"init_range", LTH4SA_OPTION_FLOAT, 0, 0.1, 0, 10, "uniform initialisation range"},
+    {.name = "hidden", .type = LTH4SA_OPTION_INT, .default_value = 32, .min_value = 1, .max_value = 1024, .doc = "LSTM hidden units"},
+    {.name = "temperature", .type = LTH4SA_OPTION_FLOAT, .default_value = 5, .min_value = 1e-3, .max_value = 1e6, .doc = "logits are divided by this"},
+    {.name = "tanh_constant", .type = LTH4SA_OPTION_FLOAT, .default_value = 2.5, .min_value = 1e-3, .max_value = 1e6, .doc = "then squashed to +-tanh_constant"},
+    {.name = "lr", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.005, .min_value = 1e-8, .max_value = 10, .doc = "Adam learning rate"},
+    {.name = "baseline_decay", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.95, .min_value = 0, .max_value = 1, .doc = "decay of the EMA reward baseline"},
+    {.name = "entropy", .type = LTH4SA_OPTION_FLOAT, .default_value = 0, .min_value = 0, .max_value = 100, .doc = "weight of the entropy bonus"},
+    {.name = "samples", .type = LTH4SA_OPTION_INT, .default_value = 1, .min_value = 1, .max_value = 1024, .doc = "schemes sampled per step"},
+    {.name = "init_range", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.1, .min_value = 0, .max_value = 10, .doc = "uniform initialisation range"},
 };
 
 static const lth4sa_descriptor_t enas_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "enas", "ENAS LSTM controller", "1.0.0",
-    "an LSTM emits the bits one by one; REINFORCE with an EMA baseline (baseline)", "MIT",
-    sizeof enas_options / sizeof enas_options[0], 0, enas_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "enas",
+    .name = "ENAS LSTM controller",
+    .version = "1.0.0",
+    .description = "an LSTM emits the bits one by one; REINFORCE with an EMA baseline (baseline)",
+    .license = "MIT",
+    .option_count = sizeof enas_options / sizeof enas_options[0],
+    .options = enas_options};
 
 enum { E_ADAM_STEP, E_BASELINE, E_BASELINE_SET, E_STEP, E_SCALARS };
 
@@ -223,4 +229,4 @@ static lth4sa_status_t enas_tell(void *instance, const lth4sa_scored_scheme_t *s
 
 static const lth4sa_searcher_api_t enas_api = LTH4SA_BLOB_SEARCHER_API(enas_create, enas_destroy, enas_ask, enas_tell);
 
-LTH4SA_SINGLE_ENTRY(enas_descriptor, LTH4SA_SEARCHER_INTERFACE, enas_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(enas_descriptor, enas_api)

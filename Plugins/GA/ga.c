@@ -7,20 +7,26 @@
  *   then every bit flipped with probability `mutation` (0 = 1/L).
  * One step = one generation: ask returns the schemes still to be scored (all of generation 0,
  * the children afterwards). progress.baseline = the population's mean fitness. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t ga_options[] = {
-    {"population", LTH4SA_OPTION_INT, 0, 20, 2, 4096, "schemes per generation"},
-    {"tournament", LTH4SA_OPTION_INT, 0, 3, 1, 4096, "tournament size of parent selection"},
-    {"crossover", LTH4SA_OPTION_FLOAT, 0, 0.9, 0, 1, "probability of uniform crossover (else the first parent is copied)"},
-    {"mutation", LTH4SA_OPTION_FLOAT, 0, 0, 0, 1, "bit-flip probability per block (0 = 1/L)"},
-    {"elites", LTH4SA_OPTION_INT, 0, 2, 0, 4096, "fittest schemes carried over unchanged"},
+    {.name = "population", .type = LTH4SA_OPTION_INT, .default_value = 20, .min_value = 2, .max_value = 4096, .doc = "schemes per generation"},
+    {.name = "tournament", .type = LTH4SA_OPTION_INT, .default_value = 3, .min_value = 1, .max_value = 4096, .doc = "tournament size of parent selection"},
+    {.name = "crossover", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.9, .min_value = 0, .max_value = 1, .doc = "probability of uniform crossover (else the first parent is copied)"},
+    {.name = "mutation", .type = LTH4SA_OPTION_FLOAT, .default_value = 0, .min_value = 0, .max_value = 1, .doc = "bit-flip probability per block (0 = 1/L)"},
+    {.name = "elites", .type = LTH4SA_OPTION_INT, .default_value = 2, .min_value = 0, .max_value = 4096, .doc = "fittest schemes carried over unchanged"},
 };
 
 static const lth4sa_descriptor_t ga_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "ga", "Genetic algorithm", "1.0.0",
-    "tournament selection, uniform crossover, bit-flip mutation, elitism (baseline)", "MIT",
-    sizeof ga_options / sizeof ga_options[0], 0, ga_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "ga",
+    .name = "Genetic algorithm",
+    .version = "1.0.0",
+    .description = "tournament selection, uniform crossover, bit-flip mutation, elitism (baseline)",
+    .license = "MIT",
+    .option_count = sizeof ga_options / sizeof ga_options[0],
+    .options = ga_options};
 
 /* blob: [generation][population P x (L bits, fitness)][children C x L bits] */
 typedef struct ga {
@@ -114,4 +120,4 @@ static lth4sa_status_t ga_tell(void *instance, const lth4sa_scored_scheme_t *sco
 
 static const lth4sa_searcher_api_t ga_api = LTH4SA_BLOB_SEARCHER_API(ga_create, lth4sa_searcher_free, ga_ask, ga_tell);
 
-LTH4SA_SINGLE_ENTRY(ga_descriptor, LTH4SA_SEARCHER_INTERFACE, ga_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(ga_descriptor, ga_api)

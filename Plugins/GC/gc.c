@@ -8,15 +8,22 @@
  * conv_mask.bias [1], channel_add_conv.0.weight [C/r, C, 1, 1], channel_add_conv.0.bias,
  * channel_add_conv.1.weight / .bias [C/r, 1, 1] (LayerNorm), channel_add_conv.3.weight
  * [C, C/r, 1, 1], channel_add_conv.3.bias [C]; the last conv starts at zero (F' = F). */
-#include "../common/plugin_util.h"
+#include <lth4sa/helpers.h>
 
 static const lth4sa_option_t gc_options[] = {
-    {"reduction", LTH4SA_OPTION_INT, 0, 16, 1, 1024, "bottleneck ratio r of the transform (hidden = C / r)"},
+    {.name = "reduction", .type = LTH4SA_OPTION_INT, .default_value = 16, .min_value = 1, .max_value = 1024, .doc = "bottleneck ratio r of the transform (hidden = C / r)"},
 };
 
 static const lth4sa_descriptor_t gc_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "gc", "Global Context block", "1.0.0",
-    "softmax-pooled global context through a LayerNorm bottleneck, added to every pixel", "MIT", 1, 0, gc_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SAM,
+    .id = "gc",
+    .name = "Global Context block",
+    .version = "1.0.0",
+    .description = "softmax-pooled global context through a LayerNorm bottleneck, added to every pixel",
+    .license = "MIT",
+    .option_count = 1,
+    .options = gc_options};
 
 enum { MASK_W, MASK_B, T1_W, T1_B, LN_G, LN_B, T2_W, T2_B, PARAMS };
 enum { SAVE_P, SAVE_S, SAVE_XHAT, SAVE_INVSTD, SAVE_R };
@@ -207,7 +214,16 @@ static lth4sa_status_t gc_process_backward(void *instance, int32_t call, const l
 }
 
 static const lth4sa_sam_api_t gc_api = {
-    sizeof(lth4sa_sam_api_t), 0, gc_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, gc_layout,
-    gc_extract, gc_extract_backward, gc_process, gc_process_backward, NULL, NULL};
+    .struct_size = sizeof(lth4sa_sam_api_t),
+    .create = gc_create,
+    .destroy = lth4sa_base_destroy,
+    .param_count = lth4sa_base_param_count,
+    .param_info = lth4sa_base_param_info,
+    .bind = lth4sa_base_bind,
+    .layout = gc_layout,
+    .extract = gc_extract,
+    .extract_backward = gc_extract_backward,
+    .process = gc_process,
+    .process_backward = gc_process_backward};
 
 LTH4SA_SINGLE_SAM_ENTRY(gc_descriptor, gc_api)

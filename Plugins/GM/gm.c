@@ -5,16 +5,22 @@
  * blocks farthest from m (ties: the earlier block). Blocks sharing one SAM (Full-Share) all sit
  * at the median, so every distance is 0 and the earlier blocks are kept.
  * The scheme is fixed at create; every step proposes it again. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t gm_options[] = {
-    {"ratio", LTH4SA_OPTION_FLOAT, 0, 0.5, 0, 1, "share of each stage's blocks kept (the farthest from the stage's geometric median)"},
+    {.name = "ratio", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.5, .min_value = 0, .max_value = 1, .doc = "share of each stage's blocks kept (the farthest from the stage's geometric median)"},
 };
 
 static const lth4sa_descriptor_t gm_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "gm", "GM (geometric-median) pruning", "1.0.0",
-    "per stage, keeps the SAMs farthest from the geometric median of the stage's SAMs (FPGM baseline)", "MIT",
-    sizeof gm_options / sizeof gm_options[0], 0, gm_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "gm",
+    .name = "GM (geometric-median) pruning",
+    .version = "1.0.0",
+    .description = "per stage, keeps the SAMs farthest from the geometric median of the stage's SAMs (FPGM baseline)",
+    .license = "MIT",
+    .option_count = sizeof gm_options / sizeof gm_options[0],
+    .options = gm_options};
 
 static double gm_distance(const float *a, const double *m, int64_t n) {
     double d = 0;
@@ -84,4 +90,4 @@ static lth4sa_status_t gm_create(const lth4sa_host_t *host, const lth4sa_search_
 
 static const lth4sa_searcher_api_t gm_api = LTH4SA_BLOB_SEARCHER_API(gm_create, lth4sa_searcher_free, lth4sa_fixed_ask, lth4sa_fixed_tell);
 
-LTH4SA_SINGLE_ENTRY(gm_descriptor, LTH4SA_SEARCHER_INTERFACE, gm_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(gm_descriptor, gm_api)

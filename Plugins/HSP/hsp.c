@@ -4,19 +4,25 @@
  * 0101...; period 3: 100100..., 010010..., 001001....
  * period > 0 proposes that one pattern every step; period = 0 cycles through every pattern
  * with k = 2..max_period and offset = 0..k-1, one per step (the host keeps the best). */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t hsp_options[] = {
-    {"period", LTH4SA_OPTION_INT, 0, 0, 0, 1024, "k: connect every k-th block (0 = cycle through k = 2..max_period, all offsets)"},
-    {"offset", LTH4SA_OPTION_INT, 0, 0, 0, 1023, "first connected block (with period > 0)"},
-    {"max_period", LTH4SA_OPTION_INT, 0, 3, 1, 1024, "largest k of the cycle (with period = 0)"},
-    {"per_stage", LTH4SA_OPTION_INT, 0, 0, 0, 1, "1 = count blocks from each stage's first block"},
+    {.name = "period", .type = LTH4SA_OPTION_INT, .default_value = 0, .min_value = 0, .max_value = 1024, .doc = "k: connect every k-th block (0 = cycle through k = 2..max_period, all offsets)"},
+    {.name = "offset", .type = LTH4SA_OPTION_INT, .default_value = 0, .min_value = 0, .max_value = 1023, .doc = "first connected block (with period > 0)"},
+    {.name = "max_period", .type = LTH4SA_OPTION_INT, .default_value = 3, .min_value = 1, .max_value = 1024, .doc = "largest k of the cycle (with period = 0)"},
+    {.name = "per_stage", .type = LTH4SA_OPTION_INT, .default_value = 0, .min_value = 0, .max_value = 1, .doc = "1 = count blocks from each stage's first block"},
 };
 
 static const lth4sa_descriptor_t hsp_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "hsp", "HSP heuristic", "1.0.0",
-    "every k-th block with an offset: 1010..., 0101..., 100100..., 010010... (baseline)", "MIT",
-    sizeof hsp_options / sizeof hsp_options[0], 0, hsp_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "hsp",
+    .name = "HSP heuristic",
+    .version = "1.0.0",
+    .description = "every k-th block with an offset: 1010..., 0101..., 100100..., 010010... (baseline)",
+    .license = "MIT",
+    .option_count = sizeof hsp_options / sizeof hsp_options[0],
+    .options = hsp_options};
 
 typedef struct hsp {
     lth4sa_searcher_base_t base;  /* blob[0]: index of the next pattern */
@@ -71,4 +77,4 @@ static lth4sa_status_t hsp_tell(void *instance, const lth4sa_scored_scheme_t *sc
 
 static const lth4sa_searcher_api_t hsp_api = LTH4SA_BLOB_SEARCHER_API(hsp_create, lth4sa_searcher_free, hsp_ask, hsp_tell);
 
-LTH4SA_SINGLE_ENTRY(hsp_descriptor, LTH4SA_SEARCHER_INTERFACE, hsp_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(hsp_descriptor, hsp_api)

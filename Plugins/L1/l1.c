@@ -4,17 +4,23 @@
  * is divided by the parameter count (mean |w|), so stages of different width compare fairly.
  * Blocks sharing one SAM (Full-Share) report the same values, so they tie.
  * The scheme is fixed at create; every step proposes it again. */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t l1_options[] = {
-    {"ratio", LTH4SA_OPTION_FLOAT, 0, 0.5, 0, 1, "share of blocks kept (top round(ratio * L) by L1 norm)"},
-    {"normalize", LTH4SA_OPTION_INT, 0, 0, 0, 1, "1 = rank by mean |w| instead of the sum"},
+    {.name = "ratio", .type = LTH4SA_OPTION_FLOAT, .default_value = 0.5, .min_value = 0, .max_value = 1, .doc = "share of blocks kept (top round(ratio * L) by L1 norm)"},
+    {.name = "normalize", .type = LTH4SA_OPTION_INT, .default_value = 0, .min_value = 0, .max_value = 1, .doc = "1 = rank by mean |w| instead of the sum"},
 };
 
 static const lth4sa_descriptor_t l1_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "l1", "L1 pruning", "1.0.0",
-    "keeps the SAMs with the largest L1 parameter norm in the trained supernet (baseline)", "MIT",
-    sizeof l1_options / sizeof l1_options[0], 0, l1_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "l1",
+    .name = "L1 pruning",
+    .version = "1.0.0",
+    .description = "keeps the SAMs with the largest L1 parameter norm in the trained supernet (baseline)",
+    .license = "MIT",
+    .option_count = sizeof l1_options / sizeof l1_options[0],
+    .options = l1_options};
 
 static lth4sa_status_t l1_create(const lth4sa_host_t *host, const lth4sa_search_space_t *space, const lth4sa_option_value_t *o, uint32_t n,
                                  void **instance, lth4sa_error_t *error) {
@@ -44,4 +50,4 @@ static lth4sa_status_t l1_create(const lth4sa_host_t *host, const lth4sa_search_
 
 static const lth4sa_searcher_api_t l1_api = LTH4SA_BLOB_SEARCHER_API(l1_create, lth4sa_searcher_free, lth4sa_fixed_ask, lth4sa_fixed_tell);
 
-LTH4SA_SINGLE_ENTRY(l1_descriptor, LTH4SA_SEARCHER_INTERFACE, l1_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(l1_descriptor, l1_api)

@@ -2,17 +2,23 @@
  * each bit on with probability 1/2 (ratio = 0) or exactly round(ratio * L) blocks on chosen
  * uniformly (ratio > 0). The host keeps the best reward. State: none besides the host's
  * generator (the blob holds a step counter). */
-#include "../common/searcher_util.h"
+#include <lth4sa/searcher_helpers.h>
 
 static const lth4sa_option_t random_options[] = {
-    {"ratio", LTH4SA_OPTION_FLOAT, 0, 0, 0, 1, "fixed connection ratio (0 = each block on with probability 1/2)"},
-    {"samples", LTH4SA_OPTION_INT, 0, 1, 1, 4096, "schemes sampled per step"},
+    {.name = "ratio", .type = LTH4SA_OPTION_FLOAT, .default_value = 0, .min_value = 0, .max_value = 1, .doc = "fixed connection ratio (0 = each block on with probability 1/2)"},
+    {.name = "samples", .type = LTH4SA_OPTION_INT, .default_value = 1, .min_value = 1, .max_value = 4096, .doc = "schemes sampled per step"},
 };
 
 static const lth4sa_descriptor_t random_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "random", "Random search", "1.0.0",
-    "uniformly sampled schemes, optionally at a fixed connection ratio (baseline)", "MIT",
-    sizeof random_options / sizeof random_options[0], 0, random_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "random",
+    .name = "Random search",
+    .version = "1.0.0",
+    .description = "uniformly sampled schemes, optionally at a fixed connection ratio (baseline)",
+    .license = "MIT",
+    .option_count = sizeof random_options / sizeof random_options[0],
+    .options = random_options};
 
 typedef struct random_searcher {
     lth4sa_searcher_base_t base;
@@ -63,4 +69,4 @@ static lth4sa_status_t random_tell(void *instance, const lth4sa_scored_scheme_t 
 
 static const lth4sa_searcher_api_t random_api = LTH4SA_BLOB_SEARCHER_API(random_create, lth4sa_searcher_free, random_ask, random_tell);
 
-LTH4SA_SINGLE_ENTRY(random_descriptor, LTH4SA_SEARCHER_INTERFACE, random_api)
+LTH4SA_SINGLE_SEARCHER_ENTRY(random_descriptor, random_api)

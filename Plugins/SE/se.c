@@ -2,15 +2,22 @@
  *   S = GAP(F) [B, C] (host default extract)
  *   z = ReLU(W1 S + b1) [B, C/r];  a = sigmoid(W2 z + b2) [B, C];  F' = F * a (host default recalibrate)
  * Parameters (PyTorch names): fc1.weight [C/r, C], fc1.bias [C/r], fc2.weight [C, C/r], fc2.bias [C]. */
-#include "../common/plugin_util.h"
+#include <lth4sa/helpers.h>
 
 static const lth4sa_option_t se_options[] = {
-    {"reduction", LTH4SA_OPTION_INT, 0, 16, 1, 1024, "channel reduction ratio r of the bottleneck (hidden = C / r)"},
+    {.name = "reduction", .type = LTH4SA_OPTION_INT, .default_value = 16, .min_value = 1, .max_value = 1024, .doc = "channel reduction ratio r of the bottleneck (hidden = C / r)"},
 };
 
 static const lth4sa_descriptor_t se_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "se", "Squeeze-and-Excitation", "1.0.0",
-    "channel attention: sigmoid(MLP(GAP(F))) scales each channel", "MIT", 1, 0, se_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SAM,
+    .id = "se",
+    .name = "Squeeze-and-Excitation",
+    .version = "1.0.0",
+    .description = "channel attention: sigmoid(MLP(GAP(F))) scales each channel",
+    .license = "MIT",
+    .option_count = 1,
+    .options = se_options};
 
 enum { W1, B1, W2, B2, PARAMS };
 enum { SAVE_S, SAVE_Z, SAVE_A };
@@ -103,7 +110,14 @@ static lth4sa_status_t se_process_backward(void *instance, int32_t call, const l
 }
 
 static const lth4sa_sam_api_t se_api = {
-    sizeof(lth4sa_sam_api_t), 0, se_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, se_layout,
-    NULL, NULL, se_process, se_process_backward, NULL, NULL};
+    .struct_size = sizeof(lth4sa_sam_api_t),
+    .create = se_create,
+    .destroy = lth4sa_base_destroy,
+    .param_count = lth4sa_base_param_count,
+    .param_info = lth4sa_base_param_info,
+    .bind = lth4sa_base_bind,
+    .layout = se_layout,
+    .process = se_process,
+    .process_backward = se_process_backward};
 
 LTH4SA_SINGLE_SAM_ENTRY(se_descriptor, se_api)

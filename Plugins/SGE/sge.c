@@ -4,15 +4,22 @@
  *   (std unbiased over the H*W pixels);  A[b,i,g] = sigmoid(gamma_g c'_i + beta_g)
  *   F' = F * A, A broadcast over the group's channels (host default recalibrate).
  * Parameters: weight = gamma [G] (init 0), bias = beta [G] (init 1). */
-#include "../common/plugin_util.h"
+#include <lth4sa/helpers.h>
 
 static const lth4sa_option_t sge_options[] = {
-    {"groups", LTH4SA_OPTION_INT, 0, 4, 1, 4096, "number of channel groups G (C must be divisible by G); 4 for CIFAR, 64 for ImageNet"},
+    {.name = "groups", .type = LTH4SA_OPTION_INT, .default_value = 4, .min_value = 1, .max_value = 4096, .doc = "number of channel groups G (C must be divisible by G); 4 for CIFAR, 64 for ImageNet"},
 };
 
 static const lth4sa_descriptor_t sge_descriptor = {
-    sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "sge", "Spatial Group-wise Enhance", "1.0.0",
-    "spatial attention per channel group from the similarity of each pixel to the group's global feature", "MIT", 1, 0, sge_options};
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SAM,
+    .id = "sge",
+    .name = "Spatial Group-wise Enhance",
+    .version = "1.0.0",
+    .description = "spatial attention per channel group from the similarity of each pixel to the group's global feature",
+    .license = "MIT",
+    .option_count = 1,
+    .options = sge_options};
 
 enum { GAMMA, BETA, PARAMS };
 enum { SAVE_NORM, SAVE_STD, SAVE_A };
@@ -142,7 +149,14 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
 }
 
 static const lth4sa_sam_api_t sge_api = {
-    sizeof(lth4sa_sam_api_t), 0, sge_create, lth4sa_base_destroy, lth4sa_base_param_count, lth4sa_base_param_info, lth4sa_base_bind, sge_layout,
-    NULL, NULL, sge_process, sge_process_backward, NULL, NULL};
+    .struct_size = sizeof(lth4sa_sam_api_t),
+    .create = sge_create,
+    .destroy = lth4sa_base_destroy,
+    .param_count = lth4sa_base_param_count,
+    .param_info = lth4sa_base_param_info,
+    .bind = lth4sa_base_bind,
+    .layout = sge_layout,
+    .process = sge_process,
+    .process_backward = sge_process_backward};
 
 LTH4SA_SINGLE_SAM_ENTRY(sge_descriptor, sge_api)

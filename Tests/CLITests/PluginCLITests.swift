@@ -60,6 +60,25 @@ final class PluginCLITests: CLITestCase {
         }
     }
 
+    /// What a third party has: SDK/include and its own source, nothing else of the repository.
+    func testPluginBuiltFromTheSDKAlonePassesTheKit() throws {
+        let outside = dir.appendingPathComponent("third-party")
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: repository.appendingPathComponent("SDK/include"), to: outside.appendingPathComponent("include"))
+        try FileManager.default.copyItem(at: repository.appendingPathComponent("SDK/examples/cbam/cbam.c"), to: outside.appendingPathComponent("cbam.c"))
+        let library = outside.appendingPathComponent("libthirdparty.so").path
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cc.arguments = ["cc", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror", "-std=c11", "-I", outside.appendingPathComponent("include").path,
+                        "-o", library, outside.appendingPathComponent("cbam.c").path, "-lm"]
+        try cc.run()
+        cc.waitUntilExit()
+        XCTAssertEqual(cc.terminationStatus, 0, "the example compiles warning-free from SDK/include alone")
+        let r = try run(["plugins", "check", library])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("all checks passed"), r.stdout)
+    }
+
     func testConformanceKitPassesGoodAndFailsBrokenPlugins() throws {
         let good = try run(["plugins", "check", se])
         XCTAssertEqual(good.status, 0, good.stdout + good.stderr)

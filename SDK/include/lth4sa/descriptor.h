@@ -15,7 +15,8 @@ extern "C" {
 #define LTH4SA_OPTION_BOOL 2u
 
 /** One declared option (`--sam-opt name=value`). The host checks type and range before
- *  `create` and always passes every declared option (defaults filled in). */
+ *  `create` and always passes every declared option (defaults filled in). [static]
+ *  FROZEN (array element): never changes size or layout. */
 typedef struct lth4sa_option {
     const char *LTH4SA_NONNULL name;
     uint32_t type;      /* LTH4SA_OPTION_* */
@@ -26,12 +27,14 @@ typedef struct lth4sa_option {
     const char *LTH4SA_NONNULL doc;
 } lth4sa_option_t;
 
-/** A parsed option value handed to `create`. */
+/** A parsed option value handed to `create`. [call]
+ *  FROZEN (array element): never changes size or layout. */
 typedef struct lth4sa_option_value {
     const char *LTH4SA_NONNULL name;
     double value;       /* ints and bools as whole numbers */
 } lth4sa_option_value_t;
 
+/** What `lth4sa plugins` shows of a plugin; returned by the entry's `descriptor`. [static] */
 typedef struct lth4sa_descriptor {
     uint32_t struct_size;
     uint32_t kind;                          /* LTH4SA_KIND_* */

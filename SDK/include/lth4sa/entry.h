@@ -11,6 +11,7 @@ extern "C" {
 
 #define LTH4SA_ENTRY_SYMBOL "lth4sa_plugin_entry"
 
+/** The table `lth4sa_plugin_entry()` returns. [static] */
 typedef struct lth4sa_plugin_entry {
     uint32_t struct_size;
     uint32_t abi_version;  /* LTH4SA_ABI_VERSION the library was built against: checked first */
@@ -23,7 +24,7 @@ typedef struct lth4sa_plugin_entry {
     const void *LTH4SA_NULLABLE (*LTH4SA_NONNULL factory)(uint32_t index, const char *LTH4SA_NONNULL interface_id);
 } lth4sa_plugin_entry_t;
 
-/** Exported by every plugin library; returns a static table. Declare it with
+/** Exported by every plugin library; returns a static table. [any thread] Declare it with
  *  `LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { ... }`. */
 #define LTH4SA_EXPORT __attribute__((visibility("default")))
 typedef const lth4sa_plugin_entry_t *LTH4SA_NONNULL (*lth4sa_entry_fn)(void);

@@ -48,7 +48,8 @@ extern "C" {
 #define LTH4SA_INIT_NORMAL 4   /* N(mean a, std b) */
 #define LTH4SA_INIT_LINEAR 5   /* PyTorch nn.Linear default: U(-1/sqrt(a), 1/sqrt(a)), a = fan_in */
 
-/** One declared parameter. `name` is owned by the instance and valid until `destroy`. */
+/** One declared parameter. `name` is owned by the instance and valid until `destroy` [instance].
+ *  FROZEN (array element): never changes size or layout. */
 typedef struct lth4sa_param {
     const char *LTH4SA_NONNULL name; /* PyTorch-style, e.g. "fc1.weight" */
     int32_t ndim;
@@ -78,54 +79,59 @@ typedef struct lth4sa_sam_api {
     uint32_t reserved;
 
     /** Creates an instance for `channels` with every declared option. Fails with
-     *  LTH4SA_ERR_UNSUPPORTED for impossible configurations. [main thread] */
+     *  LTH4SA_ERR_UNSUPPORTED for impossible configurations. `host` stays valid until
+     *  `destroy` and may be kept; `options` only during the call. [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL create)(const lth4sa_host_t *LTH4SA_NONNULL host, int64_t channels,
                                              const lth4sa_option_value_t *LTH4SA_NULLABLE options, uint32_t option_count,
                                              void *LTH4SA_NULLABLE *LTH4SA_NONNULL instance, lth4sa_error_t *LTH4SA_NONNULL error);
     /** Frees the instance and everything it owns. [main thread] */
     void (*LTH4SA_NONNULL destroy)(void *LTH4SA_NONNULL instance);
 
-    /** Number of parameters, then each declaration. [any thread, no side effects] */
+    /** Number of parameters. [any thread] */
     uint32_t (*LTH4SA_NONNULL param_count)(void *LTH4SA_NONNULL instance);
+    /** Declaration `index` (< param_count) into `out`; its name is [instance]. [any thread] */
     lth4sa_status_t (*LTH4SA_NONNULL param_info)(void *LTH4SA_NONNULL instance, uint32_t index,
                                                  lth4sa_param_t *LTH4SA_NONNULL out, lth4sa_error_t *LTH4SA_NONNULL error);
     /** Hands the host-owned values and gradients (in declaration order). The views stay valid
-     *  until the next `bind` or `destroy`; the plugin reads values and accumulates into grads. */
+     *  until the next `bind` or `destroy`; the plugin reads values and accumulates into grads.
+     *  [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL bind)(void *LTH4SA_NONNULL instance, const lth4sa_tensor_t *LTH4SA_NONNULL values,
                                            const lth4sa_tensor_t *LTH4SA_NONNULL grads, uint32_t count,
                                            lth4sa_error_t *LTH4SA_NONNULL error);
-    /** Intermediate shapes for an input of `input->shape` (data may be NULL). */
+    /** Intermediate shapes for an input of `input->shape` (data may be NULL). [any thread] */
     lth4sa_status_t (*LTH4SA_NONNULL layout)(void *LTH4SA_NONNULL instance, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                              lth4sa_sam_layout_t *LTH4SA_NONNULL out, lth4sa_error_t *LTH4SA_NONNULL error);
 
-    /** S = extract(F). NULL: global average pooling. */
+    /** S = extract(F). NULL: global average pooling. [main thread] */
     lth4sa_status_t (*LTH4SA_NULLABLE extract)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                                lth4sa_tensor_t *LTH4SA_NONNULL extracted, int32_t training, lth4sa_error_t *LTH4SA_NONNULL error);
-    /** dF += d extract / dF . dS. NULL: the GAP backward. */
+    /** dF += d extract / dF . dS. NULL: the GAP backward. [main thread] */
     lth4sa_status_t (*LTH4SA_NULLABLE extract_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                                         const lth4sa_tensor_t *LTH4SA_NONNULL d_extracted, lth4sa_tensor_t *LTH4SA_NONNULL d_input,
                                                         lth4sa_error_t *LTH4SA_NONNULL error);
 
     /** A, state_out = process(F, S, state_in). `state_in`/`state_out` point to `state_count`
-     *  views each (NULL when stateless); state_in is all zeros at a stage's first block. */
+     *  views each (NULL when stateless); state_in is all zeros at a stage's first block. [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL process)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                               const lth4sa_tensor_t *LTH4SA_NONNULL extracted, const lth4sa_tensor_t *LTH4SA_NULLABLE state_in,
                                               lth4sa_tensor_t *LTH4SA_NONNULL attention, lth4sa_tensor_t *LTH4SA_NULLABLE state_out,
                                               int32_t training, lth4sa_error_t *LTH4SA_NONNULL error);
     /** Given dA and d state_out (zeros after a stage's last block): writes dS and d state_in,
      *  accumulates dF (+=, only SAMs whose process reads F) and parameter gradients (+=).
-     *  `input` and `extracted` are the views of the matching forward call (still valid). */
+     *  `input` and `extracted` are the views of the matching forward call (still valid).
+     *  [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL process_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                                        const lth4sa_tensor_t *LTH4SA_NONNULL extracted, const lth4sa_tensor_t *LTH4SA_NONNULL d_attention,
                                                        const lth4sa_tensor_t *LTH4SA_NULLABLE d_state_out, lth4sa_tensor_t *LTH4SA_NONNULL d_extracted,
                                                        lth4sa_tensor_t *LTH4SA_NULLABLE d_state_in, lth4sa_tensor_t *LTH4SA_NONNULL d_input,
                                                        lth4sa_error_t *LTH4SA_NONNULL error);
 
-    /** F' = recalibrate(F, A). NULL: the `combine` rule. */
+    /** F' = recalibrate(F, A). NULL: the `combine` rule. [main thread] */
     lth4sa_status_t (*LTH4SA_NULLABLE recalibrate)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                                    const lth4sa_tensor_t *LTH4SA_NONNULL attention, lth4sa_tensor_t *LTH4SA_NONNULL output,
                                                    lth4sa_error_t *LTH4SA_NONNULL error);
-    /** Writes dF (from the recalibration only) and dA. NULL: backward of the `combine` rule. */
+    /** Writes dF (from the recalibration only) and dA. NULL: backward of the `combine` rule.
+     *  [main thread] */
     lth4sa_status_t (*LTH4SA_NULLABLE recalibrate_backward)(void *LTH4SA_NONNULL instance, int32_t call, const lth4sa_tensor_t *LTH4SA_NONNULL input,
                                                             const lth4sa_tensor_t *LTH4SA_NONNULL attention, const lth4sa_tensor_t *LTH4SA_NONNULL d_output,
                                                             lth4sa_tensor_t *LTH4SA_NONNULL d_input, lth4sa_tensor_t *LTH4SA_NONNULL d_attention,

@@ -66,7 +66,7 @@ typedef struct lth4sa_gate_gradients_api {
                                                  double *LTH4SA_NONNULL gradient);
 } lth4sa_gate_gradients_api_t;
 
-/** What is searched: `blocks` bits grouped in stages. Borrowed for the duration of `create`. */
+/** What is searched: `blocks` bits grouped in stages. [call] (borrowed for `create`). */
 typedef struct lth4sa_search_space {
     uint32_t struct_size;
     uint32_t blocks;                                   /* L */
@@ -74,12 +74,13 @@ typedef struct lth4sa_search_space {
     uint32_t reserved;
     const uint32_t *LTH4SA_NONNULL stage_sizes;        /* stage_count entries summing to L */
     /** Optional host capabilities by versioned id (e.g. LTH4SA_HOST_SCHEME_COST), or NULL when
-     *  the host does not offer it. The returned table lives as long as the instance. */
+     *  the host does not offer it. The returned table lives as long as the instance. [calling thread] */
     const void *LTH4SA_NULLABLE (*LTH4SA_NONNULL host_extension)(void *LTH4SA_NULLABLE context, const char *LTH4SA_NONNULL id);
     void *LTH4SA_NULLABLE extension_context;           /* pass back to host_extension and capability calls */
 } lth4sa_search_space_t;
 
-/** One scored scheme as told back to the searcher. */
+/** One scored scheme as told back to the searcher. [call]
+ *  FROZEN (array element): never changes size or layout. */
 typedef struct lth4sa_scored_scheme {
     const uint8_t *LTH4SA_NONNULL bits; /* blocks bytes, borrowed for the call */
     double reward;                      /* the composed reward the searcher maximises */
@@ -104,22 +105,25 @@ typedef struct lth4sa_searcher_api {
     lth4sa_status_t (*LTH4SA_NONNULL create)(const lth4sa_host_t *LTH4SA_NONNULL host, const lth4sa_search_space_t *LTH4SA_NONNULL space,
                                              const lth4sa_option_value_t *LTH4SA_NULLABLE options, uint32_t option_count,
                                              void *LTH4SA_NULLABLE *LTH4SA_NONNULL instance, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Frees the instance and everything it owns. [main thread] */
     void (*LTH4SA_NONNULL destroy)(void *LTH4SA_NONNULL instance);
 
     /** Writes the schemes of this step into `bits` (`capacity` * blocks bytes) and their
-     *  number (1..capacity) into `count`. */
+     *  number (1..capacity) into `count`. [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL ask)(void *LTH4SA_NONNULL instance, uint8_t *LTH4SA_NONNULL bits, uint32_t capacity,
                                           uint32_t *LTH4SA_NONNULL count, lth4sa_error_t *LTH4SA_NONNULL error);
-    /** The scores of the last ask, in its order; the searcher updates itself and reports. */
+    /** The scores of the last ask, in its order; the searcher updates itself and reports.
+     *  [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL tell)(void *LTH4SA_NONNULL instance, const lth4sa_scored_scheme_t *LTH4SA_NONNULL scored, uint32_t count,
                                            lth4sa_searcher_progress_t *LTH4SA_NONNULL progress, lth4sa_error_t *LTH4SA_NONNULL error);
 
-    /** Bytes needed by `save` now. */
+    /** Bytes needed by `save` now. [main thread] */
     uint64_t (*LTH4SA_NONNULL state_size)(void *LTH4SA_NONNULL instance);
-    /** Serialises the whole searcher state into `buffer` (`size` bytes, from state_size). */
+    /** Serialises the whole searcher state into `buffer` (`size` bytes, from state_size). [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL save)(void *LTH4SA_NONNULL instance, void *LTH4SA_NONNULL buffer, uint64_t size,
                                            lth4sa_error_t *LTH4SA_NONNULL error);
-    /** Restores a state written by `save` of an instance created with the same space and options. */
+    /** Restores a state written by `save` of an instance created with the same space and options.
+     *  [main thread] */
     lth4sa_status_t (*LTH4SA_NONNULL load)(void *LTH4SA_NONNULL instance, const void *LTH4SA_NONNULL buffer, uint64_t size,
                                            lth4sa_error_t *LTH4SA_NONNULL error);
 } lth4sa_searcher_api_t;

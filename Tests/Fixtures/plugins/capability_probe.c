@@ -1,7 +1,7 @@
 /* A searcher that reads the host capabilities and reports what it got through `tell`'s
  * progress: p_bar = parameters of the all-ones scheme, baseline = count + first value of
  * block 1's SAM parameters. Proposes the all-ones scheme. */
-#include <lth4sa/lth4sa.h>
+#include <lth4sa/helpers.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +12,15 @@ typedef struct probe {
     void *ctx;
 } probe_t;
 
-static const lth4sa_descriptor_t d = {sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SEARCHER, "probe", "Capability probe", "0.1.0", "test fixture", "MIT", 0, 0, 0};
+static const lth4sa_descriptor_t d = {
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SEARCHER,
+    .id = "probe",
+    .name = "Capability probe",
+    .version = "0.1.0",
+    .description = "test fixture",
+    .license = "MIT",
+    .option_count = 0};
 
 static lth4sa_status_t create(const lth4sa_host_t *h, const lth4sa_search_space_t *space, const lth4sa_option_value_t *o, uint32_t n, void **out, lth4sa_error_t *e) {
     (void)h; (void)o; (void)n; (void)e;
@@ -45,8 +53,13 @@ static lth4sa_status_t tell(void *i, const lth4sa_scored_scheme_t *s, uint32_t n
 static uint64_t size(void *i) { (void)i; return 0; }
 static lth4sa_status_t save(void *i, void *b, uint64_t s, lth4sa_error_t *e) { (void)i; (void)b; (void)s; (void)e; return 0; }
 static lth4sa_status_t load(void *i, const void *b, uint64_t s, lth4sa_error_t *e) { (void)i; (void)b; (void)s; (void)e; return 0; }
-static const lth4sa_searcher_api_t api = {sizeof(lth4sa_searcher_api_t), 0, create, destroy, ask, tell, size, save, load};
-static const lth4sa_descriptor_t *desc(uint32_t i) { return i == 0 ? &d : 0; }
-static const void *factory(uint32_t i, const char *id) { return (i == 0 && strcmp(id, LTH4SA_SEARCHER_INTERFACE) == 0) ? &api : 0; }
-static const lth4sa_plugin_entry_t entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, desc, factory};
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &entry; }
+static const lth4sa_searcher_api_t api = {
+    .struct_size = sizeof(lth4sa_searcher_api_t),
+    .create = create,
+    .destroy = destroy,
+    .ask = ask,
+    .tell = tell,
+    .state_size = size,
+    .save = save,
+    .load = load};
+LTH4SA_SINGLE_SEARCHER_ENTRY(d, api)

@@ -1,6 +1,14 @@
 /* A SAM whose create always fails with a message: the host must report it and exit cleanly. */
-#include "../../../Plugins/common/plugin_util.h"
-static const lth4sa_descriptor_t d = {sizeof(lth4sa_descriptor_t), LTH4SA_KIND_SAM, "refuser", "Refuser", "0.1.0", "always refuses", "MIT", 0, 0, 0};
+#include <lth4sa/helpers.h>
+static const lth4sa_descriptor_t d = {
+    .struct_size = sizeof(lth4sa_descriptor_t),
+    .kind = LTH4SA_KIND_SAM,
+    .id = "refuser",
+    .name = "Refuser",
+    .version = "0.1.0",
+    .description = "always refuses",
+    .license = "MIT",
+    .option_count = 0};
 static lth4sa_status_t create(const lth4sa_host_t *h, int64_t c, const lth4sa_option_value_t *o, uint32_t n, void **out, lth4sa_error_t *e) {
     (void)h; (void)c; (void)o; (void)n; (void)out;
     return lth4sa_fail(e, LTH4SA_ERR_UNSUPPORTED, "refuser deliberately refuses every configuration");
@@ -17,8 +25,14 @@ static lth4sa_status_t backward(void *i, int32_t c, const lth4sa_tensor_t *x, co
                                 lth4sa_tensor_t *ds, lth4sa_tensor_t *dsi, lth4sa_tensor_t *dx, lth4sa_error_t *e) {
     (void)i; (void)c; (void)x; (void)s; (void)da; (void)dso; (void)ds; (void)dsi; (void)dx; (void)e; return 1;
 }
-static const lth4sa_sam_api_t api = {sizeof(lth4sa_sam_api_t), 0, create, destroy, count, info, bind, layout, 0, 0, process, backward, 0, 0};
-static const lth4sa_descriptor_t *desc(uint32_t i) { return i == 0 ? &d : 0; }
-static const void *factory(uint32_t i, const char *id) { return (i == 0 && strcmp(id, LTH4SA_SAM_INTERFACE) == 0) ? &api : 0; }
-static const lth4sa_plugin_entry_t entry = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, desc, factory};
-LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &entry; }
+static const lth4sa_sam_api_t api = {
+    .struct_size = sizeof(lth4sa_sam_api_t),
+    .create = create,
+    .destroy = destroy,
+    .param_count = count,
+    .param_info = info,
+    .bind = bind,
+    .layout = layout,
+    .process = process,
+    .process_backward = backward};
+LTH4SA_SINGLE_SAM_ENTRY(d, api)

@@ -1,6 +1,6 @@
 /* A SAM that creates and lays out like SE but whose process fails on its third call: the host
  * must turn that into an error thrown by the network's forward, never an exit. */
-#include "../../../Plugins/common/plugin_util.h"
+#include <lth4sa/helpers.h>
 
 static const lth4sa_descriptor_t failing_descriptor = {
     .struct_size = sizeof(lth4sa_descriptor_t), .kind = LTH4SA_KIND_SAM, .id = "failing", .name = "Failing",

@@ -1,7 +1,20 @@
-/* Small helpers shared by the first-party C plugins: error reporting, per-call saved
- * contexts, option lookup. Header-only; plugins include it next to the SDK headers. */
-#ifndef LTH4SA_PLUGIN_UTIL_H
-#define LTH4SA_PLUGIN_UTIL_H
+/* lth4sa SDK: header-only helpers for SAM plugins, used by every first-party plugin (Plugins/)
+ * and by the CBAM example (SDK/examples) alike. Nothing here is part of the ABI: it compiles
+ * into the plugin, so a plugin built against an older copy keeps working.
+ *
+ *   lth4sa_fail              one-line error message (printf-checked) + status
+ *   lth4sa_option            option lookup by name
+ *   lth4sa_sigmoid           common activations
+ *   lth4sa_saved_*           per-call-slot saved tensors (a SAM instance serves several blocks)
+ *   lth4sa_declare[4]        parameter declarations
+ *   lth4sa_mlp_*             a two-layer MLP forward/backward through the host's GEMM
+ *   lth4sa_sam_base_t        the instance base: parameters, binding, default layout
+ *   LTH4SA_SINGLE_SAM_ENTRY  the exported entry of a one-plugin library
+ *
+ * Threading: the helpers keep no global state; an instance's helpers run on the thread that
+ * calls the instance, as the ABI's [main thread] tags state. */
+#ifndef LTH4SA_HELPERS_H
+#define LTH4SA_HELPERS_H
 
 #include <lth4sa/lth4sa.h>
 #include <math.h>
@@ -10,7 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/** Writes a formatted one-line message and returns `status`. */
+/** Writes a formatted one-line message into `error` and returns `status`. */
+static inline lth4sa_status_t lth4sa_fail(lth4sa_error_t *error, lth4sa_status_t status, const char *format, ...) LTH4SA_PRINTF(3, 4);
 static inline lth4sa_status_t lth4sa_fail(lth4sa_error_t *error, lth4sa_status_t status, const char *format, ...) {
     va_list args;
     va_start(args, format);
@@ -26,7 +40,11 @@ static inline double lth4sa_option(const lth4sa_option_value_t *options, uint32_
     return fallback;
 }
 
+/** 1 / (1 + e^-x). */
 static inline float lth4sa_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/** max(x, 0). */
+static inline float lth4sa_relu(float x) { return x > 0 ? x : 0; }
 
 /** Saved tensors per call slot: `slots[call][k]` is a float buffer of `sizes[call][k]` floats,
  *  grown on demand and reused across steps. */
@@ -87,6 +105,14 @@ static inline void lth4sa_declare(lth4sa_param_t *p, const char *name, int32_t n
     p->init = init;
     p->init_a = a;
     p->init_b = b;
+}
+
+/** Fills a 4-D parameter declaration (e.g. a conv weight [O, I, kh, kw]). */
+static inline void lth4sa_declare4(lth4sa_param_t *p, const char *name, int64_t d0, int64_t d1, int64_t d2, int64_t d3, int32_t init,
+                                   double a, double b) {
+    lth4sa_declare(p, name, 4, d0, d1, init, a, b);
+    p->shape[2] = d2;
+    p->shape[3] = d3;
 }
 
 /** Checks that `count` bound views match the declarations of `declared`. */
@@ -207,16 +233,23 @@ static inline lth4sa_status_t lth4sa_base_layout(const lth4sa_sam_base_t *b, con
 
 /** Defines the exported entry of a library holding one plugin `descriptor` with table `api`
  *  for interface `interface_id`. */
-#define LTH4SA_SINGLE_ENTRY(descriptor, interface, api)                                                    \
-    static const lth4sa_descriptor_t *lth4sa_get_descriptor(uint32_t index) { return index == 0 ? &(descriptor) : NULL; } \
-    static const void *lth4sa_get_factory(uint32_t index, const char *interface_id) {                        \
-        return (index == 0 && strcmp(interface_id, interface) == 0) ? &(api) : NULL;                        \
-    }                                                                                                        \
-    static const lth4sa_plugin_entry_t lth4sa_entry_table = {sizeof(lth4sa_plugin_entry_t), LTH4SA_ABI_VERSION, 1, 0, \
-                                                             lth4sa_get_descriptor, lth4sa_get_factory};     \
+#define LTH4SA_SINGLE_ENTRY(the_descriptor, the_interface, the_api)                                              \
+    static const lth4sa_descriptor_t *lth4sa_get_descriptor(uint32_t index) { return index == 0 ? &(the_descriptor) : NULL; } \
+    static const void *lth4sa_get_factory(uint32_t index, const char *interface_id) {                             \
+        return (index == 0 && strcmp(interface_id, the_interface) == 0) ? &(the_api) : NULL;                    \
+    }                                                                                                             \
+    static const lth4sa_plugin_entry_t lth4sa_entry_table = {                                                     \
+        .struct_size = sizeof(lth4sa_plugin_entry_t),                                                             \
+        .abi_version = LTH4SA_ABI_VERSION,                                                                        \
+        .plugin_count = 1,                                                                                        \
+        .descriptor = lth4sa_get_descriptor,                                                                      \
+        .factory = lth4sa_get_factory};                                                                           \
     LTH4SA_EXPORT const lth4sa_plugin_entry_t *lth4sa_plugin_entry(void) { return &lth4sa_entry_table; }
 
-/** The entry of a library holding the one SAM `descriptor` with table `api`. */
-#define LTH4SA_SINGLE_SAM_ENTRY(descriptor, api) LTH4SA_SINGLE_ENTRY(descriptor, LTH4SA_SAM_INTERFACE, api)
+/** The entry of a library holding the one SAM `the_descriptor` with table `the_api`. */
+#define LTH4SA_SINGLE_SAM_ENTRY(the_descriptor, the_api) LTH4SA_SINGLE_ENTRY(the_descriptor, LTH4SA_SAM_INTERFACE, the_api)
+
+/** The entry of a library holding the one searcher `the_descriptor` with table `the_api`. */
+#define LTH4SA_SINGLE_SEARCHER_ENTRY(the_descriptor, the_api) LTH4SA_SINGLE_ENTRY(the_descriptor, LTH4SA_SEARCHER_INTERFACE, the_api)
 
 #endif

@@ -1,10 +1,12 @@
-/* Helpers shared by the first-party searchers: the instance base whose whole saved state is
- * one array of doubles (so save/load are a copy and resumes are exact), random draws through
- * the host's seeded generator, Adam on doubles, top-k selection. Header-only. */
-#ifndef LTH4SA_SEARCHER_UTIL_H
-#define LTH4SA_SEARCHER_UTIL_H
+/* lth4sa SDK: header-only helpers for searcher plugins, used by every first-party searcher
+ * (Plugins/) and available to third parties: the instance base whose whole saved state is one
+ * array of doubles (so save/load are a copy and resumes are exact), random draws through the
+ * host's seeded generator, Adam on doubles, top-k selection. Nothing here is part of the ABI:
+ * it compiles into the plugin. */
+#ifndef LTH4SA_SEARCHER_HELPERS_H
+#define LTH4SA_SEARCHER_HELPERS_H
 
-#include "plugin_util.h"
+#include "helpers.h"
 
 /** The first member of every first-party searcher instance. Everything a resume needs lives
  *  in `blob` (blob_len doubles); other members are configuration or scratch. */
@@ -81,8 +83,9 @@ static inline lth4sa_status_t lth4sa_searcher_load(void *instance, const void *b
 }
 
 /** The searcher table of a blob-state searcher with these create/destroy/ask/tell. */
-#define LTH4SA_BLOB_SEARCHER_API(create, destroy, ask, tell) \
-    {sizeof(lth4sa_searcher_api_t), 0, create, destroy, ask, tell, lth4sa_searcher_state_size, lth4sa_searcher_save, lth4sa_searcher_load}
+#define LTH4SA_BLOB_SEARCHER_API(the_create, the_destroy, the_ask, the_tell)                                      \
+    {.struct_size = sizeof(lth4sa_searcher_api_t), .create = (the_create), .destroy = (the_destroy), .ask = (the_ask), \
+     .tell = (the_tell), .state_size = lth4sa_searcher_state_size, .save = lth4sa_searcher_save, .load = lth4sa_searcher_load}
 
 /** One Adam step (betas 0.9, 0.999, eps 1e-8) on n parameters; `t` counts steps (saved state);
  *  the gradient is cleared. */
