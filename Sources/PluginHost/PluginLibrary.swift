@@ -144,17 +144,40 @@ public struct PluginDescriptor: @unchecked Sendable {
     }
 }
 
-/// Where plugins are looked for: explicit paths, `./plugins`, `$LTH4SA_PLUGIN_PATH`
-/// (colon-separated folders), and `<install prefix>/lib/lth4sa/plugins` next to the executable.
+/// Where plugins named by id are looked for, in this order (the first match wins):
+/// 1. `$LTH4SA_PLUGIN_PATH` (colon-separated folders): what the user asks for explicitly;
+/// 2. `./plugins`: a checkout or a project folder;
+/// 3. `<prefix>/lib/lth4sa/plugins` where the executable is `<prefix>/bin/lth4sa`
+///    (`scripts/install.sh --prefix`);
+/// 4. `~/.local/lib/lth4sa/plugins`: the default install folder of `scripts/install.sh`;
+/// 5. the `plugins/` of the source checkout when the executable runs from its `.build/`.
+/// A path (anything with a `/` or ending in `.so`) is loaded as given.
 public enum PluginDiscovery {
-    public static func searchFolders() -> [String] {
-        var folders = ["plugins"]
-        if let env = ProcessInfo.processInfo.environment["LTH4SA_PLUGIN_PATH"] {
+    /// The search folders for `environment` (default: this process's), in order.
+    public static func searchFolders(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var folders: [String] = []
+        if let env = environment["LTH4SA_PLUGIN_PATH"] {
             folders += env.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }
-        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        folders.append(exe.deletingLastPathComponent().appendingPathComponent("lib/lth4sa/plugins").path)
-        return folders
+        folders.append("plugins")
+        let exe = executableURL()
+        let prefix = exe.deletingLastPathComponent().deletingLastPathComponent()
+        folders.append(prefix.appendingPathComponent("lib/lth4sa/plugins").path)
+        if let home = environment["HOME"], !home.isEmpty {
+            folders.append(URL(fileURLWithPath: home).appendingPathComponent(".local/lib/lth4sa/plugins").path)
+        }
+        // <checkout>/.build/<triple>/release/lth4sa or <checkout>/.build/release/lth4sa
+        var up = exe.deletingLastPathComponent()
+        while up.path != "/" && up.lastPathComponent != ".build" { up = up.deletingLastPathComponent() }
+        if up.lastPathComponent == ".build" { folders.append(up.deletingLastPathComponent().appendingPathComponent("plugins").path) }
+        var seen = Set<String>()
+        return folders.filter { seen.insert(URL(fileURLWithPath: $0).standardizedFileURL.path).inserted }
+    }
+
+    /// The running executable, symlinks resolved (`/proc/self/exe`; argv[0] as a fallback).
+    static func executableURL() -> URL {
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return URL(fileURLWithPath: path) }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     }
 
     /// Every `*.so` in the search folders: loaded libraries and files that failed, with why.

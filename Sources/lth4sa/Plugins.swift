@@ -17,12 +17,21 @@ struct PluginsList: ParsableCommand {
 
     func run() throws {
         let (loaded, failed) = PluginDiscovery.scan()
-        print("search folders: \(PluginDiscovery.searchFolders().joined(separator: ", "))")
-        print(pad("id", 10) + pad("kind", 10) + pad("version", 9) + pad("abi", 5) + pad("file", 28) + "description")
+        print("searched, in order (an id resolves to its first match):")
+        for folder in PluginDiscovery.searchFolders() {
+            let absolute = URL(fileURLWithPath: folder).standardizedFileURL.path
+            let count = loaded.filter { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path == absolute }.count
+            let exists = FileManager.default.fileExists(atPath: absolute)
+            print("  \(absolute)  " + (exists ? "(\(count) \(count == 1 ? "library" : "libraries"))" : "(missing)"))
+        }
+        print(pad("id", 14) + pad("kind", 10) + pad("version", 9) + pad("abi", 5) + pad("file", 28) + "description")
+        var seenIds = Set<String>()
         for lib in loaded {
             for p in lib.plugins {
-                print(pad(p.id, 10) + pad(p.kindName, 10) + pad(p.version, 9) + pad(String(lib.entry.pointee.abi_version), 5)
-                      + pad(URL(fileURLWithPath: lib.path).lastPathComponent, 28) + p.description)
+                let shadowed = !seenIds.insert(p.id).inserted
+                print(pad(p.id, 14) + pad(p.kindName, 10) + pad(p.version, 9) + pad(String(lib.entry.pointee.abi_version), 5)
+                      + pad(URL(fileURLWithPath: lib.path).lastPathComponent, 28) + p.description
+                      + (shadowed ? "  [shadowed by an earlier folder: \(lib.path)]" : ""))
             }
         }
         if loaded.isEmpty { print("(no plugins found; build them with ./scripts/setup.sh or set LTH4SA_PLUGIN_PATH)") }

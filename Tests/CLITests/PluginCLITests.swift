@@ -38,6 +38,44 @@ final class PluginCLITests: CLITestCase {
         try assertFails(["info", "--sam", repository.appendingPathComponent("plugins/libSGE.so").path, "--sam-opt", "groups=5"], mentioning: "not divisible")
     }
 
+    /// `scripts/install.sh --prefix P`, then `P/bin/lth4sa plugins` and `--sam se` from `/`,
+    /// with no plugin path in the environment and an empty home.
+    func testInstalledBinaryFindsItsPluginsFromAnyFolder() throws {
+        let prefix = dir.appendingPathComponent("prefix")
+        let install = Process()
+        install.executableURL = repository.appendingPathComponent("scripts/install.sh")
+        install.arguments = ["--prefix", prefix.path]
+        install.standardOutput = FileHandle.nullDevice
+        try install.run()
+        install.waitUntilExit()
+        XCTAssertEqual(install.terminationStatus, 0)
+        func installed(_ args: [String]) throws -> Result {
+            let p = Process()
+            p.executableURL = prefix.appendingPathComponent("bin/lth4sa")
+            p.arguments = args
+            p.currentDirectoryURL = URL(fileURLWithPath: "/")
+            p.environment = ["HOME": dir.appendingPathComponent("home").path, "PATH": "/usr/bin:/bin"]
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        }
+        let list = try installed(["plugins"])
+        XCTAssertEqual(list.status, 0, list.stderr)
+        let built = try FileManager.default.contentsOfDirectory(atPath: repository.appendingPathComponent("plugins").path).filter { $0.hasSuffix(".so") }.count
+        XCTAssertTrue(list.stdout.contains(prefix.appendingPathComponent("lib/lth4sa/plugins").path + "  (\(built) libraries)"), list.stdout)
+        for id in ["se", "sge", "dia", "gc", "cbam", "ean", "random", "hsp", "ga", "enas", "darts", "l1", "gm"] {
+            XCTAssertTrue(list.stdout.contains("\n" + id + " "), "\(id) listed:\n\(list.stdout)")
+        }
+        let info = try installed(["info", "--model", "resnet20", "--sam", "se"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("SAM se"), info.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix.appendingPathComponent("include/lth4sa/helpers.h").path))
+    }
+
     func testPluginsListShowsBrokenFiles() throws {
         let folder = dir.appendingPathComponent("plugins")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
