@@ -1,5 +1,24 @@
 import Tensor
 
+// Ownership of the tensors that flow through a network -- the one rule every layer follows
+// (the way llm.c declares every saved activation once):
+//
+// - Outputs. A layer's forward writes into a buffer the layer owns (a `BufferPool` keyed by
+//   shape) and returns it. The output stays valid until the same layer's next forward; a caller
+//   that keeps it longer (a cache across passes, a test comparing two passes) `clone()`s it.
+// - Saved activations. In training mode, forward keeps references to what its backward needs
+//   (its input -- owned by the layer below, so valid for the same pass -- or its own output);
+//   inference keeps nothing. Backward before a training forward is a programming error.
+// - Gradients. Backward takes dY (borrowed) and returns dX from its network's `GradientRing`:
+//   the layer below must consume it at once, since the ring reuses a buffer `depth` requests
+//   of the same shape later. Parameter gradients accumulate (+=) into `Parameter.grad`.
+// - Parameters. Values and gradients are owned by `Parameter`, also those of SAM plugins
+//   (the host allocates them and binds views); optimizers and checkpoints see only these.
+// - Per network, never per process. A network owns its gradient ring and its `PassContext`;
+//   two networks never share buffers or pass state. What is process-wide is only caches of
+//   compute resources: the oneDNN engine and stream (`DNNL.shared`), cached oneDNN primitives
+//   (`ChannelOps.shared`) and the opt-in `Profiler`; these are used from one thread at a time.
+
 /// A trainable tensor: its value and its gradient, both owned by the host.
 /// `version` increases whenever `value` changes (layers use it to refresh cached reorders).
 public final class Parameter: @unchecked Sendable {
