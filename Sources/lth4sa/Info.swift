@@ -21,15 +21,10 @@ struct Info: ParsableCommand {
             print("SAM \(id) \(sam["sam.version"] ?? "") (\(sam["sam.options"] ?? "")), \(config.attach), scheme \(sam["scheme"] ?? "")")
         }
         print("\(spec): \(spec.blockCount) residual blocks in stages \(spec.blocksPerStage.map(String.init).joined(separator: "-")), input \(spec.imageSize)x\(spec.imageSize)x3, \(classes) classes")
-        print("name".padding(toLength: 14, withPad: " ", startingAt: 0) + "kind".padding(toLength: 26, withPad: " ", startingAt: 0) + "output".padding(toLength: 14, withPad: " ", startingAt: 0) + "params")
-        for row in net.layerTable() {
-            print(row.name.padding(toLength: 14, withPad: " ", startingAt: 0) + row.kind.padding(toLength: 26, withPad: " ", startingAt: 0)
-                  + row.output.padding(toLength: 14, withPad: " ", startingAt: 0) + String(row.params))
-        }
+        print(pad("name", 14) + pad("kind", 26) + pad("output", 14) + "params")
+        for row in net.layerTable() { print(pad(row.name, 14) + pad(row.kind, 26) + pad(row.output, 14) + String(row.params)) }
         for (s, stage) in net.stages.enumerated() {
-            for (name, module) in stage.attachedModules {
-                print("layer\(s + 1).\(name)".padding(toLength: 14, withPad: " ", startingAt: 0) + "shared by the stage".padding(toLength: 40, withPad: " ", startingAt: 0) + String(module.parameterCount))
-            }
+            for (name, module) in stage.attachedModules { print(pad("layer\(s + 1).\(name)", 14) + pad("shared by the stage", 40) + String(module.parameterCount)) }
         }
         print("total parameters: \(net.parameterCount)")
     }
