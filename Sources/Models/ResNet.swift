@@ -72,6 +72,12 @@ public final class ResNet: Module {
     /// All residual blocks in order (block 0 first): where schemes' bits apply.
     public var blocks: [ResidualBlock] { stages.flatMap { $0.blocks } }
 
+    /// The batch norms of each block (branch and projection shortcut), block 0 first.
+    public var blockNorms: [[BatchNorm2d]] {
+        func norms(_ m: Module) -> [BatchNorm2d] { (m as? BatchNorm2d).map { [$0] } ?? m.children.flatMap { norms($0.1) } }
+        return blocks.map(norms)
+    }
+
     public init(_ spec: ModelSpec, classes: Int, seed: UInt64) {
         self.spec = spec
         self.classes = classes

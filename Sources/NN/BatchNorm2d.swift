@@ -1,6 +1,24 @@
 import CKernels
 import Tensor
 
+/// Per-channel mean and variance of one batch norm (running statistics, or sums of them).
+public struct NormStatistics: Equatable, Sendable {
+    public var mean: [Float]
+    public var variance: [Float]
+    /// Zeros for `channels` channels.
+    public init(channels: Int) {
+        mean = [Float](repeating: 0, count: channels)
+        variance = [Float](repeating: 0, count: channels)
+    }
+    /// Both divided by `n` (a sum over n batches -> their average).
+    public func averaged(over n: Int) -> NormStatistics {
+        var s = self
+        s.mean = mean.map { $0 / Float(n) }
+        s.variance = variance.map { $0 / Float(n) }
+        return s
+    }
+}
+
 /// Batch normalisation over the channels of an NHWC tensor, computed by oneDNN, optionally
 /// fused with the ReLU that follows it.
 ///
@@ -22,6 +40,8 @@ public final class BatchNorm2d: Module {
     private var plans: [PlanKey: Plan] = [:]
     private var current: Plan?
     private var savedInput: Tensor?
+    /// Elements per channel of the last training forward (N * H * W).
+    private var lastCount = 0
 
     public var localParameters: [(String, Parameter)] { [("weight", gamma), ("bias", beta)] }
     public var localBuffers: [(String, Buffer)] {
@@ -63,7 +83,8 @@ public final class BatchNorm2d: Module {
             ]
             if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
             Profiler.shared.measure("bn fwd") { plan.forward.execute(args) }
-            updateRunningStatistics(plan, count: x.count / channels)
+            lastCount = x.count / channels
+            updateRunningStatistics(plan, count: lastCount)
         } else {
             plan.forward.execute([
                 (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
@@ -98,6 +119,27 @@ public final class BatchNorm2d: Module {
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)
         return dx
+    }
+
+    /// Adds the last training forward's batch mean and unbiased variance (what a running update
+    /// blends in) to `sum`. Used to re-estimate the statistics of a sub-network (BN
+    /// recalibration); does nothing before a training forward.
+    public func accumulateLastBatchStatistics(into sum: inout NormStatistics) {
+        guard let plan = current, lastCount > 0 else { return }
+        let unbias = lastCount > 1 ? Float(lastCount) / Float(lastCount - 1) : 1
+        for c in 0..<channels {
+            sum.mean[c] += plan.mean[c]
+            sum.variance[c] += plan.variance[c] * unbias
+        }
+    }
+
+    /// Sets the running statistics used by eval mode.
+    public func setRunningStatistics(_ s: NormStatistics) {
+        precondition(s.mean.count == channels && s.variance.count == channels, "statistics for \(s.mean.count) channels, layer has \(channels)")
+        for c in 0..<channels {
+            runningMean[c] = s.mean[c]
+            runningVar[c] = s.variance[c]
+        }
     }
 
     private func updateRunningStatistics(_ plan: Plan, count n: Int) {

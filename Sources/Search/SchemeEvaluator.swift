@@ -9,10 +9,19 @@ import Tensor
 /// - prefix sharing: schemes are evaluated in sorted order per batch, and a scheme restarts
 ///   from the first block where it differs from the previous one (the activations before it
 ///   are equal and still in the blocks' buffers). Stateful SAMs restart at that block's stage.
-/// The network is left as the whole supernet (Full-SA) after every call.
+/// With calibration images (BN recalibration, as SPOS and Once-for-All do), every scheme is
+/// scored with batch-norm statistics re-estimated for its own sub-network: the running
+/// statistics are reset and replaced by the average of the train-mode batch statistics over
+/// the calibration batches (PyTorch's `momentum=None`), weights untouched. The statistics of
+/// the blocks before the first differing block are shared too (they saw the same activations).
+/// The network is left as the whole supernet (Full-SA), with its trained statistics, after
+/// every call.
 public final class SchemeEvaluator {
     public let supernet: Supernet
     let batches: [(images: Tensor, labels: [Int32])]
+    /// Training images (normalised, not augmented) for BN recalibration; empty = score with
+    /// the supernet's own running statistics (the paper's setting).
+    public let calibration: [Tensor]
     /// Restart at stage boundaries (stateful SAMs carry state through a stage).
     let restartAtStage: Bool
     private var cache: [String: Double] = [:]
@@ -21,12 +30,18 @@ public final class SchemeEvaluator {
     /// Blocks run so far (for the prefix-sharing statistics).
     public private(set) var blocksRun = 0
     public private(set) var schemesEvaluated = 0
+    /// Train-mode block passes run for BN recalibration so far.
+    public private(set) var calibrationBlocksRun = 0
 
-    public init(supernet: Supernet, batches: [(images: Tensor, labels: [Int32])], restartAtStage: Bool = false) {
+    public init(supernet: Supernet, batches: [(images: Tensor, labels: [Int32])], restartAtStage: Bool = false, calibration: [Tensor] = []) {
         self.supernet = supernet
         self.batches = batches
         self.restartAtStage = restartAtStage
+        self.calibration = calibration
     }
+
+    /// Whether schemes are scored with recalibrated batch-norm statistics.
+    public var recalibrates: Bool { !calibration.isEmpty }
 
     public var validationCount: Int { batches.reduce(0) { $0 + $1.labels.count } }
 
@@ -45,6 +60,11 @@ public final class SchemeEvaluator {
             var fingerprint = [Double](repeating: 0, count: parsed.count)
             let net = supernet.net
             let stageStart = stageStarts()
+            let trained = recalibrates ? net.namedBuffers().map { $0.1.tensor.clone() } : []  // the supernet's own statistics
+            defer { for ((_, buffer), saved) in zip(net.namedBuffers(), trained) { buffer.tensor.copy(from: saved) } }
+            let statistics = recalibrates ? try recalibratedStatistics(parsed, sharePrefixes: sharePrefixes) : nil
+            let norms = net.blockNorms
+            if let statistics { net.bn1.setRunningStatistics(statistics.stem) }
             for batch in batches {
                 let stem = stemForward(batch.images)
                 var previous: [Bool]? = nil
@@ -55,6 +75,11 @@ public final class SchemeEvaluator {
                         if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
                     }
                     supernet.apply(scheme)
+                    if let statistics {  // blocks before `start` hold the previous scheme's, which are this one's
+                        for i in start..<net.blocks.count {
+                            for (bn, s) in zip(norms[i], statistics.blocks[k][i]) { bn.setRunningStatistics(s) }
+                        }
+                    }
                     net.passes.beginForward()  // state chains restart (we restart at a stage start)
                     var h = start == 0 ? stem : lastOutputs[start - 1]
                     for i in start..<net.blocks.count {
@@ -83,6 +108,52 @@ public final class SchemeEvaluator {
     }
 
     private lazy var lastOutputs: [Tensor] = Array(repeating: Tensor([0]), count: supernet.net.blocks.count)
+    private lazy var calibrationOutputs: [Tensor] = Array(repeating: Tensor([0]), count: supernet.net.blocks.count)
+
+    /// The recalibrated batch-norm statistics of every scheme (per block, per batch norm of the
+    /// block) and of the stem: train-mode passes over the calibration images in the same sorted,
+    /// prefix-sharing order as scoring; a scheme's blocks before its first differing block take
+    /// the previous scheme's statistics (computed from the same activations). Running statistics
+    /// are changed by the passes; the caller restores them.
+    public func recalibratedStatistics(_ schemes: [Scheme], sharePrefixes: Bool = true) throws
+        -> (stem: NormStatistics, blocks: [[[NormStatistics]]]) {
+        let net = supernet.net
+        let norms = net.blockNorms
+        let stageStart = stageStarts()
+        func zeros(_ bn: BatchNorm2d) -> NormStatistics { NormStatistics(channels: bn.channels) }
+        var stem = zeros(net.bn1)
+        var sums = schemes.map { _ in norms.map { $0.map(zeros) } }
+        var starts = [Int](repeating: 0, count: schemes.count)
+        defer { supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage)) }
+        for images in calibration {
+            var h0 = net.bn1.forward(net.conv1.forward(images), training: true)
+            net.bn1.accumulateLastBatchStatistics(into: &stem)
+            if let mp = net.maxpool { h0 = mp.forward(h0) }
+            var previous: [Bool]? = nil
+            for (k, scheme) in schemes.enumerated() {
+                var start = 0
+                if sharePrefixes, let prev = previous {
+                    start = zip(prev, scheme.bits).prefix { $0 == $1 }.count
+                    if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
+                }
+                starts[k] = start
+                supernet.apply(scheme)
+                net.passes.beginForward()
+                var h = start == 0 ? h0 : calibrationOutputs[start - 1]
+                for i in start..<net.blocks.count {
+                    h = net.blocks[i].forward(h, training: true)
+                    calibrationOutputs[i] = h
+                    for (j, bn) in norms[i].enumerated() { bn.accumulateLastBatchStatistics(into: &sums[k][i][j]) }
+                    calibrationBlocksRun += 1
+                }
+                try net.passes.check()
+                previous = scheme.bits
+            }
+        }
+        for k in schemes.indices.dropFirst() { for i in 0..<starts[k] { sums[k][i] = sums[k - 1][i] } }
+        let n = max(calibration.count, 1)
+        return (stem.averaged(over: n), sums.map { $0.map { $0.map { $0.averaged(over: n) } } })
+    }
 
     private func stemForward(_ x: Tensor) -> Tensor {
         let net = supernet.net

@@ -67,8 +67,8 @@ struct CompareCommand: ParsableCommand {
         settings.keepProb = keepProb
         settings.landscapeMaxBlocks = landscapeMaxBlocks
         settings.reward = try reward.weights()
-        let plugin = URL(fileURLWithPath: sam).deletingPathExtension().lastPathComponent.lowercased()
-        let dir = output ?? "runs/compare-\(model)-\(plugin)-s\(runtime.seed)"
+        let samId = try SAMPlugin(sam, settings: samOptions).id
+        let dir = output ?? "runs/compare-\(model)-\(samId)-s\(runtime.seed)"
         let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)
         print("\n" + Comparison.table(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("compare.md").path)")
     }

@@ -58,8 +58,9 @@ struct Run: ParsableCommand {
     func run() throws {
         runtime.apply()
         let s = try settings()
-        let name = { (spec: String) in URL(fileURLWithPath: spec).deletingPathExtension().lastPathComponent.lowercased() }
-        let dir = output ?? "runs/pipeline-\(s.base.model)-\(name(sam))-\(name(searcher))-s\(runtime.seed)"
+        let samId = try SAMPlugin(sam, settings: samOptions).id  // ids from the descriptors, not the file names
+        let searcherId = try SchemeSearch.check(searcher, options: searcherOptions, stageSizes: try ModelSpec(s.base.model).blocksPerStage)
+        let dir = output ?? "runs/pipeline-\(s.base.model)-\(samId)-\(searcherId)-s\(runtime.seed)"
         let result = try Pipeline.run(s, directory: dir, resume: resume, context: Console.shared.context)
         let root = URL(fileURLWithPath: dir)
         print("\n" + Pipeline.table(result) + "\n" + Pipeline.timing(result)
