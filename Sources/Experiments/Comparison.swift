@@ -29,6 +29,9 @@ public enum Comparison {
         /// Enumerate the landscape (for Top 5%?) up to this many blocks; 0 = never.
         public var landscapeMaxBlocks = 12
         public var reward = RewardWeights()
+        /// Training mini-batches that re-estimate each scheme's BN statistics before scoring
+        /// (searches and landscape alike; 0 = the supernet's own statistics).
+        public var bnRecalibrate = 0
 
         public init(base: RunConfig) { self.base = base }
     }
@@ -130,7 +133,7 @@ public enum Comparison {
                 // a fresh evaluator per searcher: no searcher profits from another's cache in its wall time
                 loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
                                             settings: .init(searcher: s.spec, options: s.options, steps: settings.budget, evaluations: settings.budget,
-                                                            reward: settings.reward),
+                                                            reward: settings.reward, bnRecalibrate: settings.bnRecalibrate),
                                             resume: stateExists, context: context, howToContinue: again)
             } catch {
                 try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL)
@@ -148,7 +151,7 @@ public enum Comparison {
             context.progress(.phase(number: 3, total: 5, "landscape: all \(1 << L) schemes through the supernet (for Top 5%?)"))
             var survey = LandscapeSurvey.Settings()
             survey.maxEnumerate = settings.landscapeMaxBlocks
-            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: try SchemeSearch.makeEvaluator(trainer),
+            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate),
                                                 directory: root.child("landscape").path, settings: survey, context: context).landscape
         } else {
             context.progress(.phase(number: 3, total: 5, "landscape skipped: \(L) blocks > --landscape-max-blocks \(settings.landscapeMaxBlocks) (Top 5%? is '-')"))

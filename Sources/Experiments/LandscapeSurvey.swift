@@ -69,6 +69,8 @@ public enum LandscapeSurvey {
         public let accuracy: [String: Double]
         /// Whether the schemes listed are a `--limit` subset.
         public let limit: Int?
+        /// Training mini-batches each scheme's BN statistics were re-estimated on (0 = none).
+        public let bnRecalibrate: Int
 
         public static let fileName = "landscape.json"
     }
@@ -106,6 +108,7 @@ public enum LandscapeSurvey {
         let partialURL = dir.child("partial.json")
         let attributes = trainer.checkpointPath.flatMap { try? FileManager.default.attributesOfItem(atPath: $0) }
         let identity = "\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)-\(attributes?[.size] as? Int ?? 0)-\(evaluator.validationCount)"
+            + "-bn\(evaluator.calibration.count)"
         var accuracy: [String: Double] = [:]
         if let saved = AtomicFile.readJSON(Partial.self, from: partialURL), saved.supernet == identity { accuracy = saved.accuracy }
         let todo = schemes.filter { accuracy[$0.description] == nil }
@@ -143,7 +146,7 @@ public enum LandscapeSurvey {
             worst: worst.map { SchemeAccuracy(scheme: $0.description, accuracy: accuracy[$0.description]!) },
             bestConnectionScores: Landscape.connectionScores(best), worstConnectionScores: Landscape.connectionScores(worst),
             marks: marks, accuracy: Dictionary(uniqueKeysWithValues: landscape.entries.map { ($0.scheme.description, $0.accuracy) }),
-            limit: settings.limit)
+            limit: settings.limit, bnRecalibrate: evaluator.calibration.count)
         try AtomicFile.writeJSON(report, to: dir.child(Report.fileName))
         let name = "\(trainer.config.model) + \(URL(fileURLWithPath: trainer.config.sam ?? "").deletingPathExtension().lastPathComponent)"
         try AtomicFile.write(LandscapePlots.distribution(landscape, fraction: fraction, title: "\(name): \(schemes.count) schemes through the supernet",
@@ -160,9 +163,10 @@ public enum LandscapeSurvey {
         let r = result.report, landscape = result.landscape
         let listed = r.enumerated ? "all" : "\(r.perRatio ?? 0) per ratio"
         let coverage = r.limit.map { "evenly spaced from \(listed) (--limit \($0))" } ?? listed
-        var text = String(format: "landscape: %d schemes of %@ (%@) on %d validation images in %@ (%d evaluated now, %d blocks run, prefix sharing %@)\n",
+        var text = String(format: "landscape: %d schemes of %@ (%@) on %d validation images in %@ (%d evaluated now, %d blocks run, prefix sharing %@, %@)\n",
                           r.schemes, r.model, coverage, r.validationImages, formatDuration(r.secondsThisRun), r.schemesEvaluatedThisRun,
-                          r.blocksRunThisRun, r.sharePrefixes ? "on" : "off")
+                          r.blocksRunThisRun, r.sharePrefixes ? "on" : "off",
+                          r.bnRecalibrate > 0 ? "BN recalibrated on \(r.bnRecalibrate) batches" : "supernet BN statistics")
         text += String(format: "best %@ %.2f%%, worst %@ %.2f%%, Top %g%% threshold %.2f%%\n", landscape.ranked.first!.scheme.description,
                        landscape.ranked.first!.accuracy, landscape.ranked.last!.scheme.description, landscape.ranked.last!.accuracy,
                        r.topFraction * 100, r.topThreshold)

@@ -22,13 +22,18 @@ public enum SchemeSearch {
         /// Stop once this many schemes are scored (compare's equal budget); nil = steps only.
         public var evaluations: Int?
         public var reward: RewardWeights
+        /// Training mini-batches that re-estimate each scheme's BN statistics before it is
+        /// scored (0 = the supernet's own statistics, the paper's setting).
+        public var bnRecalibrate: Int
 
-        public init(searcher: String, options: [String] = [], steps: Int = 100, evaluations: Int? = nil, reward: RewardWeights = RewardWeights()) {
+        public init(searcher: String, options: [String] = [], steps: Int = 100, evaluations: Int? = nil, reward: RewardWeights = RewardWeights(),
+                    bnRecalibrate: Int = 0) {
             self.searcher = searcher
             self.options = options
             self.steps = steps
             self.evaluations = evaluations
             self.reward = reward
+            self.bnRecalibrate = bnRecalibrate
         }
     }
 
@@ -38,7 +43,7 @@ public enum SchemeSearch {
     public static func run(trainer: Trainer, directory: String, settings: Settings, resume: Bool, context: ExperimentContext,
                            howToContinue: String = "continue with --resume") throws -> SearchLoop {
         let net = trainer.net, config = trainer.config
-        let evaluator = try makeEvaluator(trainer)
+        let evaluator = try makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate)
         let supernet = evaluator.supernet
         let stages = net.spec.blocksPerStage
         let host = PluginHostContext(seed: config.seed)
@@ -80,11 +85,14 @@ public enum SchemeSearch {
                            gates: { throw LTHError("not available while checking options") }).id
     }
 
-    /// The prefix-sharing evaluator on the trainer's supernet and validation set.
-    public static func makeEvaluator(_ trainer: Trainer) throws -> SchemeEvaluator {
+    /// The prefix-sharing evaluator on the trainer's supernet and validation set; with
+    /// `bnRecalibrate` > 0, each scheme's BN statistics are re-estimated on that many training
+    /// mini-batches first.
+    public static func makeEvaluator(_ trainer: Trainer, bnRecalibrate: Int = 0) throws -> SchemeEvaluator {
         let supernet = try Supernet(trainer.net)
         let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
-        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer), restartAtStage: stateful)
+        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer), restartAtStage: stateful,
+                               calibration: try SupernetTraining.calibrationBatches(trainer, count: bnRecalibrate))
     }
 
     /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights

@@ -48,6 +48,22 @@ public enum SupernetTraining {
         return supernet
     }
 
+    /// `count` mini-batches (the recipe's batch size) of the sub-training split for BN
+    /// recalibration: normalised as in training, not augmented, in an order fixed by the seed.
+    public static func calibrationBatches(_ t: Trainer, count: Int) throws -> [Tensor] {
+        guard count > 0 else { return [] }
+        let available = t.split.train.count / t.config.batch
+        guard count <= available else {
+            throw LTHError("--bn-recalibrate \(count) asks for \(count) mini-batches of \(t.config.batch); the training split holds \(available)")
+        }
+        let loader = BatchLoader(dataset: t.source.train, indices: t.split.train, batchSize: t.config.batch, shuffle: true,
+                                 augmentation: .none, mean: t.mean, std: t.std, seed: t.config.seed ^ 0xBA7C_4EA1, epoch: 0, dropLast: true)
+        var out: [Tensor] = []
+        while out.count < count, let b = loader.next() { out.append(b.images.clone()) }
+        loader.cancel()
+        return out
+    }
+
     /// Validation batches of the trainer's split, normalised as in training.
     public static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,

@@ -28,6 +28,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Batch size.") var batch: Int = 128
     @Option(help: "Enumerate the landscape for Top 5%? up to this many blocks (0 = never).") var landscapeMaxBlocks: Int = 12
     @OptionGroup var reward: RewardOptions
+    @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(name: .shortAndLong, help: "Run directory (default runs/compare-<model>-<sam>-s<seed>).") var output: String?
 
@@ -67,6 +68,7 @@ struct CompareCommand: ParsableCommand {
         settings.keepProb = keepProb
         settings.landscapeMaxBlocks = landscapeMaxBlocks
         settings.reward = try reward.weights()
+        settings.bnRecalibrate = scoring.bnRecalibrate
         let samId = try SAMPlugin(sam, settings: samOptions).id
         let dir = output ?? "runs/compare-\(model)-\(samId)-s\(runtime.seed)"
         let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)

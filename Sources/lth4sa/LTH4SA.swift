@@ -13,7 +13,7 @@ struct LTH4SA: ParsableCommand {
         commandName: "lth4sa",
         abstract: "Lottery tickets for self-attention: train CIFAR/ImageNet ResNets and search where attention modules pay off.",
         subcommands: [Run.self, Train.self, Eval.self, Info.self, Bench.self, Plugins.self, SupernetCommand.self, SearchCommand.self,
-                      LandscapeCommand.self, CompareCommand.self],
+                      LandscapeCommand.self, CompareCommand.self, CorrelateCommand.self],
         defaultSubcommand: Run.self)
 
     /// Runs the command; any failure is one line `error: ...` on stderr and a non-zero exit

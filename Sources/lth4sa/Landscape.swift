@@ -16,6 +16,7 @@ struct LandscapeCommand: ParsableCommand {
     @Option(help: "Share of the best (and worst) schemes in the Top set and the connection scores.") var fraction: Double = 0.05
     @Option(help: "Evaluate only N schemes, evenly spaced through the sorted list (benchmarks).") var limit: Int?
     @Flag(help: "Evaluate every scheme from the stem (no prefix sharing; for benchmarks).") var noShare = false
+    @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -37,8 +38,10 @@ struct LandscapeCommand: ParsableCommand {
         settings.marks = try mark.map { let s = try Scheme(parsing: $0, stageSizes: stages); return (s.description, s) }
         settings.limit = limit
         settings.sharePrefixes = !noShare
-        let directory = URL(fileURLWithPath: output).appendingPathComponent(noShare ? "landscape-noshare" : "landscape").path
-        let result = try LandscapeSurvey.run(trainer: trainer, evaluator: try SchemeSearch.makeEvaluator(trainer), directory: directory,
+        let name = (noShare ? "landscape-noshare" : "landscape") + (scoring.bnRecalibrate > 0 ? "-bn\(scoring.bnRecalibrate)" : "")
+        let directory = URL(fileURLWithPath: output).appendingPathComponent(name).path
+        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate)
+        let result = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator, directory: directory,
                                              settings: settings, context: context)
         Console.shared.endStatus()
         print(LandscapeSurvey.summary(result))

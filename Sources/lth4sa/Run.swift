@@ -28,6 +28,7 @@ struct Run: ParsableCommand {
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
     @Option(help: "Batch size.") var batch: Int = 128
     @OptionGroup var reward: RewardOptions
+    @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(name: .shortAndLong, help: "Run directory (default runs/pipeline-<model>-<sam>-<searcher>-s<seed>).") var output: String?
     @Flag(help: "Continue the run in --output where it stopped.") var resume = false
@@ -50,6 +51,7 @@ struct Run: ParsableCommand {
         if let n = searchSteps { s.search.steps = n }
         s.search.options = searcherOptions
         s.search.reward = try reward.weights()
+        s.search.bnRecalibrate = scoring.bnRecalibrate
         s.keepProb = keepProb
         s.candidates = candidates
         return s

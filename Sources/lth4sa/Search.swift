@@ -12,6 +12,7 @@ struct SearchCommand: ParsableCommand {
     @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
     @Option(help: "Search steps (the evaluation budget).") var steps: Int = 100
     @OptionGroup var reward: RewardOptions
+    @OptionGroup var scoring: ScoringOptions
     @Flag(help: "Continue a stopped search from its checkpoint.") var resume = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -23,11 +24,22 @@ struct SearchCommand: ParsableCommand {
         runtime.apply()
         let context = Console.shared.context
         let trainer = try SupernetTraining.trained(in: output, context: context)
-        let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: try reward.weights())
+        let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: try reward.weights(),
+                                             bnRecalibrate: scoring.bnRecalibrate)
         let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)
         for (i, b) in loop.best.prefix(5).enumerated() {
             print(String(format: "%d. %@  reward %.3f  accuracy %.2f%%  sparsity %.3f", i + 1, b.scheme.description, b.parts.reward, b.parts.accuracy, b.parts.sparsity))
         }
+    }
+}
+
+/// How sub-networks are scored through the supernet.
+struct ScoringOptions: ParsableArguments {
+    @Option(help: "Re-estimate each scheme's BN statistics on N training mini-batches before scoring it (0 = the supernet's own statistics, the paper's setting).")
+    var bnRecalibrate: Int = 0
+
+    func validate() throws {
+        if bnRecalibrate < 0 { throw ValidationError("--bn-recalibrate must be >= 0, got \(bnRecalibrate)") }
     }
 }
 

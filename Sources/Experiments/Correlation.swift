@@ -1,0 +1,196 @@
+import Checkpoint
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import Training
+
+/// Does the supernet rank schemes the way stand-alone training does? K schemes drawn
+/// stratified by connection ratio, plus Full-SA and the original network, are scored through
+/// the supernet with its own BN statistics and with recalibrated ones, and each is trained
+/// stand-alone with the run's recipe; Kendall's tau and Spearman's rho (bootstrap 95%
+/// intervals) and the top-k overlap say how well each scoring predicts the stand-alone result.
+///
+/// Run directory: `supernet/` (a `run` directory's supernet is reused), `train/<bits>/`,
+/// `correlate.json`, `correlate.md`, `scatter.svg`. Every training is resumable and reused.
+public enum Correlation {
+    /// Everything that defines a correlation study.
+    public struct Settings: Codable, Equatable, Sendable {
+        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
+        public var base: RunConfig
+        public var supernetEpochs = 4
+        /// Epochs of every stand-alone training.
+        public var epochs = 4
+        public var keepProb = 0.5
+        /// Schemes drawn stratified by connection ratio (Full-SA and the original come on top).
+        public var schemes = 12
+        /// Mini-batches of the recalibrated scoring.
+        public var bnRecalibrate = 10
+        /// k of the top-k overlap.
+        public var topK = 3
+        /// Bootstrap resamples of the intervals.
+        public var resamples = 2000
+        public init(base: RunConfig) { self.base = base }
+    }
+
+    /// One scheme: its two supernet scores and its stand-alone accuracies.
+    public struct Row: Codable, Equatable, Sendable {
+        public let scheme: String
+        public let connectionRatio: Double
+        /// Supernet validation accuracy with the supernet's own BN statistics.
+        public let supernetAccuracy: Double
+        /// Supernet validation accuracy with recalibrated BN statistics.
+        public let recalibratedAccuracy: Double
+        public let standAloneTestAccuracy: Double
+        public let standAloneValidationAccuracy: Double?
+    }
+
+    /// How well one scoring ranks the schemes (against stand-alone test accuracy).
+    public struct Agreement: Codable, Equatable, Sendable {
+        public let scoring: String
+        public let kendallTau: RankCorrelation.Estimate
+        public let spearmanRho: RankCorrelation.Estimate
+        public let topOverlap: Double
+    }
+
+    /// `correlate.json`.
+    public struct Result: Codable, Sendable {
+        public let settings: Settings
+        public let rows: [Row]
+        public let agreements: [Agreement]
+        public static let fileName = "correlate.json"
+    }
+
+    /// `count` schemes with evenly spread numbers of connected blocks (1 ... L-1), each a
+    /// random scheme with that many blocks on, all distinct, drawn from `seed`.
+    public static func stratifiedSchemes(stageSizes: [Int], count: Int, seed: UInt64) -> [Scheme] {
+        let L = stageSizes.reduce(0, +)
+        var rng = RNG(seed: seed ^ 0xC0AA_E1A7)
+        var out: [Scheme] = [], seen = Set<[Bool]>()
+        let possible = (1...max(L - 1, 1)).reduce(0.0) { $0 + binomial(L, $1) }
+        let wanted = min(count, Int(min(possible, Double(Int.max / 2))))
+        var j = 0
+        while out.count < wanted && j < wanted * 50 {
+            let on = L <= 1 ? 0 : 1 + (j % wanted) * (L - 1) / max(wanted, 1)
+            j += 1
+            var positions = Array(0..<L)
+            rng.shuffle(&positions)
+            var bits = [Bool](repeating: false, count: L)
+            for p in positions.prefix(on) { bits[p] = true }
+            if seen.insert(bits).inserted { out.append(Scheme(bits: bits, stageSizes: stageSizes)) }
+        }
+        return out
+    }
+
+    static func binomial(_ n: Int, _ k: Int) -> Double { (0..<k).reduce(1.0) { $0 * Double(n - $1) / Double($1 + 1) } }
+
+    /// Runs the study in `directory`, reusing every finished part.
+    public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
+        let base = settings.base
+        let root = URL(fileURLWithPath: directory)
+        let stages = try ModelSpec(base.model).blocksPerStage
+        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let again = "run the same command again to continue"
+
+        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs"))
+        var supernetConfig = base
+        supernetConfig.epochs = settings.supernetEpochs
+        supernetConfig.keepProb = settings.keepProb
+        let trainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+
+        let schemes = [Scheme.all(false, stageSizes: stages), .all(true, stageSizes: stages)]
+            + stratifiedSchemes(stageSizes: stages, count: settings.schemes, seed: base.seed)
+        context.progress(.phase(number: 2, total: 4, "scoring \(schemes.count) schemes through the supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
+        let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
+        let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
+
+        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks stand-alone, \(settings.epochs) epochs each"))
+        var trained: [TrainingSummary] = []
+        for s in schemes {
+            var c = base
+            c.epochs = settings.epochs
+            c.scheme = s.description
+            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+                                                               context: context, howToContinue: again)
+            trained.append(outcome.summary)
+            context.progress(.line(NetworkTraining.line(s.description, outcome)))
+        }
+
+        context.progress(.phase(number: 4, total: 4, "rank agreement (\(settings.resamples) bootstrap resamples)"))
+        let truth = trained.map(\.testAccuracy)
+        func agreement(_ name: String, _ scores: [Double]) -> Agreement {
+            Agreement(scoring: name,
+                      kendallTau: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.kendallTau),
+                      spearmanRho: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.spearmanRho),
+                      topOverlap: RankCorrelation.topOverlap(scores, truth, k: settings.topK))
+        }
+        let rows = schemes.indices.map { i in
+            Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, supernetAccuracy: plain[i],
+                recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneValidationAccuracy: trained[i].validationAccuracy)
+        }
+        let result = Result(settings: settings, rows: rows,
+                            agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)])
+        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
+        try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
+        try AtomicFile.write(CorrelationPlot.scatter(result, title: "\(base.model) + \(samId): supernet score vs stand-alone accuracy"),
+                             to: root.child("scatter.svg"))
+        return result
+    }
+
+    /// The agreement table as Markdown.
+    public static func table(_ result: Result) -> String {
+        var t = "| scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap |\n|---|---|---|---|\n"
+        for a in result.agreements {
+            t += String(format: "| %@ | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f |\n", a.scoring, a.kendallTau.value, a.kendallTau.low, a.kendallTau.high,
+                        a.spearmanRho.value, a.spearmanRho.low, a.spearmanRho.high, a.topOverlap)
+        }
+        return t
+    }
+
+    static func report(_ result: Result, samId: String) -> String {
+        let s = result.settings
+        var rows = "| scheme | ratio | supernet acc (%) | recalibrated acc (%) | stand-alone test acc (%) |\n|---|---|---|---|---|\n"
+        for r in result.rows {
+            rows += String(format: "| %@ | %.2f | %.2f | %.2f | %.2f |\n", r.scheme, r.connectionRatio, r.supernetAccuracy, r.recalibratedAccuracy,
+                           r.standAloneTestAccuracy)
+        }
+        return """
+        # lth4sa correlate: \(s.base.model) + \(samId) (\(s.base.attach))
+
+        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.epochs) epochs with seed \(s.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is stand-alone test accuracy. Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
+
+        \(table(result))
+        \(rows)
+        """
+    }
+}
+
+/// The scatter plot of `correlate`: supernet score (x) against stand-alone accuracy (y), one
+/// colour per scoring.
+enum CorrelationPlot {
+    static func scatter(_ result: Correlation.Result, title: String) -> String {
+        let xs = result.rows.flatMap { [$0.supernetAccuracy, $0.recalibratedAccuracy] }, ys = result.rows.map(\.standAloneTestAccuracy)
+        func padded(_ v: [Double]) -> ClosedRange<Double> {
+            let lo = v.min() ?? 0, hi = v.max() ?? 1, pad = max((hi - lo) * 0.05, 0.5)
+            return (lo - pad)...(hi + pad)
+        }
+        var c = SVGCanvas(x: padded(xs), y: padded(ys))
+        let step = max(1, Int(((c.xRange.upperBound - c.xRange.lowerBound) / 8).rounded()))
+        let ticks = stride(from: Int(c.xRange.lowerBound.rounded(.up)), through: Int(c.xRange.upperBound), by: step).map { (Double($0), "\($0)") }
+        c.axes(title: title, xLabel: "supernet validation accuracy (%)", yLabel: "stand-alone test accuracy (%)", xTicks: ticks)
+        for (series, color) in [("supernet BN statistics", "#1f77b4"), ("BN recalibrated", "#d62728")] {
+            for r in result.rows {
+                let x = series.hasPrefix("supernet") ? r.supernetAccuracy : r.recalibratedAccuracy
+                c.dot(x, r.standAloneTestAccuracy, radius: 4, fill: color, opacity: 0.8)
+            }
+        }
+        for (k, (label, color)) in [("supernet BN statistics", "#1f77b4"), ("BN recalibrated", "#d62728")].enumerated() {
+            let y = c.top + 14 + Double(k) * 16
+            c.add(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%@\"/>", c.left + 14, y - 4, color))
+            c.text(label, x: c.left + 24, y: y, anchor: "start", size: 11, pixels: true)
+        }
+        return c.svg
+    }
+}
