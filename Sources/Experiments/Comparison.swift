@@ -32,6 +32,8 @@ public enum Comparison {
         /// Training mini-batches that re-estimate each scheme's BN statistics before scoring
         /// (searches and landscape alike; 0 = the supernet's own statistics).
         public var bnRecalibrate = 0
+        /// Seeds of every retraining: seed, seed + 1, ...
+        public var seeds = 1
 
         public init(base: RunConfig) { self.base = base }
     }
@@ -60,19 +62,12 @@ public enum Comparison {
         public static let fileName = "search-summary.json"
     }
 
-    /// One row of the table.
+    /// One row of the table: the measured network (its label is the searcher's id, or
+    /// "original" / "Full-SA") and what the search said of it.
     public struct Row: Codable, Equatable, Sendable {
-        /// The searcher's id, or "original" / "Full-SA".
-        public let searcher: String
-        public let scheme: String
-        public let connectionRatio: Double
+        public let network: MeasuredNetwork
         public let supernetValAcc: Double?
         public let reward: Double?
-        public let testAccuracy: Double
-        public let parameters: Int
-        public let inferenceMs: Double
-        public let inferenceIncrementPercent: Double
-        public let ticket: Bool?
         /// "yes (rank 3)", "no (rank 40)" or "-" without a landscape.
         public let top5: String
         public let searchSeconds: Double?
@@ -160,38 +155,38 @@ public enum Comparison {
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
         var unique: [Scheme] = [original, full]
         for f in found { for (s, _) in f.schemes where !unique.contains(s) { unique.append(s) } }
-        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks from scratch, \(settings.epochs) epochs each"))
-        var accuracy: [Scheme: Double] = [:]
+        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
+        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks\(seedsText) from scratch, \(settings.epochs) epochs each"))
+        var trained: [Scheme: [TrainingSummary]] = [:]
         for s in unique {
             var c = base
             c.epochs = settings.epochs
             c.scheme = s.description
-            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
-                                                               context: context, howToContinue: again)
-            accuracy[s] = outcome.summary.testAccuracy
-            context.progress(.line(NetworkTraining.line(s.description, outcome)))
+            trained[s] = try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+                                                        context: context, howToContinue: again) { k, outcome in
+                context.progress(.line(NetworkTraining.line(s.description + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
+            }.map(\.summary)
         }
 
-        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50)"))
-        let supernet = try Supernet(trainer.net)
-        let times = try InferenceTiming.schemeTimes(base, classes: trainer.source.train.classes, schemes: unique)
-        let time = Dictionary(uniqueKeysWithValues: zip(unique, times))
-        func figures(_ s: Scheme) -> TicketRule.Figures {
-            TicketRule.Figures(accuracy: accuracy[s]!, parameters: supernet.parameterCount(s), inferenceMs: time[s]!)
+        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50, 30 interleaved rounds)"))
+        var entries: [NetworkMeasurement.Entry] = [.init(label: "original", scheme: original, trained: trained[original]!, candidate: false),
+                                                   .init(label: "Full-SA", scheme: full, trained: trained[full]!, candidate: false)]
+        var searched: [(RewardParts, Double)] = []
+        for f in found {
+            for (s, parts) in f.schemes {
+                entries.append(.init(label: f.searcher, scheme: s, trained: trained[s]!, candidate: true))
+                searched.append((parts, f.seconds))
+            }
         }
-        func top(_ s: Scheme) -> String {
-            guard let l = landscape, let r = l.rank(s) else { return "-" }
-            return (l.isTop(accuracy: l.entries.first { $0.scheme == s }!.accuracy) ? "yes" : "no") + " (rank \(r))"
+        let measured = try NetworkMeasurement.measure(entries, supernet: try Supernet(trainer.net), config: base, classes: trainer.source.train.classes)
+        func top(_ s: String) -> String {
+            guard let l = landscape, let entry = l.entries.first(where: { $0.scheme.description == s }) else { return "-" }
+            return (l.isTop(accuracy: entry.accuracy) ? "yes" : "no") + " (rank \(l.rank(accuracy: entry.accuracy)))"
         }
-        func row(_ label: String, _ s: Scheme, _ parts: RewardParts?, seconds: Double?) -> Row {
-            Row(searcher: label, scheme: s.description, connectionRatio: s.connectionRatio, supernetValAcc: parts?.accuracy, reward: parts?.reward,
-                testAccuracy: accuracy[s]!, parameters: supernet.parameterCount(s), inferenceMs: time[s]!,
-                inferenceIncrementPercent: InferenceTiming.incrementPercent(time[s]!, original: time[original]!),
-                ticket: parts == nil ? nil : (s != original && s != full && TicketRule.isTicket(figures(s), fullSA: figures(full))),
-                top5: top(s), searchSeconds: seconds)
+        let rows = measured.enumerated().map { i, m in
+            Row(network: m, supernetValAcc: i < 2 ? nil : searched[i - 2].0.accuracy, reward: i < 2 ? nil : searched[i - 2].0.reward,
+                top5: top(m.scheme), searchSeconds: i < 2 ? nil : searched[i - 2].1)
         }
-        var rows = [row("original", original, nil, seconds: nil), row("Full-SA", full, nil, seconds: nil)]
-        for f in found { for (s, parts) in f.schemes { rows.append(row(f.searcher, s, parts, seconds: f.seconds)) } }
         let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count)
         try AtomicFile.write(report(result, samId: samId), to: root.child("compare.md"))
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
@@ -200,12 +195,13 @@ public enum Comparison {
 
     /// The table as Markdown.
     public static func table(_ result: Result) -> String {
-        var table = "| searcher | scheme | connection ratio | supernet val acc (%) | test accuracy (%) | parameters (M) | dT (%) | ticket? | Top 5%? | search time |\n"
+        var table = "| searcher | scheme | connection ratio | supernet val acc (%) | test accuracy (%) | parameters (M) | dT (%) [95% CI] | ticket? (acc. vs Full-SA ± noise) | Top 5%? | search time |\n"
         table += "|---|---|---|---|---|---|---|---|---|---|\n"
         for r in result.rows {
-            table += String(format: "| %@ | %@ | %.2f | %@ | %.2f | %.4f | %+.1f | %@ | %@ | %@ |\n", r.searcher, r.scheme, r.connectionRatio,
-                            r.supernetValAcc.map { String(format: "%.2f", $0) } ?? "-", r.testAccuracy, Double(r.parameters) / 1e6,
-                            r.inferenceIncrementPercent, r.ticket.map { $0 ? "yes" : "no" } ?? "-", r.top5, r.searchSeconds.map(formatDuration) ?? "-")
+            let m = r.network
+            table += "| \(m.label) | \(m.scheme) | \(String(format: "%.2f", m.connectionRatio)) | \(r.supernetValAcc.map { String(format: "%.2f", $0) } ?? "-") | "
+                + "\(m.accuracyText) | \(String(format: "%.4f", Double(m.parameters) / 1e6)) | \(m.incrementText) | \(m.verdictText) | \(r.top5) | "
+                + "\(r.searchSeconds.map(formatDuration) ?? "-") |\n"
         }
         return table
     }
@@ -215,8 +211,8 @@ public enum Comparison {
         return """
         # lth4sa compare: \(s.base.model) + \(samId) (\(s.base.attach))
 
-        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.epochs) epochs.
-        dT = inference-time increment over the original network (forward, batch 50, median, interleaved). Ticket: keeps Full-SA's test accuracy with fewer parameters and less time. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
+        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.epochs) epochs with \(s.seeds) seed(s) (test accuracy: mean ± sd).
+        dT = inference-time increment over the original network (forward, batch 50, median of 30 interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))
         """

@@ -49,8 +49,8 @@ public enum Correlation {
     /// How well one scoring ranks the schemes (against stand-alone test accuracy).
     public struct Agreement: Codable, Equatable, Sendable {
         public let scoring: String
-        public let kendallTau: RankCorrelation.Estimate
-        public let spearmanRho: RankCorrelation.Estimate
+        public let kendallTau: Estimate
+        public let spearmanRho: Estimate
         public let topOverlap: Double
     }
 

@@ -20,6 +20,10 @@ public struct TrainingSummary: Codable, Equatable, Sendable {
     /// Wall time of the training (this session's part when resumed) and the evaluations.
     public var seconds: Double
     public var checkpoint: String
+    /// Images of the test set (its binomial sampling error enters the ticket rule).
+    public var testImages: Int?
+    /// The seed the network was trained with.
+    public var seed: UInt64?
 
     public static let fileName = "summary.json"
 }
@@ -40,7 +44,8 @@ public enum NetworkTraining {
         let c = trainer.config
         let summary = TrainingSummary(model: c.model, data: c.data, epochs: c.epochs, scheme: c.scheme, parameters: trainer.net.parameterCount,
                                       testAccuracy: test.accuracy, testLoss: test.loss, validationAccuracy: validation?.accuracy,
-                                      seconds: Date().timeIntervalSince(start), checkpoint: trainer.checkpointPath ?? "")
+                                      seconds: Date().timeIntervalSince(start), checkpoint: trainer.checkpointPath ?? "",
+                                      testImages: trainer.source.test.count, seed: c.seed)
         if let dir = trainer.runDirectory { try AtomicFile.writeJSON(summary, to: dir.child(TrainingSummary.fileName)) }
         return summary
     }
@@ -56,12 +61,31 @@ public enum NetworkTraining {
     /// from its checkpoint).
     public static func trainFromScratch(_ config: RunConfig, directory: URL, context: ExperimentContext,
                                         howToContinue: String = "run the same command again to continue") throws -> Outcome {
-        if let done = AtomicFile.readJSON(TrainingSummary.self, from: directory.child(TrainingSummary.fileName)), done.scheme == config.scheme {
+        if let done = AtomicFile.readJSON(TrainingSummary.self, from: directory.child(TrainingSummary.fileName)), done.scheme == config.scheme,
+           done.seed == nil || done.seed == config.seed {
             return Outcome(summary: done, trainedNow: false)
         }
         let exists = directory.child("checkpoint.safetensors").exists
         let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, attach: SAMAttachment.attach)
         return Outcome(summary: try trainAndSummarize(trainer, context: context, howToContinue: howToContinue), trainedNow: true)
+    }
+
+    /// Trains `config` from scratch once per seed (`config.seed`, `+1`, ...): seed k in
+    /// `directory` (k = 0) or `directory-seed<k>`, each resumable and reused like
+    /// `trainFromScratch`. `report` is told each outcome as it finishes.
+    public static func trainSeeds(_ config: RunConfig, seeds: Int, directory: URL, context: ExperimentContext,
+                                  howToContinue: String = "run the same command again to continue",
+                                  report: (Int, Outcome) -> Void = { _, _ in }) throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for k in 0..<max(seeds, 1) {
+            var c = config
+            c.seed = config.seed &+ UInt64(k)
+            let dir = k == 0 ? directory : directory.deletingLastPathComponent().child(directory.lastPathComponent + "-seed\(k)")
+            let outcome = try trainFromScratch(c, directory: dir, context: context, howToContinue: howToContinue)
+            report(k, outcome)
+            outcomes.append(outcome)
+        }
+        return outcomes
     }
 
     /// The line reporting one network trained (or found trained) by `trainFromScratch`.

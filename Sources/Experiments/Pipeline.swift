@@ -31,6 +31,8 @@ public enum Pipeline {
         public var keepProb = 0.5
         /// Searched schemes retrained from scratch.
         public var candidates = 3
+        /// Seeds of every retraining (candidates, Full-SA, the original): seed, seed + 1, ...
+        public var seeds = 1
         public var search: SchemeSearch.Settings
 
         /// The default recipe (ResNet-20 on synthetic:4000, 4 + 4 epochs, 100 steps) or a preset's.
@@ -56,34 +58,8 @@ public enum Pipeline {
         public static let fileName = "pipeline.json"
     }
 
-    /// One network of the table.
-    public struct NetworkRow: Codable, Equatable, Sendable {
-        /// "original", "Full-SA", "candidate 1", ...
-        public let label: String
-        public let scheme: String
-        public let connectionRatio: Double
-        public let testAccuracy: Double
-        public let validationAccuracy: Double?
-        public let parameters: Int
-        public let inferenceMs: Double
-        /// dT: inference-time increment over the original network (percent).
-        public let inferenceIncrementPercent: Double
-        /// The ticket rule's verdict (nil for the original and Full-SA).
-        public let ticket: Bool?
-
-        public init(label: String, scheme: String, connectionRatio: Double, testAccuracy: Double, validationAccuracy: Double?, parameters: Int,
-                    inferenceMs: Double, inferenceIncrementPercent: Double, ticket: Bool?) {
-            self.label = label
-            self.scheme = scheme
-            self.connectionRatio = connectionRatio
-            self.testAccuracy = testAccuracy
-            self.validationAccuracy = validationAccuracy
-            self.parameters = parameters
-            self.inferenceMs = inferenceMs
-            self.inferenceIncrementPercent = inferenceIncrementPercent
-            self.ticket = ticket
-        }
-    }
+    /// One network of the table (`MeasuredNetwork`).
+    public typealias NetworkRow = MeasuredNetwork
 
     /// `ticket.json`: the searched scheme chosen by validation accuracy (never by test accuracy).
     public struct Ticket: Codable, Equatable, Sendable {
@@ -120,11 +96,11 @@ public enum Pipeline {
         public static let fileName = "result.json"
     }
 
-    /// The candidate that becomes the ticket: the best by validation accuracy (ties: the
+    /// The candidate that becomes the ticket: the best by mean validation accuracy (ties: the
     /// earlier, i.e. the better-rewarded one); Full-SA when the search kept no other scheme.
     /// Test accuracy never decides.
     public static func chooseTicket(_ rows: [NetworkRow]) -> NetworkRow {
-        let candidates = rows.filter { $0.ticket != nil }
+        let candidates = rows.filter { $0.verdict != nil }
         var best: NetworkRow? = nil
         for r in candidates where best == nil || (r.validationAccuracy ?? -1) > (best!.validationAccuracy ?? -1) { best = r }
         return best ?? rows.first { $0.label == "Full-SA" }!
@@ -168,40 +144,33 @@ public enum Pipeline {
         }
         let all: [(String, Scheme)] = [("original", original), ("Full-SA", full)] + picked
 
-        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks from scratch, \(settings.epochs) epochs each"))
-        var trained: [NetworkTraining.Outcome] = []
+        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
+        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks\(seedsText) from scratch, \(settings.epochs) epochs each"))
+        var entries: [NetworkMeasurement.Entry] = []
         for (i, (label, scheme)) in all.enumerated() {
             var c = base
             c.epochs = settings.epochs
             c.scheme = scheme.description
-            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
-                                                               context: context, howToContinue: again)
-            trained.append(outcome)
-            if outcome.trainedNow {
-                phaseLog.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seconds": outcome.summary.seconds,
-                                "test_acc": outcome.summary.testAccuracy])
+            let outcomes = try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
+                                                          context: context, howToContinue: again) { k, outcome in
+                if outcome.trainedNow {
+                    phaseLog.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seed": Int(c.seed) + k,
+                                    "seconds": outcome.summary.seconds, "test_acc": outcome.summary.testAccuracy])
+                }
+                context.progress(.line(NetworkTraining.line("\(label) \(scheme)" + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
             }
-            context.progress(.line(NetworkTraining.line("\(label) \(scheme)", outcome)))
+            entries.append(.init(label: label, scheme: scheme, trained: outcomes.map(\.summary), candidate: i >= 2))
         }
 
-        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50)"))
-        let supernet = try Supernet(supernetTrainer.net)
-        let times = try InferenceTiming.schemeTimes(base, classes: supernetTrainer.source.train.classes, schemes: all.map { $0.1 })
-        let fullFigures = TicketRule.Figures(accuracy: trained[1].summary.testAccuracy, parameters: supernet.parameterCount(full), inferenceMs: times[1])
-        let rows = all.enumerated().map { i, entry -> NetworkRow in
-            let (label, scheme) = entry
-            let s = trained[i].summary, params = supernet.parameterCount(scheme)
-            let figures = TicketRule.Figures(accuracy: s.testAccuracy, parameters: params, inferenceMs: times[i])
-            return NetworkRow(label: label, scheme: scheme.description, connectionRatio: scheme.connectionRatio, testAccuracy: s.testAccuracy,
-                              validationAccuracy: s.validationAccuracy, parameters: params, inferenceMs: times[i],
-                              inferenceIncrementPercent: InferenceTiming.incrementPercent(times[i], original: times[0]),
-                              ticket: i < 2 ? nil : TicketRule.isTicket(figures, fullSA: fullFigures))
-        }
+        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50, 30 interleaved rounds)"))
+        let rows = try NetworkMeasurement.measure(entries, supernet: try Supernet(supernetTrainer.net), config: base,
+                                                  classes: supernetTrainer.source.train.classes)
         let chosen = chooseTicket(rows)
         let ticket = Ticket(scheme: chosen.scheme, bits: chosen.scheme.filter { $0 != "-" }.map { $0 == "1" ? 1 : 0 }, stages: stages,
                             sam: .init(id: samId, path: base.sam ?? "", options: base.samOptions, attach: base.attach), model: base.model, data: base.data,
                             selectedBy: "validation accuracy", measured: chosen, fullSa: rows[1], original: rows[0])
-        let trainSeconds = trained.map { $0.summary.seconds }.reduce(0, +) / Double(max(trained.count, 1))
+        let allTrained = entries.flatMap(\.trained)
+        let trainSeconds = allTrained.map(\.seconds).reduce(0, +) / Double(max(allTrained.count, 1))
         let result = Result(rows: rows, ticket: ticket, supernetSeconds: supernetSeconds, searchSeconds: searchSeconds, trainSecondsMean: trainSeconds,
                             searchToTrain: searchSeconds / max(trainSeconds, 1e-9))
         try AtomicFile.writeJSON(ticket, to: root.child(Ticket.fileName))
@@ -212,14 +181,15 @@ public enum Pipeline {
         return result
     }
 
-    /// The paper's table as Markdown.
+    /// The paper's table as Markdown (accuracies as mean ± sd over seeds, dT with its 95%
+    /// interval, the verdict with the accuracy margin to Full-SA ± its noise).
     public static func table(_ result: Result) -> String {
-        var table = "| network | scheme | connection ratio | test accuracy (%) | validation accuracy (%) | parameters (M) | dT (%) | ticket? |\n"
+        var table = "| network | scheme | connection ratio | test accuracy (%) | validation accuracy (%) | parameters (M) | dT (%) [95% CI] | ticket? (acc. vs Full-SA ± noise) |\n"
         table += "|---|---|---|---|---|---|---|---|\n"
         for r in result.rows {
-            table += String(format: "| %@ | %@ | %.2f | %.2f | %@ | %.4f | %+.1f | %@ |\n", r.label, r.scheme, r.connectionRatio, r.testAccuracy,
-                            r.validationAccuracy.map { String(format: "%.2f", $0) } ?? "-", Double(r.parameters) / 1e6, r.inferenceIncrementPercent,
-                            r.ticket.map { $0 ? "yes" : "no" } ?? "-")
+            table += "| \(r.label) | \(r.scheme) | \(String(format: "%.2f", r.connectionRatio)) | \(r.accuracyText) | "
+                + "\(r.validationAccuracy.map { String(format: "%.2f", $0) } ?? "-") | \(String(format: "%.4f", Double(r.parameters) / 1e6)) | "
+                + "\(r.incrementText) | \(r.verdictText) |\n"
         }
         return table
     }
@@ -234,9 +204,9 @@ public enum Pipeline {
         """
         # lth4sa: \(settings.base.model) + \(samId) searched by \(searcherId)
 
-        Data \(settings.base.data); supernet \(settings.supernetEpochs) epochs (keep-prob \(settings.keepProb)); \(settings.search.steps) search steps; \(settings.epochs) epochs per network trained from scratch; seed \(settings.base.seed).
-        dT = relative inference-time increment over the original network (forward, batch 50, median, interleaved).
-        A searched scheme is a ticket when it keeps Full-SA's test accuracy with fewer parameters and less time.
+        Data \(settings.base.data); supernet \(settings.supernetEpochs) epochs (keep-prob \(settings.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.epochs) epochs per network trained from scratch; seed \(settings.base.seed).
+        Test accuracy: mean ± sd over \(settings.seeds) seed(s). dT = relative inference-time increment over the original network (forward, batch 50, median of 30 interleaved rounds; 95% bootstrap interval over rounds).
+        Ticket? (the rule of `TicketRule`): yes when the mean test accuracy is not below Full-SA's by more than the noise (2 standard errors, combining the seeds' spread and the test set's binomial sampling error), the scheme has fewer parameters, and its inference time is below Full-SA's beyond the 95% bootstrap interval of the difference; no when the accuracy is below beyond the noise, or parameters or time are not lower; otherwise within noise. In parentheses: mean accuracy minus Full-SA's ± the noise.
         The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.
 
         \(table(result))

@@ -1,5 +1,17 @@
 import Tensor
 
+/// A statistic with its 95% percentile bootstrap interval.
+public struct Estimate: Codable, Equatable, Sendable {
+    public let value: Double
+    /// 2.5% and 97.5% percentiles over the bootstrap resamples.
+    public let low: Double, high: Double
+    public init(value: Double, low: Double, high: Double) {
+        self.value = value
+        self.low = low
+        self.high = high
+    }
+}
+
 /// Rank agreement between two scorings of the same items (supernet score vs stand-alone
 /// accuracy): Kendall's tau-b and Spearman's rho (both tie-aware), bootstrap intervals and
 /// top-k overlap.
@@ -53,13 +65,6 @@ public enum RankCorrelation {
             sbb += (y - mb) * (y - mb)
         }
         return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : 0
-    }
-
-    /// A statistic with its percentile bootstrap interval.
-    public struct Estimate: Codable, Equatable, Sendable {
-        public let value: Double
-        /// 2.5% and 97.5% percentiles over the bootstrap resamples.
-        public let low: Double, high: Double
     }
 
     /// `statistic` on (x, y) and its 95% percentile interval over `resamples` resamples of the

@@ -23,6 +23,7 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Epochs of every network trained from scratch.") var epochs: Int = 4
     @Option(help: "Evaluation budget: schemes scored per searcher.") var budget: Int = 100
     @Option(help: "Best schemes (by reward) of each searcher retrained from scratch.") var candidates: Int = 1
+    @Option(help: "Seeds of every retraining: tables show mean ± sd.") var seeds: Int = 1
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int = 50
     @Option(help: "Batch size.") var batch: Int = 128
@@ -39,6 +40,7 @@ struct CompareCommand: ParsableCommand {
         guard Set(searcherList).count == searcherList.count else { throw ValidationError("--searchers lists a searcher twice: \(searchers)") }
         if budget < 1 { throw ValidationError("--budget must be at least 1, got \(budget)") }
         if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }
+        if seeds < 1 { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
         for o in searcherOptions where !o.contains(":") || !o.contains("=") {
             throw ValidationError("--searcher-opt '\(o)' must be id:key=value, e.g. ga:population=10")
@@ -65,6 +67,7 @@ struct CompareCommand: ParsableCommand {
         settings.epochs = epochs
         settings.budget = budget
         settings.candidates = candidates
+        settings.seeds = seeds
         settings.keepProb = keepProb
         settings.landscapeMaxBlocks = landscapeMaxBlocks
         settings.reward = try reward.weights()

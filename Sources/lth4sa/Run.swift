@@ -25,6 +25,7 @@ struct Run: ParsableCommand {
     @Option(help: "Search steps.") var searchSteps: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
     @Option(help: "Searched schemes retrained from scratch.") var candidates: Int = 3
+    @Option(help: "Seeds of every retraining (candidates, Full-SA, original): tables show mean ± sd.") var seeds: Int = 1
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
     @Option(help: "Batch size.") var batch: Int = 128
     @OptionGroup var reward: RewardOptions
@@ -37,6 +38,7 @@ struct Run: ParsableCommand {
         if let p = preset, !(data ?? "").hasPrefix("cifar100:") { throw ValidationError("--preset \(p.rawValue) needs --data cifar100:PATH") }
         if let s = searchSteps, s < 1 { throw ValidationError("--search-steps must be at least 1, got \(s)") }
         if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }
+        if seeds < 1 { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
     }
 
@@ -54,6 +56,7 @@ struct Run: ParsableCommand {
         s.search.bnRecalibrate = scoring.bnRecalibrate
         s.keepProb = keepProb
         s.candidates = candidates
+        s.seeds = seeds
         return s
     }
 

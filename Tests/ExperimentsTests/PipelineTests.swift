@@ -31,6 +31,7 @@ final class PipelineTests: XCTestCase {
         s.epochs = 1
         s.search.steps = 12
         s.candidates = 2
+        s.seeds = 2
         return s
     }
 
@@ -43,12 +44,21 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(result.rows[0].scheme, "0-0-0")
         XCTAssertEqual(result.rows[1].scheme, "1-1-1")
         XCTAssertGreaterThanOrEqual(result.rows.count, 3, "at least one searched candidate")
-        XCTAssertEqual(result.rows[0].inferenceIncrementPercent, 0, accuracy: 1e-12, "dT of the original against itself")
-        XCTAssertNil(result.rows[0].ticket)
-        for row in result.rows.dropFirst(2) { XCTAssertNotNil(row.ticket, row.label) }
+        XCTAssertEqual(result.rows[0].inferenceIncrement.value, 0, accuracy: 1e-12, "dT of the original against itself")
+        XCTAssertNil(result.rows[0].verdict)
+        XCTAssertNil(result.rows[1].verdict)
+        for row in result.rows.dropFirst(2) {
+            XCTAssertNotNil(row.verdict, row.label)
+            XCTAssertLessThanOrEqual(row.inferenceIncrement.low, row.inferenceIncrement.value)
+            XCTAssertGreaterThanOrEqual(row.inferenceIncrement.high, row.inferenceIncrement.value)
+            XCTAssertEqual(row.testAccuracies.count, 2, "two seeds")
+            XCTAssertEqual(row.testAccuracy, (row.testAccuracies[0] + row.testAccuracies[1]) / 2, accuracy: 1e-9)
+        }
         XCTAssertEqual(result.ticket.measured, Pipeline.chooseTicket(result.rows))
         XCTAssertEqual(result.ticket.selectedBy, "validation accuracy")
         XCTAssertEqual(result.ticket.bits.count, 3)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("train/1-Full-SA-seed1/summary.json").path),
+                      "the second seed of Full-SA")
         let phases = events.compactMap { e -> Int? in if case .phase(let n, 4, _) = e { return n } else { return nil } }
         XCTAssertEqual(phases, [1, 2, 3, 4])
         XCTAssertTrue(events.contains { if case .status = $0 { return true } else { return false } }, "live status reported")
@@ -67,30 +77,50 @@ final class PipelineTests: XCTestCase {
         let second = try Pipeline.run(tinySettings(), directory: run, resume: true, context: ExperimentContext(progress: { again.append($0) }))
         XCTAssertEqual(second.rows.map(\.testAccuracy), result.rows.map(\.testAccuracy))
         let trained = again.compactMap { e -> String? in if case .line(let t) = e, t.contains("test accuracy") { return t } else { return nil } }
-        XCTAssertEqual(trained.count, result.rows.count)
+        XCTAssertEqual(trained.count, 2 * result.rows.count)
         XCTAssertTrue(trained.allSatisfy { $0.contains("done before") }, "\(trained)")
     }
 
     /// The ticket is the candidate with the best validation accuracy, whatever the test set says.
     func testTicketIsChosenOnValidationNeverOnTest() {
-        func row(_ label: String, test: Double, validation: Double?, ticket: Bool?) -> Pipeline.NetworkRow {
-            Pipeline.NetworkRow(label: label, scheme: label, connectionRatio: 0.5, testAccuracy: test, validationAccuracy: validation, parameters: 1,
-                                inferenceMs: 1, inferenceIncrementPercent: 0, ticket: ticket)
+        func row(_ label: String, test: Double, validation: Double?, verdict: Verdict?) -> Pipeline.NetworkRow {
+            MeasuredNetwork(label: label, scheme: label, connectionRatio: 0.5, testAccuracies: [test], validationAccuracy: validation, parameters: 1,
+                            inferenceMs: 1, inferenceIncrement: Estimate(value: 0, low: 0, high: 0), verdict: verdict)
         }
-        let rows = [row("original", test: 80, validation: 80, ticket: nil), row("Full-SA", test: 81, validation: 81, ticket: nil),
-                    row("candidate 1", test: 90, validation: 70, ticket: true), row("candidate 2", test: 75, validation: 85, ticket: false),
-                    row("candidate 3", test: 95, validation: 60, ticket: true)]
+        let rows = [row("original", test: 80, validation: 80, verdict: nil), row("Full-SA", test: 81, validation: 81, verdict: nil),
+                    row("candidate 1", test: 90, validation: 70, verdict: .yes), row("candidate 2", test: 75, validation: 85, verdict: .no),
+                    row("candidate 3", test: 95, validation: 60, verdict: .yes)]
         XCTAssertEqual(Pipeline.chooseTicket(rows).label, "candidate 2")
         XCTAssertEqual(Pipeline.chooseTicket(Array(rows.prefix(2))).label, "Full-SA", "no candidate: Full-SA")
     }
 
-    func testTicketRuleAndIncrement() {
-        let full = TicketRule.Figures(accuracy: 80, parameters: 100, inferenceMs: 10)
-        XCTAssertTrue(TicketRule.isTicket(.init(accuracy: 80, parameters: 99, inferenceMs: 9.9), fullSA: full))
-        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 79.9, parameters: 50, inferenceMs: 5), fullSA: full))
-        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 90, parameters: 100, inferenceMs: 5), fullSA: full))
-        XCTAssertFalse(TicketRule.isTicket(.init(accuracy: 90, parameters: 50, inferenceMs: 10), fullSA: full))
+    /// The verdict: accuracy judged against 2 standard errors (seeds + test-set sampling),
+    /// parameters strictly fewer, time lower beyond the bootstrap interval of the difference.
+    func testTicketVerdictAccountsForNoise() {
+        let fastRounds = (0..<30).map { 9.0 + Double($0 % 3) * 0.01 }, sameRounds = (0..<30).map { 10.0 + Double($0 % 5) * 0.3 }
+        let barelyFaster: [Double] = (0..<30).map { (r: Int) -> Double in
+            let step = Double((r + 2) % 5)
+            return 9.95 + step * 0.3
+        }
+        let full = TicketRule.Figures(accuracies: [80, 81], testImages: 2000, parameters: 100, times: sameRounds)
+        // SE(mean) of Full-SA = sqrt(0.707^2 / 2 + 0.805 * 0.195 / 2000 * 1e4) = ~1.02 points
+        XCTAssertEqual(full.standardError, (0.25 + 0.805 * 0.195 / 2000 * 1e4).squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [80.5, 81.5], testImages: 2000, parameters: 90, times: fastRounds), fullSA: full), .yes)
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [79, 80], testImages: 2000, parameters: 90, times: fastRounds), fullSA: full), .yes,
+                       "1.0 point lower is within 2 standard errors: accuracy kept")
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [74, 75], testImages: 2000, parameters: 90, times: fastRounds), fullSA: full), .no,
+                       "6 points lower is beyond the noise")
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [85, 86], testImages: 2000, parameters: 100, times: fastRounds), fullSA: full), .no,
+                       "no fewer parameters")
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [85, 86], testImages: 2000, parameters: 90, times: barelyFaster), fullSA: full),
+                       .withinNoise, "0.05 ms faster against a 0.3 ms spread cannot be told apart")
+        XCTAssertEqual(TicketRule.verdict(.init(accuracies: [85, 86], testImages: 2000, parameters: 90, times: sameRounds.map { $0 + 1 }), fullSA: full), .no,
+                       "slower beyond the interval")
         XCTAssertEqual(InferenceTiming.incrementPercent(11, original: 10), 10, accuracy: 1e-12)
+        let dT = InferenceTiming.increment(fastRounds.map { $0 * 1.1 }, over: fastRounds)
+        XCTAssertEqual(dT.value, 10, accuracy: 1e-9)
+        XCTAssertEqual(dT.low, 10, accuracy: 1e-9, "a constant ratio has no spread")
+        XCTAssertEqual(dT.high, 10, accuracy: 1e-9)
     }
 
     /// A stop request ends training at the next step with a checkpoint; the same call then resumes.

@@ -1,0 +1,114 @@
+import Foundation
+import Models
+import Training
+
+/// One network of a results table, measured: accuracies over seeds, parameters, inference time
+/// with its increment interval, and the ticket verdict against Full-SA.
+public struct MeasuredNetwork: Codable, Equatable, Sendable {
+    /// "original", "Full-SA", "candidate 1", or a searcher's id.
+    public let label: String
+    public let scheme: String
+    public let connectionRatio: Double
+    /// Test accuracy (percent) of every seed, their mean and sample standard deviation.
+    public let testAccuracies: [Double]
+    public let testAccuracy: Double
+    public let testAccuracySpread: Double
+    /// Mean validation accuracy over seeds (nil when the runs held none out).
+    public let validationAccuracy: Double?
+    public let parameters: Int
+    /// Median forward time (ms, batch 50, interleaved rounds).
+    public let inferenceMs: Double
+    /// dT over the original network (percent) with its 95% bootstrap interval over rounds.
+    public let inferenceIncrement: Estimate
+    /// Mean test accuracy minus Full-SA's and the noise it is judged against (2 standard
+    /// errors; see `TicketRule`); nil for the original and Full-SA.
+    public let accuracyMargin: Double?
+    public let accuracyNoise: Double?
+    /// The ticket verdict (nil for the original and Full-SA).
+    public let verdict: Verdict?
+
+    public init(label: String, scheme: String, connectionRatio: Double, testAccuracies: [Double], validationAccuracy: Double?, parameters: Int,
+                inferenceMs: Double, inferenceIncrement: Estimate, accuracyMargin: Double? = nil, accuracyNoise: Double? = nil, verdict: Verdict? = nil) {
+        self.label = label
+        self.scheme = scheme
+        self.connectionRatio = connectionRatio
+        self.testAccuracies = testAccuracies
+        let figures = TicketRule.Figures(accuracies: testAccuracies, testImages: 0, parameters: parameters, times: [])
+        testAccuracy = figures.meanAccuracy
+        testAccuracySpread = figures.accuracySpread
+        self.validationAccuracy = validationAccuracy
+        self.parameters = parameters
+        self.inferenceMs = inferenceMs
+        self.inferenceIncrement = inferenceIncrement
+        self.accuracyMargin = accuracyMargin
+        self.accuracyNoise = accuracyNoise
+        self.verdict = verdict
+    }
+
+    /// "75.62" or "75.62 ± 1.20" (mean ± sd over seeds).
+    public var accuracyText: String {
+        testAccuracies.count > 1 ? String(format: "%.2f ± %.2f", testAccuracy, testAccuracySpread) : String(format: "%.2f", testAccuracy)
+    }
+
+    /// "+3.5 [+2.9, +4.1]".
+    public var incrementText: String {
+        String(format: "%+.1f [%+.1f, %+.1f]", inferenceIncrement.value, inferenceIncrement.low, inferenceIncrement.high)
+    }
+
+    /// "yes", "no", "within noise" or "-", with the accuracy margin when there is one.
+    public var verdictText: String {
+        guard let verdict else { return "-" }
+        return verdict.rawValue + (accuracyMargin.map { m in String(format: " (%+.2f ± %.2f)", m, accuracyNoise ?? 0) } ?? "")
+    }
+}
+
+/// Measuring the networks of a table the same way for `run` and `compare`.
+public enum NetworkMeasurement {
+    /// What a table row needs before it is measured: its label, scheme and the summaries of
+    /// its trainings (one per seed), and whether it is a searched candidate (judged).
+    public struct Entry {
+        public let label: String
+        public let scheme: Scheme
+        public let trained: [TrainingSummary]
+        public let candidate: Bool
+        public init(label: String, scheme: Scheme, trained: [TrainingSummary], candidate: Bool) {
+            self.label = label
+            self.scheme = scheme
+            self.trained = trained
+            self.candidate = candidate
+        }
+    }
+
+    /// Times every distinct scheme of `entries` in one interleaved measurement (the original
+    /// network first), counts parameters through `supernet`, and judges the candidates against
+    /// the entry whose scheme is all ones with `TicketRule`.
+    public static func measure(_ entries: [Entry], supernet: Supernet, config: RunConfig, classes: Int, rounds: Int = 30) throws -> [MeasuredNetwork] {
+        let stages = supernet.net.spec.blocksPerStage
+        let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
+        var distinct: [Scheme] = [original, full]
+        for e in entries where !distinct.contains(e.scheme) { distinct.append(e.scheme) }
+        let rounds = try InferenceTiming.schemeRounds(config, classes: classes, schemes: distinct, rounds: rounds)
+        let times = Dictionary(uniqueKeysWithValues: zip(distinct, rounds))
+        func figures(_ e: Entry) -> TicketRule.Figures {
+            TicketRule.Figures(accuracies: e.trained.map(\.testAccuracy), testImages: e.trained.first?.testImages ?? 0,
+                               parameters: supernet.parameterCount(e.scheme), times: times[e.scheme]!)
+        }
+        let fullEntry = entries.first { $0.scheme == full }
+        return entries.map { e in
+            let f = figures(e)
+            let validations = e.trained.compactMap(\.validationAccuracy)
+            var margin: (difference: Double, noise: Double)? = nil
+            var verdict: Verdict? = nil
+            if e.candidate, let fullEntry {
+                margin = TicketRule.accuracyMargin(f, fullSA: figures(fullEntry))
+                verdict = e.scheme == original || e.scheme == full ? .no : TicketRule.verdict(f, fullSA: figures(fullEntry))
+            }
+            return MeasuredNetwork(label: e.label, scheme: e.scheme.description, connectionRatio: e.scheme.connectionRatio,
+                                   testAccuracies: f.accuracies,
+                                   validationAccuracy: validations.isEmpty ? nil : validations.reduce(0, +) / Double(validations.count),
+                                   parameters: f.parameters, inferenceMs: median(f.times),
+                                   inferenceIncrement: InferenceTiming.increment(f.times, over: times[original]!),
+                                   accuracyMargin: margin?.difference, accuracyNoise: margin?.noise, verdict: verdict)
+        }
+    }
+}
