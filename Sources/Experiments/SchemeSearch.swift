@@ -53,11 +53,25 @@ public enum SchemeSearch {
             parameters: { bits in supernet.parameterCount(Scheme(bits: bits, stageSizes: stages)) },
             blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] },
             gates: { try gateTrainer(copying: trainer) })
+        let dir = URL(fileURLWithPath: directory)
+        var costs: BlockCosts.Table? = nil
+        if settings.reward.latency != 0 {  // measured once per search directory; a resumed search keeps them
+            let file = dir.child(BlockCosts.Table.fileName)
+            if resume, let saved = AtomicFile.readJSON(BlockCosts.Table.self, from: file), saved.milliseconds.count == stages.reduce(0, +) {
+                costs = saved
+            } else {
+                context.progress(.status("measuring the SAM cost of every block (batch \(config.batch), 20 interleaved rounds)"))
+                costs = try BlockCosts.measure(supernet, batch: config.batch, seed: config.seed)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try AtomicFile.writeJSON(costs, to: file)
+            }
+            context.progress(.line("SAM cost per block (ms at batch \(config.batch)): " + costs!.milliseconds.map { String(format: "%.2f", $0) }.joined(separator: " ")))
+        }
         let loop = SearchLoop(searcher: searcher, stageSizes: stages,
-                              reward: RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: config.seed),
+                              reward: try RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: config.seed,
+                                                      blockCosts: costs?.milliseconds),
                               accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
         loop.evaluationBudget = settings.evaluations
-        let dir = URL(fileURLWithPath: directory)
         if resume && dir.child("search-state.json").exists {
             try loop.resume()
         } else if !resume {

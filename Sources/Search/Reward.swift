@@ -2,27 +2,34 @@ import Foundation
 import Tensor
 
 /// The reward every searcher is scored with (METHOD.md section 4), composed in the host:
-///     R = w_acc * R_acc + w_sparse * R_sparse + w_rnd * R_rnd - shift
+///     R = w_acc * R_acc + w_sparse * R_sparse + w_rnd * R_rnd - shift  [+ w_lat * R_lat]
 /// R_acc = supernet validation accuracy (percent), R_sparse = 1 - |d|_0 / L, and R_rnd the
 /// Random Network Distillation curiosity ||f_target(d) - f_pred(d)||^2 with a fixed random
 /// target MLP L->32->32->4L and a predictor L->32->4L trained (Adam) on every scored scheme.
+/// Beyond the paper, R_lat = 1 - cost(d) / cost(Full-SA) with cost(d) = sum over connected
+/// blocks of a measured per-block SAM time (`--reward-latency`; 0 = off, the paper's reward).
 public struct RewardWeights: Codable, Equatable, Sendable {
     public var accuracy = 1.0
     public var sparsity = 2.0
     public var curiosity = 1.0
     public var shift = 54.0
     public var rndLearningRate = 0.05
+    /// w_lat, the weight of the measured-latency term (0 = off).
+    public var latency = 0.0
     public init() {}
 }
 
 /// One scored scheme: the reward and its parts.
 public struct RewardParts: Codable, Equatable, Sendable {
     public let reward: Double, accuracy: Double, sparsity: Double, curiosity: Double
-    public init(reward: Double, accuracy: Double, sparsity: Double, curiosity: Double) {
+    /// cost(d) / cost(Full-SA) when the latency term is on.
+    public let relativeCost: Double?
+    public init(reward: Double, accuracy: Double, sparsity: Double, curiosity: Double, relativeCost: Double? = nil) {
         self.reward = reward
         self.accuracy = accuracy
         self.sparsity = sparsity
         self.curiosity = curiosity
+        self.relativeCost = relativeCost
     }
 }
 
@@ -30,8 +37,18 @@ public final class RewardModel {
     public let weights: RewardWeights
     let blocks: Int
     let target: MLP, predictor: MLP
+    /// The measured SAM cost of every block (needed when `weights.latency` != 0).
+    public let blockCosts: [Double]?
 
-    public init(blocks: Int, weights: RewardWeights, seed: UInt64) {
+    /// `blockCosts` (one per block, e.g. milliseconds) back the latency term; they must be given,
+    /// non-negative with a positive sum, when `weights.latency` != 0.
+    public init(blocks: Int, weights: RewardWeights, seed: UInt64, blockCosts: [Double]? = nil) throws {
+        if weights.latency != 0 {
+            guard let c = blockCosts, c.count == blocks, c.allSatisfy({ $0 >= 0 && $0.isFinite }), c.reduce(0, +) > 0 else {
+                throw LTHError("--reward-latency \(weights.latency) needs a measured cost for each of the \(blocks) blocks, got \(blockCosts.map { "\($0)" } ?? "none")")
+            }
+        }
+        self.blockCosts = blockCosts
         self.blocks = blocks
         self.weights = weights
         var rng = RNG(seed: seed ^ 0x52_4E_44)
@@ -48,8 +65,14 @@ public final class RewardModel {
         for i in 0..<t.count { curiosity += (p[i] - t[i]) * (p[i] - t[i]); grad[i] = 2 * (p[i] - t[i]) }
         predictor.backwardAndStep(x, grad, lr: weights.rndLearningRate)
         let sparsity = 1 - Double(bits.filter { $0 }.count) / Double(max(bits.count, 1))
-        let reward = weights.accuracy * accuracy + weights.sparsity * sparsity + weights.curiosity * curiosity - weights.shift
-        return RewardParts(reward: reward, accuracy: accuracy, sparsity: sparsity, curiosity: curiosity)
+        var reward = weights.accuracy * accuracy + weights.sparsity * sparsity + weights.curiosity * curiosity - weights.shift
+        var relativeCost: Double? = nil
+        if weights.latency != 0, let costs = blockCosts {
+            let cost = zip(bits, costs).reduce(0) { $0 + ($1.0 ? $1.1 : 0) }
+            relativeCost = cost / costs.reduce(0, +)
+            reward += weights.latency * (1 - relativeCost!)
+        }
+        return RewardParts(reward: reward, accuracy: accuracy, sparsity: sparsity, curiosity: curiosity, relativeCost: relativeCost)
     }
 
     /// Predictor weights and Adam state, for checkpoints of the search.

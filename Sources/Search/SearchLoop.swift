@@ -30,6 +30,8 @@ public struct SearchRecord: Codable, Equatable, Sendable {
     public let scheme: String
     public let reward: Double, accuracy: Double, sparsity: Double, curiosity: Double
     public let pBar: Double?
+    /// cost(d) / cost(Full-SA) when the latency term is on.
+    public var relativeCost: Double? = nil
 }
 
 /// The host-driven search loop: ask the searcher, score every scheme with the same reward
@@ -88,7 +90,7 @@ public final class SearchLoop {
         step = s.step
         records = s.records
         best = []
-        for r in records { remember(try Scheme(parsing: r.scheme, stageSizes: stageSizes), RewardParts(reward: r.reward, accuracy: r.accuracy, sparsity: r.sparsity, curiosity: r.curiosity)) }
+        for r in records { remember(try Scheme(parsing: r.scheme, stageSizes: stageSizes), RewardParts(reward: r.reward, accuracy: r.accuracy, sparsity: r.sparsity, curiosity: r.curiosity, relativeCost: r.relativeCost)) }
         if let log = logURL { try writeAtomically(records.map(jsonLine).joined(), to: log) }
     }
 
@@ -122,8 +124,9 @@ public final class SearchLoop {
             let scored = zip(schemes, accs).map { (bits: $0.0.bits, parts: reward.score($0.0.bits, accuracy: $0.1)) }
             let report = try searcher.tell(scored)
             for (scheme, s) in zip(schemes, scored) {
-                let record = SearchRecord(step: step, scheme: scheme.description, reward: s.parts.reward, accuracy: s.parts.accuracy,
+                var record = SearchRecord(step: step, scheme: scheme.description, reward: s.parts.reward, accuracy: s.parts.accuracy,
                                           sparsity: s.parts.sparsity, curiosity: s.parts.curiosity, pBar: report.pBar)
+                record.relativeCost = s.parts.relativeCost
                 records.append(record)
                 log?.write(Data(jsonLine(record).utf8))
                 remember(scheme, s.parts)

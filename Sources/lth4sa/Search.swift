@@ -50,6 +50,8 @@ struct RewardOptions: ParsableArguments {
     @Option(help: "Weight of the RND curiosity term.") var rewardRnd: String = "1"
     @Option(help: "Constant subtracted from every reward.") var rewardShift: String = "54"
     @Option(help: "Adam learning rate of the RND predictor.") var rewardRndLr: String = "0.05"
+    @Option(help: "Weight w of the latency term w * (1 - cost(d) / cost(Full-SA)), cost from a measured per-block SAM time (0 = off, the paper's reward).")
+    var rewardLatency: String = "0"
 
     func weights() throws -> RewardWeights {
         func number(_ text: String, _ flag: String) throws -> Double {
@@ -62,6 +64,7 @@ struct RewardOptions: ParsableArguments {
         w.curiosity = try number(rewardRnd, "--reward-rnd")
         w.shift = try number(rewardShift, "--reward-shift")
         w.rndLearningRate = try number(rewardRndLr, "--reward-rnd-lr")
+        w.latency = try number(rewardLatency, "--reward-latency")
         guard w.rndLearningRate > 0 else { throw LTHError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
         return w
     }

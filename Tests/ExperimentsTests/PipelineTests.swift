@@ -32,6 +32,7 @@ final class PipelineTests: XCTestCase {
         s.search.steps = 12
         s.candidates = 2
         s.seeds = 2
+        s.search.reward.latency = 1
         return s
     }
 
@@ -67,6 +68,11 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(AtomicFile.readJSON(Pipeline.Result.self, from: root.appendingPathComponent(Pipeline.Result.fileName)), result)
         XCTAssertEqual(AtomicFile.readJSON(Pipeline.Ticket.self, from: root.appendingPathComponent(Pipeline.Ticket.fileName)), result.ticket)
         XCTAssertEqual(AtomicFile.readJSON(Pipeline.Settings.self, from: root.appendingPathComponent(Pipeline.Settings.fileName)), tinySettings())
+        let costs = try XCTUnwrap(AtomicFile.readJSON(BlockCosts.Table.self, from: root.appendingPathComponent(BlockCosts.Table.fileName)))
+        XCTAssertEqual(costs.milliseconds.count, 3)
+        XCTAssertTrue(costs.milliseconds.allSatisfy { $0 >= 0 && $0.isFinite } && costs.milliseconds.reduce(0, +) > 0, "\(costs)")
+        let log = try String(contentsOf: root.appendingPathComponent("search.jsonl"), encoding: .utf8)
+        XCTAssertTrue(log.contains("\"relativeCost\""), "the latency term's relative cost is logged")
         let supernetSummary = try XCTUnwrap(AtomicFile.readJSON(TrainingSummary.self, from: root.appendingPathComponent("supernet/summary.json")))
         XCTAssertEqual(supernetSummary.epochs, 1)
         // a second run without --resume is refused; with it, every phase is reused

@@ -25,7 +25,7 @@ final class BaselineSearcherTests: XCTestCase {
         var w = RewardWeights()
         w.curiosity = 0
         let searcher = try SearcherPlugin(plugin(name), settings: settings, stageSizes: stages, host: host, blockParameters: blockParameters, gates: gates)
-        return SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: 12, weights: w, seed: seed),
+        return SearchLoop(searcher: searcher, stageSizes: stages, reward: try RewardModel(blocks: 12, weights: w, seed: seed),
                           accuracies: { self.accuracies($0) }, directory: nil, rngState: host.rngState)
     }
 
@@ -222,7 +222,7 @@ final class BaselineSearcherTests: XCTestCase {
                 var w = RewardWeights()
                 w.curiosity = 0
                 return SearchLoop(searcher: try SearcherPlugin(plugin(name), stageSizes: stages, host: host), stageSizes: stages,
-                                  reward: RewardModel(blocks: 12, weights: w, seed: 3), accuracies: { self.accuracies($0) }, directory: dir.path,
+                                  reward: try RewardModel(blocks: 12, weights: w, seed: 3), accuracies: { self.accuracies($0) }, directory: dir.path,
                                   rngState: host.rngState)
             }
             var n = 0

@@ -41,14 +41,14 @@ final class SearchEnvironmentTests: XCTestCase {
         }
     }
 
-    func testRewardComposition() {
+    func testRewardComposition() throws {
         var w = RewardWeights()
         w.curiosity = 0
-        let model = RewardModel(blocks: 4, weights: w, seed: 1)
+        let model = try RewardModel(blocks: 4, weights: w, seed: 1)
         let r = model.score([true, false, false, false], accuracy: 60)
         XCTAssertEqual(r.reward, 60 + 2 * 0.75 - 54, accuracy: 1e-9)
         // RND curiosity shrinks on a scheme seen again and again
-        let rnd = RewardModel(blocks: 4, weights: RewardWeights(), seed: 1)
+        let rnd = try RewardModel(blocks: 4, weights: RewardWeights(), seed: 1)
         let first = rnd.score([true, true, false, false], accuracy: 50).curiosity
         for _ in 0..<50 { _ = rnd.score([true, true, false, false], accuracy: 50) }
         XCTAssertLessThan(rnd.score([true, true, false, false], accuracy: 50).curiosity, first * 0.1)

@@ -20,7 +20,7 @@ final class SearchLoopTests: XCTestCase {
     func makeLoop(directory: String? = nil, seed: UInt64 = 1, settings: [String] = []) throws -> SearchLoop {
         let host = PluginHostContext(seed: seed)
         let searcher = try SearcherPlugin(ean, settings: settings, stageSizes: stages, host: host)
-        return SearchLoop(searcher: searcher, stageSizes: stages, reward: RewardModel(blocks: 12, weights: RewardWeights(), seed: seed),
+        return SearchLoop(searcher: searcher, stageSizes: stages, reward: try RewardModel(blocks: 12, weights: RewardWeights(), seed: seed),
                           accuracies: { self.accuracies($0) }, directory: directory, rngState: host.rngState)
     }
 
@@ -63,12 +63,40 @@ final class SearchLoopTests: XCTestCase {
     func testHostLoopWithATrivialSearcher() throws {
         var w = RewardWeights()
         w.curiosity = 0
-        let loop = SearchLoop(searcher: Enumerator(blocks: 12), stageSizes: stages, reward: RewardModel(blocks: 12, weights: w, seed: 0),
+        let loop = SearchLoop(searcher: Enumerator(blocks: 12), stageSizes: stages, reward: try RewardModel(blocks: 12, weights: w, seed: 0),
                               accuracies: { self.accuracies($0) }, directory: nil, rngState: PluginHostContext(seed: 0).rngState)
         try loop.run(steps: 4096)
         XCTAssertEqual(loop.best.first?.scheme.bits, target)
         XCTAssertEqual(loop.best.first!.parts.reward, 90 + 2 * Double(target.filter { !$0 }.count) / 12 - 54, accuracy: 1e-9)
         XCTAssertEqual(loop.records.count, 4096)
+    }
+
+    /// Two equally accurate, equally sparse optima A (blocks 0-5) and B (blocks 6-11): B's
+    /// blocks are 3x cheaper, so with the latency term B must win, without it the tie stays
+    /// with A (found first). The latency part of the reward is w_lat * (1 - cost / cost(Full-SA)).
+    func testLatencyRewardPrefersTheCheaperOfTwoEquallyAccurateSchemes() throws {
+        let a = (0..<12).map { $0 < 6 }, b = (0..<12).map { $0 >= 6 }
+        let costs = (0..<12).map { $0 < 6 ? 3.0 : 1.0 }
+        func run(latency: Double) throws -> SearchLoop {
+            var w = RewardWeights()
+            w.curiosity = 0
+            w.latency = latency
+            let loop = SearchLoop(searcher: Enumerator(blocks: 12), stageSizes: stages,
+                                  reward: try RewardModel(blocks: 12, weights: w, seed: 0, blockCosts: costs),
+                                  accuracies: { $0.map { $0.bits == a || $0.bits == b ? 90 : 60 } }, directory: nil,
+                                  rngState: PluginHostContext(seed: 0).rngState)
+            try loop.run(steps: 4096)
+            return loop
+        }
+        XCTAssertEqual(try run(latency: 0).best.first?.scheme.bits, a, "without the latency term the tie stays with the first found")
+        let withLatency = try run(latency: 2)
+        XCTAssertEqual(withLatency.best.first?.scheme.bits, b, "the cheaper scheme wins")
+        let parts = withLatency.best.first!.parts
+        XCTAssertEqual(try XCTUnwrap(parts.relativeCost), 6.0 / 24, accuracy: 1e-12)
+        XCTAssertEqual(parts.reward, 90 + 2 * 0.5 - 54 + 2 * (1 - 6.0 / 24), accuracy: 1e-9)
+        XCTAssertThrowsError(try RewardModel(blocks: 12, weights: { var w = RewardWeights(); w.latency = 1; return w }(), seed: 0)) {
+            XCTAssertTrue("\($0)".contains("--reward-latency"), "\($0)")
+        }
     }
 
     /// A search stopped after 15 steps and resumed ends with exactly the records of an uninterrupted one.
