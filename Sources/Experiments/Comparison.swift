@@ -168,7 +168,7 @@ public enum Comparison {
             }.map(\.summary)
         }
 
-        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50, 30 interleaved rounds)"))
+        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
         var entries: [NetworkMeasurement.Entry] = [.init(label: "original", scheme: original, trained: trained[original]!, candidate: false),
                                                    .init(label: "Full-SA", scheme: full, trained: trained[full]!, candidate: false)]
         var searched: [(RewardParts, Double)] = []
@@ -212,7 +212,7 @@ public enum Comparison {
         # lth4sa compare: \(s.base.model) + \(samId) (\(s.base.attach))
 
         Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.epochs) epochs with \(s.seeds) seed(s) (test accuracy: mean ± sd).
-        dT = inference-time increment over the original network (forward, batch 50, median of 30 interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
+        dT = inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))
         """

@@ -31,6 +31,8 @@ public enum Correlation {
         public var topK = 3
         /// Bootstrap resamples of the intervals.
         public var resamples = 2000
+        /// Seeds of every stand-alone training; the reference is their mean test accuracy.
+        public var seeds = 1
         public init(base: RunConfig) { self.base = base }
     }
 
@@ -42,7 +44,9 @@ public enum Correlation {
         public let supernetAccuracy: Double
         /// Supernet validation accuracy with recalibrated BN statistics.
         public let recalibratedAccuracy: Double
+        /// Mean over seeds, and every seed's value.
         public let standAloneTestAccuracy: Double
+        public let standAloneTestAccuracies: [Double]
         public let standAloneValidationAccuracy: Double?
     }
 
@@ -106,20 +110,22 @@ public enum Correlation {
         let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
         let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
 
-        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks stand-alone, \(settings.epochs) epochs each"))
-        var trained: [TrainingSummary] = []
+        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
+        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.epochs) epochs each"))
+        var trained: [[TrainingSummary]] = []
         for s in schemes {
             var c = base
             c.epochs = settings.epochs
             c.scheme = s.description
-            let outcome = try NetworkTraining.trainFromScratch(c, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
-                                                               context: context, howToContinue: again)
-            trained.append(outcome.summary)
-            context.progress(.line(NetworkTraining.line(s.description, outcome)))
+            trained.append(try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+                                                          context: context, howToContinue: again) { k, outcome in
+                context.progress(.line(NetworkTraining.line(s.description + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
+            }.map(\.summary))
         }
 
         context.progress(.phase(number: 4, total: 4, "rank agreement (\(settings.resamples) bootstrap resamples)"))
-        let truth = trained.map(\.testAccuracy)
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(max(v.count, 1)) }
+        let truth = trained.map { mean($0.map(\.testAccuracy)) }
         func agreement(_ name: String, _ scores: [Double]) -> Agreement {
             Agreement(scoring: name,
                       kendallTau: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.kendallTau),
@@ -128,7 +134,8 @@ public enum Correlation {
         }
         let rows = schemes.indices.map { i in
             Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, supernetAccuracy: plain[i],
-                recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneValidationAccuracy: trained[i].validationAccuracy)
+                recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
+                standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : mean(trained[i].compactMap(\.validationAccuracy)))
         }
         let result = Result(settings: settings, rows: rows,
                             agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)])
@@ -159,7 +166,7 @@ public enum Correlation {
         return """
         # lth4sa correlate: \(s.base.model) + \(samId) (\(s.base.attach))
 
-        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.epochs) epochs with seed \(s.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is stand-alone test accuracy. Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
+        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.epochs) epochs with \(s.seeds) seed(s) from \(s.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
 
         \(table(result))
         \(rows)

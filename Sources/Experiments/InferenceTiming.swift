@@ -1,5 +1,6 @@
 import Dispatch
 import Models
+import PluginHost
 import Tensor
 import Training
 
@@ -28,6 +29,23 @@ public enum InferenceTiming {
             onRound?(r + 1, warmup + rounds)
         }
         return times
+    }
+
+    /// The networks `lth4sa bench infer` compares: the original, Full-SA, Full-Share and every
+    /// other block connected, all with `plugin` and the same weights seed.
+    public static func benchmarkNetworks(_ spec: ModelSpec, plugin: SAMPlugin, classes: Int, seed: UInt64) throws -> [(label: String, net: ResNet)] {
+        let sizes = spec.blocksPerStage
+        let half = Scheme(bits: (0..<spec.blockCount).map { $0 % 2 == 0 }, stageSizes: sizes)
+        var nets: [(String, ResNet)] = []
+        for (label, mode, scheme) in [("original", AttachMode.fullSA, Scheme.all(false, stageSizes: sizes)),
+                                      ("Full-SA", .fullSA, .all(true, stageSizes: sizes)),
+                                      ("Full-Share", .fullShare, .all(true, stageSizes: sizes)),
+                                      ("half \(half)", .fullSA, half)] {
+            let net = ResNet(spec, classes: classes, seed: seed)
+            try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: seed)
+            nets.append((label, net))
+        }
+        return nets
     }
 
     /// The median of every network's `interleavedRounds`.

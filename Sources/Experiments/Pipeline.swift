@@ -35,7 +35,9 @@ public enum Pipeline {
         public var seeds = 1
         public var search: SchemeSearch.Settings
 
-        /// The default recipe (ResNet-20 on synthetic:4000, 4 + 4 epochs, 100 steps) or a preset's.
+        /// The default recipe (ResNet-20 on synthetic:4000, 4 + 4 epochs, 100 steps, the 2 best
+        /// candidates, 2 seeds per retraining: about 4 minutes on 2 cores) or a preset's (the
+        /// paper's: 3 candidates, 1 seed).
         public init(preset: PipelinePreset? = nil, sam: String = "se", samOptions: [String] = [], attach: AttachMode = .fullSA,
                     searcher: String = "ean", seed: UInt64 = 0, batch: Int = 128) {
             var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: batch)
@@ -50,6 +52,7 @@ public enum Pipeline {
             case nil:
                 c.model = "resnet20"; c.data = "synthetic:4000"; c.valPerClass = 50
                 (supernetEpochs, epochs) = (4, 4)
+                (candidates, seeds) = (2, 2)
             }
             base = c
             search = SchemeSearch.Settings(searcher: SAMAttachment.recorded(searcher), steps: steps)
@@ -162,7 +165,7 @@ public enum Pipeline {
             entries.append(.init(label: label, scheme: scheme, trained: outcomes.map(\.summary), candidate: i >= 2))
         }
 
-        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50, 30 interleaved rounds)"))
+        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
         let rows = try NetworkMeasurement.measure(entries, supernet: try Supernet(supernetTrainer.net), config: base,
                                                   classes: supernetTrainer.source.train.classes)
         let chosen = chooseTicket(rows)
@@ -205,7 +208,7 @@ public enum Pipeline {
         # lth4sa: \(settings.base.model) + \(samId) searched by \(searcherId)
 
         Data \(settings.base.data); supernet \(settings.supernetEpochs) epochs (keep-prob \(settings.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.epochs) epochs per network trained from scratch; seed \(settings.base.seed).
-        Test accuracy: mean ± sd over \(settings.seeds) seed(s). dT = relative inference-time increment over the original network (forward, batch 50, median of 30 interleaved rounds; 95% bootstrap interval over rounds).
+        Test accuracy: mean ± sd over \(settings.seeds) seed(s). dT = relative inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds; 95% bootstrap interval over rounds).
         Ticket? (the rule of `TicketRule`): yes when the mean test accuracy is not below Full-SA's by more than the noise (2 standard errors, combining the seeds' spread and the test set's binomial sampling error), the scheme has fewer parameters, and its inference time is below Full-SA's beyond the 95% bootstrap interval of the difference; no when the accuracy is below beyond the noise, or parameters or time are not lower; otherwise within noise. In parentheses: mean accuracy minus Full-SA's ± the noise.
         The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.
 

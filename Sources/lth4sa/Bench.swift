@@ -84,17 +84,7 @@ struct BenchInfer: ParsableCommand {
         runtime.apply()
         let spec = try ModelSpec(modelOptions.model)
         let plugin = try SAMPlugin(sam, settings: samOptions)
-        let sizes = spec.blocksPerStage
-        let half = Scheme(bits: (0..<spec.blockCount).map { $0 % 2 == 0 }, stageSizes: sizes)
-        var nets: [(String, ResNet)] = []
-        for (label, mode, scheme) in [("original", AttachMode.fullSA, Scheme.all(false, stageSizes: sizes)),
-                                      ("Full-SA", .fullSA, .all(true, stageSizes: sizes)),
-                                      ("Full-Share", .fullShare, .all(true, stageSizes: sizes)),
-                                      ("half \(half)", .fullSA, half)] {
-            let net = ResNet(spec, classes: classes, seed: runtime.seed)
-            try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: runtime.seed)
-            nets.append((label, net))
-        }
+        let nets = try InferenceTiming.benchmarkNetworks(spec, plugin: plugin, classes: classes, seed: runtime.seed)
         print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds")
         let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed) { r, n in
             Console.shared.show(.status("round \(r)/\(n)"))

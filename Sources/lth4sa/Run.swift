@@ -24,8 +24,8 @@ struct Run: ParsableCommand {
     @Option(help: "Epochs of every network trained from scratch.") var epochs: Int?
     @Option(help: "Search steps.") var searchSteps: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: "Searched schemes retrained from scratch.") var candidates: Int = 3
-    @Option(help: "Seeds of every retraining (candidates, Full-SA, original): tables show mean ± sd.") var seeds: Int = 1
+    @Option(help: "Searched schemes retrained from scratch (default 2; presets 3).") var candidates: Int?
+    @Option(help: "Seeds of every retraining (candidates, Full-SA, original); tables show mean ± sd (default 2; presets 1).") var seeds: Int?
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
     @Option(help: "Batch size.") var batch: Int = 128
     @OptionGroup var reward: RewardOptions
@@ -37,8 +37,8 @@ struct Run: ParsableCommand {
     func validate() throws {
         if let p = preset, !(data ?? "").hasPrefix("cifar100:") { throw ValidationError("--preset \(p.rawValue) needs --data cifar100:PATH") }
         if let s = searchSteps, s < 1 { throw ValidationError("--search-steps must be at least 1, got \(s)") }
-        if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }
-        if seeds < 1 { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
+        if let c = candidates, c < 1 { throw ValidationError("--candidates must be at least 1, got \(c)") }
+        if let s = seeds, s < 1 { throw ValidationError("--seeds must be at least 1, got \(s)") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
     }
 
@@ -55,8 +55,8 @@ struct Run: ParsableCommand {
         s.search.reward = try reward.weights()
         s.search.bnRecalibrate = scoring.bnRecalibrate
         s.keepProb = keepProb
-        s.candidates = candidates
-        s.seeds = seeds
+        if let c = candidates { s.candidates = c }
+        if let n = seeds { s.seeds = n }
         return s
     }
 

@@ -259,12 +259,12 @@ final class LandscapeCompareCLITests: CLITestCase {
 
     func testCompareEndToEnd() throws {
         let r = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
-                         "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searcher-opt", "ga:population=4",
+                         "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searcher-opt", "ga:population=4", "--seeds", "2",
                          "--searchers", ["EAN", "Random", "GA", "ENAS", "DARTS", "HSP", "L1", "GM"].map(plugin).joined(separator: ","), "-o", "c"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let report = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
         for id in ["ean", "random", "ga", "enas", "darts", "hsp", "l1", "gm"] { XCTAssertTrue(report.contains("| \(id) | "), "row of \(id):\n\(report)") }
-        for text in ["| original | 0-0-0 |", "| Full-SA | 1-1-1 |", "Top 5%?", "ticket?", "search time"] { XCTAssertTrue(report.contains(text), text) }
+        for text in ["| original | 0-0-0 |", "| Full-SA | 1-1-1 |", "Top 5%?", "ticket?", "search time", " ± ", "2 seed(s)"] { XCTAssertTrue(report.contains(text), text) }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("c/compare.json"))) as! [String: Any]
         let rows = json["rows"] as! [[String: Any]]
         XCTAssertEqual(rows.count, 10)
