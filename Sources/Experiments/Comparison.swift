@@ -15,27 +15,22 @@ import Training
 public enum Comparison {
     /// Everything that defines a comparison.
     public struct Settings: Codable, Equatable, Sendable {
-        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
-        public var base: RunConfig
+        /// Base configuration, epochs, keep-prob and seeds of the retrainings.
+        public var recipe: Recipe
         /// Searcher plugins (paths or ids), each with its own `key=value` options.
         public var searchers: [SearcherChoice] = []
-        public var supernetEpochs = 4
-        public var epochs = 4
         /// Schemes scored per searcher.
         public var budget = 100
         /// Best schemes (by reward) of each searcher retrained from scratch.
         public var candidates = 1
-        public var keepProb = 0.5
         /// Enumerate the landscape (for Top 5%?) up to this many blocks; 0 = never.
         public var landscapeMaxBlocks = 12
         public var reward = RewardWeights()
         /// Training mini-batches that re-estimate each scheme's BN statistics before scoring
         /// (searches and landscape alike; 0 = the supernet's own statistics).
         public var bnRecalibrate = 0
-        /// Seeds of every retraining: seed, seed + 1, ...
-        public var seeds = 1
 
-        public init(base: RunConfig) { self.base = base }
+        public init(recipe: Recipe) { self.recipe = recipe }
     }
 
     /// One searcher of a comparison: its plugin (path or id) and `key=value` options.
@@ -89,7 +84,7 @@ public enum Comparison {
 
     /// Runs the comparison in `directory`, reusing every finished part.
     public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
-        let base = settings.base
+        let base = settings.recipe.base
         let root = URL(fileURLWithPath: directory)
         let stages = try ModelSpec(base.model).blocksPerStage
         guard !settings.searchers.isEmpty else { throw LTHError("no searcher to compare") }
@@ -101,11 +96,8 @@ public enum Comparison {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let again = "run the same command again to continue"
 
-        context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs, keep-prob \(settings.keepProb)"))
-        var supernetConfig = base
-        supernetConfig.epochs = settings.supernetEpochs
-        supernetConfig.keepProb = settings.keepProb
-        let trainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+        context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
+        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
 
         context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each, seed \(base.seed)"))
         var found: [(searcher: String, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
@@ -155,16 +147,14 @@ public enum Comparison {
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
         var unique: [Scheme] = [original, full]
         for f in found { for (s, _) in f.schemes where !unique.contains(s) { unique.append(s) } }
-        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
-        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks\(seedsText) from scratch, \(settings.epochs) epochs each"))
+        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
+        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks\(seedsText) from scratch, \(settings.recipe.epochs) epochs each"))
         var trained: [Scheme: [TrainingSummary]] = [:]
         for s in unique {
-            var c = base
-            c.epochs = settings.epochs
-            c.scheme = s.description
-            trained[s] = try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+            let c = settings.recipe.network(s)
+            trained[s] = try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
                                                         context: context, howToContinue: again) { k, outcome in
-                context.progress(.line(NetworkTraining.line(s.description + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
+                context.progress(.line(NetworkTraining.line(s.description + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
             }.map(\.summary)
         }
 
@@ -209,9 +199,9 @@ public enum Comparison {
     static func report(_ result: Result, samId: String) -> String {
         let s = result.settings
         return """
-        # lth4sa compare: \(s.base.model) + \(samId) (\(s.base.attach))
+        # lth4sa compare: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
-        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.epochs) epochs with \(s.seeds) seed(s) (test accuracy: mean ± sd).
+        Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.recipe.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) (test accuracy: mean ± sd).
         dT = inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))

@@ -17,12 +17,9 @@ import Training
 public enum Correlation {
     /// Everything that defines a correlation study.
     public struct Settings: Codable, Equatable, Sendable {
-        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
-        public var base: RunConfig
-        public var supernetEpochs = 4
-        /// Epochs of every stand-alone training.
-        public var epochs = 4
-        public var keepProb = 0.5
+        /// Base configuration, epochs, keep-prob and seeds of the stand-alone trainings (the
+        /// reference is their mean test accuracy).
+        public var recipe: Recipe
         /// Schemes drawn stratified by connection ratio (Full-SA and the original come on top).
         public var schemes = 12
         /// Mini-batches of the recalibrated scoring.
@@ -31,9 +28,7 @@ public enum Correlation {
         public var topK = 3
         /// Bootstrap resamples of the intervals.
         public var resamples = 2000
-        /// Seeds of every stand-alone training; the reference is their mean test accuracy.
-        public var seeds = 1
-        public init(base: RunConfig) { self.base = base }
+        public init(recipe: Recipe) { self.recipe = recipe }
     }
 
     /// One scheme: its two supernet scores and its stand-alone accuracies.
@@ -91,18 +86,15 @@ public enum Correlation {
 
     /// Runs the study in `directory`, reusing every finished part.
     public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
-        let base = settings.base
+        let base = settings.recipe.base
         let root = URL(fileURLWithPath: directory)
         let stages = try ModelSpec(base.model).blocksPerStage
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let again = "run the same command again to continue"
 
-        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs"))
-        var supernetConfig = base
-        supernetConfig.epochs = settings.supernetEpochs
-        supernetConfig.keepProb = settings.keepProb
-        let trainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs"))
+        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
 
         let schemes = [Scheme.all(false, stageSizes: stages), .all(true, stageSizes: stages)]
             + stratifiedSchemes(stageSizes: stages, count: settings.schemes, seed: base.seed)
@@ -110,16 +102,14 @@ public enum Correlation {
         let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
         let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
 
-        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
-        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.epochs) epochs each"))
+        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
+        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.recipe.epochs) epochs each"))
         var trained: [[TrainingSummary]] = []
         for s in schemes {
-            var c = base
-            c.epochs = settings.epochs
-            c.scheme = s.description
-            trained.append(try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
+            let c = settings.recipe.network(s)
+            trained.append(try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
                                                           context: context, howToContinue: again) { k, outcome in
-                context.progress(.line(NetworkTraining.line(s.description + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
+                context.progress(.line(NetworkTraining.line(s.description + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
             }.map(\.summary))
         }
 
@@ -164,9 +154,9 @@ public enum Correlation {
                            r.standAloneTestAccuracy)
         }
         return """
-        # lth4sa correlate: \(s.base.model) + \(samId) (\(s.base.attach))
+        # lth4sa correlate: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
-        Data \(s.base.data); supernet \(s.supernetEpochs) epochs (keep-prob \(s.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.epochs) epochs with \(s.seeds) seed(s) from \(s.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
+        Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) from \(s.recipe.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
 
         \(table(result))
         \(rows)

@@ -22,17 +22,10 @@ public enum PipelinePreset: String, CaseIterable, Codable, Sendable {
 public enum Pipeline {
     /// Everything that defines a pipeline run (`pipeline.json`).
     public struct Settings: Codable, Equatable, Sendable {
-        /// The configuration every network starts from (model, data, SAM, attach, seed, ...).
-        public var base: RunConfig
-        public var supernetEpochs: Int
-        /// Epochs of every network trained from scratch.
-        public var epochs: Int
-        /// Retaining probability of the supernet's SAMs per mini-batch.
-        public var keepProb = 0.5
+        /// Base configuration, epochs, keep-prob and seeds of the retrainings.
+        public var recipe: Recipe
         /// Searched schemes retrained from scratch.
         public var candidates = 3
-        /// Seeds of every retraining (candidates, Full-SA, the original): seed, seed + 1, ...
-        public var seeds = 1
         public var search: SchemeSearch.Settings
 
         /// The default recipe (ResNet-20 on synthetic:4000, 4 + 4 epochs, 100 steps, the 2 best
@@ -41,20 +34,20 @@ public enum Pipeline {
         public init(preset: PipelinePreset? = nil, sam: String = "se", samOptions: [String] = [], attach: AttachMode = .fullSA,
                     searcher: String = "ean", seed: UInt64 = 0, batch: Int = 128) {
             var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: batch)
-            var steps = 100
+            var steps = 100, epochs = (supernet: 4, network: 4), seeds = 1
             switch preset {
             case .cifar100ResNet164:
                 c.model = "resnet164"; c.lr = 0.1; c.weightDecay = 1e-4; c.schedule = "step:81,122"; c.valPerClass = 100
-                (supernetEpochs, epochs, steps) = (150, 164, 1000)
+                (epochs, steps) = ((150, 164), 1000)
             case .cifar100ResNet38:
                 c.model = "resnet38"; c.lr = 0.1; c.weightDecay = 1e-4; c.schedule = "cosine"; c.cropPadding = 0; c.valPerClass = 100
-                (supernetEpochs, epochs, steps) = (150, 100, 1000)
+                (epochs, steps) = ((150, 100), 1000)
             case nil:
                 c.model = "resnet20"; c.data = "synthetic:4000"; c.valPerClass = 50
-                (supernetEpochs, epochs) = (4, 4)
                 (candidates, seeds) = (2, 2)
             }
-            base = c
+            recipe = Recipe(base: c)
+            (recipe.supernetEpochs, recipe.epochs, recipe.seeds) = (epochs.supernet, epochs.network, seeds)
             search = SchemeSearch.Settings(searcher: SAMAttachment.recorded(searcher), steps: steps)
         }
 
@@ -115,7 +108,7 @@ public enum Pipeline {
         if root.child(Settings.fileName).exists && !resume {
             throw LTHError("'\(directory)' already holds a pipeline run; pass --resume to continue it or choose another --output")
         }
-        let base = settings.base
+        let base = settings.recipe.base
         let stages = try ModelSpec(base.model).blocksPerStage
         // both plugins and their options are checked before any training starts
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
@@ -125,12 +118,9 @@ public enum Pipeline {
         let phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
         let again = "continue with --resume -o \(directory)"
 
-        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.supernetEpochs) epochs, keep-prob \(settings.keepProb)"))
-        var supernetConfig = base
-        supernetConfig.epochs = settings.supernetEpochs
-        supernetConfig.keepProb = settings.keepProb
+        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
         var clock = Date()
-        let supernetTrainer = try SupernetTraining.train(supernetConfig, directory: root.child("supernet").path, context: context, howToContinue: again)
+        let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
         let supernetSeconds = Date().timeIntervalSince(clock)
         phaseLog.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
 
@@ -147,20 +137,18 @@ public enum Pipeline {
         }
         let all: [(String, Scheme)] = [("original", original), ("Full-SA", full)] + picked
 
-        let seedsText = settings.seeds > 1 ? " x \(settings.seeds) seeds" : ""
-        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks\(seedsText) from scratch, \(settings.epochs) epochs each"))
+        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
+        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks\(seedsText) from scratch, \(settings.recipe.epochs) epochs each"))
         var entries: [NetworkMeasurement.Entry] = []
         for (i, (label, scheme)) in all.enumerated() {
-            var c = base
-            c.epochs = settings.epochs
-            c.scheme = scheme.description
-            let outcomes = try NetworkTraining.trainSeeds(c, seeds: settings.seeds, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
+            let c = settings.recipe.network(scheme)
+            let outcomes = try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
                                                           context: context, howToContinue: again) { k, outcome in
                 if outcome.trainedNow {
                     phaseLog.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seed": Int(c.seed) + k,
                                     "seconds": outcome.summary.seconds, "test_acc": outcome.summary.testAccuracy])
                 }
-                context.progress(.line(NetworkTraining.line("\(label) \(scheme)" + (settings.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
+                context.progress(.line(NetworkTraining.line("\(label) \(scheme)" + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
             }
             entries.append(.init(label: label, scheme: scheme, trained: outcomes.map(\.summary), candidate: i >= 2))
         }
@@ -205,10 +193,10 @@ public enum Pipeline {
 
     static func report(_ result: Result, settings: Settings, samId: String, searcherId: String) -> String {
         """
-        # lth4sa: \(settings.base.model) + \(samId) searched by \(searcherId)
+        # lth4sa: \(settings.recipe.base.model) + \(samId) searched by \(searcherId)
 
-        Data \(settings.base.data); supernet \(settings.supernetEpochs) epochs (keep-prob \(settings.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.epochs) epochs per network trained from scratch; seed \(settings.base.seed).
-        Test accuracy: mean ± sd over \(settings.seeds) seed(s). dT = relative inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds; 95% bootstrap interval over rounds).
+        Data \(settings.recipe.base.data); supernet \(settings.recipe.supernetEpochs) epochs (keep-prob \(settings.recipe.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.recipe.epochs) epochs per network trained from scratch; seed \(settings.recipe.base.seed).
+        Test accuracy: mean ± sd over \(settings.recipe.seeds) seed(s). dT = relative inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds; 95% bootstrap interval over rounds).
         Ticket? (the rule of `TicketRule`): yes when the mean test accuracy is not below Full-SA's by more than the noise (2 standard errors, combining the seeds' spread and the test set's binomial sampling error), the scheme has fewer parameters, and its inference time is below Full-SA's beyond the 95% bootstrap interval of the difference; no when the accuracy is below beyond the noise, or parameters or time are not lower; otherwise within noise. In parentheses: mean accuracy minus Full-SA's ± the noise.
         The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.
 

@@ -37,7 +37,7 @@ struct CompareCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        var settings = Comparison.Settings(base: study.baseConfig(seed: runtime.seed))
+        var settings = Comparison.Settings(recipe: study.recipe(seed: runtime.seed))
         // --searcher-opt id:key=value goes to the searcher whose descriptor id is `id`
         let stages = try ModelSpec(study.model).blocksPerStage
         let ids = try searcherList.map { try Comparison.searcherId($0, stageSizes: stages) }
@@ -47,7 +47,6 @@ struct CompareCommand: ParsableCommand {
         settings.searchers = zip(searcherList, ids).map { spec, id in
             .init(spec: spec, options: searcherOptions.filter { $0.hasPrefix(id + ":") }.map { String($0.dropFirst(id.count + 1)) })
         }
-        (settings.supernetEpochs, settings.epochs, settings.seeds, settings.keepProb) = (study.supernetEpochs, study.epochs, study.seeds, study.keepProb)
         settings.budget = budget
         settings.candidates = candidates
         settings.landscapeMaxBlocks = landscapeMaxBlocks

@@ -27,8 +27,7 @@ struct CorrelateCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        var settings = Correlation.Settings(base: study.baseConfig(seed: runtime.seed))
-        (settings.supernetEpochs, settings.epochs, settings.seeds, settings.keepProb) = (study.supernetEpochs, study.epochs, study.seeds, study.keepProb)
+        var settings = Correlation.Settings(recipe: study.recipe(seed: runtime.seed))
         (settings.schemes, settings.bnRecalibrate, settings.topK, settings.resamples) = (schemes, bnRecalibrate, topK, resamples)
         let dir = try study.directory(output, kind: "correlate", seed: runtime.seed)
         let result = try Correlation.run(settings, directory: dir, context: Console.shared.context)

@@ -45,18 +45,18 @@ struct Run: ParsableCommand {
     /// The recipe: the preset's (or the default), then every flag given.
     func settings() throws -> Pipeline.Settings {
         var s = Pipeline.Settings(preset: preset, sam: sam, samOptions: samOptions, attach: attach, searcher: searcher, seed: runtime.seed, batch: batch)
-        if let m = model { s.base.model = m }
-        if let d = data { s.base.data = d }
-        if let v = valPerClass { s.base.valPerClass = v }
-        if let e = supernetEpochs { s.supernetEpochs = e }
-        if let e = epochs { s.epochs = e }
+        if let m = model { s.recipe.base.model = m }
+        if let d = data { s.recipe.base.data = d }
+        if let v = valPerClass { s.recipe.base.valPerClass = v }
+        if let e = supernetEpochs { s.recipe.supernetEpochs = e }
+        if let e = epochs { s.recipe.epochs = e }
         if let n = searchSteps { s.search.steps = n }
         s.search.options = searcherOptions
         s.search.reward = try reward.weights()
         s.search.bnRecalibrate = scoring.bnRecalibrate
-        s.keepProb = keepProb
+        s.recipe.keepProb = keepProb
         if let c = candidates { s.candidates = c }
-        if let n = seeds { s.seeds = n }
+        if let n = seeds { s.recipe.seeds = n }
         return s
     }
 
@@ -64,8 +64,8 @@ struct Run: ParsableCommand {
         runtime.apply()
         let s = try settings()
         let samId = try SAMPlugin(sam, settings: samOptions).id  // ids from the descriptors, not the file names
-        let searcherId = try SchemeSearch.check(searcher, options: searcherOptions, stageSizes: try ModelSpec(s.base.model).blocksPerStage)
-        let dir = output ?? "runs/pipeline-\(s.base.model)-\(samId)-\(searcherId)-s\(runtime.seed)"
+        let searcherId = try SchemeSearch.check(searcher, options: searcherOptions, stageSizes: try ModelSpec(s.recipe.base.model).blocksPerStage)
+        let dir = output ?? "runs/pipeline-\(s.recipe.base.model)-\(samId)-\(searcherId)-s\(runtime.seed)"
         let result = try Pipeline.run(s, directory: dir, resume: resume, context: Console.shared.context)
         let root = URL(fileURLWithPath: dir)
         print("\n" + Pipeline.table(result) + "\n" + Pipeline.timing(result)

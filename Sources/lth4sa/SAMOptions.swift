@@ -50,13 +50,15 @@ struct StudyOptions: ParsableArguments {
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
     }
 
-    /// The configuration every network of the study starts from.
-    func baseConfig(seed: UInt64) -> RunConfig {
+    /// The study's recipe.
+    func recipe(seed: UInt64) -> Recipe {
         var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: batch)
         c.model = model
         c.data = data
         c.valPerClass = valPerClass
-        return c
+        var r = Recipe(base: c)
+        (r.supernetEpochs, r.epochs, r.seeds, r.keepProb) = (supernetEpochs, epochs, seeds, keepProb)
+        return r
     }
 
     /// `output`, or `runs/<kind>-<model>-<SAM id from its descriptor>-s<seed>`.

@@ -20,11 +20,14 @@ class CLITestCase: XCTestCase {
 
     struct Result { let status: Int32; let stdout: String; let stderr: String }
 
-    func run(_ args: [String]) throws -> Result {
+    /// Runs `lth4sa` (or `program`) with `args` in the test's folder (or `directory`), with this
+    /// process's environment (or `environment`).
+    func run(_ args: [String], program: URL? = nil, directory: URL? = nil, environment: [String: String]? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = executable
+        p.executableURL = program ?? executable
         p.arguments = args
-        p.currentDirectoryURL = dir
+        p.currentDirectoryURL = directory ?? dir
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -50,18 +50,8 @@ final class PluginCLITests: CLITestCase {
         install.waitUntilExit()
         XCTAssertEqual(install.terminationStatus, 0)
         func installed(_ args: [String]) throws -> Result {
-            let p = Process()
-            p.executableURL = prefix.appendingPathComponent("bin/lth4sa")
-            p.arguments = args
-            p.currentDirectoryURL = URL(fileURLWithPath: "/")
-            p.environment = ["HOME": dir.appendingPathComponent("home").path, "PATH": "/usr/bin:/bin"]
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+            try run(args, program: prefix.appendingPathComponent("bin/lth4sa"), directory: URL(fileURLWithPath: "/"),
+                    environment: ["HOME": dir.appendingPathComponent("home").path, "PATH": "/usr/bin:/bin"])
         }
         let list = try installed(["plugins"])
         XCTAssertEqual(list.status, 0, list.stderr)

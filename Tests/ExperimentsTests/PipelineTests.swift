@@ -24,14 +24,14 @@ final class PipelineTests: XCTestCase {
 
     func tinySettings() -> Pipeline.Settings {
         var s = Pipeline.Settings(sam: Self.plugin("SE"), samOptions: ["reduction=4"], searcher: Self.plugin("EAN"), seed: 0, batch: 32)
-        s.base.model = "resnet-basic-8"
-        s.base.data = "synthetic:300"
-        s.base.valPerClass = 5
-        s.supernetEpochs = 1
-        s.epochs = 1
+        s.recipe.base.model = "resnet-basic-8"
+        s.recipe.base.data = "synthetic:300"
+        s.recipe.base.valPerClass = 5
+        s.recipe.supernetEpochs = 1
+        s.recipe.epochs = 1
         s.search.steps = 12
         s.candidates = 2
-        s.seeds = 2
+        s.recipe.seeds = 2
         s.search.reward.latency = 1
         return s
     }
