@@ -4,7 +4,7 @@ import Models
 import NN
 import Tensor
 
-/// Compares a SAM plugin with reference dumps laid out as in `shared/vectors/README.md`:
+/// Compares a SAM plugin with reference dumps laid out as in `Tests/Fixtures/vectors/README.md`:
 /// `manifest.json` (sam, options, B/H/W/C, calls, shared, scheme), `input{k}.npy`,
 /// `output{k}.npy`, `dout{k}.npy`, `dinput{k}.npy`, `param_<name>.npy`, `grad_<name>.npy`.
 /// Runs the calls forward in order through host sites (one instance when `shared`), then

@@ -75,7 +75,7 @@ struct PluginsCheck: ParsableCommand {
     @Argument(help: "A plugin .so path or id.") var plugin: String
     @Option(name: .customLong("sam-opt"), help: "Option settings key=value.") var samOptions: [String] = []
     @Option(help: "Channel count to test with.") var channels: Int = 16
-    @Option(help: "Also compare with reference dumps (a folder laid out as shared/vectors/<case>; repeatable).") var reference: [String] = []
+    @Option(help: "Also compare with reference dumps (a folder laid out as Tests/Fixtures/vectors/<case>; repeatable).") var reference: [String] = []
 
     func run() throws {
         let sam = try SAMPlugin(plugin, settings: samOptions)

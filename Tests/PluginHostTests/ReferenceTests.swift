@@ -3,7 +3,8 @@ import PluginHost
 import Tensor
 import XCTest
 
-/// Plugins against PyTorch reference vectors (shared/vectors): relative error < 1e-4.
+/// Plugins against PyTorch reference vectors (Tests/Fixtures/vectors, regenerated and checked by
+/// scripts/reference_vectors.py): relative error < 1e-4.
 final class ReferenceTests: XCTestCase {
     static var repository: URL {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -17,11 +18,10 @@ final class ReferenceTests: XCTestCase {
         return try SAMPlugin(path)
     }
 
-    static var vectors: URL { repository.deletingLastPathComponent().appendingPathComponent("shared/vectors") }
+    static var vectors: URL { repository.appendingPathComponent("Tests/Fixtures/vectors") }
 
     func check(_ plugin: String, _ folder: String) throws {
         let dir = Self.vectors.appendingPathComponent(folder)
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: dir.path), "reference vectors not found at \(dir.path)")
         let results = try ReferenceCheck.run(plugin: try Self.plugin(plugin), directory: dir.path)
         XCTAssertGreaterThanOrEqual(results.count, 4)
         for r in results { XCTAssertLessThan(r.relativeError, 1e-4, "\(folder) \(r.name)") }
