@@ -93,7 +93,8 @@ public enum Comparison {
         var ids: [String] = []
         for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
         guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"
 
         context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))

@@ -90,7 +90,8 @@ public enum Correlation {
         let root = URL(fileURLWithPath: directory)
         let stages = try ModelSpec(base.model).blocksPerStage
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"
 
         context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs"))

@@ -113,7 +113,8 @@ public enum Pipeline {
         // both plugins and their options are checked before any training starts
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
         let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        defer { withExtendedLifetime(lock) {} }
         try AtomicFile.writeJSON(settings, to: root.child(Settings.fileName))
         let phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
         let again = "continue with --resume -o \(directory)"

@@ -26,6 +26,8 @@ public final class Trainer {
     public let mean: [Float], std: [Float]
     public let optimizer: Optimizer
     public let runDirectory: URL?
+    /// Held while the trainer lives: no second writer in the run directory.
+    private let directoryLock: RunDirectoryLock?
     /// Receives the live status (every step) and one line per finished epoch; nil = silent.
     public var onProgress: ProgressHandler? = nil
     /// Checked after every step: when requested, the trainer checkpoints and `train()` returns false.
@@ -61,8 +63,10 @@ public final class Trainer {
                 attach: ((RunConfig, ResNet) throws -> [String: String])? = nil) throws {
         var config = config
         var dir: URL? = nil
+        var lock: RunDirectoryLock? = nil
         if let d = runDirectory {
             let url = URL(fileURLWithPath: d)
+            lock = try RunDirectoryLock(url)  // before anything is read or written: one writer per directory
             let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
             let exists = FileManager.default.fileExists(atPath: ckpt)
             if resume {
@@ -87,6 +91,7 @@ public final class Trainer {
         try config.validate()
         self.config = config
         self.runDirectory = dir
+        directoryLock = lock
         schedule = try config.parsedSchedule()
         let src = try source ?? DataSource.load(config.data, seed: config.seed)
         self.source = src

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Experiments
 import Foundation
 import Models
@@ -40,6 +41,8 @@ struct LandscapeCommand: ParsableCommand {
         settings.sharePrefixes = !noShare
         let name = (noShare ? "landscape-noshare" : "landscape") + (scoring.bnRecalibrate > 0 ? "-bn\(scoring.bnRecalibrate)" : "")
         let directory = URL(fileURLWithPath: output).appendingPathComponent(name).path
+        let lock = try RunDirectoryLock(URL(fileURLWithPath: directory))
+        defer { withExtendedLifetime(lock) {} }
         let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate)
         let result = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator, directory: directory,
                                              settings: settings, context: context)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Checkpoint
 import Experiments
 import Foundation
 import Search
@@ -23,6 +24,8 @@ struct SearchCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let context = Console.shared.context
+        let lock = try RunDirectoryLock(URL(fileURLWithPath: output))
+        defer { withExtendedLifetime(lock) {} }
         let trainer = try SupernetTraining.trained(in: output, context: context)
         let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: try reward.weights(),
                                              bnRecalibrate: scoring.bnRecalibrate)

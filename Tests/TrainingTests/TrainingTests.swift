@@ -16,6 +16,18 @@ final class TrainingTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
+    /// One writer per run directory: a second trainer on it is refused with the holder's PID,
+    /// and the lock goes with the holder.
+    func testRunDirectoryIsLockedWhileATrainerLives() throws {
+        var first: Trainer? = try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)
+        XCTAssertNotNil(first)
+        XCTAssertThrowsError(try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains("in use by process \(getpid())"), "\(error)")
+        }
+        first = nil
+        XCTAssertNoThrow(try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path))
+    }
+
     func smallConfig(epochs: Int = 2) -> RunConfig {
         var c = RunConfig()
         c.model = "resnet-basic-8"
@@ -110,16 +122,20 @@ final class TrainingTests: XCTestCase {
         try straight.train()
 
         let path = dir.appendingPathComponent("b").path
-        let first = try Trainer(config: smallConfig(), runDirectory: path)
-        first.stopAfterSteps = 20  // an interruption in the middle of epoch 2 (500 images / 32 = 15 steps per epoch)
-        XCTAssertFalse(try first.train())
+        do {  // the interrupted run; leaving the scope ends it (and its lock), as a process exit would
+            let first = try Trainer(config: smallConfig(), runDirectory: path)
+            first.stopAfterSteps = 20  // an interruption in the middle of epoch 2 (500 images / 32 = 15 steps per epoch)
+            XCTAssertFalse(try first.train())
+        }
         XCTAssertThrowsError(try Trainer(config: smallConfig(), runDirectory: path)) { XCTAssertTrue("\($0)".contains("--resume")) }
-        let resumed = try Trainer(config: smallConfig(), runDirectory: path, resume: true)
-        XCTAssertEqual(resumed.epoch, 1)
-        XCTAssertEqual(resumed.stepInEpoch, 5)
-        XCTAssertTrue(try resumed.train())
-        for ((name, a), (_, b)) in zip(straight.net.namedParameters(), resumed.net.namedParameters()) {
-            XCTAssertLessThan(a.value.maxAbsDiff(b.value), 1e-5, name)
+        do {
+            let resumed = try Trainer(config: smallConfig(), runDirectory: path, resume: true)
+            XCTAssertEqual(resumed.epoch, 1)
+            XCTAssertEqual(resumed.stepInEpoch, 5)
+            XCTAssertTrue(try resumed.train())
+            for ((name, a), (_, b)) in zip(straight.net.namedParameters(), resumed.net.namedParameters()) {
+                XCTAssertLessThan(a.value.maxAbsDiff(b.value), 1e-5, name)
+            }
         }
         var other = smallConfig()
         other.model = "resnet20"
