@@ -73,8 +73,8 @@ public enum SchemeSearch {
                               accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
         loop.evaluationBudget = settings.evaluations
         if resume && dir.child("search-state.json").exists {
-            try loop.resume()
-        } else if !resume {
+            try loop.resume()  // the log is cut back to the state's records
+        } else {  // a fresh search, or one killed before its first state save: no stale log lines
             try? FileManager.default.removeItem(at: dir.child("search.jsonl"))
         }
         let start = Date()

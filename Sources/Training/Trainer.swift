@@ -67,6 +67,7 @@ public final class Trainer {
         if let d = runDirectory {
             let url = URL(fileURLWithPath: d)
             lock = try RunDirectoryLock(url)  // before anything is read or written: one writer per directory
+            if FileManager.default.fileExists(atPath: url.path) { try CheckpointSet(directory: url).recover() }
             let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
             let exists = FileManager.default.fileExists(atPath: ckpt)
             if resume {
@@ -110,10 +111,6 @@ public final class Trainer {
         optimizer = config.optimizer == "adam"
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
             : SGD(params, lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
-        if let dir {
-            try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
-            metrics = try MetricsLog(path: dir.appendingPathComponent("metrics.jsonl").path)
-        }
         if resume, let ckpt = checkpointPath, let opt = optimizerPath {
             let meta = try ModelCheckpoint.load(net, from: ckpt)
             let optMeta = try ModelCheckpoint.loadOptimizer(optimizer, from: opt)
@@ -122,6 +119,11 @@ public final class Trainer {
             }
             epoch = Int(meta[ModelCheckpoint.epochKey] ?? "0") ?? 0
             stepInEpoch = Int(meta["step"] ?? "0") ?? 0
+        }
+        // written only once a resume has succeeded: a refused resume leaves the directory as it was
+        if let dir {
+            try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
+            metrics = try MetricsLog(path: dir.appendingPathComponent("metrics.jsonl").path)
         }
     }
 
@@ -135,12 +137,13 @@ public final class Trainer {
         return base.merging(extraMetadata) { a, _ in a }
     }
 
-    /// Writes weights, then optimizer state, both atomically.
+    /// Writes weights and optimizer state as one unit (`CheckpointSet`): after a kill at any
+    /// moment the directory holds this pair or the previous one, never a mix.
     public func saveCheckpoint() throws {
-        guard let ckpt = checkpointPath, let opt = optimizerPath else { return }
+        guard let dir = runDirectory else { return }
         let meta = checkpointMetadata()
-        try ModelCheckpoint.saveOptimizer(optimizer, to: opt, metadata: meta)
-        try ModelCheckpoint.save(net, to: ckpt, metadata: meta)
+        try CheckpointSet(directory: dir).commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
+                                                 writeOptimizer: { try ModelCheckpoint.saveOptimizer(optimizer, to: $0, metadata: meta) })
     }
 
     /// Trains the remaining epochs. Returns false when stopped by a signal (checkpoint saved).

@@ -142,6 +142,44 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(config: other, runDirectory: path, resume: true)) { XCTAssertTrue("\($0)".contains("resnet-basic-8")) }
     }
 
+    /// A kill between the renames of a checkpoint set (the optimizer of the new pair in place,
+    /// its model still pending) or while the new pair is written (a partial `.next`): `--resume`
+    /// finds the newest complete pair and ends where an uninterrupted run does.
+    func testKilledCheckpointCommitsResumeFromTheNewestCompletePair() throws {
+        let straight = try Trainer(config: smallConfig(), runDirectory: dir.appendingPathComponent("a").path)
+        try straight.train()
+        let run = dir.appendingPathComponent("b")
+        let model = run.appendingPathComponent("checkpoint.safetensors"), saved = dir.appendingPathComponent("older-model")
+        do {
+            let first = try Trainer(config: smallConfig(), runDirectory: run.path)
+            first.stopAfterSteps = 10
+            XCTAssertFalse(try first.train())
+        }
+        try FileManager.default.copyItem(at: model, to: saved)  // the pair at epoch 0, step 10
+        do {
+            let second = try Trainer(config: smallConfig(), runDirectory: run.path, resume: true)
+            second.stopAfterSteps = 10  // through the end of epoch 1 into epoch 2: the pair at epoch 1, step 5
+            XCTAssertFalse(try second.train())
+        }
+        // the crash: the new optimizer renamed into place, the new model still pending
+        try FileManager.default.moveItem(at: model, to: run.appendingPathComponent("checkpoint.safetensors.next"))
+        try FileManager.default.copyItem(at: saved, to: model)
+        // and a partial file of an even later commit that never finished
+        try Data("truncated".utf8).write(to: run.appendingPathComponent("checkpoint.optim.safetensors.next"))
+        XCTAssertThrowsError(try ModelCheckpoint.loadOptimizer(SGD([], lr: 0.1), from: run.appendingPathComponent("checkpoint.optim.safetensors.next").path))
+        do {
+            let resumed = try Trainer(config: smallConfig(), runDirectory: run.path, resume: true)
+            XCTAssertEqual(resumed.epoch, 1)
+            XCTAssertEqual(resumed.stepInEpoch, 5)
+            XCTAssertTrue(try resumed.train())
+            for ((name, a), (_, b)) in zip(straight.net.namedParameters(), resumed.net.namedParameters()) {
+                XCTAssertLessThan(a.value.maxAbsDiff(b.value), 1e-5, name)
+            }
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.hasSuffix(".next") }
+        XCTAssertEqual(left, [], "no pending file survives recovery")
+    }
+
     func testBadConfigurationsAreRejected() {
         var c = smallConfig()
         c.lr = -0.1
