@@ -80,13 +80,17 @@ public struct DataSource: Sendable {
 
     /// The spellings accepted on the command line.
     public static let usage = "synthetic | cifar10:PATH | cifar100:PATH | npy:DIR"
+    /// The most classes a dataset may have (labels are 0..K-1).
+    public static let maxClasses = 100_000
+    /// The most images `synthetic:N` generates (they are made in memory: 3 KB each).
+    public static let maxSyntheticImages = 1_000_000
 
     /// Loads `synthetic`, `cifar10:PATH`, `cifar100:PATH` or `npy:DIR`.
     public static func load(_ spec: String, seed: UInt64 = 0) throws -> DataSource {
         if spec == "synthetic" { return SyntheticShapes.make(seed: seed) }
         if spec.hasPrefix("synthetic:") {
-            guard let n = Int(spec.dropFirst("synthetic:".count)), n >= 20 else {
-                throw LTHError("data '\(spec)': expected synthetic:N with N >= 20 training images")
+            guard let n = Int(spec.dropFirst("synthetic:".count)), n >= 20, n <= maxSyntheticImages else {
+                throw LTHError("data '\(spec)': expected synthetic:N with 20 <= N <= \(maxSyntheticImages) training images")
             }
             return SyntheticShapes.make(seed: seed, trainCount: n, testCount: max(n / 5, 20))
         }

@@ -23,6 +23,9 @@ public enum NpyDataset {
         if let neg = (trainLabels + testLabels).first(where: { $0 < 0 }) {
             throw LTHError("npy labels must be in 0..<K, found \(neg)")
         }
+        guard classes <= DataSource.maxClasses else {
+            throw LTHError("npy labels go up to \(classes - 1): more than \(DataSource.maxClasses) classes; labels must be 0..K-1 with K <= \(DataSource.maxClasses)")
+        }
         let train = try trainX.images(labels: trainLabels, classes: classes)
         let test = try testX.images(labels: testLabels, classes: classes)
         guard (train.height, train.width, train.channels) == (test.height, test.width, test.channels) else {
@@ -77,9 +80,21 @@ public struct NpyArray {
         guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s.firstIndex(of: ")") else {
             throw LTHError("'\(path)': .npy header without shape")
         }
-        shape = s[s.index(after: open)..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        var dims: [Int] = []
+        for text in s[s.index(after: open)..<close].split(separator: ",") {
+            let t = text.trimmingCharacters(in: .whitespaces)
+            guard let d = Int(t), d >= 0 else { throw LTHError("'\(path)': .npy shape entry '\(t)' is not a non-negative integer") }
+            dims.append(d)
+        }
+        shape = dims
         payload = data.subdata(in: headerStart + headerLength..<data.count)
-        let expected = shape.reduce(1, *) * (try itemSize())
+        // sizes come from the file: every product is overflow-checked before anything is read
+        var expected = try itemSize()
+        for d in shape {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw LTHError("'\(path)': .npy shape \(shape) describes more bytes than can exist") }
+            expected = product
+        }
         guard payload.count >= expected else {
             throw LTHError("'\(path)': truncated: \(payload.count) data bytes for shape \(shape) of \(descr) (needs \(expected))")
         }

@@ -20,6 +20,9 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses `resnet20`, `resnet38`, `resnet56`, `resnet110`, `resnet164`, `resnet50`,
     /// `resnet-basic-N` (N = 6n+2) and `resnet-bottleneck-N` (N = 9n+2).
+    /// The deepest `resnet-basic-N` / `resnet-bottleneck-N` accepted.
+    public static let maxDepth = 2000
+
     public init(_ name: String) throws {
         self.name = name
         let named: [String: (Family, Int)] = [
@@ -41,6 +44,9 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
             throw LTHError("unknown model '\(name)'; expected one of \(ModelSpec.knownNames.joined(separator: ", "))")
         }
         let per = family == .cifarBasic ? 6 : 9
+        guard depth <= ModelSpec.maxDepth else {
+            throw LTHError("model '\(name)': depth \(depth) is beyond the supported \(ModelSpec.maxDepth) layers (ResNet-1001 is the deepest CIFAR ResNet published)")
+        }
         guard depth >= per + 2, (depth - 2) % per == 0 else {
             throw LTHError("model '\(name)': depth \(depth) is not \(per)n+2 for n >= 1 (\(family == .cifarBasic ? "basic" : "bottleneck") blocks)")
         }

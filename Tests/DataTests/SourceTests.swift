@@ -105,6 +105,14 @@ final class SourceTests: XCTestCase {
         assertError("npy:\(dir.path)", contains: "integer dtype")
         try writeNpy("test_y.npy", "<i4", [1], withUnsafeBytes(of: Int32(-3)) { Data($0) })
         assertError("npy:\(dir.path)", contains: "-3")
+        try writeNpy("test_y.npy", "<i4", [1], withUnsafeBytes(of: Int32(1_000_000_000)) { Data($0) })
+        assertError("npy:\(dir.path)", contains: "more than 100000 classes")
+        try writeNpy("test_y.npy", "<i4", [1], Data(count: 4))
+        // sizes read from a header are overflow-checked before anything is read
+        try writeNpy("test_x.npy", "|u1", [1 << 31, 1 << 31, 1 << 31, 3], Data(count: 12))
+        assertError("npy:\(dir.path)", contains: "more bytes than can exist")
+        try writeNpy("test_x.npy", "|u1", [1, -2, 2, 3], Data(count: 12))
+        assertError("npy:\(dir.path)", contains: "not a non-negative integer")
         try FileManager.default.removeItem(atPath: path("train_y.npy"))
         assertError("npy:\(dir.path)", contains: "train_y.npy")
     }
@@ -113,6 +121,7 @@ final class SourceTests: XCTestCase {
         assertError("imagenet:/x", contains: "unknown")
         assertError("cifar10", contains: "not understood")
         assertError("synthetic:3", contains: "synthetic:N")
+        assertError("synthetic:100000000", contains: "N <= 1000000")
     }
 
     func testLabelRangeChecked() {

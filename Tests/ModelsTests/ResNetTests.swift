@@ -29,6 +29,7 @@ final class ResNetTests: XCTestCase {
     func testModelNamesAreValidated() {
         XCTAssertThrowsError(try ModelSpec("resnet21")) { XCTAssertTrue("\($0)".contains("resnet21")) }
         XCTAssertThrowsError(try ModelSpec("resnet-basic-9")) { XCTAssertTrue("\($0)".contains("6n+2")) }
+        XCTAssertThrowsError(try ModelSpec("resnet-basic-99999999998")) { XCTAssertTrue("\($0)".contains("beyond the supported 2000"), "\($0)") }
         XCTAssertEqual(try ModelSpec("resnet-bottleneck-38").blocksPerStage, [4, 4, 4])
     }
 
