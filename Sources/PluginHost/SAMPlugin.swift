@@ -88,6 +88,8 @@ public final class SAMInstance: Module, @unchecked Sendable {
     public let channels: Int
     let handle: UnsafeMutableRawPointer
     public let parameters: [(String, Parameter)]
+    /// The most elements one plugin parameter may have (2^28 floats = 1 GiB).
+    public static let maxParameterElements = 1 << 28
     private var layouts: [[Int]: lth4sa_sam_layout_t] = [:]
     /// Number of call slots handed out so far (one per attached block).
     var slotsAssigned = 0
@@ -115,9 +117,25 @@ public final class SAMInstance: Module, @unchecked Sendable {
         for i in 0..<api.param_count(instance) {
             var info = lth4sa_param_t(name: noName, ndim: 0, init: 0, shape: (0, 0, 0, 0), init_a: 0, init_b: 0)
             try checked(plugin.id, "param_info(\(i))") { api.param_info(instance, i, &info, $0) }
-            let name = String(cString: info.name)
+            // everything a plugin hands back is validated before use: name, rank, sizes, uniqueness
+            let rawName = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 0, as: UnsafePointer<CChar>?.self) }
+            guard let rawName else { throw LTHError("plugin \(plugin.id): parameter \(i) has a NULL name") }
+            let name = String(cString: rawName)
+            guard !name.isEmpty else { throw LTHError("plugin \(plugin.id): parameter \(i) has an empty name") }
+            guard !params.contains(where: { $0.0 == name }) else {
+                throw LTHError("plugin \(plugin.id): two parameters are named '\(name)'; names must be unique (they are the checkpoint's keys)")
+            }
+            guard (1...4).contains(info.ndim) else { throw LTHError("plugin \(plugin.id): parameter \(name) has \(info.ndim) dimensions (1...4 allowed)") }
             let shape = dims(info.ndim, info.shape)
-            guard !shape.isEmpty, shape.allSatisfy({ $0 > 0 }) else { throw LTHError("plugin \(plugin.id): parameter \(name) has shape \(shape)") }
+            guard shape.allSatisfy({ $0 > 0 }) else { throw LTHError("plugin \(plugin.id): parameter \(name) has shape \(shape)") }
+            var elements = 1
+            for d in shape {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= SAMInstance.maxParameterElements else {
+                    throw LTHError("plugin \(plugin.id): parameter \(name) of shape \(shape) has more than \(SAMInstance.maxParameterElements) elements")
+                }
+                elements = product
+            }
             let p = Parameter(shape)
             switch info.`init` {
             case LTH4SA_INIT_ZEROS: p.value.zero()

@@ -138,9 +138,19 @@ public final class SearcherPlugin: Searcher {
 
     public var id: String { descriptor.id }
 
+    /// "<id> <version> <option>=<value>,...": what a saved state belongs to.
+    public var identity: String {
+        "\(descriptor.id) \(descriptor.version) " + options.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+    }
+
+    /// Bytes after every buffer a plugin writes into: a plugin writing past what it was given
+    /// is caught (the bytes changed) instead of corrupting the host.
+    static let guardBytes = 64, guardValue: UInt8 = 0xA5
+
     public func ask() throws -> [[Bool]] {
         let capacity = 4096
-        var bits = [UInt8](repeating: 0, count: capacity * blocks)
+        var bits = [UInt8](repeating: 0, count: capacity * blocks + Self.guardBytes)
+        for i in (capacity * blocks)..<bits.count { bits[i] = Self.guardValue }
         var count: UInt32 = 0
         let box = context.takeUnretainedValue()
         box.hostError = nil
@@ -149,7 +159,13 @@ public final class SearcherPlugin: Searcher {
         } catch let e as LTHError {
             throw box.hostError.map { LTHError("\(e.message) (host: \($0))") } ?? e
         }
-        guard count >= 1 && Int(count) <= capacity else { throw LTHError("plugin \(id): ask returned \(count) schemes") }
+        guard bits[(capacity * blocks)...].allSatisfy({ $0 == Self.guardValue }) else {
+            throw LTHError("plugin \(id): ask wrote past the \(capacity) x \(blocks) bytes it was given")
+        }
+        guard count >= 1 && Int(count) <= capacity else { throw LTHError("plugin \(id): ask returned \(count) schemes (expected 1...\(capacity))") }
+        if let bad = bits.prefix(Int(count) * blocks).first(where: { $0 > 1 }) {
+            throw LTHError("plugin \(id): ask wrote the byte \(bad) into a scheme; every byte must be 0 or 1")
+        }
         lastCount = Int(count)
         return (0..<Int(count)).map { j in (0..<blocks).map { bits[j * blocks + $0] != 0 } }
     }
@@ -170,11 +186,21 @@ public final class SearcherPlugin: Searcher {
         return SearchProgress(pBar: progress.p_bar.isNaN ? nil : progress.p_bar, baseline: progress.baseline.isNaN ? nil : progress.baseline)
     }
 
+    /// The largest searcher state accepted (a state is a few KB to MB in practice).
+    public static let maxStateBytes: UInt64 = 1 << 30
+
     public func saveState() throws -> [UInt8] {
-        let size = Int(api.pointee.state_size(handle))
-        var buffer = [UInt8](repeating: 0, count: size)
+        let reported = api.pointee.state_size(handle)
+        guard reported <= Self.maxStateBytes else {
+            throw LTHError("plugin \(id): state_size reports \(reported) bytes, more than the \(Self.maxStateBytes) a searcher state may have")
+        }
+        let size = Int(reported)
+        var buffer = [UInt8](repeating: Self.guardValue, count: size + Self.guardBytes)
         try checked(id, "save") { err in buffer.withUnsafeMutableBytes { api.pointee.save(handle, $0.baseAddress!, UInt64(size), err) } }
-        return buffer
+        guard buffer[size...].allSatisfy({ $0 == Self.guardValue }) else {
+            throw LTHError("plugin \(id): save wrote past the \(size) bytes state_size asked for")
+        }
+        return Array(buffer.prefix(size))
     }
 
     public func loadState(_ state: [UInt8]) throws {

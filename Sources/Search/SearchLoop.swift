@@ -12,6 +12,13 @@ public protocol Searcher: AnyObject {
     /// The whole searcher state, for checkpoints.
     func saveState() throws -> [UInt8]
     func loadState(_ state: [UInt8]) throws
+    /// What the saved state belongs to (e.g. "ean 1.0.0 hidden=50,lr=0.05"): a checkpoint is
+    /// only loaded into a searcher of the same identity.
+    var identity: String { get }
+}
+
+extension Searcher {
+    public var identity: String { String(describing: type(of: self)) }
 }
 
 /// What a searcher reports after a step.
@@ -76,6 +83,8 @@ public final class SearchLoop {
         let rnd: [Double]
         let rng: [UInt64]
         let records: [SearchRecord]
+        /// The searcher's identity (absent in checkpoints of older versions).
+        var identity: String? = nil
     }
 
     /// Restores a checkpoint written by `checkpoint()` (the log is rewritten to match it).
@@ -84,6 +93,9 @@ public final class SearchLoop {
         let s: State
         do { s = try JSONDecoder().decode(State.self, from: data) } catch { throw LTHError("search checkpoint '\(url.path)' is corrupt: \(error)") }
         guard let bytes = Data(base64Encoded: s.searcher) else { throw LTHError("search checkpoint '\(url.path)' is corrupt (searcher state)") }
+        if let saved = s.identity, saved != searcher.identity {
+            throw LTHError("search checkpoint '\(url.path)' belongs to searcher '\(saved)', not '\(searcher.identity)'; resume with the same searcher and options or choose another --output")
+        }
         try searcher.loadState([UInt8](bytes))
         try reward.restore(s.rnd)
         rngState.restore(s.rng)
@@ -96,7 +108,8 @@ public final class SearchLoop {
 
     public func checkpoint() throws {
         guard let url = stateURL else { return }
-        let s = State(step: step, searcher: Data(try searcher.saveState()).base64EncodedString(), rnd: reward.state, rng: rngState.save(), records: records)
+        let s = State(step: step, searcher: Data(try searcher.saveState()).base64EncodedString(), rnd: reward.state, rng: rngState.save(), records: records,
+                      identity: searcher.identity)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         try writeAtomically(String(decoding: try enc.encode(s), as: UTF8.self), to: url)

@@ -1,0 +1,76 @@
+import Foundation
+import Models
+import PluginHost
+import Search
+import Tensor
+import XCTest
+
+/// Everything a plugin hands back is validated: parameter declarations (unique, non-NULL names,
+/// bounded sizes), schemes (bytes 0/1, inside the buffer), searcher states (bounded, inside the
+/// buffer, loaded only into the searcher that wrote them).
+final class PluginValidationTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-validation-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// Compiles a fixture of Tests/Fixtures/plugins with `flags` into this test's folder.
+    func fixture(_ source: String, _ flags: [String]) throws -> String {
+        let out = dir.appendingPathComponent("lib\(source)\(flags.joined()).so").path
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        cc.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", ReferenceTests.repository.appendingPathComponent("SDK/include").path, "-o", out,
+                        ReferenceTests.repository.appendingPathComponent("Tests/Fixtures/plugins/\(source).c").path, "-lm"] + flags
+        try cc.run()
+        cc.waitUntilExit()
+        XCTAssertEqual(cc.terminationStatus, 0, "compiling \(source) \(flags)")
+        return out
+    }
+
+    func assertRefused(_ body: () throws -> Void, mentioning text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertTrue("\($0)".contains(text), "'\($0)' should mention '\(text)'", file: file, line: line) }
+    }
+
+    func testBrokenParameterDeclarationsAreRefused() throws {
+        var rng = RNG(seed: 0)
+        for (flag, text) in [("-DDUPLICATE_NAMES", "two parameters are named 'fc.weight'"), ("-DNULL_NAME", "NULL name"), ("-DHUGE", "more than 268435456 elements")] {
+            let sam = try SAMPlugin(try fixture("bad_params", [flag]))
+            assertRefused({ _ = try sam.instantiate(channels: 8, rng: &rng, host: PluginHostContext(seed: 0)) }, mentioning: text)
+            // the conformance kit reports it as a failure too
+            let results = Conformance.run(sam, channels: 8)
+            XCTAssertTrue(results.contains { !$0.passed && $0.detail.contains(text) }, "\(flag): \(results.map { "\($0.name): \($0.detail)" })")
+        }
+    }
+
+    func testBrokenSearcherOutputsAreRefused() throws {
+        func searcher(_ flag: String) throws -> SearcherPlugin {
+            try SearcherPlugin(try fixture("bad_searcher", [flag]), stageSizes: [2, 2, 2], host: PluginHostContext(seed: 0))
+        }
+        assertRefused({ _ = try searcher("-DBAD_BITS").ask() }, mentioning: "must be 0 or 1")
+        assertRefused({ _ = try searcher("-DASK_OVERRUN").ask() }, mentioning: "wrote past")
+        assertRefused({ _ = try searcher("-DHUGE_STATE").saveState() }, mentioning: "state_size reports 1125899906842624 bytes")
+        assertRefused({ _ = try searcher("-DSAVE_OVERRUN").saveState() }, mentioning: "save wrote past")
+        XCTAssertEqual(try searcher("-DNONE").saveState().count, 8, "a well-behaved save is accepted")
+    }
+
+    /// A search checkpoint is only loaded into the searcher (id, version, options) that wrote it.
+    func testSearchStateOfAnotherSearcherIsRefused() throws {
+        let stages = [2, 2, 2]
+        func loop(_ spec: String, _ settings: [String] = []) throws -> SearchLoop {
+            let host = PluginHostContext(seed: 0)
+            return SearchLoop(searcher: try SearcherPlugin(spec, settings: settings, stageSizes: stages, host: host), stageSizes: stages,
+                              reward: try RewardModel(blocks: 6, weights: RewardWeights(), seed: 0),
+                              accuracies: { $0.map { Double($0.bits.filter { $0 }.count) } }, directory: dir.path, rngState: host.rngState)
+        }
+        let random = ReferenceTests.repository.appendingPathComponent("plugins/libRandom.so").path
+        let ga = ReferenceTests.repository.appendingPathComponent("plugins/libGA.so").path
+        try loop(random).run(steps: 3)
+        assertRefused({ try loop(ga, ["population=4"]).resume() }, mentioning: "belongs to searcher 'random 1.0.0")
+        assertRefused({ try loop(random, ["ratio=0.5"]).resume() }, mentioning: "ratio=0.5")
+        XCTAssertNoThrow(try loop(random).resume())
+    }
+}
