@@ -29,6 +29,10 @@ public struct ImageDataset: Sendable {
         if let bad = labels.first(where: { $0 < 0 || Int($0) >= classes }) {
             throw LTHError("label \(bad) out of range: expected 0..<\(classes)")
         }
+        if case .floats(let f) = pixels, let i = f.firstIndex(where: { !$0.isFinite }) {
+            let size = height * width * channels
+            throw LTHError("image \(i / max(size, 1)) holds a non-finite pixel value (\(f[i])); clean the data (e.g. np.nan_to_num) before training")
+        }
         self.pixels = pixels
         self.labels = labels
         self.height = height

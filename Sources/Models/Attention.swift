@@ -33,6 +33,9 @@ public final class PassContext {
     public private(set) var backward = 0
     /// The first attention failure since the pass began.
     public private(set) var failure: Error? = nil
+    /// Attentions check every tensor they produce for NaN/Inf and fail with their block's name
+    /// (`--check-finite`; costs a pass over each attention output).
+    public var checkFinite = false
 
     public init() {}
 

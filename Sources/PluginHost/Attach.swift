@@ -51,7 +51,8 @@ public enum SAMAttacher {
                         block.attachedModules = [(name, instance)]
                     }
                 }
-                block.attention = SAMSite(instance: instance, position: b, chain: chain, passes: net.passes, gradients: net.gradients)
+                block.attention = SAMSite(instance: instance, position: b, chain: chain, passes: net.passes, gradients: net.gradients,
+                                          label: "layer\(s + 1).\(b)")
             }
         }
         return instances

@@ -30,6 +30,8 @@ public final class SAMSite: BranchAttention {
     let passes: PassContext
     /// The network's gradient ring (dF comes from it).
     let gradients: GradientRing
+    /// Where the site is, for messages ("layer2.1").
+    public let label: String
     /// One pool per role so same-shaped intermediates never share storage.
     private let extractedPool = BufferPool(), attentionPool = BufferPool(), outputPool = BufferPool()
     private let dAttentionPool = BufferPool(), dExtractedPool = BufferPool()
@@ -39,7 +41,8 @@ public final class SAMSite: BranchAttention {
     private var attention: Tensor?
     private var layout = lth4sa_sam_layout_t()
 
-    init(instance: SAMInstance, position: Int, chain: StageStateChain?, passes: PassContext, gradients: GradientRing) {
+    init(instance: SAMInstance, position: Int, chain: StageStateChain?, passes: PassContext, gradients: GradientRing, label: String) {
+        self.label = label
         self.passes = passes
         self.gradients = gradients
         self.instance = instance
@@ -127,11 +130,22 @@ public final class SAMSite: BranchAttention {
         return a
     }
 
+    /// With `passes.checkFinite`: fails when `t` holds NaN/Inf, naming the plugin, block and stage.
+    func requireFinite(_ t: Tensor, _ what: String) throws {
+        guard passes.checkFinite else { return }
+        let p = t.data
+        for i in 0..<t.count where !p[i].isFinite {
+            throw LTHError("plugin \(id) at \(label) produced \(p[i]) in its \(what) (element \(i) of \(t.shape)); --check-finite stopped the run, the last checkpoint is kept")
+        }
+    }
+
     /// F [B,H,W,C] -> F'
     public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
         layout = try instance.layout(f.shape)
         let s = try extract(f, training: training)
+        try requireFinite(s, "extract output")
         let a = try process(f, s, training: training)
+        try requireFinite(a, "attention (process)")
         let out = outputPool.get(f.shape)
         if let recalibrate = api.recalibrate {
             var fv = view(f), av = view(a), ov = view(out)
@@ -141,6 +155,7 @@ public final class SAMSite: BranchAttention {
         } else {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
+        try requireFinite(out, "recalibrated output")
         if training {
             savedInput = f
             extracted = s
@@ -185,6 +200,8 @@ public final class SAMSite: BranchAttention {
         } else {
             Profiler.shared.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
         }
+        try requireFinite(dF, "input gradient (backward)")
+        for (name, p) in instance.parameters { try requireFinite(p.grad, "gradient of \(name)") }
         return dF
     }
 
@@ -244,6 +261,6 @@ public final class SAMSite: BranchAttention {
 public enum SAMSiteFactory {
     public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain(),
                             passes: PassContext = PassContext()) -> SAMSite {
-        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(depth: 8))
+        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(depth: 8), label: "site \(position)")
     }
 }

@@ -38,7 +38,8 @@ public enum ModelCheckpoint {
     }
 
     /// Loads weights and buffers into `net`. Fails (leaving `net` unchanged) when the file is
-    /// for another model or class count, or a tensor is missing or has another shape.
+    /// for another model or class count, or a tensor is missing, has another shape or holds a
+    /// non-finite value.
     @discardableResult
     public static func load(_ net: ResNet, from path: String) throws -> [String: String] {
         let (tensors, meta) = try SafeTensors.read(path)
@@ -52,6 +53,9 @@ public enum ModelCheckpoint {
         for (name, t, _) in entries {
             guard let l = tensors[name] else { throw LTHError("checkpoint '\(path)' lacks tensor '\(name)' of \(net.spec.name)") }
             guard l.shape == t.shape else { throw LTHError("checkpoint '\(path)': tensor '\(name)' has shape \(l.shape), expected \(t.shape)") }
+            if let bad = l.values.first(where: { !$0.isFinite }) {
+                throw LTHError("checkpoint '\(path)': tensor '\(name)' holds \(bad); a diverged run cannot be evaluated or resumed (use an earlier checkpoint)")
+            }
         }
         for (name, t, _) in entries {
             let l = tensors[name]!

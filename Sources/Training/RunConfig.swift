@@ -32,6 +32,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Supernet training: the retaining probability p of d ~ Bernoulli(p)^L per mini-batch
     /// (nil = an ordinary network).
     public var keepProb: Double? = nil
+    /// Check every attention output and gradient for NaN/Inf and stop naming the block
+    /// (`--check-finite`; nil = off).
+    public var checkFinite: Bool? = nil
 
     public init() {}
 

@@ -32,6 +32,11 @@ public final class Trainer {
     public var onProgress: ProgressHandler? = nil
     /// Checked after every step: when requested, the trainer checkpoints and `train()` returns false.
     public var stopToken: StopToken? = nil
+    /// Every attention output and gradient is checked for NaN/Inf (see `PassContext.checkFinite`).
+    public var checkFinite: Bool {
+        get { net.passes.checkFinite }
+        set { net.passes.checkFinite = newValue }
+    }
     /// Mid-epoch checkpoint interval in seconds (end-of-epoch checkpoints always happen).
     public var checkpointInterval: Double = 600
     /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.
@@ -107,6 +112,7 @@ public final class Trainer {
         }
         net = ResNet(spec, classes: src.train.classes, seed: config.seed)
         extraMetadata = try attach?(config, net) ?? [:]
+        net.passes.checkFinite = config.checkFinite ?? false
         let params = net.namedParameters()
         optimizer = config.optimizer == "adam"
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)

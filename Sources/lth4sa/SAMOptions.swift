@@ -44,6 +44,7 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int = 50
     @Option(help: "Batch size.") var batch: Int = 128
+    @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
 
     func validate() throws {
         if seeds < 1 { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
@@ -56,6 +57,7 @@ struct StudyOptions: ParsableArguments {
         c.model = model
         c.data = data
         c.valPerClass = valPerClass
+        c.checkFinite = checkFinite ? true : nil
         var r = Recipe(base: c)
         (r.supernetEpochs, r.epochs, r.seeds, r.keepProb) = (supernetEpochs, epochs, seeds, keepProb)
         return r

@@ -23,6 +23,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Validation images per class held out of training (stratified, fixed by --seed).") var valPerClass = 100
     @Option(help: "Random-crop padding (0 = no crop).") var cropPadding = 4
     @Flag(help: "No horizontal flips.") var noFlip = false
+    @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
     @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).") var output: String?
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
 
@@ -43,6 +44,7 @@ struct TrainingOptions: ParsableArguments {
         c.valPerClass = valPerClass
         c.cropPadding = cropPadding
         c.flip = !noFlip
+        c.checkFinite = checkFinite ? true : nil
         samOptions.apply(to: &c)
         return c
     }

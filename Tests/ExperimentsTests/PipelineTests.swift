@@ -151,16 +151,41 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(finished.summary.epochs, 1)
     }
 
-    /// A plugin failing in the middle of a pass is an error thrown by the network, not an exit.
-    func testFailingPluginThrowsFromForward() throws {
-        let library = dir.appendingPathComponent("libfailing.so").path
+    /// Builds Tests/Fixtures/plugins/process_fails.c with `flags`.
+    func failingPlugin(_ flags: [String] = []) throws -> String {
+        let library = dir.appendingPathComponent("libfailing\(flags.joined()).so").path
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         cc.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", Self.repository.appendingPathComponent("SDK/include").path, "-o", library,
-                        Self.repository.appendingPathComponent("Tests/Fixtures/plugins/process_fails.c").path, "-lm"]
+                        Self.repository.appendingPathComponent("Tests/Fixtures/plugins/process_fails.c").path, "-lm"] + flags
         try cc.run()
         cc.waitUntilExit()
         XCTAssertEqual(cc.terminationStatus, 0)
+        return library
+    }
+
+    /// `--check-finite`: a plugin writing NaN into its attention stops the run with the plugin
+    /// and the block named; the checkpoint of the last finished epoch stays loadable.
+    func testCheckFiniteNamesTheBlockAndKeepsTheLastCheckpoint() throws {
+        var config = RunConfig()
+        (config.model, config.data, config.valPerClass, config.batch, config.epochs) = ("resnet-basic-8", "synthetic:300", 5, 32, 3)
+        config.sam = try failingPlugin(["-DNAN_INSTEAD", "-DFAIL_AT=12"])  // 7 training + 1 validation call per epoch: NaN in epoch 2
+        config.checkFinite = true
+        let run = dir.appendingPathComponent("nan")
+        let trainer = try Trainer(config: config, runDirectory: run.path, attach: SAMAttachment.attach)
+        XCTAssertThrowsError(try trainer.train()) {
+            XCTAssertTrue("\($0)".contains("plugin failing at layer1.0 produced nan in its attention (process)"), "\($0)")
+        }
+        let meta = try ModelCheckpoint.metadata(run.appendingPathComponent("checkpoint.safetensors").path)
+        XCTAssertEqual(meta[ModelCheckpoint.epochKey], "1", "the checkpoint of epoch 1 is kept")
+        let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
+        _ = try SAMAttachment.attach(config, to: net)
+        XCTAssertNoThrow(try ModelCheckpoint.load(net, from: run.appendingPathComponent("checkpoint.safetensors").path), "finite, loadable")
+    }
+
+    /// A plugin failing in the middle of a pass is an error thrown by the network, not an exit.
+    func testFailingPluginThrowsFromForward() throws {
+        let library = try failingPlugin()
         let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
         try SAMAttacher.attach(try SAMPlugin(library), to: net, mode: .fullSA, scheme: .all(true, stageSizes: net.spec.blocksPerStage), seed: 0)
         let x = Tensor([2, 32, 32, 3])

@@ -180,6 +180,18 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(left, [], "no pending file survives recovery")
     }
 
+    /// A checkpoint holding NaN (a diverged run) is refused by every loader, naming the tensor.
+    func testCheckpointWithNonFiniteValuesIsRefused() throws {
+        let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 1)
+        net.fc.weight.value[3] = .nan
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("nan.safetensors").path
+        try ModelCheckpoint.save(net, to: path, metadata: [:])
+        XCTAssertThrowsError(try ModelCheckpoint.load(ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 2), from: path)) {
+            XCTAssertTrue("\($0)".contains("tensor 'fc.weight' holds nan"), "\($0)")
+        }
+    }
+
     func testBadConfigurationsAreRejected() {
         var c = smallConfig()
         c.lr = -0.1

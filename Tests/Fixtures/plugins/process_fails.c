@@ -1,5 +1,7 @@
-/* A SAM that creates and lays out like SE but whose process fails on its third call: the host
- * must turn that into an error thrown by the network's forward, never an exit. */
+/* A SAM that creates and lays out like SE but whose process fails on its FAIL_AT-th call
+ * (default 3): the host must turn that into an error thrown by the network's forward, never an
+ * exit. With -DNAN_INSTEAD it reports success and writes NaN into its attention instead,
+ * which `--check-finite` must catch and name. */
 #include <lth4sa/helpers.h>
 
 static const lth4sa_descriptor_t failing_descriptor = {
@@ -29,8 +31,14 @@ static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4s
                                        int32_t training, lth4sa_error_t *error) {
     (void)call; (void)input; (void)extracted; (void)state_in; (void)state_out; (void)training;
     failing_t *f = instance;
-    if (++f->calls >= 3) return lth4sa_fail(error, LTH4SA_ERR_INTERNAL, "failing: deliberate failure on call %d", f->calls);
-    for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = 1.0f;
+#ifndef FAIL_AT
+#define FAIL_AT 3
+#endif
+    const int broken = ++f->calls >= FAIL_AT;
+#ifndef NAN_INSTEAD
+    if (broken) return lth4sa_fail(error, LTH4SA_ERR_INTERNAL, "failing: deliberate failure on call %d", f->calls);
+#endif
+    for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = broken ? NAN : 1.0f;
     return LTH4SA_OK;
 }
 
