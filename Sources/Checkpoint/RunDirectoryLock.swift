@@ -13,7 +13,17 @@ public final class RunDirectoryLock {
     /// holder's PID when another writer has it.
     public init(_ directory: URL) throws {
         self.directory = directory
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            var p = directory
+            while p.path != "/" {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: p.path, isDirectory: &isDirectory) && !isDirectory.boolValue {
+                    throw LTHError("cannot create run directory '\(directory.path)': '\(p.path)' is a file, not a folder; choose another --output")
+                }
+                p = p.deletingLastPathComponent()
+            }
+            throw LTHError("cannot create run directory '\(directory.path)' (\(access(directory.deletingLastPathComponent().path, W_OK) == 0 ? "\(error.localizedDescription)" : "the folder above it is not writable")); choose another --output")
+        }
         let path = directory.appendingPathComponent(".lock").path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LTHError("cannot open '\(path)' to lock the run directory: \(String(cString: strerror(errno)))") }

@@ -102,12 +102,16 @@ public struct DataSource: Sendable {
         guard parts.count == 2, !parts[1].isEmpty else {
             throw LTHError("data '\(spec)' not understood; expected \(usage)")
         }
+        let source: DataSource
         switch parts[0] {
-        case "cifar10": return try CIFAR.load(directory: parts[1], fine100: false)
-        case "cifar100": return try CIFAR.load(directory: parts[1], fine100: true)
-        case "npy": return try NpyDataset.load(directory: parts[1])
+        case "cifar10": source = try CIFAR.load(directory: parts[1], fine100: false)
+        case "cifar100": source = try CIFAR.load(directory: parts[1], fine100: true)
+        case "npy": source = try NpyDataset.load(directory: parts[1])
         default: throw LTHError("data kind '\(parts[0])' unknown; expected \(usage)")
         }
+        guard source.train.count > 0 else { throw LTHError("data '\(spec)' holds no training images") }
+        guard source.test.count > 0 else { throw LTHError("data '\(spec)' holds no test images; an accuracy on nothing would read 0%") }
+        return source
     }
 }
 
@@ -122,7 +126,11 @@ public struct Split: Sendable {
         for (i, l) in labels.enumerated() { byClass[Int(l)].append(i) }
         var rng = RNG(seed: seed ^ 0x5EED_5B17)
         var train: [Int] = [], val: [Int] = []
+        guard !labels.isEmpty else { throw LTHError("the training data holds no images") }
         for (c, var members) in byClass.enumerated() {
+            if members.isEmpty {
+                throw LTHError("class \(c) has no training image (a label found only in the test split, or missing); labels must be 0..K-1 with every class in the training data")
+            }
             if perClass > 0 && members.count <= perClass {
                 throw LTHError("--val-per-class \(perClass) leaves no training image of class \(c) (it has \(members.count)); use a smaller value")
             }

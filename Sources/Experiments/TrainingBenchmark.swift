@@ -17,6 +17,9 @@ public final class TrainingBenchmark {
     /// batch drawn from `seed`.
     public init(model: String, classes: Int, batch: Int, config: RunConfig, seed: UInt64) throws {
         let spec = try ModelSpec(model)
+        guard batch >= 1, classes >= 2 else { throw LTHError("a training benchmark needs a batch >= 1 and >= 2 classes, got \(batch) and \(classes)") }
+        try SystemMemory.require(spec.trainingMemoryLowerBound(batch: batch, classes: classes),
+                                 for: "training \(spec) at batch \(batch) with \(classes) classes", fix: "lower --batch or --classes")
         net = ResNet(spec, classes: classes, seed: seed)
         _ = try SAMAttachment.attach(config, to: net)
         self.batch = batch

@@ -20,6 +20,24 @@ public struct ModelSpec: Equatable, Sendable, CustomStringConvertible {
 
     /// Parses `resnet20`, `resnet38`, `resnet56`, `resnet110`, `resnet164`, `resnet50`,
     /// `resnet-basic-N` (N = 6n+2) and `resnet-bottleneck-N` (N = 9n+2).
+    /// A lower bound of the memory (bytes) training this model at `batch` with `classes` needs:
+    /// 4 floats per block-output element per image (activations kept for backward and their
+    /// gradients; measured peaks are 5-8) plus the classifier's weights, gradients and
+    /// momentum. For refusing the impossible up front, not for planning.
+    public func trainingMemoryLowerBound(batch: Int, classes: Int) -> Double {
+        let cifar = isCIFAR
+        let planes: [Double] = cifar ? [16, 32, 64] : [64, 128, 256, 512]
+        let expansion: Double = family == .cifarBasic ? 1 : 4
+        var side: Double = cifar ? 32 : 56
+        var perImage = 0.0
+        for (s, blocks) in blocksPerStage.enumerated() {
+            if s > 0 { side = (side / 2).rounded(.up) }
+            perImage += Double(blocks) * side * side * planes[s] * expansion
+        }
+        let features = planes.last! * expansion
+        return 4 * 4 * perImage * Double(batch) + 4 * 3 * Double(classes) * (features + 1) + 4 * 2 * Double(batch) * Double(classes)
+    }
+
     /// The deepest `resnet-basic-N` / `resnet-bottleneck-N` accepted.
     public static let maxDepth = 2000
 

@@ -131,9 +131,11 @@ public struct PluginDescriptor: @unchecked Sendable {
     /// Every declared option with its value: defaults overridden by `key=value` settings.
     public func resolveOptions(_ settings: [String], flag: String = "--sam-opt") throws -> [(String, Double)] {
         var values = Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0.defaultValue) })
+        var given = Set<String>()
         for s in settings {
             let parts = s.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw LTHError("\(flag) '\(s)' is not key=value") }
+            guard given.insert(parts[0]).inserted else { throw LTHError("\(flag) sets '\(parts[0])' twice; give each option once") }
             guard let option = options.first(where: { $0.name == parts[0] }) else {
                 let known = options.map { $0.name }.joined(separator: ", ")
                 throw LTHError("plugin \(id) has no option '\(parts[0])'; its options: \(known.isEmpty ? "none" : known)")

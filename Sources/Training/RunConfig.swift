@@ -40,7 +40,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     /// Checks ranges; throws a one-line error naming the value and the expectation.
     public func validate() throws {
-        guard epochs >= 1 else { throw LTHError("--epochs must be at least 1, got \(epochs)") }
+        guard epochs >= 1 && epochs <= 100_000 else { throw LTHError("--epochs must be in 1...100000, got \(epochs)") }
+        guard cropPadding >= 0 && cropPadding <= 64 else { throw LTHError("--crop-padding must be in 0...64, got \(cropPadding)") }
         guard batch >= 2 else { throw LTHError("--batch must be at least 2 (batch norm needs 2 images), got \(batch)") }
         guard lr > 0, lr.isFinite else { throw LTHError("--lr must be a positive number, got \(lr)") }
         guard weightDecay >= 0 else { throw LTHError("--weight-decay must be >= 0, got \(weightDecay)") }

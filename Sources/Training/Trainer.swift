@@ -104,6 +104,8 @@ public final class Trainer {
         split = try Split(labels: src.train.labels, classes: src.train.classes, perClass: config.valPerClass, seed: config.seed)
         (mean, std) = src.train.channelStatistics(split.train)
         let spec = try ModelSpec(config.model)
+        try SystemMemory.require(spec.trainingMemoryLowerBound(batch: config.batch, classes: src.train.classes),
+                                 for: "training \(spec) at batch \(config.batch) with \(src.train.classes) classes", fix: "lower --batch or use a smaller model")
         guard src.train.height == spec.imageSize || spec.isCIFAR else {
             throw LTHError("model \(spec) expects \(spec.imageSize)x\(spec.imageSize) images, data has \(src.train.height)x\(src.train.width)")
         }

@@ -19,8 +19,8 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
-    @Option(help: "Batch size.") var batch: Int = 128
-    @Option(help: "Classes of the classifier.") var classes: Int = 100
+    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
     @Option(help: "Timed steps.") var steps: Int = 10
     @Flag(help: "Print time per operation kind.") var profile = false

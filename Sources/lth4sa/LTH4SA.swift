@@ -33,7 +33,15 @@ struct LTH4SA: ParsableCommand {
             Console.shared.endStatus()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
-            let text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            var text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let ns = error as NSError
+            if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {  // file-system errors: the reason and the path, no dump
+                let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+                let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? $0.code : nil }
+                    ?? (ns.domain == NSPOSIXErrorDomain ? ns.code : nil)
+                let reason = posix.map { String(cString: strerror(Int32($0))) } ?? ns.localizedDescription
+                text = "cannot use \(path.map { "'\($0)'" } ?? "a file"): \(reason)"
+            }
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             Foundation.exit(code.rawValue)
         }
@@ -102,7 +110,9 @@ struct RuntimeOptions: ParsableArguments {
     var seed: UInt64 = 0
 
     func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, got \(t)") }
+        if let t = threads, t < 1 || t > 4 * Threads.cores {
+            throw ValidationError("--threads must be in 1...\(4 * Threads.cores) (this machine has \(Threads.cores) cores), got \(t)")
+        }
     }
 
     func apply() { Threads.set(threads ?? Threads.cores) }

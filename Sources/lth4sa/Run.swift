@@ -27,7 +27,7 @@ struct Run: ParsableCommand {
     @Option(help: "Searched schemes retrained from scratch (default 2; presets 3).") var candidates: Int?
     @Option(help: "Seeds of every retraining (candidates, Full-SA, original); tables show mean ± sd (default 2; presets 1).") var seeds: Int?
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
-    @Option(help: "Batch size.") var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions

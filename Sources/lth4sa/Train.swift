@@ -11,17 +11,17 @@ struct TrainingOptions: ParsableArguments {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
     @Option(help: "Data: \(DataSource.usage) (synthetic:N for N training images).") var data = "synthetic"
-    @Option(help: "Epochs.") var epochs = 5
-    @Option(help: "Batch size.") var batch = 128
-    @Option(help: "Base learning rate.") var lr: Float = 0.1
+    @Option(parsing: .unconditional, help: "Epochs.") var epochs = 5
+    @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
+    @Option(parsing: .unconditional, help: "Base learning rate.") var lr: Float = 0.1
     @Option(help: "cosine | constant | step:M1,M2,... (x0.1 at each milestone epoch).") var schedule = "cosine"
-    @Option(help: "Linear learning-rate warm-up, in epochs.") var warmupEpochs: Double = 0
+    @Option(parsing: .unconditional, help: "Linear learning-rate warm-up, in epochs.") var warmupEpochs: Double = 0
     @Option(help: "sgd | adam.") var optimizer = "sgd"
-    @Option(help: "SGD momentum.") var momentum: Float = 0.9
+    @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Float = 0.9
     @Flag(help: "Nesterov momentum.") var nesterov = false
-    @Option(help: "L2 weight decay.") var weightDecay: Float = 5e-4
-    @Option(help: "Validation images per class held out of training (stratified, fixed by --seed).") var valPerClass = 100
-    @Option(help: "Random-crop padding (0 = no crop).") var cropPadding = 4
+    @Option(parsing: .unconditional, help: "L2 weight decay.") var weightDecay: Float = 5e-4
+    @Option(parsing: .unconditional, help: "Validation images per class held out of training (stratified, fixed by --seed).") var valPerClass = 100
+    @Option(parsing: .unconditional, help: "Random-crop padding (0 = no crop).") var cropPadding = 4
     @Flag(help: "No horizontal flips.") var noFlip = false
     @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
     @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).") var output: String?

@@ -64,6 +64,16 @@ final class CLITests: CLITestCase {
         try assertFails(["eval", "--checkpoint", "missing.safetensors"], mentioning: "missing.safetensors")
         try Data("garbage".utf8).write(to: dir.appendingPathComponent("bad.safetensors"))
         try assertFails(["eval", "--checkpoint", "bad.safetensors"], mentioning: "bad.safetensors")
+        // numbers out of range are named, negative ones too (not "Missing value")
+        try assertFails(["train", "--batch", "-1"], mentioning: "got -1")
+        try assertFails(["train", "--crop-padding", "-1"], mentioning: "--crop-padding must be in 0...64, got -1")
+        try assertFails(["train", "--threads", "100000"], mentioning: "got 100000")
+        try assertFails(["train", "--epochs", "100000000000"], mentioning: "got 100000000000")
+        try assertFails(["train", "--sam", "se", "--sam-opt", "reduction=4", "--sam-opt", "reduction=8"], mentioning: "sets 'reduction' twice")
+        try assertFails(["bench", "train", "--model", "resnet38", "--batch", "100000"], mentioning: "needs at least")
+        try assertFails(["train", "--model", "resnet-basic-99999999998"], mentioning: "beyond the supported")
+        try Data("a file".utf8).write(to: dir.appendingPathComponent("afile"))
+        try assertFails(["train", "--epochs", "1", "-o", "afile/run"], mentioning: "is a file, not a folder")
     }
 
     func testTrainThenEvalWithLogits() throws {

@@ -129,6 +129,19 @@ final class SourceTests: XCTestCase {
         assertError("synthetic:100000000", contains: "N <= 1000000")
     }
 
+    /// Missing classes and empty splits are named for what they are, not blamed on --val-per-class.
+    func testEmptySplitsAndTestOnlyLabelsAreExplained() throws {
+        XCTAssertThrowsError(try Split(labels: [0, 0, 0], classes: 2, perClass: 0, seed: 0)) {
+            XCTAssertTrue("\($0)".contains("class 1 has no training image"), "\($0)")
+        }
+        XCTAssertThrowsError(try Split(labels: [], classes: 2, perClass: 1, seed: 0)) { XCTAssertTrue("\($0)".contains("no images"), "\($0)") }
+        try writeNpy("train_x.npy", "|u1", [2, 2, 2, 3], Data(count: 24))
+        try writeNpy("train_y.npy", "<i4", [2], Data(count: 8))
+        try writeNpy("test_x.npy", "|u1", [0, 2, 2, 3], Data())
+        try writeNpy("test_y.npy", "<i4", [0], Data())
+        assertError("npy:\(dir.path)", contains: "no test images")
+    }
+
     func testLabelRangeChecked() {
         XCTAssertThrowsError(try ImageDataset(pixels: .bytes([0, 0, 0]), labels: [4], height: 1, width: 1, channels: 3, classes: 3)) {
             XCTAssertTrue("\($0)".contains("label 4 out of range"))
