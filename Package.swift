@@ -40,6 +40,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: optimize),
+        // Fuzzing the file parsers (scripts/fuzz.sh builds it with -sanitize=fuzzer,address -DFUZZING;
+        // a normal build gives a corpus replayer).
+        .executableTarget(name: "lth4sa-fuzz", dependencies: ["Data", "Checkpoint"], path: "Fuzz", exclude: ["corpus"]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"]),

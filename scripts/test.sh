@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --build-tests
 swift test -c release --skip-build
+# the three file parsers under libFuzzer + AddressSanitizer, 60 s each, from the seed corpus
+./scripts/fuzz.sh 60

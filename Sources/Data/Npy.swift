@@ -77,7 +77,7 @@ public struct NpyArray {
         if let f = field("fortran_order"), f.hasPrefix("True") {
             throw LTHError("'\(path)': Fortran-ordered arrays are not supported; save with np.ascontiguousarray")
         }
-        guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s.firstIndex(of: ")") else {
+        guard let s = field("shape"), let open = s.firstIndex(of: "("), let close = s[open...].firstIndex(of: ")") else {
             throw LTHError("'\(path)': .npy header without shape")
         }
         var dims: [Int] = []

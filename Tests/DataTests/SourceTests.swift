@@ -116,6 +116,11 @@ final class SourceTests: XCTestCase {
         // sizes read from a header are overflow-checked before anything is read
         try writeNpy("test_x.npy", "|u1", [1 << 31, 1 << 31, 1 << 31, 3], Data(count: 12))
         assertError("npy:\(dir.path)", contains: "more bytes than can exist")
+        // found by scripts/fuzz.sh: a ')' before the '(' of the shape crashed the header parser
+        var bad = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 46, 0])
+        bad.append(Data("{'descr': '|u1', 'shape': 2,), (}            \n".utf8))
+        try bad.write(to: URL(fileURLWithPath: path("test_x.npy")))
+        assertError("npy:\(dir.path)", contains: "without shape")
         try writeNpy("test_x.npy", "|u1", [1, -2, 2, 3], Data(count: 12))
         assertError("npy:\(dir.path)", contains: "not a non-negative integer")
         try FileManager.default.removeItem(atPath: path("train_y.npy"))
