@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 import Tensor
 
@@ -22,6 +23,20 @@ public final class MetricsLog {
     }
 
     deinit { try? handle.close() }
+
+    /// Rewrites the log at `path` (atomically) with only the records `keep` accepts; a torn
+    /// last line (a kill in the middle of a write) is dropped too. Used on resume, so the log
+    /// ends where the checkpoint does and the resumed steps are not logged twice.
+    public static func cut(path: String, keep: ([String: Any]) -> Bool) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        var kept = Data()
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            guard let record = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], keep(record) else { continue }
+            kept.append(Data(line))
+            kept.append(UInt8(ascii: "\n"))
+        }
+        try SafeTensors.writeAtomically(kept, to: path)
+    }
 }
 
 /// What long-running library work reports to the program driving it; the library itself never

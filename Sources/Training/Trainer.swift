@@ -131,7 +131,19 @@ public final class Trainer {
         // written only once a resume has succeeded: a refused resume leaves the directory as it was
         if let dir {
             try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
-            metrics = try MetricsLog(path: dir.appendingPathComponent("metrics.jsonl").path)
+            let log = dir.appendingPathComponent("metrics.jsonl").path
+            if resume {  // the log ends where the checkpoint does: steps redone are not logged twice
+                let (e, s) = (epoch, stepInEpoch)
+                try MetricsLog.cut(path: log) { r in
+                    let re = r["epoch"] as? Int ?? 0, rs = r["step"] as? Int ?? 0
+                    switch r["kind"] as? String {
+                    case "epoch": return re <= e
+                    case "step", "interrupted": return re < e || (re == e && rs <= s)
+                    default: return true
+                    }
+                }
+            }
+            metrics = try MetricsLog(path: log)
         }
     }
 

@@ -137,6 +137,14 @@ final class TrainingTests: XCTestCase {
                 XCTAssertLessThan(a.value.maxAbsDiff(b.value), 1e-5, name)
             }
         }
+        // the resumed log ends where the checkpoint did: every step logged once, as uninterrupted
+        func logged(_ run: String) throws -> [String] {
+            try String(contentsOfFile: dir.appendingPathComponent("\(run)/metrics.jsonl").path, encoding: .utf8).split(separator: "\n")
+                .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .filter { ["step", "epoch"].contains($0["kind"] as? String) }
+                .map { "\($0["kind"]!) \($0["epoch"]!) \($0["step"] ?? "-")" }
+        }
+        XCTAssertEqual(try logged("b"), try logged("a"))
         var other = smallConfig()
         other.model = "resnet20"
         XCTAssertThrowsError(try Trainer(config: other, runDirectory: path, resume: true)) { XCTAssertTrue("\($0)".contains("resnet-basic-8")) }
