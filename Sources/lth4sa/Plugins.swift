@@ -73,12 +73,22 @@ struct PluginsInfo: ParsableCommand {
 struct PluginsCheck: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Conformance checks for plugin authors (non-zero exit on failure).")
     @Argument(help: "A plugin .so path or id.") var plugin: String
-    @Option(name: .customLong("sam-opt"), help: "Option settings key=value.") var samOptions: [String] = []
+    @Option(name: [.customLong("sam-opt"), .customLong("opt")], help: "Option settings key=value (of the SAM or searcher).") var samOptions: [String] = []
     @Option(help: "Channel count to test with.") var channels: Int = 16
     @Option(help: "Also compare with reference dumps (a folder laid out as Tests/Fixtures/vectors/<case>; repeatable).") var reference: [String] = []
 
     func run() throws {
-        let sam = try SAMPlugin(plugin, settings: samOptions)
+        let library = try PluginDiscovery.resolve(plugin)
+        if !library.plugins.contains(where: { $0.kind == LTH4SA_KIND_SAM }), let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) {
+            print("checking searcher \(d.id) \(d.version) from \(library.path) on a space of 2-2-2 blocks")
+            let results = SearcherConformance.run(library.path, settings: samOptions)
+            for r in results { print("  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 72)) \(r.detail)") }
+            let failures = results.filter { !$0.passed }.count
+            print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
+            if failures > 0 { throw ExitCode(1) }
+            return
+        }
+        let sam = try SAMPlugin(library: library, settings: samOptions)
         print("checking \(sam.id) \(sam.descriptor.version) from \(sam.library.path) with \(sam.optionsText.isEmpty ? "no options" : sam.optionsText), \(channels) channels")
         var failures = 0
         for r in Conformance.run(sam, channels: channels) {

@@ -107,6 +107,26 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(r.stdout.contains("all checks passed"), r.stdout)
     }
 
+    /// Searchers have a conformance kit too: every first-party one passes, broken ones fail.
+    func testSearcherConformanceKit() throws {
+        for name in ["EAN", "Random", "HSP", "GA", "ENAS", "DARTS", "L1", "GM"] {
+            let r = try run(["plugins", "check", repository.appendingPathComponent("plugins/lib\(name).so").path])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stdout)\(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("save and load resume exactly"), r.stdout)
+        }
+        for (flag, text) in [("-DBAD_BITS", "must be 0 or 1"), ("-DASK_OVERRUN", "wrote past"), ("-DHUGE_STATE", "state_size reports"),
+                             ("-DSAVE_OVERRUN", "save wrote past")] {
+            let r = try run(["plugins", "check", try build("Tests/Fixtures/plugins/bad_searcher.c", "libbad\(flag).so", flags: [flag])])
+            XCTAssertNotEqual(r.status, 0, flag)
+            XCTAssertTrue(r.stdout.contains("FAIL") && r.stdout.contains(text), "\(flag): \(r.stdout)")
+        }
+        for (flag, text) in [("-DDUPLICATE_NAMES", "named 'fc.weight'"), ("-DNULL_NAME", "NULL name")] {
+            let r = try run(["plugins", "check", try build("Tests/Fixtures/plugins/bad_params.c", "libbadparams\(flag).so", flags: [flag])])
+            XCTAssertNotEqual(r.status, 0, flag)
+            XCTAssertTrue(r.stdout.contains("FAIL") && r.stdout.contains(text), "\(flag): \(r.stdout)")
+        }
+    }
+
     func testConformanceKitPassesGoodAndFailsBrokenPlugins() throws {
         let good = try run(["plugins", "check", se])
         XCTAssertEqual(good.status, 0, good.stdout + good.stderr)
