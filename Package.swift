@@ -43,14 +43,15 @@ let package = Package(
         // Fuzzing the file parsers (scripts/fuzz.sh builds it with -sanitize=fuzzer,address -DFUZZING;
         // a normal build gives a corpus replayer).
         .executableTarget(name: "lth4sa-fuzz", dependencies: ["Data", "Checkpoint"], path: "Fuzz", exclude: ["corpus"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
-        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint"]),
-        .testTarget(name: "CLITests", dependencies: ["lth4sa"]),
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search", "TestSupport"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
+import TestSupport
 import XCTest
 
 /// Bad plugins (built here from Tests/Fixtures/plugins) and the `plugins` command.
@@ -10,15 +11,7 @@ final class PluginCLITests: CLITestCase {
 
     /// Compiles a fixture (or a first-party plugin with extra flags) into `dir`.
     func build(_ source: String, _ name: String, flags: [String] = []) throws -> String {
-        let out = dir.appendingPathComponent(name).path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", repository.appendingPathComponent("SDK/include").path, "-o", out,
-                       repository.appendingPathComponent(source).path, "-lm"] + flags
-        try p.run()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "compiling \(source)")
-        return out
+        try Fixtures.compile(source, flags: flags, into: dir, name: name)
     }
 
     var se: String { repository.appendingPathComponent("plugins/libSE.so").path }

@@ -5,6 +5,7 @@ import Models
 import PluginHost
 import Search
 import Tensor
+import TestSupport
 import Training
 import XCTest
 
@@ -153,15 +154,7 @@ final class PipelineTests: XCTestCase {
 
     /// Builds Tests/Fixtures/plugins/process_fails.c with `flags`.
     func failingPlugin(_ flags: [String] = []) throws -> String {
-        let library = dir.appendingPathComponent("libfailing\(flags.joined()).so").path
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cc.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", Self.repository.appendingPathComponent("SDK/include").path, "-o", library,
-                        Self.repository.appendingPathComponent("Tests/Fixtures/plugins/process_fails.c").path, "-lm"] + flags
-        try cc.run()
-        cc.waitUntilExit()
-        XCTAssertEqual(cc.terminationStatus, 0)
-        return library
+        try Fixtures.compile("Tests/Fixtures/plugins/process_fails.c", flags: flags, into: dir)
     }
 
     /// `--check-finite`: a plugin writing NaN into its attention stops the run with the plugin

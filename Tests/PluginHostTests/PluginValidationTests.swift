@@ -3,6 +3,7 @@ import Models
 import PluginHost
 import Search
 import Tensor
+import TestSupport
 import XCTest
 
 /// Everything a plugin hands back is validated: parameter declarations (unique, non-NULL names,
@@ -20,15 +21,7 @@ final class PluginValidationTests: XCTestCase {
 
     /// Compiles a fixture of Tests/Fixtures/plugins with `flags` into this test's folder.
     func fixture(_ source: String, _ flags: [String]) throws -> String {
-        let out = dir.appendingPathComponent("lib\(source)\(flags.joined()).so").path
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cc.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", ReferenceTests.repository.appendingPathComponent("SDK/include").path, "-o", out,
-                        ReferenceTests.repository.appendingPathComponent("Tests/Fixtures/plugins/\(source).c").path, "-lm"] + flags
-        try cc.run()
-        cc.waitUntilExit()
-        XCTAssertEqual(cc.terminationStatus, 0, "compiling \(source) \(flags)")
-        return out
+        try Fixtures.compile("Tests/Fixtures/plugins/\(source).c", flags: flags, into: dir)
     }
 
     func assertRefused(_ body: () throws -> Void, mentioning text: String, file: StaticString = #filePath, line: UInt = #line) {
