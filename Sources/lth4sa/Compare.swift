@@ -50,7 +50,7 @@ struct CompareCommand: ParsableCommand {
         settings.budget = budget
         settings.candidates = candidates
         settings.landscapeMaxBlocks = landscapeMaxBlocks
-        settings.reward = try reward.weights()
+        settings.reward = reward.weights()
         settings.bnRecalibrate = scoring.bnRecalibrate
         let dir = try study.directory(output, kind: "compare", seed: runtime.seed)
         let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)

@@ -33,15 +33,7 @@ struct LTH4SA: ParsableCommand {
             Console.shared.endStatus()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
-            var text = message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            let ns = error as NSError
-            if ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain {  // file-system errors: the reason and the path, no dump
-                let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
-                let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap { $0.domain == NSPOSIXErrorDomain ? $0.code : nil }
-                    ?? (ns.domain == NSPOSIXErrorDomain ? ns.code : nil)
-                let reason = posix.map { String(cString: strerror(Int32($0))) } ?? ns.localizedDescription
-                text = "cannot use \(path.map { "'\($0)'" } ?? "a file"): \(reason)"
-            }
+            let text = fileErrorDescription(error) ?? message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             Foundation.exit(code.rawValue)
         }

@@ -78,35 +78,10 @@ struct PluginsCheck: ParsableCommand {
     @Option(help: "Also compare with reference dumps (a folder laid out as Tests/Fixtures/vectors/<case>; repeatable).") var reference: [String] = []
 
     func run() throws {
-        let library = try PluginDiscovery.resolve(plugin)
-        if !library.plugins.contains(where: { $0.kind == LTH4SA_KIND_SAM }), let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) {
-            print("checking searcher \(d.id) \(d.version) from \(library.path) on a space of 2-2-2 blocks")
-            let results = SearcherConformance.run(library.path, settings: samOptions)
-            for r in results { print("  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 72)) \(r.detail)") }
-            let failures = results.filter { !$0.passed }.count
-            print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
-            if failures > 0 { throw ExitCode(1) }
-            return
-        }
-        let sam = try SAMPlugin(library: library, settings: samOptions)
-        print("checking \(sam.id) \(sam.descriptor.version) from \(sam.library.path) with \(sam.optionsText.isEmpty ? "no options" : sam.optionsText), \(channels) channels")
-        var failures = 0
-        for r in Conformance.run(sam, channels: channels) {
-            print("  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 44)) \(r.detail)")
-            if !r.passed { failures += 1 }
-        }
-        for dir in reference {
-            do {
-                let results = try ReferenceCheck.run(plugin: sam, directory: dir)
-                let worst = results.max { $0.relativeError < $1.relativeError }!
-                let ok = worst.relativeError < 1e-4
-                print("  \(ok ? "PASS" : "FAIL")  \(pad("reference \(URL(fileURLWithPath: dir).lastPathComponent)", 44)) \(results.count) tensors, worst relative error \(String(format: "%.2e", worst.relativeError)) (\(worst.name)), tolerance 1e-4")
-                if !ok { failures += 1 }
-            } catch {
-                print("  FAIL  \(pad("reference \(dir)", 44)) \(error)")
-                failures += 1
-            }
-        }
+        let (subject, results) = try PluginCheck.run(plugin, options: samOptions, channels: channels, references: reference)
+        print("checking \(subject)")
+        for r in results { print("  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 72)) \(r.detail)") }
+        let failures = results.filter { !$0.passed }.count
         print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
         if failures > 0 { throw ExitCode(1) }
     }

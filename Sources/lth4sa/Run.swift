@@ -54,7 +54,7 @@ struct Run: ParsableCommand {
         if let e = epochs { s.recipe.epochs = e }
         if let n = searchSteps { s.search.steps = n }
         s.search.options = searcherOptions
-        s.search.reward = try reward.weights()
+        s.search.reward = reward.weights()
         s.search.bnRecalibrate = scoring.bnRecalibrate
         s.recipe.keepProb = keepProb
         if let c = candidates { s.candidates = c }

@@ -27,7 +27,7 @@ struct SearchCommand: ParsableCommand {
         let lock = try RunDirectoryLock(URL(fileURLWithPath: output))
         defer { withExtendedLifetime(lock) {} }
         let trainer = try SupernetTraining.trained(in: output, context: context)
-        let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: try reward.weights(),
+        let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: reward.weights(),
                                              bnRecalibrate: scoring.bnRecalibrate)
         let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)
         for (i, b) in loop.best.prefix(5).enumerated() {
@@ -46,33 +46,27 @@ struct ScoringOptions: ParsableArguments {
     }
 }
 
-/// `--reward-acc`, `--reward-sparse`, `--reward-rnd`, `--reward-shift`, `--reward-rnd-lr`.
+/// `--reward-acc`, `--reward-sparse`, `--reward-rnd`, `--reward-shift`, `--reward-rnd-lr`, `--reward-latency`.
 struct RewardOptions: ParsableArguments {
-    @Option(help: "Weight of the accuracy term (percent).") var rewardAcc: String = "1"
-    @Option(help: "Weight of the sparsity term (share of blocks without a SAM).") var rewardSparse: String = "2"
-    @Option(help: "Weight of the RND curiosity term.") var rewardRnd: String = "1"
-    @Option(help: "Constant subtracted from every reward.") var rewardShift: String = "54"
-    @Option(help: "Adam learning rate of the RND predictor.") var rewardRndLr: String = "0.05"
-    @Option(help: "Weight w of the latency term w * (1 - cost(d) / cost(Full-SA)), cost from a measured per-block SAM time (0 = off, the paper's reward).")
-    var rewardLatency: String = "0"
+    @Option(parsing: .unconditional, help: "Weight of the accuracy term (percent).") var rewardAcc: Double = 1
+    @Option(parsing: .unconditional, help: "Weight of the sparsity term (share of blocks without a SAM).") var rewardSparse: Double = 2
+    @Option(parsing: .unconditional, help: "Weight of the RND curiosity term.") var rewardRnd: Double = 1
+    @Option(parsing: .unconditional, help: "Constant subtracted from every reward.") var rewardShift: Double = 54
+    @Option(parsing: .unconditional, help: "Adam learning rate of the RND predictor.") var rewardRndLr: Double = 0.05
+    @Option(parsing: .unconditional, help: "Weight w of the latency term w * (1 - cost(d) / cost(Full-SA)), cost from a measured per-block SAM time (0 = off, the paper's reward).")
+    var rewardLatency: Double = 0
 
-    func weights() throws -> RewardWeights {
-        func number(_ text: String, _ flag: String) throws -> Double {
-            guard let v = Double(text), v.isFinite else { throw LTHError("\(flag) '\(text)' is not a number") }
-            return v
-        }
+    func weights() -> RewardWeights {
         var w = RewardWeights()
-        w.accuracy = try number(rewardAcc, "--reward-acc")
-        w.sparsity = try number(rewardSparse, "--reward-sparse")
-        w.curiosity = try number(rewardRnd, "--reward-rnd")
-        w.shift = try number(rewardShift, "--reward-shift")
-        w.rndLearningRate = try number(rewardRndLr, "--reward-rnd-lr")
-        w.latency = try number(rewardLatency, "--reward-latency")
-        guard w.rndLearningRate > 0 else { throw LTHError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
+        (w.accuracy, w.sparsity, w.curiosity, w.shift, w.rndLearningRate, w.latency) = (rewardAcc, rewardSparse, rewardRnd, rewardShift, rewardRndLr, rewardLatency)
         return w
     }
 
     func validate() throws {
-        do { _ = try weights() } catch let e as LTHError { throw ValidationError(e.message) }
+        for (flag, v) in [("--reward-acc", rewardAcc), ("--reward-sparse", rewardSparse), ("--reward-rnd", rewardRnd), ("--reward-shift", rewardShift),
+                          ("--reward-rnd-lr", rewardRndLr), ("--reward-latency", rewardLatency)] where !v.isFinite {
+            throw ValidationError("\(flag) must be a finite number, got \(v)")
+        }
+        guard rewardRndLr > 0 else { throw ValidationError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
     }
 }
