@@ -45,6 +45,7 @@ public enum Comparison {
 
     /// `search-<id>/search-summary.json`: what a finished search of a comparison keeps.
     public struct SearchSummary: Codable, Sendable {
+        /// One kept scheme and its reward parts.
         public struct Best: Codable, Sendable {
             public let scheme: String
             public let parts: RewardParts

@@ -59,6 +59,7 @@ public enum Pipeline {
 
     /// `ticket.json`: the searched scheme chosen by validation accuracy (never by test accuracy).
     public struct Ticket: Codable, Equatable, Sendable {
+        /// The SAM the ticket carries: id (from its descriptor), path, options and attach mode.
         public struct SAM: Codable, Equatable, Sendable {
             public let id: String
             public let path: String
