@@ -76,6 +76,26 @@ final class CLITests: CLITestCase {
         try assertFails(["train", "--epochs", "1", "-o", "afile/run"], mentioning: "is a file, not a folder")
     }
 
+    /// Two processes on one run directory: the second is refused with the first one's PID.
+    func testSecondProcessOnARunDirectoryIsRefused() throws {
+        let first = Process()
+        first.executableURL = executable
+        first.arguments = ["train", "--model", "resnet-basic-8", "--data", "synthetic:2000", "--epochs", "50", "--batch", "32", "--output", "run"]
+        first.currentDirectoryURL = dir
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        defer { if first.isRunning { first.terminate(); first.waitUntilExit() } }
+        let lock = dir.appendingPathComponent("run/.lock").path
+        var waited = 0
+        while (try? String(contentsOfFile: lock, encoding: .utf8))?.contains("\(first.processIdentifier)") != true && waited < 600 {
+            usleep(100_000)  // until the first process holds the lock (not a timing assertion)
+            waited += 1
+        }
+        try assertFails(["train", "--model", "resnet-basic-8", "--data", "synthetic:2000", "--epochs", "1", "--output", "run"],
+                        mentioning: "in use by process \(first.processIdentifier)")
+    }
+
     func testTrainThenEvalWithLogits() throws {
         let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "32",
                          "--val-per-class", "2", "--output", "run", "--threads", "1"])
