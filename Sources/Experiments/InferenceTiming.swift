@@ -76,13 +76,7 @@ public enum InferenceTiming {
     /// medians, with the 95% percentile bootstrap interval over rounds (resampled in pairs,
     /// since both were timed in the same rounds).
     public static func increment(_ times: [Double], over original: [Double], resamples: Int = 2000, seed: UInt64 = 0) -> Estimate {
-        pairedBootstrap(times, original, resamples: resamples, seed: seed) { incrementPercent(median($0), original: median($1)) }
-    }
-
-    /// `statistic` of two paired series and its 95% percentile bootstrap interval.
-    static func pairedBootstrap(_ a: [Double], _ b: [Double], resamples: Int, seed: UInt64,
-                                _ statistic: ([Double], [Double]) -> Double) -> Estimate {
-        RankCorrelation.bootstrap(a, b, resamples: resamples, seed: seed, statistic)
+        RankCorrelation.bootstrap(times, original, resamples: resamples, seed: seed) { incrementPercent(median($0), original: median($1)) }
     }
 }
 

@@ -150,7 +150,7 @@ public enum LandscapeSurvey {
         try AtomicFile.writeJSON(report, to: dir.child(Report.fileName))
         let name = "\(trainer.config.model) + \(URL(fileURLWithPath: trainer.config.sam ?? "").deletingPathExtension().lastPathComponent)"
         try AtomicFile.write(LandscapePlots.distribution(landscape, fraction: fraction, title: "\(name): \(schemes.count) schemes through the supernet",
-                                                         marks: marks.map { ($0.label, Double($0.scheme.filter { $0 == "1" }.count) / Double(L), $0.accuracy) }),
+                                                         marks: zip(settings.marks, marks).map { ($1.label, $0.scheme.connectionRatio, $1.accuracy) }),
                              to: dir.child("distribution.svg"))
         try AtomicFile.write(LandscapePlots.scores(best: report.bestConnectionScores, worst: report.worstConnectionScores, fraction: fraction, stageSizes: stages,
                                                    title: "\(name): connection scores of the best and worst \(LandscapePlots.percent(fraction))"),

@@ -31,7 +31,4 @@ public struct Recipe: Codable, Equatable, Sendable {
         c.scheme = scheme.description
         return c
     }
-
-    /// "4 epochs x 2 seeds"-style text for progress lines.
-    var trainingText: String { "\(epochs) epochs each" + (seeds > 1 ? ", \(seeds) seeds" : "") }
 }

@@ -66,7 +66,7 @@ public final class BasicBlock: ResidualBlock {
     }
 
     /// `gradients`: the ring of the network the block belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(depth: 8)) {
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing()) {
         conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
         bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
         conv2 = Conv2d(planes, planes, kernel: 3, padding: 1, gradients: gradients)
@@ -110,7 +110,7 @@ public final class Bottleneck: ResidualBlock {
     }
 
     /// `gradients`: the ring of the network the block belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(depth: 8)) {
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing()) {
         let outC = planes * Bottleneck.expansion
         conv1 = Conv2d(inC, planes, kernel: 1, gradients: gradients)
         bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)

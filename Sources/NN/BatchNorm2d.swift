@@ -51,7 +51,7 @@ public final class BatchNorm2d: Module {
 
     /// `gradients`: the ring input gradients are handed out from (a network shares one).
     public init(_ channels: Int, fusedReLU: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1,
-                gradients: GradientRing = GradientRing(depth: 8)) {
+                gradients: GradientRing = GradientRing()) {
         self.gradients = gradients
         self.channels = channels
         self.eps = eps
@@ -126,7 +126,7 @@ public final class BatchNorm2d: Module {
     /// recalibration); does nothing before a training forward.
     public func accumulateLastBatchStatistics(into sum: inout NormStatistics) {
         guard let plan = current, lastCount > 0 else { return }
-        let unbias = lastCount > 1 ? Float(lastCount) / Float(lastCount - 1) : 1
+        let unbias = Self.unbiasFactor(lastCount)
         for c in 0..<channels {
             sum.mean[c] += plan.mean[c]
             sum.variance[c] += plan.variance[c] * unbias
@@ -142,8 +142,11 @@ public final class BatchNorm2d: Module {
         }
     }
 
+    /// n / (n - 1): the biased batch variance over n elements -> the unbiased estimate.
+    static func unbiasFactor(_ n: Int) -> Float { n > 1 ? Float(n) / Float(n - 1) : 1 }
+
     private func updateRunningStatistics(_ plan: Plan, count n: Int) {
-        let m = momentum, unbias = n > 1 ? Float(n) / Float(n - 1) : 1
+        let m = momentum, unbias = Self.unbiasFactor(n)
         for c in 0..<channels {
             runningMean[c] = (1 - m) * runningMean[c] + m * plan.mean[c]
             runningVar[c] = (1 - m) * runningVar[c] + m * plan.variance[c] * unbias

@@ -25,7 +25,7 @@ public final class Conv2d: Module {
 
     /// `gradients`: the ring input gradients are handed out from (a network shares one).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                gradients: GradientRing = GradientRing(depth: 8)) {
+                gradients: GradientRing = GradientRing()) {
         self.gradients = gradients
         self.inChannels = inChannels
         self.outChannels = outChannels

@@ -6,7 +6,7 @@ public final class ReLU: Module {
     private var savedOutput: Tensor?
     /// Where backward's input gradients come from (shared by the layers of one network).
     let gradients: GradientRing
-    public init(gradients: GradientRing = GradientRing(depth: 8)) { self.gradients = gradients }
+    public init(gradients: GradientRing = GradientRing()) { self.gradients = gradients }
 
     /// x [*] -> y [*]
     public func forward(_ x: Tensor) -> Tensor {
@@ -35,7 +35,7 @@ public final class AddReLU: Module {
     private var savedOutput: Tensor?
     /// Where backward's input gradients come from (shared by the layers of one network).
     let gradients: GradientRing
-    public init(gradients: GradientRing = GradientRing(depth: 8)) { self.gradients = gradients }
+    public init(gradients: GradientRing = GradientRing()) { self.gradients = gradients }
 
     /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]. Inference (`training` false) runs one oneDNN
     /// pass on the shared thread pool and keeps nothing for backward.

@@ -64,7 +64,7 @@ public enum ReferenceCheck {
         var sites: [Int: SAMSite] = [:]
         for block in connected {
             if instances.isEmpty || !m.shared { instances.append(try configured.instantiate(channels: m.C, rng: &rng, host: host)) }
-            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain, passes: passes, gradients: GradientRing(depth: 8), label: "call \(block)")
+            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain, passes: passes, gradients: GradientRing(), label: "call \(block)")
         }
         // parameter values from the reference (every instance gets the same values)
         for inst in instances {

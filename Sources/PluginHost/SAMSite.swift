@@ -261,6 +261,6 @@ public final class SAMSite: BranchAttention {
 public enum SAMSiteFactory {
     public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain(),
                             passes: PassContext = PassContext()) -> SAMSite {
-        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(depth: 8), label: "site \(position)")
+        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(), label: "site \(position)")
     }
 }

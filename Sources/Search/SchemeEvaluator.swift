@@ -59,21 +59,17 @@ public final class SchemeEvaluator {
             var correct = [Int](repeating: 0, count: parsed.count)
             var fingerprint = [Double](repeating: 0, count: parsed.count)
             let net = supernet.net
-            let stageStart = stageStarts()
+            defer { supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage)) }  // leave the supernet whole for other users
             let trained = recalibrates ? net.namedBuffers().map { $0.1.tensor.clone() } : []  // the supernet's own statistics
             defer { for ((_, buffer), saved) in zip(net.namedBuffers(), trained) { buffer.tensor.copy(from: saved) } }
             let statistics = recalibrates ? try recalibratedStatistics(parsed, sharePrefixes: sharePrefixes) : nil
             let norms = net.blockNorms
             if let statistics { net.bn1.setRunningStatistics(statistics.stem) }
             for batch in batches {
-                let stem = stemForward(batch.images)
+                let stem = stemForward(batch.images, training: false)
                 var previous: [Bool]? = nil
                 for (k, scheme) in parsed.enumerated() {
-                    var start = 0
-                    if sharePrefixes, let prev = previous {
-                        start = zip(prev, scheme.bits).prefix { $0 == $1 }.count
-                        if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
-                    }
+                    let start = sharePrefixes ? firstBlockToRun(scheme, after: previous) : 0
                     supernet.apply(scheme)
                     if let statistics {  // blocks before `start` hold the previous scheme's, which are this one's
                         for i in start..<net.blocks.count {
@@ -88,16 +84,12 @@ public final class SchemeEvaluator {
                         blocksRun += 1
                     }
                     let logits = net.fc.forward(net.pool.forward(h))
-                    do { try net.passes.check() } catch {
-                        supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage))
-                        throw error
-                    }
+                    try net.passes.check()
                     for i in 0..<logits.count { fingerprint[k] += Double(abs(logits[i])) }
                     for (p, label) in zip(SoftmaxCrossEntropy.predictions(logits), batch.labels) where p == Int(label) { correct[k] += 1 }
                     previous = scheme.bits
                 }
             }
-            supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage))  // leave the supernet whole for other users
             for (k, key) in missing.enumerated() {
                 cache[key] = 100 * Double(correct[k]) / Double(max(validationCount, 1))
                 logitFingerprint[key] = fingerprint[k]
@@ -119,23 +111,17 @@ public final class SchemeEvaluator {
         -> (stem: NormStatistics, blocks: [[[NormStatistics]]]) {
         let net = supernet.net
         let norms = net.blockNorms
-        let stageStart = stageStarts()
         func zeros(_ bn: BatchNorm2d) -> NormStatistics { NormStatistics(channels: bn.channels) }
         var stem = zeros(net.bn1)
         var sums = schemes.map { _ in norms.map { $0.map(zeros) } }
         var starts = [Int](repeating: 0, count: schemes.count)
         defer { supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage)) }
         for images in calibration {
-            var h0 = net.bn1.forward(net.conv1.forward(images), training: true)
+            let h0 = stemForward(images, training: true)
             net.bn1.accumulateLastBatchStatistics(into: &stem)
-            if let mp = net.maxpool { h0 = mp.forward(h0) }
             var previous: [Bool]? = nil
             for (k, scheme) in schemes.enumerated() {
-                var start = 0
-                if sharePrefixes, let prev = previous {
-                    start = zip(prev, scheme.bits).prefix { $0 == $1 }.count
-                    if restartAtStage && start < scheme.bits.count { start = stageStart[start] }
-                }
+                let start = sharePrefixes ? firstBlockToRun(scheme, after: previous) : 0
                 starts[k] = start
                 supernet.apply(scheme)
                 net.passes.beginForward()
@@ -155,16 +141,25 @@ public final class SchemeEvaluator {
         return (stem.averaged(over: n), sums.map { $0.map { $0.map { $0.averaged(over: n) } } })
     }
 
-    private func stemForward(_ x: Tensor) -> Tensor {
+    private func stemForward(_ x: Tensor, training: Bool) -> Tensor {
         let net = supernet.net
-        var h = net.bn1.forward(net.conv1.forward(x), training: false)
+        var h = net.bn1.forward(net.conv1.forward(x), training: training)
         if let mp = net.maxpool { h = mp.forward(h) }
         return h
     }
 
-    private func stageStarts() -> [Int] {
+    /// The first block `scheme` must run when `previous` ran just before on the same batch:
+    /// the first block where they differ (its stage's first block for stateful SAMs), 0 first.
+    private func firstBlockToRun(_ scheme: Scheme, after previous: [Bool]?) -> Int {
+        guard let previous else { return 0 }
+        let start = zip(previous, scheme.bits).prefix { $0 == $1 }.count
+        return restartAtStage && start < scheme.bits.count ? stageStart[start] : start
+    }
+
+    /// The first block of each block's stage.
+    private lazy var stageStart: [Int] = {
         var starts: [Int] = [], i = 0
         for n in supernet.net.spec.blocksPerStage { for _ in 0..<n { starts.append(i) }; i += n }
         return starts
-    }
+    }()
 }

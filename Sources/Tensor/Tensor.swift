@@ -105,7 +105,8 @@ public final class GradientRing: @unchecked Sendable {
     public let depth: Int
     private var rings: [[Int]: (buffers: [Tensor], next: Int)] = [:]
 
-    public init(depth: Int) { self.depth = depth }
+    /// `depth` 8: a residual block keeps its output gradient over at most three same-shape steps.
+    public init(depth: Int = 8) { self.depth = depth }
 
     /// The next buffer for `shape` (contents undefined).
     public func next(_ shape: [Int]) -> Tensor {

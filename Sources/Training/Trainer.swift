@@ -32,11 +32,6 @@ public final class Trainer {
     public var onProgress: ProgressHandler? = nil
     /// Checked after every step: when requested, the trainer checkpoints and `train()` returns false.
     public var stopToken: StopToken? = nil
-    /// Every attention output and gradient is checked for NaN/Inf (see `PassContext.checkFinite`).
-    public var checkFinite: Bool {
-        get { net.passes.checkFinite }
-        set { net.passes.checkFinite = newValue }
-    }
     /// Mid-epoch checkpoint interval in seconds (end-of-epoch checkpoints always happen).
     public var checkpointInterval: Double = 600
     /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.

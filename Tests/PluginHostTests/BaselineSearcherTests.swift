@@ -3,6 +3,7 @@ import Models
 import PluginHost
 import Search
 import Tensor
+import TestSupport
 import XCTest
 
 /// The baseline searchers (Random, HSP, GA, ENAS, DARTS, L1, GM) on environments with a known
@@ -87,16 +88,9 @@ final class BaselineSearcherTests: XCTestCase {
     /// The controller's backpropagation through time against finite differences (a C program
     /// built from the plugin's source, Tests/Fixtures/enas_gradcheck.c).
     func testENASGradientMatchesFiniteDifferences() throws {
-        let exe = FileManager.default.temporaryDirectory.appendingPathComponent("enas-gradcheck-\(UUID().uuidString)").path
+        let exe = try Fixtures.compile("Tests/Fixtures/enas_gradcheck.c", into: FileManager.default.temporaryDirectory,
+                                       name: "enas-gradcheck-\(UUID().uuidString)", shared: false)
         defer { try? FileManager.default.removeItem(atPath: exe) }
-        let root = ReferenceTests.repository
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        cc.arguments = ["cc", "-O1", "-I", root.appendingPathComponent("SDK/include").path, "-o", exe,
-                        root.appendingPathComponent("Tests/Fixtures/enas_gradcheck.c").path, "-lm"]
-        try cc.run()
-        cc.waitUntilExit()
-        XCTAssertEqual(cc.terminationStatus, 0)
         let run = Process(), pipe = Pipe()
         run.executableURL = URL(fileURLWithPath: exe)
         run.standardOutput = pipe

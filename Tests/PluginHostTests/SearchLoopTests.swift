@@ -3,6 +3,7 @@ import Models
 import PluginHost
 import Search
 import Tensor
+import TestSupport
 import XCTest
 
 /// Searchers on environments with a known optimum (a reward function of the bits, no network).
@@ -120,14 +121,8 @@ final class SearchLoopTests: XCTestCase {
 
     /// The host capabilities (scheme cost, SAM parameters per block) as a plugin sees them.
     func testHostCapabilitiesReachThePlugin() throws {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("libprobe-\(UUID().uuidString).so").path
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-O1", "-fPIC", "-shared", "-I", ReferenceTests.repository.appendingPathComponent("SDK/include").path, "-o", out,
-                       ReferenceTests.repository.appendingPathComponent("Tests/Fixtures/plugins/capability_probe.c").path]
-        try p.run()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0)
+        let out = try Fixtures.compile("Tests/Fixtures/plugins/capability_probe.c", into: FileManager.default.temporaryDirectory,
+                                       name: "libprobe-\(UUID().uuidString).so")
         defer { try? FileManager.default.removeItem(atPath: out) }
         let probe = try SearcherPlugin(out, stageSizes: stages, host: PluginHostContext(seed: 0), parameters: { bits in 1000 + bits.filter { $0 }.count },
                                        blockParameters: { block in block == 1 ? [2.5, 7, 9] : [] })
