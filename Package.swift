@@ -6,7 +6,7 @@ import PackageDescription
 // (pipeline, compare, landscape, reports). The CLI (`lth4sa`) only parses flags, calls
 // Experiments and prints. Every library target is a product of its own.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-let libraries = ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost", "Experiments"]
+let libraries = ["Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost", "Experiments"]
 
 let package = Package(
     name: "lth4sa",
@@ -28,14 +28,16 @@ let package = Package(
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
         .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data", "Search",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: optimize),
-        .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint"], swiftSettings: optimize),
-        .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"], swiftSettings: optimize),
-        .target(name: "Experiments", dependencies: ["Tensor", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost"],
+        .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint", "Cluster"], swiftSettings: optimize),
+        // Ranks of an MPI job (Open MPI loaded at run time, only under mpirun) or this process alone.
+        .target(name: "Cluster", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint", "Cluster"], swiftSettings: optimize),
+        .target(name: "Experiments", dependencies: ["Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost"],
                 swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK",
+                "Tensor", "Cluster", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -51,7 +53,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search", "TestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport", "Checkpoint"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -37,6 +37,8 @@ public final class BatchLoader {
     private let augmentation: Augmentation
     private let mean: [Float], invStd: [Float]
     private let seed: UInt64
+    /// Which part of every batch this loader assembles (data-parallel ranks): index and count.
+    private let part: (index: Int, count: Int)
     /// Batch b is assembled in slot b % slotCount; the gating on `freeSlots` guarantees the
     /// batch that used the slot before has been handed back.
     private var slots: [Tensor?]
@@ -51,8 +53,14 @@ public final class BatchLoader {
     /// - Parameters:
     ///   - indices: images of `dataset` in this pass; shuffled with (seed, epoch) when `shuffle`.
     ///   - dropLast: skip a final batch smaller than `batchSize` (training: keeps BN stable).
+    ///   - part: assemble only part `index` of `count` equal parts of every batch (images
+    ///     `n*index/count ..< n*(index+1)/count` of a batch of n), augmented exactly as in the
+    ///     whole batch: what one of `count` data-parallel ranks trains on.
     public init(dataset: ImageDataset, indices: [Int], batchSize: Int, shuffle: Bool, augmentation: Augmentation,
-                mean: [Float], std: [Float], seed: UInt64, epoch: Int, dropLast: Bool = false, prefetch: Int = 2) {
+                mean: [Float], std: [Float], seed: UInt64, epoch: Int, dropLast: Bool = false, prefetch: Int = 2,
+                part: (index: Int, count: Int) = (0, 1)) {
+        precondition(part.count >= 1 && (0..<part.count).contains(part.index), "part \(part.index) of \(part.count)")
+        self.part = part
         self.dataset = dataset
         var order = indices
         if shuffle {
@@ -109,17 +117,19 @@ public final class BatchLoader {
             freeSlots -= 1
             lock.unlock()
             let start = b * batchSize, end = min(start + batchSize, order.count)
-            let n = end - start
-            let shape = [n, dataset.height, dataset.width, dataset.channels]
+            let mine = (end - start) * part.index / part.count ..< (end - start) * (part.index + 1) / part.count
+            let shape = [mine.count, dataset.height, dataset.width, dataset.channels]
             let slot = b % slotCount
             if slots[slot]?.shape != shape { slots[slot] = Tensor(shape) }
             let images = slots[slot]!
             var rng = RNG(seed: seed ^ (UInt64(b + 1) &* 0x9E37_79B9_7F4A_7C15))
-            var labels = [Int32](repeating: 0, count: n)
-            for k in 0..<n {
+            var labels = [Int32](repeating: 0, count: mine.count)
+            for k in 0..<(end - start) {  // every image draws its augmentation: a part sees what the whole batch would
+                let crop = drawAugmentation(&rng)
+                guard mine.contains(k) else { continue }
                 let i = order[start + k]
-                labels[k] = dataset.labels[i]
-                fill(images.data + k * dataset.imageSize, image: i, rng: &rng)
+                labels[k - mine.lowerBound] = dataset.labels[i]
+                fill(images.data + (k - mine.lowerBound) * dataset.imageSize, image: i, crop: crop)
             }
             lock.lock()
             ready[b] = Batch(images: images, labels: labels, index: b)
@@ -128,13 +138,18 @@ public final class BatchLoader {
         }
     }
 
-    /// Writes image `i`, augmented and normalised, at `out` (H*W*C floats).
-    private func fill(_ out: UnsafeMutablePointer<Float>, image i: Int, rng: inout RNG) {
-        let (h, w, c) = (dataset.height, dataset.width, dataset.channels)
+    /// One image's random crop offset and flip, drawn in a fixed order from `rng`.
+    private func drawAugmentation(_ rng: inout RNG) -> (oy: Int, ox: Int, flip: Bool) {
         let pad = augmentation.cropPadding
         let oy = pad > 0 ? rng.int(2 * pad + 1) - pad : 0
         let ox = pad > 0 ? rng.int(2 * pad + 1) - pad : 0
-        let flip = augmentation.flip && rng.int(2) == 1
+        return (oy, ox, augmentation.flip && rng.int(2) == 1)
+    }
+
+    /// Writes image `i`, cropped/flipped as `crop` says and normalised, at `out` (H*W*C floats).
+    private func fill(_ out: UnsafeMutablePointer<Float>, image i: Int, crop: (oy: Int, ox: Int, flip: Bool)) {
+        let (h, w, c) = (dataset.height, dataset.width, dataset.channels)
+        let (oy, ox, flip) = crop
         for y in 0..<h {
             let sy = y + oy
             for x in 0..<w {

@@ -94,7 +94,7 @@ public enum Comparison {
         var ids: [String] = []
         for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
         guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
-        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        let lock = try context.lock(root)  // one writer per run directory, held to the end
         defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"
 
@@ -105,7 +105,7 @@ public enum Comparison {
         var found: [(searcher: String, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
         for (s, id) in zip(settings.searchers, ids) {
             let dir = root.child("search-\(id)")
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
             let summaryURL = dir.child(SearchSummary.fileName)
             if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget {
                 found.append((id, try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds))
@@ -125,12 +125,14 @@ public enum Comparison {
                                                             reward: settings.reward, bnRecalibrate: settings.bnRecalibrate),
                                             resume: stateExists, context: context, howToContinue: again)
             } catch {
-                try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL)
+                if context.writes { try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL) }
                 throw error
             }
             let seconds = before + Date().timeIntervalSince(start)
-            try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
-                                                   best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
+            if context.writes {
+                try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
+                                                       best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
+            }
             found.append((id, loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds))
         }
 
@@ -170,7 +172,10 @@ public enum Comparison {
                 searched.append((parts, f.seconds))
             }
         }
-        let measured = try NetworkMeasurement.measure(entries, supernet: try Supernet(trainer.net), config: base, classes: trainer.source.train.classes)
+        let supernet = try Supernet(trainer.net)
+        let measured = try context.group.leaderOnly {  // timed alone; the other ranks wait
+            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: trainer.source.train.classes)
+        }
         func top(_ s: String) -> String {
             guard let l = landscape, let entry = l.entries.first(where: { $0.scheme.description == s }) else { return "-" }
             return (l.isTop(accuracy: entry.accuracy) ? "yes" : "no") + " (rank \(l.rank(accuracy: entry.accuracy)))"
@@ -180,6 +185,7 @@ public enum Comparison {
                 top5: top(m.scheme), searchSeconds: i < 2 ? nil : searched[i - 2].1)
         }
         let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count)
+        guard context.writes else { return result }
         try AtomicFile.write(report(result, samId: samId), to: root.child("compare.md"))
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         return result

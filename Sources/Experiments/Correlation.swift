@@ -90,7 +90,7 @@ public enum Correlation {
         let root = URL(fileURLWithPath: directory)
         let stages = try ModelSpec(base.model).blocksPerStage
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
-        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        let lock = try context.lock(root)  // one writer per run directory, held to the end
         defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"
 
@@ -130,6 +130,7 @@ public enum Correlation {
         }
         let result = Result(settings: settings, rows: rows,
                             agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)])
+        guard context.writes else { return result }
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
         try AtomicFile.write(CorrelationPlot.scatter(result, title: "\(base.model) + \(samId): supernet score vs stand-alone accuracy"),

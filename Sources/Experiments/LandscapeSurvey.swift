@@ -95,7 +95,7 @@ public enum LandscapeSurvey {
     public static func run(trainer: Trainer, evaluator: SchemeEvaluator, directory: String, settings: Settings,
                            context: ExperimentContext) throws -> Result {
         let dir = URL(fileURLWithPath: directory)
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
         let stages = trainer.net.spec.blocksPerStage, L = stages.reduce(0, +)
         let enumerated = L <= settings.maxEnumerate
         var schemes = enumerated ? Landscape.allSchemes(stageSizes: stages)
@@ -121,8 +121,8 @@ public enum LandscapeSurvey {
             let elapsed = Date().timeIntervalSince(start)
             context.progress(.status(String(format: "landscape: %d/%d schemes (%.1f schemes/s, ETA %@)", schemes.count - todo.count + done, schemes.count,
                                             Double(done) / elapsed, formatDuration(elapsed / Double(done) * Double(todo.count - done)))))
-            try AtomicFile.writeJSON(Partial(supernet: identity, accuracy: accuracy), to: partialURL)
-            if context.stop.isRequested && done < todo.count {
+            if context.writes { try AtomicFile.writeJSON(Partial(supernet: identity, accuracy: accuracy), to: partialURL) }
+            if try context.stopRequested() && done < todo.count {
                 throw StoppedError("landscape stopped after \(done) schemes; run the same command again to continue")
             }
         }
@@ -147,6 +147,8 @@ public enum LandscapeSurvey {
             bestConnectionScores: Landscape.connectionScores(best), worstConnectionScores: Landscape.connectionScores(worst),
             marks: marks, accuracy: Dictionary(uniqueKeysWithValues: landscape.entries.map { ($0.scheme.description, $0.accuracy) }),
             limit: settings.limit, bnRecalibrate: evaluator.calibration.count)
+        let result = Result(landscape: landscape, report: report, directory: dir)
+        guard context.writes else { return result }
         try AtomicFile.writeJSON(report, to: dir.child(Report.fileName))
         let name = "\(trainer.config.model) + \(URL(fileURLWithPath: trainer.config.sam ?? "").deletingPathExtension().lastPathComponent)"
         try AtomicFile.write(LandscapePlots.distribution(landscape, fraction: fraction, title: "\(name): \(schemes.count) schemes through the supernet",
@@ -155,7 +157,7 @@ public enum LandscapeSurvey {
         try AtomicFile.write(LandscapePlots.scores(best: report.bestConnectionScores, worst: report.worstConnectionScores, fraction: fraction, stageSizes: stages,
                                                    title: "\(name): connection scores of the best and worst \(LandscapePlots.percent(fraction))"),
                              to: dir.child("scores.svg"))
-        return Result(landscape: landscape, report: report, directory: dir)
+        return result
     }
 
     /// The summary lines a program shows after a survey.

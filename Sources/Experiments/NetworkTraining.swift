@@ -46,7 +46,7 @@ public enum NetworkTraining {
                                       testAccuracy: test.accuracy, testLoss: test.loss, validationAccuracy: validation?.accuracy,
                                       seconds: Date().timeIntervalSince(start), checkpoint: trainer.checkpointPath ?? "",
                                       testImages: trainer.source.test.count, seed: c.seed)
-        if let dir = trainer.runDirectory { try AtomicFile.writeJSON(summary, to: dir.child(TrainingSummary.fileName)) }
+        if let dir = trainer.runDirectory, trainer.group.isLeader { try AtomicFile.writeJSON(summary, to: dir.child(TrainingSummary.fileName)) }
         return summary
     }
 
@@ -66,7 +66,7 @@ public enum NetworkTraining {
             return Outcome(summary: done, trainedNow: false)
         }
         let exists = directory.child("checkpoint.safetensors").exists
-        let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, attach: SAMAttachment.attach)
+        let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, group: context.group, attach: SAMAttachment.attach)
         return Outcome(summary: try trainAndSummarize(trainer, context: context, howToContinue: howToContinue), trainedNow: true)
     }
 

@@ -114,24 +114,27 @@ public enum Pipeline {
         // both plugins and their options are checked before any training starts
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
         let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
-        let lock = try RunDirectoryLock(root)  // one writer per run directory, held to the end
+        let lock = try context.lock(root)  // one writer per run directory, held to the end
         defer { withExtendedLifetime(lock) {} }
-        try AtomicFile.writeJSON(settings, to: root.child(Settings.fileName))
-        let phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
+        var phaseLog: MetricsLog? = nil
+        if context.writes {
+            try AtomicFile.writeJSON(settings, to: root.child(Settings.fileName))
+            phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
+        }
         let again = "continue with --resume -o \(directory)"
 
         context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
         var clock = Date()
         let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
         let supernetSeconds = Date().timeIntervalSince(clock)
-        phaseLog.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
+        phaseLog?.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
 
         context.progress(.phase(number: 2, total: 4, "search: \(searcherId), \(settings.search.steps) steps on \(supernetTrainer.split.validation.count) validation images"))
         clock = Date()
         let loop = try SchemeSearch.run(trainer: supernetTrainer, directory: directory, settings: settings.search, resume: resume, context: context,
                                         howToContinue: again)
         let searchSeconds = Date().timeIntervalSince(clock)
-        phaseLog.write(["kind": "phase", "phase": "search", "seconds": searchSeconds])
+        phaseLog?.write(["kind": "phase", "phase": "search", "seconds": searchSeconds])
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
         var picked: [(String, Scheme)] = []
         for b in loop.best where picked.count < settings.candidates && !picked.contains(where: { $0.1 == b.scheme }) && b.scheme != original && b.scheme != full {
@@ -147,7 +150,7 @@ public enum Pipeline {
             let outcomes = try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
                                                           context: context, howToContinue: again) { k, outcome in
                 if outcome.trainedNow {
-                    phaseLog.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seed": Int(c.seed) + k,
+                    phaseLog?.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seed": Int(c.seed) + k,
                                     "seconds": outcome.summary.seconds, "test_acc": outcome.summary.testAccuracy])
                 }
                 context.progress(.line(NetworkTraining.line("\(label) \(scheme)" + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
@@ -156,8 +159,10 @@ public enum Pipeline {
         }
 
         context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
-        let rows = try NetworkMeasurement.measure(entries, supernet: try Supernet(supernetTrainer.net), config: base,
-                                                  classes: supernetTrainer.source.train.classes)
+        let supernet = try Supernet(supernetTrainer.net)
+        let rows = try context.group.leaderOnly {  // timed alone; the other ranks wait
+            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: supernetTrainer.source.train.classes)
+        }
         let chosen = chooseTicket(rows)
         let ticket = Ticket(scheme: chosen.scheme, bits: chosen.scheme.filter { $0 != "-" }.map { $0 == "1" ? 1 : 0 }, stages: stages,
                             sam: .init(id: samId, path: base.sam ?? "", options: base.samOptions, attach: base.attach), model: base.model, data: base.data,
@@ -166,10 +171,11 @@ public enum Pipeline {
         let trainSeconds = allTrained.map(\.seconds).reduce(0, +) / Double(max(allTrained.count, 1))
         let result = Result(rows: rows, ticket: ticket, supernetSeconds: supernetSeconds, searchSeconds: searchSeconds, trainSecondsMean: trainSeconds,
                             searchToTrain: searchSeconds / max(trainSeconds, 1e-9))
+        guard context.writes else { return result }
         try AtomicFile.writeJSON(ticket, to: root.child(Ticket.fileName))
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         try AtomicFile.write(report(result, settings: settings, samId: samId, searcherId: searcherId), to: root.child("report.md"))
-        phaseLog.write(["kind": "summary", "search_to_train": result.searchToTrain, "supernet_seconds": supernetSeconds, "search_seconds": searchSeconds,
+        phaseLog?.write(["kind": "summary", "search_to_train": result.searchToTrain, "supernet_seconds": supernetSeconds, "search_seconds": searchSeconds,
                         "train_seconds_mean": trainSeconds])
         return result
     }

@@ -61,9 +61,12 @@ public enum SchemeSearch {
                 costs = saved
             } else {
                 context.progress(.status("measuring the SAM cost of every block (batch \(config.batch), 20 interleaved rounds)"))
-                costs = try BlockCosts.measure(supernet, batch: config.batch, seed: config.seed)
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                try AtomicFile.writeJSON(costs, to: file)
+                costs = try context.group.leaderOnly {  // timed alone; the other ranks wait
+                    let measured = try BlockCosts.measure(supernet, batch: config.batch, seed: config.seed)
+                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                    try AtomicFile.writeJSON(measured, to: file)
+                    return measured
+                }
             }
             context.progress(.line("SAM cost per block (ms at batch \(config.batch)): " + costs!.milliseconds.map { String(format: "%.2f", $0) }.joined(separator: " ")))
         }
@@ -72,14 +75,15 @@ public enum SchemeSearch {
                                                       blockCosts: costs?.milliseconds),
                               accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
         loop.evaluationBudget = settings.evaluations
+        loop.writes = context.writes
         if resume && dir.child("search-state.json").exists {
             try loop.resume()  // the log is cut back to the state's records
-        } else {  // a fresh search, or one killed before its first state save: no stale log lines
+        } else if context.writes {  // a fresh search, or one killed before its first state save: no stale log lines
             try? FileManager.default.removeItem(at: dir.child("search.jsonl"))
         }
         let start = Date()
         let budget = settings.evaluations.map { "\($0) evaluations" } ?? "\(settings.steps) steps"
-        let finished = try loop.run(steps: settings.steps, shouldStop: { context.stop.isRequested }) { r in
+        let finished = try loop.run(steps: settings.steps, shouldStop: { (try? context.stopRequested()) ?? true }) { r in
             context.progress(.status(String(format: "search %@ step %d (%@)  %@  reward %.2f  acc %.2f%%  p_bar %@  (%d schemes evaluated)",
                                             searcher.id, r.step + 1, budget, r.scheme, r.reward, r.accuracy,
                                             r.pBar.map { String(format: "%.3f", $0) } ?? "-", evaluator.schemesEvaluated)))
@@ -105,8 +109,9 @@ public enum SchemeSearch {
     public static func makeEvaluator(_ trainer: Trainer, bnRecalibrate: Int = 0) throws -> SchemeEvaluator {
         let supernet = try Supernet(trainer.net)
         let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
-        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer), restartAtStage: stateful,
-                               calibration: try SupernetTraining.calibrationBatches(trainer, count: bnRecalibrate))
+        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer, shared: true), restartAtStage: stateful,
+                               calibration: try SupernetTraining.calibrationBatches(trainer, count: bnRecalibrate),
+                               group: trainer.group, validationCount: trainer.split.validation.count)
     }
 
     /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights

@@ -14,7 +14,7 @@ public enum SupernetTraining {
                              howToContinue: String = "run the same command again to continue") throws -> Trainer {
         let dir = URL(fileURLWithPath: directory)
         let trainer = try Trainer(config: config, runDirectory: directory, resume: dir.child("checkpoint.safetensors").exists,
-                                  attach: SAMAttachment.attach)
+                                  group: context.group, attach: SAMAttachment.attach)
         let supernet = try sampleSchemes(trainer)
         if AtomicFile.readJSON(TrainingSummary.self, from: dir.child(TrainingSummary.fileName)) == nil || trainer.epoch < config.epochs {
             _ = try NetworkTraining.trainAndSummarize(trainer, context: context, howToContinue: howToContinue)
@@ -64,9 +64,11 @@ public enum SupernetTraining {
         return out
     }
 
-    /// Validation batches of the trainer's split, normalised as in training.
-    public static func validationBatches(_ t: Trainer, batch: Int = 250) -> [(images: Tensor, labels: [Int32])] {
-        let loader = BatchLoader(dataset: t.source.train, indices: t.split.validation, batchSize: batch, shuffle: false,
+    /// Validation batches of the trainer's split, normalised as in training; with `shared`,
+    /// only this rank's share of the images (`ProcessGroup.share(of:)`).
+    public static func validationBatches(_ t: Trainer, batch: Int = 250, shared: Bool = false) -> [(images: Tensor, labels: [Int32])] {
+        let indices = shared ? Array(t.split.validation[t.group.share(of: t.split.validation.count)]) : t.split.validation
+        let loader = BatchLoader(dataset: t.source.train, indices: indices, batchSize: batch, shuffle: false,
                                  augmentation: .none, mean: t.mean, std: t.std, seed: 0, epoch: 0)
         var out: [(Tensor, [Int32])] = []
         while let b = loader.next() { out.append((b.images.clone(), b.labels)) }

@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Models
 import NN
@@ -16,6 +17,11 @@ import Tensor
 /// the blocks before the first differing block are shared too (they saw the same activations).
 /// The network is left as the whole supernet (Full-SA), with its trained statistics, after
 /// every call.
+///
+/// Distributed over the ranks of `group`: each rank holds its share of the validation images
+/// (`batches`), evaluates every scheme on it with the same prefix sharing, and the correct
+/// counts are summed, so every rank gets the accuracies of the whole set. `accuracies` is then
+/// collective.
 public final class SchemeEvaluator {
     public let supernet: Supernet
     let batches: [(images: Tensor, labels: [Int32])]
@@ -33,9 +39,20 @@ public final class SchemeEvaluator {
     /// Train-mode block passes run for BN recalibration so far.
     public private(set) var calibrationBlocksRun = 0
 
-    public init(supernet: Supernet, batches: [(images: Tensor, labels: [Int32])], restartAtStage: Bool = false, calibration: [Tensor] = []) {
+    /// The ranks sharing the validation images.
+    public let group: ProcessGroup
+    /// Validation images over all ranks.
+    public let validationCount: Int
+
+    /// - Parameters:
+    ///   - batches: this rank's validation images (all of them when alone).
+    ///   - group, validationCount: the ranks and their images in all (nil: `batches` alone).
+    public init(supernet: Supernet, batches: [(images: Tensor, labels: [Int32])], restartAtStage: Bool = false, calibration: [Tensor] = [],
+                group: ProcessGroup = SingleProcess(), validationCount: Int? = nil) {
         self.supernet = supernet
         self.batches = batches
+        self.group = group
+        self.validationCount = validationCount ?? batches.reduce(0) { $0 + $1.labels.count }
         self.restartAtStage = restartAtStage
         self.calibration = calibration
     }
@@ -43,7 +60,6 @@ public final class SchemeEvaluator {
     /// Whether schemes are scored with recalibrated batch-norm statistics.
     public var recalibrates: Bool { !calibration.isEmpty }
 
-    public var validationCount: Int { batches.reduce(0) { $0 + $1.labels.count } }
 
     /// Cached accuracy (percent) of `scheme`, if evaluated.
     public func cached(_ scheme: Scheme) -> Double? { cache[scheme.description] }
@@ -90,13 +106,29 @@ public final class SchemeEvaluator {
                     previous = scheme.bits
                 }
             }
+            try checkSameSchemesOnEveryRank(missing)
+            let counts = try group.sum(correct.map(Double.init) + fingerprint)  // the whole validation set's
             for (k, key) in missing.enumerated() {
-                cache[key] = 100 * Double(correct[k]) / Double(max(validationCount, 1))
+                cache[key] = 100 * counts[k] / Double(max(validationCount, 1))
+                fingerprint[k] = counts[missing.count + k]
                 logitFingerprint[key] = fingerprint[k]
             }
             schemesEvaluated += missing.count
         }
         return schemes.map { cache[$0.description]! }
+    }
+
+    /// Throws when the ranks are about to sum counts of different schemes (their searchers or
+    /// lists diverged): the sums would silently mix them.
+    private func checkSameSchemesOnEveryRank(_ keys: [String]) throws {
+        guard group.size > 1 else { return }
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325  // FNV-1a over the keys, 40 bits: exact in a Double
+        for byte in keys.joined(separator: ",").utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        let mine = [Double(keys.count), Double(hash >> 24)]
+        let total = try group.sum(mine)
+        guard total[0] == mine[0] * Double(group.size), total[1] == mine[1] * Double(group.size) else {
+            throw LTHError("rank \(group.rank): the ranks are evaluating different schemes (\(keys.count) here); every rank must run the same command with the same seed and plugins")
+        }
     }
 
     private lazy var lastOutputs: [Tensor] = Array(repeating: Tensor([0]), count: supernet.net.blocks.count)

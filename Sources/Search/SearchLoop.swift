@@ -63,6 +63,9 @@ public final class SearchLoop {
     /// Stop once this many schemes have been scored (the evaluation budget that makes
     /// searchers asking different numbers of schemes per step comparable); nil = steps only.
     public var evaluationBudget: Int? = nil
+    /// Whether this loop writes its log and state (false on the ranks other than 0 of an MPI
+    /// job: they run the same search, reading what rank 0 wrote).
+    public var writes = true
     /// Whether the budget (steps or evaluations) is used up.
     public func finished(steps: Int) -> Bool { step >= steps || evaluationBudget.map { records.count >= $0 } == true }
 
@@ -103,11 +106,11 @@ public final class SearchLoop {
         records = s.records
         best = []
         for r in records { remember(try Scheme(parsing: r.scheme, stageSizes: stageSizes), RewardParts(reward: r.reward, accuracy: r.accuracy, sparsity: r.sparsity, curiosity: r.curiosity, relativeCost: r.relativeCost)) }
-        if let log = logURL { try writeAtomically(records.map(jsonLine).joined(), to: log) }
+        if let log = logURL, writes { try writeAtomically(records.map(jsonLine).joined(), to: log) }
     }
 
     public func checkpoint() throws {
-        guard let url = stateURL else { return }
+        guard let url = stateURL, writes else { return }
         let s = State(step: step, searcher: Data(try searcher.saveState()).base64EncodedString(), rnd: reward.state, rng: rngState.save(), records: records,
                       identity: searcher.identity)
         let enc = JSONEncoder()
@@ -120,7 +123,8 @@ public final class SearchLoop {
     @discardableResult
     public func run(steps: Int, shouldStop: () -> Bool = { false }, progress: ((SearchRecord) -> Void)? = nil) throws -> Bool {
         guard steps >= 1 else { throw LTHError("the search budget must be at least 1 step, got \(steps)") }
-        let log = try logURL.map { url -> FileHandle in
+        let log = try logURL.flatMap { url -> FileHandle? in
+            guard writes else { return nil }
             if !FileManager.default.fileExists(atPath: url.path) { FileManager.default.createFile(atPath: url.path, contents: nil) }
             guard let h = FileHandle(forWritingAtPath: url.path) else { throw LTHError("cannot write '\(url.path)'") }
             h.seekToEndOfFile()

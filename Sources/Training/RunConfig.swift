@@ -35,6 +35,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Check every attention output and gradient for NaN/Inf and stop naming the block
     /// (`--check-finite`; nil = off).
     public var checkFinite: Bool? = nil
+    /// Batch norm statistics per mini-batch over this many equal groups (ghost batch norm;
+    /// nil = 1). Data-parallel ranks each normalise their own part, so N ranks use at least N
+    /// groups; the same value gives the same training for any number of ranks dividing it.
+    public var bnGroups: Int? = nil
+    /// Ranks the run was last trained with (`mpirun -np N`; nil or 1 = one process). Recorded,
+    /// not a setting: a resume may use any number.
+    public var worldSize: Int? = nil
 
     public init() {}
 
@@ -48,6 +55,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard momentum >= 0, momentum < 1 else { throw LTHError("--momentum must be in [0, 1), got \(momentum)") }
         guard valPerClass >= 0 else { throw LTHError("--val-per-class must be >= 0, got \(valPerClass)") }
         guard warmupEpochs >= 0 else { throw LTHError("--warmup-epochs must be >= 0, got \(warmupEpochs)") }
+        if let g = bnGroups, !(g >= 1 && batch / g >= 2) {
+            throw LTHError("--bn-groups must be in 1...\(batch / 2) (each group needs 2 images of the batch of \(batch)), got \(g)")
+        }
         if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("--keep-prob must be in (0, 1], got \(p)") }
         if keepProb != nil && sam == nil { throw LTHError("supernet training needs a --sam plugin") }
         if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }

@@ -1,4 +1,5 @@
 import Checkpoint
+import Cluster
 import Data
 import Foundation
 import Models
@@ -18,6 +19,13 @@ public struct Evaluation: Sendable {
 ///
 /// Run directory: `config.json`, `metrics.jsonl`, `checkpoint.safetensors` (+ `.optim`),
 /// `summary.json`.
+///
+/// Data-parallel over the ranks of `group` (`mpirun -np N`): every rank builds the same network
+/// (parameters broadcast from rank 0), assembles its part of every global mini-batch, and the
+/// gradients are summed over ranks before each (identical) optimizer step; batch norm uses each
+/// part's own statistics (`RunConfig.bnGroups` reproduces that in one process). Running
+/// statistics are averaged over ranks before every evaluation and checkpoint. Rank 0 alone
+/// writes files; `train`, `evaluate` and `saveCheckpoint` are collective.
 public final class Trainer {
     public let config: RunConfig
     public let net: ResNet
@@ -26,6 +34,8 @@ public final class Trainer {
     public let mean: [Float], std: [Float]
     public let optimizer: Optimizer
     public let runDirectory: URL?
+    /// The ranks training together (`SingleProcess()` when alone).
+    public let group: ProcessGroup
     /// Held while the trainer lives: no second writer in the run directory.
     private let directoryLock: RunDirectoryLock?
     /// Receives the live status (every step) and one line per finished epoch; nil = silent.
@@ -57,17 +67,22 @@ public final class Trainer {
     ///   - runDirectory: where logs and checkpoints go (nil: nothing is written).
     ///   - resume: continue the run saved in `runDirectory`.
     ///   - source: preloaded data (else loaded from `config.data`).
+    ///   - group: the ranks training together (data parallel); the default trains alone.
     ///   - attach: called with the freshly built network (before the optimizer collects its
     ///     parameters) to attach attention modules; returns metadata for checkpoints.
     public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil,
-                attach: ((RunConfig, ResNet) throws -> [String: String])? = nil) throws {
+                group: ProcessGroup = SingleProcess(), attach: ((RunConfig, ResNet) throws -> [String: String])? = nil) throws {
         var config = config
         var dir: URL? = nil
         var lock: RunDirectoryLock? = nil
+        self.group = group
         if let d = runDirectory {
             let url = URL(fileURLWithPath: d)
-            lock = try RunDirectoryLock(url)  // before anything is read or written: one writer per directory
-            if FileManager.default.fileExists(atPath: url.path) { try CheckpointSet(directory: url).recover() }
+            if group.isLeader {  // before anything is read or written: one writer per directory
+                lock = try RunDirectoryLock(url)
+                if FileManager.default.fileExists(atPath: url.path) { try CheckpointSet(directory: url).recover() }
+            }
+            try group.barrier()  // the other ranks read only what the leader has recovered
             let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
             let exists = FileManager.default.fileExists(atPath: ckpt)
             if resume {
@@ -86,10 +101,17 @@ public final class Trainer {
             } else if exists {
                 throw LTHError("'\(d)' already holds a run; pass --resume to continue it or choose another --output")
             }
-            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+            if group.isLeader { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
             dir = url
         }
+        config.worldSize = group.size > 1 ? group.size : nil
+        if group.size > 1 && (config.bnGroups ?? 1) < group.size {
+            config.bnGroups = group.size  // recorded: a resume with any number of ranks keeps this run's batch-norm groups
+        }
         try config.validate()
+        if let g = config.bnGroups, g > group.size, g % group.size != 0 {
+            throw LTHError("--bn-groups \(g) is not a multiple of the \(group.size) ranks; use a multiple of \(group.size) or 1")
+        }
         self.config = config
         self.runDirectory = dir
         directoryLock = lock
@@ -123,8 +145,9 @@ public final class Trainer {
             epoch = Int(meta[ModelCheckpoint.epochKey] ?? "0") ?? 0
             stepInEpoch = Int(meta["step"] ?? "0") ?? 0
         }
+        try synchronizeWithLeader()
         // written only once a resume has succeeded: a refused resume leaves the directory as it was
-        if let dir {
+        if let dir, group.isLeader {
             try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
             let log = dir.appendingPathComponent("metrics.jsonl").path
             if resume {  // the log ends where the checkpoint does: steps redone are not logged twice
@@ -154,19 +177,27 @@ public final class Trainer {
 
     /// Writes weights and optimizer state as one unit (`CheckpointSet`): after a kill at any
     /// moment the directory holds this pair or the previous one, never a mix.
+    /// Collective: the ranks' running statistics are averaged first, rank 0 writes.
     public func saveCheckpoint() throws {
         guard let dir = runDirectory else { return }
+        try averageRunningStatistics()
+        guard group.isLeader else { return }
         let meta = checkpointMetadata()
         try CheckpointSet(directory: dir).commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
                                                  writeOptimizer: { try ModelCheckpoint.saveOptimizer(optimizer, to: $0, metadata: meta) })
     }
 
     /// Trains the remaining epochs. Returns false when stopped by a signal (checkpoint saved).
+    /// Collective: every rank calls it; they stop, checkpoint and finish together.
     @discardableResult
     public func train() throws -> Bool {
         let batchesPerEpoch = split.train.count / config.batch
         guard batchesPerEpoch >= 1 else {
             throw LTHError("--batch \(config.batch) is larger than the \(split.train.count) training images")
+        }
+        let groupsPerRank = max(1, (config.bnGroups ?? 1) / group.size)
+        guard config.batch / (group.size * groupsPerRank) >= 2 else {
+            throw LTHError("--batch \(config.batch) over \(group.size) ranks x \(groupsPerRank) batch-norm groups leaves fewer than 2 images per group; raise --batch")
         }
         let totalSteps = batchesPerEpoch * config.epochs
         let started = Date()
@@ -175,8 +206,9 @@ public final class Trainer {
         let augmentation = Augmentation(cropPadding: config.cropPadding, flip: config.flip)
         while epoch < config.epochs {
             let loader = BatchLoader(dataset: source.train, indices: split.train, batchSize: config.batch, shuffle: true,
-                                     augmentation: augmentation, mean: mean, std: std, seed: config.seed, epoch: epoch, dropLast: true)
-            var seen = 0, correct = 0, lossSum = 0.0
+                                     augmentation: augmentation, mean: mean, std: std, seed: config.seed, epoch: epoch, dropLast: true,
+                                     part: (group.rank, group.size))
+            var seen = 0.0, correct = 0.0, lossSum = 0.0
             let epochStart = Date()
             let resumeAt = stepInEpoch  // > 0 only when resuming mid-epoch
             var skipped = 0
@@ -185,30 +217,32 @@ public final class Trainer {
                 let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
                 beforeTrainingStep?(epoch, stepInEpoch)
-                net.zeroGrad()
-                let out = loss(try net.forward(batch.images, training: true), batch.labels)
-                guard out.loss.isFinite else {
-                    throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
-                }
-                try net.backward(out.gradient)
+                let local = try accumulateGradients(batch, groups: groupsPerRank)
+                try allreduceGradients()
+                let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
                 optimizer.step()
                 stepInEpoch += 1
                 stepsDone += 1
-                seen += batch.labels.count
-                correct += out.correct
-                lossSum += out.loss * Double(batch.labels.count)
+                seen += step[2]
+                correct += step[1]
+                lossSum += step[0]
                 let elapsed = Date().timeIntervalSince(started)
                 let rate = Double(stepsDone * config.batch) / elapsed
                 let remaining = Double(totalSteps - (epoch * batchesPerEpoch + stepInEpoch)) * Double(config.batch) / rate
-                onProgress?(.status(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
-                                       epoch + 1, config.epochs, stepInEpoch, batchesPerEpoch, lossSum / Double(seen),
-                                       100 * Double(correct) / Double(seen), optimizer.learningRate, rate, formatDuration(remaining))))
+                if group.isLeader {
+                    onProgress?(.status(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
+                                               epoch + 1, config.epochs, stepInEpoch, batchesPerEpoch, lossSum / seen,
+                                               100 * correct / seen, optimizer.learningRate, rate, formatDuration(remaining))))
+                }
                 if stepInEpoch % 20 == 0 {
-                    metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": out.loss,
+                    metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": step[0] / step[2],
                                     "lr": Double(optimizer.learningRate), "images_per_s": rate])
                 }
-                let stop = stopToken?.isRequested == true || stepsDone == stopAfterSteps
-                if stop || Date().timeIntervalSince(lastCheckpoint) > checkpointInterval {
+                // decided together: a stop asked on any rank, a checkpoint due by rank 0's clock
+                let decision = try group.sum([stopToken?.isRequested == true ? 1 : 0,
+                                              group.isLeader && Date().timeIntervalSince(lastCheckpoint) > checkpointInterval ? 1 : 0])
+                let stop = decision[0] > 0 || stepsDone == stopAfterSteps
+                if stop || decision[1] > 0 {
                     try saveCheckpoint()
                     lastCheckpoint = Date()
                     if stop {
@@ -220,28 +254,104 @@ public final class Trainer {
             }
             let val = split.validation.isEmpty ? nil : try evaluate(source.train, indices: split.validation)
             let seconds = Date().timeIntervalSince(epochStart)
-            var record: [String: Any] = ["kind": "epoch", "epoch": epoch + 1, "train_loss": lossSum / Double(max(seen, 1)),
-                                         "train_acc": 100 * Double(correct) / Double(max(seen, 1)), "seconds": seconds,
-                                         "images_per_s": Double(seen) / seconds]
+            var record: [String: Any] = ["kind": "epoch", "epoch": epoch + 1, "train_loss": lossSum / max(seen, 1),
+                                         "train_acc": 100 * correct / max(seen, 1), "seconds": seconds,
+                                         "images_per_s": seen / seconds, "ranks": group.size]
             if let val { record["val_acc"] = val.accuracy; record["val_loss"] = val.loss }
             metrics?.write(record)
-            onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
-                                     lossSum / Double(max(seen, 1)), 100 * Double(correct) / Double(max(seen, 1)))
-                              + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
-                              + "  (\(formatDuration(seconds)))"))
+            if group.isLeader {
+                onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
+                                         lossSum / max(seen, 1), 100 * correct / max(seen, 1))
+                                  + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
+                                  + "  (\(formatDuration(seconds)))"))
+            }
             epoch += 1
             stepInEpoch = 0
+            try synchronizeWithLeader()  // guards against any drift between the ranks' copies
             try saveCheckpoint()
             lastCheckpoint = Date()
         }
         return true
     }
 
+    /// Forward and backward of this rank's part of a mini-batch, in `groups` equal batch-norm
+    /// groups; parameter gradients are left as this rank's share of the global mean gradient
+    /// (each group's mean-loss gradient weighted by its images / the global batch). Returns the
+    /// summed loss, correct predictions and images of the part.
+    private func accumulateGradients(_ batch: Batch, groups: Int) throws -> (loss: Double, correct: Double, count: Double) {
+        net.zeroGrad()
+        let n = batch.labels.count
+        var loss = 0.0, correct = 0.0
+        for g in 0..<groups {
+            let range = SingleProcess.part(g, of: groups, count: n)
+            let images: Tensor
+            if groups == 1 { images = batch.images } else {
+                let per = batch.images.count / max(n, 1)
+                images = groupImages.get([range.count] + batch.images.shape.dropFirst())
+                images.data.update(from: batch.images.data + range.lowerBound * per, count: range.count * per)
+            }
+            let out = self.loss(try net.forward(images, training: true), Array(batch.labels[range]))
+            guard out.loss.isFinite else {
+                throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
+            }
+            let weight = Float(range.count) / Float(config.batch)  // exactly 1 when one process trains whole batches
+            if weight != 1 { for i in 0..<out.gradient.count { out.gradient[i] *= weight } }
+            try net.backward(out.gradient)
+            loss += out.loss * Double(range.count)
+            correct += Double(out.correct)
+        }
+        return (loss, correct, Double(n))
+    }
+
+    /// Sums every parameter gradient over the ranks (one allreduce over a flat buffer).
+    private func allreduceGradients() throws {
+        guard group.size > 1 else { return }
+        let params = net.namedParameters().map(\.1)
+        let total = params.reduce(0) { $0 + $1.grad.count }
+        let flat = gradientBuffer.get([total])
+        var offset = 0
+        for p in params { (flat.data + offset).update(from: p.grad.data, count: p.grad.count); offset += p.grad.count }
+        try group.allreduceSum(flat.data, count: total)
+        offset = 0
+        for p in params { p.grad.data.update(from: flat.data + offset, count: p.grad.count); offset += p.grad.count }
+    }
+
+    /// Gives every rank rank 0's parameters and buffers (after construction or a resume, and
+    /// at every epoch's end).
+    private func synchronizeWithLeader() throws {
+        guard group.size > 1 else { return }
+        for t in net.namedParameters().map({ $0.1.value }) + net.namedBuffers().map({ $0.1.tensor }) {
+            try group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * MemoryLayout<Float>.stride, root: 0)
+        }
+    }
+
+    /// Replaces every rank's batch-norm running statistics by their mean over the ranks.
+    private func averageRunningStatistics() throws {
+        guard group.size > 1 else { return }
+        for (_, buffer) in net.namedBuffers() where !buffer.integer {
+            let t = buffer.tensor
+            try group.allreduceSum(t.data, count: t.count)
+            let inverse = 1 / Float(group.size)
+            for i in 0..<t.count { t.data[i] *= inverse }
+        }
+    }
+
+    private let groupImages = BufferPool()
+    private let gradientBuffer = BufferPool()
+
     /// Eval-mode accuracy and mean loss on `indices` of `dataset`; `logits` receives
-    /// [count, classes] row-major logits when given.
+    /// [count, classes] row-major logits when given. Collective: with several ranks each
+    /// evaluates its share of `indices` (all of them when `logits` is asked for) after the
+    /// running statistics are averaged, and every rank returns the whole result.
     public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) throws -> Evaluation {
         beforeEvaluation?()
-        return try Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
+        try averageRunningStatistics()
+        let mine = logits == nil ? Array(indices[group.share(of: indices.count)]) : indices
+        let local = try Trainer.evaluate(net, dataset, indices: mine, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
+        guard group.size > 1, logits == nil else { return local }
+        let n = Double(local.count)
+        let total = try group.sum([local.accuracy * n / 100, local.loss * n, n])
+        return Evaluation(accuracy: 100 * total[0].rounded() / max(total[2], 1), loss: total[1] / max(total[2], 1), count: indices.count)
     }
 
     public static func evaluate(_ net: ResNet, _ dataset: ImageDataset, indices: [Int], mean: [Float], std: [Float], batch: Int,

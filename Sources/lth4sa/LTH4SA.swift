@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Experiments
 import Foundation
 import PluginHost
@@ -18,23 +19,40 @@ struct LTH4SA: ParsableCommand {
 
     /// Runs the command; any failure is one line `error: ...` on stderr and a non-zero exit
     /// (the usage text stays behind `--help`); a requested stop exits 130 after saying how to continue.
+    ///
+    /// Under `mpirun` every rank runs the command (rank 0 alone prints to stdout); a failure on
+    /// any rank prints `error: rank R: ...` and ends the whole job.
     static func main() {
         setvbuf(stdout, nil, _IOLBF, 0)  // line-buffered even into a file, so phase lines and progress interleave
+        let group: ProcessGroup
+        do { group = try MPIGroup.join() } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+        Console.shared.group = group
+        if !group.isLeader { _ = freopen("/dev/null", "w", stdout) }  // one voice: rank 0's
+        func end(_ code: Int32) -> Never {
+            (group as? MPIGroup)?.finalize()
+            Foundation.exit(code)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
+            end(0)
         } catch let code as ExitCode {
-            Foundation.exit(code.rawValue)
-        } catch let stopped as StoppedError {
+            end(code.rawValue)
+        } catch let stopped as StoppedError {  // every rank stopped at the same step
             Console.shared.endStatus()
             print(stopped.message)
-            Foundation.exit(130)
+            end(130)
         } catch {
             Console.shared.endStatus()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
             let text = fileErrorDescription(error) ?? message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
-            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+            let rank = group.size > 1 ? "rank \(group.rank): " : ""
+            FileHandle.standardError.write(Data("error: \(rank)\(text)\n".utf8))
+            if group.size > 1 { group.abort(code: code.rawValue) }  // the other ranks would wait for this one forever
             Foundation.exit(code.rawValue)
         }
     }
@@ -46,6 +64,8 @@ struct LTH4SA: ParsableCommand {
 final class Console: @unchecked Sendable {
     static let shared = Console()
     let stop = StopToken()
+    /// The ranks of this job (set once in `main`, before any command runs).
+    var group: ProcessGroup = SingleProcess()
     private let interactive = isatty(STDERR_FILENO) != 0
     private var lastStatus = Date.distantPast
     private var statusShown = false
@@ -53,10 +73,11 @@ final class Console: @unchecked Sendable {
     /// The context every library call of this program gets; installs the stop handler.
     var context: ExperimentContext {
         installStopHandler()
-        return ExperimentContext(progress: { [unowned self] in self.show($0) }, stop: stop)
+        return ExperimentContext(progress: { [unowned self] in self.show($0) }, stop: stop, group: group)
     }
 
     func show(_ event: ProgressEvent) {
+        guard group.isLeader else { return }
         switch event {
         case .status(let text):
             let now = Date()
@@ -95,7 +116,7 @@ final class Console: @unchecked Sendable {
 
 /// Options every computing subcommand takes.
 struct RuntimeOptions: ParsableArguments {
-    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: all cores.")
+    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: all cores, divided among the ranks of an mpirun job on this machine.")
     var threads: Int?
 
     @Option(help: "Seed for initialisation, data order, augmentation and splits.")
@@ -107,7 +128,10 @@ struct RuntimeOptions: ParsableArguments {
         }
     }
 
-    func apply() { Threads.set(threads ?? Threads.cores) }
+    func apply() {
+        let ranksHere = (Console.shared.group as? MPIGroup)?.localSize ?? 1
+        Threads.set(threads ?? max(1, Threads.cores / ranksHere))
+    }
 }
 
 /// The model to build.

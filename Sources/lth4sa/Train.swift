@@ -24,8 +24,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Random-crop padding (0 = no crop).") var cropPadding = 4
     @Flag(help: "No horizontal flips.") var noFlip = false
     @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
+    @Option(parsing: .unconditional, help: "Batch-norm statistics over N equal groups of each mini-batch (what N data-parallel ranks compute; reproduces an `mpirun -np N` run in one process).") var bnGroups = 1
     @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).") var output: String?
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
+    @Option(help: "Stop after N training steps of this session, with a checkpoint (continue with --resume).") var stopAfterSteps: Int?
 
     var config: RunConfig {
         var c = RunConfig()
@@ -45,6 +47,7 @@ struct TrainingOptions: ParsableArguments {
         c.cropPadding = cropPadding
         c.flip = !noFlip
         c.checkFinite = checkFinite ? true : nil
+        c.bnGroups = bnGroups > 1 ? bnGroups : nil
         samOptions.apply(to: &c)
         return c
     }
@@ -55,6 +58,7 @@ struct TrainingOptions: ParsableArguments {
 
     func validate() throws {
         do { try config.validate() } catch let e as LTHError { throw ValidationError(e.message) }
+        if let n = stopAfterSteps, n < 1 { throw ValidationError("--stop-after-steps must be at least 1, got \(n)") }
     }
 
     /// Trains with `trainer` (already configured) through the library, printing what it does.
@@ -63,6 +67,7 @@ struct TrainingOptions: ParsableArguments {
         let samText = trainer.extraMetadata["sam.id"].map { " with \($0) (\(trainer.extraMetadata["sam.options"] ?? ""), \(c.attach), scheme \(trainer.extraMetadata["scheme"] ?? ""))" } ?? ""
         print("training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / \(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes")
         print("run directory: \(dir)" + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
+        trainer.stopAfterSteps = stopAfterSteps
         let resumeCommand = "Continue with: lth4sa \(command) --output \(dir) --model \(c.model) --data \(c.data) --epochs \(c.epochs) --resume"
         let s = try NetworkTraining.trainAndSummarize(trainer, context: Console.shared.context, howToContinue: resumeCommand)
         print(String(format: "done in %@: test accuracy %.2f%% (loss %.4f)", formatDuration(s.seconds), s.testAccuracy, s.testLoss)
@@ -79,7 +84,8 @@ struct Train: ParsableCommand {
     func run() throws {
         options.runtime.apply()
         let dir = options.directory()
-        let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, attach: SAMAttachment.attach)
+        let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, group: Console.shared.group,
+                                  attach: SAMAttachment.attach)
         try options.trainAndSummarize(trainer, directory: dir, command: "train")
     }
 }
@@ -109,7 +115,7 @@ struct SupernetTrain: ParsableCommand {
         var config = options.config
         config.keepProb = keepProb
         let dir = options.directory("supernet-")
-        let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, attach: SAMAttachment.attach)
+        let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, group: Console.shared.group, attach: SAMAttachment.attach)
         try SupernetTraining.sampleSchemes(trainer)
         try options.trainAndSummarize(trainer, directory: dir, command: "supernet train")
     }
