@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Models
 import NN
@@ -5,9 +6,13 @@ import Tensor
 import Training
 
 /// Training throughput of one network on a random batch: forward + loss + backward + SGD step.
+/// Data parallel over the ranks of `group`: each takes its share of the batch and the
+/// gradients are summed (the step's communication is timed on its own).
 public final class TrainingBenchmark {
     public let net: ResNet
+    /// The global batch (over all ranks).
     public let batch: Int
+    private let dataParallel: DataParallel
     private let images: Tensor
     private let labels: [Int32]
     private let optimizer: SGD
@@ -15,7 +20,7 @@ public final class TrainingBenchmark {
 
     /// A `model` network with `classes` outputs (and the SAM of `config`, if any) on a random
     /// batch drawn from `seed`.
-    public init(model: String, classes: Int, batch: Int, config: RunConfig, seed: UInt64) throws {
+    public init(model: String, classes: Int, batch: Int, config: RunConfig, seed: UInt64, group: ProcessGroup = SingleProcess()) throws {
         let spec = try ModelSpec(model)
         guard batch >= 1, classes >= 2 else { throw LTHError("a training benchmark needs a batch >= 1 and >= 2 classes, got \(batch) and \(classes)") }
         try SystemMemory.require(spec.trainingMemoryLowerBound(batch: batch, classes: classes),
@@ -23,20 +28,28 @@ public final class TrainingBenchmark {
         net = ResNet(spec, classes: classes, seed: seed)
         _ = try SAMAttachment.attach(config, to: net)
         self.batch = batch
-        var rng = RNG(seed: seed)
-        images = Tensor([batch, spec.imageSize, spec.imageSize, 3])
+        dataParallel = DataParallel(group: group)
+        let local = group.share(of: batch).count
+        guard local >= 1 else { throw LTHError("--batch \(batch) leaves no image for some of the \(group.size) ranks") }
+        var rng = RNG(seed: seed &+ UInt64(group.rank))
+        images = Tensor([local, spec.imageSize, spec.imageSize, 3])
         rng.fillNormal(images, std: 1)
-        labels = (0..<batch).map { _ in Int32(rng.int(classes)) }
+        labels = (0..<local).map { _ in Int32(rng.int(classes)) }
         optimizer = SGD(net.namedParameters(), lr: 0.01, momentum: 0.9, weightDecay: 1e-4)
     }
 
-    /// One timed training step: (seconds, loss).
-    public func step() throws -> (seconds: Double, loss: Double) {
+    /// One timed training step: seconds in all, of which `communication` in the gradient
+    /// allreduce (0 when alone), and this rank's loss.
+    public func step() throws -> (seconds: Double, communication: Double, loss: Double) {
         let start = DispatchTime.now().uptimeNanoseconds
         net.zeroGrad()
         let out = loss(try net.forward(images, training: true), labels)
         try net.backward(out.gradient)
+        let exchange = DispatchTime.now().uptimeNanoseconds
+        try dataParallel.sumGradients(net)
+        let exchanged = DispatchTime.now().uptimeNanoseconds
         optimizer.step()
-        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, out.loss)
+        let end = DispatchTime.now().uptimeNanoseconds
+        return (Double(end - start) / 1e9, Double(exchanged - exchange) / 1e9, out.loss)
     }
 }

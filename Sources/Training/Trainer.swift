@@ -145,7 +145,7 @@ public final class Trainer {
             epoch = Int(meta[ModelCheckpoint.epochKey] ?? "0") ?? 0
             stepInEpoch = Int(meta["step"] ?? "0") ?? 0
         }
-        try synchronizeWithLeader()
+        try dataParallel.broadcastState(net)  // every rank starts from rank 0's network
         // written only once a resume has succeeded: a refused resume leaves the directory as it was
         if let dir, group.isLeader {
             try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
@@ -180,7 +180,7 @@ public final class Trainer {
     /// Collective: the ranks' running statistics are averaged first, rank 0 writes.
     public func saveCheckpoint() throws {
         guard let dir = runDirectory else { return }
-        try averageRunningStatistics()
+        try dataParallel.averageRunningStatistics(net)
         guard group.isLeader else { return }
         let meta = checkpointMetadata()
         try CheckpointSet(directory: dir).commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
@@ -218,7 +218,7 @@ public final class Trainer {
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
                 beforeTrainingStep?(epoch, stepInEpoch)
                 let local = try accumulateGradients(batch, groups: groupsPerRank)
-                try allreduceGradients()
+                try dataParallel.sumGradients(net)
                 let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
                 optimizer.step()
                 stepInEpoch += 1
@@ -267,7 +267,7 @@ public final class Trainer {
             }
             epoch += 1
             stepInEpoch = 0
-            try synchronizeWithLeader()  // guards against any drift between the ranks' copies
+            try dataParallel.broadcastState(net)  // guards against any drift between the ranks' copies
             try saveCheckpoint()
             lastCheckpoint = Date()
         }
@@ -303,41 +303,8 @@ public final class Trainer {
         return (loss, correct, Double(n))
     }
 
-    /// Sums every parameter gradient over the ranks (one allreduce over a flat buffer).
-    private func allreduceGradients() throws {
-        guard group.size > 1 else { return }
-        let params = net.namedParameters().map(\.1)
-        let total = params.reduce(0) { $0 + $1.grad.count }
-        let flat = gradientBuffer.get([total])
-        var offset = 0
-        for p in params { (flat.data + offset).update(from: p.grad.data, count: p.grad.count); offset += p.grad.count }
-        try group.allreduceSum(flat.data, count: total)
-        offset = 0
-        for p in params { p.grad.data.update(from: flat.data + offset, count: p.grad.count); offset += p.grad.count }
-    }
-
-    /// Gives every rank rank 0's parameters and buffers (after construction or a resume, and
-    /// at every epoch's end).
-    private func synchronizeWithLeader() throws {
-        guard group.size > 1 else { return }
-        for t in net.namedParameters().map({ $0.1.value }) + net.namedBuffers().map({ $0.1.tensor }) {
-            try group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * MemoryLayout<Float>.stride, root: 0)
-        }
-    }
-
-    /// Replaces every rank's batch-norm running statistics by their mean over the ranks.
-    private func averageRunningStatistics() throws {
-        guard group.size > 1 else { return }
-        for (_, buffer) in net.namedBuffers() where !buffer.integer {
-            let t = buffer.tensor
-            try group.allreduceSum(t.data, count: t.count)
-            let inverse = 1 / Float(group.size)
-            for i in 0..<t.count { t.data[i] *= inverse }
-        }
-    }
-
     private let groupImages = BufferPool()
-    private let gradientBuffer = BufferPool()
+    private lazy var dataParallel = DataParallel(group: group)
 
     /// Eval-mode accuracy and mean loss on `indices` of `dataset`; `logits` receives
     /// [count, classes] row-major logits when given. Collective: with several ranks each
@@ -345,7 +312,7 @@ public final class Trainer {
     /// running statistics are averaged, and every rank returns the whole result.
     public func evaluate(_ dataset: ImageDataset, indices: [Int], logits: UnsafeMutablePointer<Float>? = nil, batch: Int? = nil) throws -> Evaluation {
         beforeEvaluation?()
-        try averageRunningStatistics()
+        try dataParallel.averageRunningStatistics(net)
         let mine = logits == nil ? Array(indices[group.share(of: indices.count)]) : indices
         let local = try Trainer.evaluate(net, dataset, indices: mine, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
         guard group.size > 1, logits == nil else { return local }

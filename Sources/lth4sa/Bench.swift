@@ -34,23 +34,32 @@ struct BenchTrain: ParsableCommand {
         runtime.apply()
         var config = RunConfig()
         samOptions.apply(to: &config)
-        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed)
+        let group = Console.shared.group
+        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, group: group)
         let side = bench.net.spec.imageSize
         let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(config.scheme ?? "all"))" } ?? ""
-        print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads")
+        let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
+        print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
         for _ in 0..<warmup { _ = try bench.step() }
-        var times: [Double] = []
+        var times: [Double] = [], exchanges: [Double] = []
         Profiler.shared.enabled = profile
         for i in 0..<steps {
-            let (seconds, loss) = try bench.step()
+            let (seconds, communication, loss) = try bench.step()
             times.append(seconds)
+            exchanges.append(communication)
             Console.shared.show(.status("step \(i + 1)/\(steps)  loss \(String(format: "%.3f", loss))  \(String(format: "%.1f", Double(batch) / seconds)) img/s"))
         }
         Console.shared.endStatus()
         let med = median(times)
         print(String(format: "median step %.1f ms, %.1f images/s (min %.1f ms, max %.1f ms over %d steps)",
                      med * 1000, Double(batch) / med, times.min()! * 1000, times.max()! * 1000, steps))
-        print(String(format: "peak RSS %.2f GB", Double(peakResidentBytes()) / 1e9))
+        let memory = try group.sum([Double(peakResidentBytes())])[0]
+        if group.size > 1 {
+            let volume = Double(bench.net.parameterCount * MemoryLayout<Float>.stride)
+            print(String(format: "gradient allreduce: median %.2f ms per step (%.1f%% of the step), %.2f MB of gradients per rank",
+                         median(exchanges) * 1000, median(exchanges) / med * 100, volume / 1e6))
+        }
+        print(String(format: "peak RSS %.2f GB", memory / 1e9) + (group.size > 1 ? " (sum over the \(group.size) ranks)" : ""))
         if profile {
             let total = times.reduce(0, +)
             print("profile (share of timed steps):")

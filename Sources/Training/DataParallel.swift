@@ -1,0 +1,49 @@
+import Cluster
+import Foundation
+import Models
+import NN
+import Tensor
+
+/// The collectives that keep one network's copies on the ranks of `group` in step:
+/// gradients summed before each optimizer step, state broadcast from rank 0, batch-norm
+/// running statistics averaged. Every method is collective and does nothing when alone.
+public final class DataParallel {
+    public let group: ProcessGroup
+    private let flat = BufferPool()
+
+    public init(group: ProcessGroup) { self.group = group }
+
+    /// Replaces every parameter gradient of `net` by its sum over the ranks: one allreduce over
+    /// a flat copy of all gradients (`count x 4` bytes).
+    public func sumGradients(_ net: Module) throws {
+        guard group.size > 1 else { return }
+        let params = net.namedParameters().map(\.1)
+        let total = params.reduce(0) { $0 + $1.grad.count }
+        let buffer = flat.get([total])
+        var offset = 0
+        for p in params { (buffer.data + offset).update(from: p.grad.data, count: p.grad.count); offset += p.grad.count }
+        try group.allreduceSum(buffer.data, count: total)
+        offset = 0
+        for p in params { p.grad.data.update(from: buffer.data + offset, count: p.grad.count); offset += p.grad.count }
+    }
+
+    /// Gives every rank rank 0's parameters and buffers.
+    public func broadcastState(_ net: Module) throws {
+        guard group.size > 1 else { return }
+        for t in net.namedParameters().map({ $0.1.value }) + net.namedBuffers().map({ $0.1.tensor }) {
+            try group.broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * MemoryLayout<Float>.stride, root: 0)
+        }
+    }
+
+    /// Replaces every rank's batch-norm running statistics (the float buffers) by their mean
+    /// over the ranks.
+    public func averageRunningStatistics(_ net: Module) throws {
+        guard group.size > 1 else { return }
+        let inverse = 1 / Float(group.size)
+        for (_, buffer) in net.namedBuffers() where !buffer.integer {
+            let t = buffer.tensor
+            try group.allreduceSum(t.data, count: t.count)
+            for i in 0..<t.count { t.data[i] *= inverse }
+        }
+    }
+}
