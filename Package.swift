@@ -47,6 +47,7 @@ let package = Package(
         .executableTarget(name: "lth4sa-fuzz", dependencies: ["Data", "Checkpoint"], path: "Fuzz", exclude: ["corpus"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "Tensor"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor"]),

@@ -32,6 +32,31 @@ final class LoaderTests: XCTestCase {
         XCTAssertNotEqual(pass(epoch: 1), e0, "a new order each epoch")
     }
 
+    /// The parts a data-parallel rank assembles (3 parts here, batches of 10 and a last of 3)
+    /// put together are exactly the whole batch: same images, labels and random crops/flips.
+    func testPartsOfABatchTogetherAreTheWholeBatch() throws {
+        let n = 23
+        var rng = RNG(seed: 9)
+        let image = Tensor([n, 6, 6, 3])
+        rng.fillNormal(image, std: 1)
+        let ds = try ImageDataset(pixels: .floats(image.array), labels: (0..<n).map { Int32($0 % 5) }, height: 6, width: 6, channels: 3, classes: 5)
+        func batches(part: (Int, Int)) -> [(images: [Float], labels: [Int32])] {
+            let loader = BatchLoader(dataset: ds, indices: Array(0..<n), batchSize: 10, shuffle: true, augmentation: .cifar,
+                                     mean: [0.1, 0.2, 0.3], std: [1, 2, 3], seed: 4, epoch: 2, part: part)
+            var out: [([Float], [Int32])] = []
+            while let b = loader.next() { out.append((b.images.array, b.labels)) }
+            return out
+        }
+        let whole = batches(part: (0, 1))
+        let parts = (0..<3).map { batches(part: ($0, 3)) }
+        XCTAssertEqual(whole.count, 3)
+        for b in whole.indices {
+            XCTAssertEqual(parts.map { $0[b].labels.count }, b == 2 ? [1, 1, 1] : [3, 3, 4], "images n*i/3 ..< n*(i+1)/3 of a batch of n")
+            XCTAssertEqual(parts.flatMap { $0[b].labels }, whole[b].labels)
+            XCTAssertEqual(parts.flatMap { $0[b].images }, whole[b].images)
+        }
+    }
+
     func testCropAndFlip() throws {
         // 1 image 2x2x1 [[1,2],[3,4]]; flip only -> [[2,1],[4,3]] or unchanged
         let ds = try ImageDataset(pixels: .floats([1, 2, 3, 4]), labels: [0], height: 2, width: 2, channels: 1, classes: 1)
