@@ -97,6 +97,30 @@ final class MPITests: CLITestCase {
         XCTAssertEqual(a, b)
     }
 
+    /// The whole pipeline on two ranks: rank 0 alone writes the report and ticket, the search
+    /// log holds each step once, and a resume on two ranks reuses every phase.
+    func testPipelineOnTwoRanksWritesOnceAndResumes() throws {
+        let args = ["run", "--sam", se, "--searcher", repository.appendingPathComponent("plugins/libEAN.so").path, "--model", "resnet-basic-8",
+                    "--epochs", "1", "--supernet-epochs", "1", "--search-steps", "3", "--seeds", "1", "--candidates", "1",
+                    "--data", "synthetic:400", "--val-per-class", "5", "--batch", "32", "--threads", "1", "-o", "pipeline"]
+        let first = try mpirun(2, args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(first.stdout.components(separatedBy: "ticket (best validation accuracy)").count, 2, "printed once: \(first.stdout)")
+        for file in ["result.json", "ticket.json", "report.md", "search-state.json", "train/0-original/summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("pipeline/\(file)").path), file)
+        }
+        let log = try String(contentsOf: dir.appendingPathComponent("pipeline/search.jsonl"), encoding: .utf8)
+        let steps = log.split(separator: "\n").compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["step"] as? Int
+        }
+        XCTAssertEqual(Set(steps), [0, 1, 2], log)
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("pipeline/search-state.json"))) as? [String: Any]
+        XCTAssertEqual(steps.count, (state?["records"] as? [Any])?.count, "one line per scored scheme, written by one rank")
+        let again = try mpirun(2, args + ["--resume"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertEqual(again.stdout.components(separatedBy: "done before").count - 1, 3, again.stdout)
+    }
+
     /// A rank killed mid-run ends the whole job with a non-zero status and a message naming
     /// it; the last checkpoint stays loadable and the run resumes.
     func testKilledRankEndsTheJobAndKeepsTheLastCheckpoint() throws {
