@@ -90,6 +90,9 @@ struct BenchInfer: ParsableCommand {
     }
 
     func run() throws {
+        guard Console.shared.group.size == 1 else {
+            throw LTHError("bench infer times one process; run it without mpirun (\(Console.shared.group.size) ranks would compete for the cores)")
+        }
         runtime.apply()
         let spec = try ModelSpec(modelOptions.model)
         let plugin = try SAMPlugin(sam, settings: samOptions)
