@@ -142,7 +142,8 @@ public enum Comparison {
             context.progress(.phase(number: 3, total: 5, "landscape: all \(1 << L) schemes through the supernet (for Top 5%?)"))
             var survey = LandscapeSurvey.Settings()
             survey.maxEnumerate = settings.landscapeMaxBlocks
-            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate),
+            let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate, splitImages: false)
+            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator,
                                                 directory: root.child("landscape").path, settings: survey, context: context).landscape
         } else {
             context.progress(.phase(number: 3, total: 5, "landscape skipped: \(L) blocks > --landscape-max-blocks \(settings.landscapeMaxBlocks) (Top 5%? is '-')"))

@@ -92,6 +92,11 @@ public enum LandscapeSurvey {
     /// Evaluates the schemes in chunks of 256 (each saved before the next; a stop request is
     /// honoured between chunks with `StoppedError`), then writes landscape.json,
     /// distribution.svg and scores.svg into `directory`.
+    ///
+    /// With several ranks in `context.group` and an evaluator of this rank alone, every chunk is
+    /// split into contiguous parts of the sorted list, one per rank (each evaluated with prefix
+    /// sharing on all validation images), and the accuracies are gathered on every rank. An
+    /// evaluator that splits the images over the ranks is used as it is.
     public static func run(trainer: Trainer, evaluator: SchemeEvaluator, directory: String, settings: Settings,
                            context: ExperimentContext) throws -> Result {
         let dir = URL(fileURLWithPath: directory)
@@ -114,9 +119,19 @@ public enum LandscapeSurvey {
         let todo = schemes.filter { accuracy[$0.description] == nil }
         let start = Date()
         let blocksBefore = evaluator.blocksRun
+        let splitSchemes = evaluator.group.size == 1 && context.group.size > 1
         var done = 0
         for chunk in stride(from: 0, to: todo.count, by: 256).map({ Array(todo[$0..<min($0 + 256, todo.count)]) }) {
-            for (s, a) in zip(chunk, try evaluator.accuracies(chunk, sharePrefixes: settings.sharePrefixes)) { accuracy[s.description] = a }
+            var scores: [Double]
+            if splitSchemes {  // this rank's part of the chunk; the others' arrive through the sum (x + 0 is exact)
+                let mine = context.group.share(of: chunk.count)
+                scores = [Double](repeating: 0, count: chunk.count)
+                scores.replaceSubrange(mine, with: try evaluator.accuracies(Array(chunk[mine]), sharePrefixes: settings.sharePrefixes))
+                scores = try context.group.sum(scores)
+            } else {
+                scores = try evaluator.accuracies(chunk, sharePrefixes: settings.sharePrefixes)
+            }
+            for (s, a) in zip(chunk, scores) { accuracy[s.description] = a }
             done += chunk.count
             let elapsed = Date().timeIntervalSince(start)
             context.progress(.status(String(format: "landscape: %d/%d schemes (%.1f schemes/s, ETA %@)", schemes.count - todo.count + done, schemes.count,
@@ -135,11 +150,12 @@ public enum LandscapeSurvey {
                               top: landscape.isTop(accuracy: a, fraction: settings.fraction)))
         }
         let fraction = settings.fraction
+        let blocksRun = splitSchemes ? Int(try context.group.sum([Double(evaluator.blocksRun - blocksBefore)])[0]) : evaluator.blocksRun - blocksBefore
         let best = landscape.best(fraction), worst = landscape.worst(fraction)
         let report = Report(
             model: trainer.config.model, sam: trainer.config.sam ?? "", attach: trainer.config.attach, stages: stages,
             validationImages: evaluator.validationCount, enumerated: enumerated, perRatio: enumerated ? nil : settings.perRatio,
-            schemes: schemes.count, secondsThisRun: seconds, blocksRunThisRun: evaluator.blocksRun - blocksBefore,
+            schemes: schemes.count, secondsThisRun: seconds, blocksRunThisRun: blocksRun,
             schemesEvaluatedThisRun: todo.count, sharePrefixes: settings.sharePrefixes, topFraction: fraction,
             topCount: landscape.topCount(fraction), topThreshold: landscape.topThreshold(fraction), distribution: landscape.distribution(),
             best: best.map { SchemeAccuracy(scheme: $0.description, accuracy: accuracy[$0.description]!) },

@@ -1,4 +1,5 @@
 import Checkpoint
+import Cluster
 import Data
 import Foundation
 import Models
@@ -105,13 +106,15 @@ public enum SchemeSearch {
 
     /// The prefix-sharing evaluator on the trainer's supernet and validation set; with
     /// `bnRecalibrate` > 0, each scheme's BN statistics are re-estimated on that many training
-    /// mini-batches first.
-    public static func makeEvaluator(_ trainer: Trainer, bnRecalibrate: Int = 0) throws -> SchemeEvaluator {
+    /// mini-batches first. With `splitImages` (the default), the trainer's ranks share the
+    /// validation images and every call is collective; without, this rank holds them all and
+    /// evaluates alone (the landscape splits the schemes instead).
+    public static func makeEvaluator(_ trainer: Trainer, bnRecalibrate: Int = 0, splitImages: Bool = true) throws -> SchemeEvaluator {
         let supernet = try Supernet(trainer.net)
         let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
-        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer, shared: true), restartAtStage: stateful,
+        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer, shared: splitImages), restartAtStage: stateful,
                                calibration: try SupernetTraining.calibrationBatches(trainer, count: bnRecalibrate),
-                               group: trainer.group, validationCount: trainer.split.validation.count)
+                               group: splitImages ? trainer.group : SingleProcess(), validationCount: trainer.split.validation.count)
     }
 
     /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights

@@ -43,7 +43,7 @@ struct LandscapeCommand: ParsableCommand {
         let directory = URL(fileURLWithPath: output).appendingPathComponent(name).path
         let lock = Console.shared.group.isLeader ? try RunDirectoryLock(URL(fileURLWithPath: directory)) : nil  // one writer: rank 0
         defer { withExtendedLifetime(lock) {} }
-        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate)
+        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate, splitImages: false)  // the ranks split the schemes
         let result = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator, directory: directory,
                                              settings: settings, context: context)
         Console.shared.endStatus()

@@ -78,8 +78,8 @@ final class MPITests: CLITestCase {
         XCTAssertLessThan(worst.relative, 1e-5, "largest difference in \(worst.name)")
     }
 
-    /// The landscape split over two ranks (each scores every scheme on half the validation
-    /// images) gives exactly the accuracies of one process.
+    /// The landscape split over two ranks (each scores its half of every chunk of schemes on
+    /// all validation images) gives exactly the accuracies of one process.
     func testLandscapeOverTwoRanksEqualsOneProcess() throws {
         let trained = try run(supernetArgs + ["--sam", se, "--epochs", "1", "--output", "a/supernet"])
         XCTAssertEqual(trained.status, 0, trained.stderr)
@@ -95,6 +95,27 @@ final class MPITests: CLITestCase {
         let a = try accuracies("a"), b = try accuracies("b")
         XCTAssertEqual(a.count, 8)
         XCTAssertEqual(a, b)
+    }
+
+    /// A search on two ranks (each scores the asked schemes on half the validation images, the
+    /// counts summed) proposes and scores exactly what one process does.
+    func testSearchOverTwoRanksEqualsOneProcess() throws {
+        let trained = try run(supernetArgs + ["--sam", se, "--epochs", "1", "--output", "a/supernet"])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("a"), to: dir.appendingPathComponent("b"))
+        let search = ["search", "--searcher", repository.appendingPathComponent("plugins/libEAN.so").path, "--steps", "8", "--threads", "1"]
+        XCTAssertEqual(try run(search + ["-o", "a"]).status, 0)
+        let two = try mpirun(2, search + ["-o", "b"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        func records(_ run: String) throws -> [String] {  // scheme, accuracy and reward of every scored scheme, in order
+            try String(contentsOf: dir.appendingPathComponent("\(run)/search.jsonl"), encoding: .utf8).split(separator: "\n").map { line in
+                let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return "\(r["scheme"] ?? "") \(r["accuracy"] ?? "") \(r["reward"] ?? "")"
+            }
+        }
+        let a = try records("a")
+        XCTAssertGreaterThanOrEqual(a.count, 8)
+        XCTAssertEqual(try records("b"), a)
     }
 
     /// The whole pipeline on two ranks: rank 0 alone writes the report and ticket, the search
