@@ -9,8 +9,10 @@ public enum InferenceTiming {
     /// Forward time (ms, eval mode) of each network on one random batch, every round: all
     /// networks once per round in a shuffled order (so drift hits them alike), measured in one
     /// process after `warmup` untimed rounds. `onRound` is told the round finished (1-based)
-    /// and the total. Result: [network][round].
-    public static func interleavedRounds(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64,
+    /// and the total. Result: [network][round]. `folded` (the default): the deployed network,
+    /// every batch norm folded into its convolution (`ResNet.inferFolded`); otherwise eval-mode
+    /// `forward` with separate batch-norm passes.
+    public static func interleavedRounds(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64, folded: Bool = true,
                                          onRound: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
         guard let first = nets.first else { return [] }
         var rng = RNG(seed: seed)
@@ -18,12 +20,13 @@ public enum InferenceTiming {
         let x = Tensor([batch, side, side, 3])
         rng.fillNormal(x, std: 1)
         var times = [[Double]](repeating: [], count: nets.count)
+        if folded { for net in nets { net.foldBatchNorms() } }
         for r in 0..<(warmup + rounds) {
             var order = Array(nets.indices)
             rng.shuffle(&order)
             for i in order {
                 let start = DispatchTime.now().uptimeNanoseconds
-                _ = try nets[i].forward(x, training: false)
+                _ = try folded ? nets[i].inferFolded(x) : nets[i].forward(x, training: false)
                 if r >= warmup { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
             }
             onRound?(r + 1, warmup + rounds)
@@ -49,9 +52,9 @@ public enum InferenceTiming {
     }
 
     /// The median of every network's `interleavedRounds`.
-    public static func interleavedMedians(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64,
+    public static func interleavedMedians(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64, folded: Bool = true,
                                           onRound: ((Int, Int) -> Void)? = nil) throws -> [Double] {
-        try interleavedRounds(nets, batch: batch, warmup: warmup, rounds: rounds, seed: seed, onRound: onRound).map(median)
+        try interleavedRounds(nets, batch: batch, warmup: warmup, rounds: rounds, seed: seed, folded: folded, onRound: onRound).map(median)
     }
 
     /// Forward times (ms) at `batch` of the network of `config` with each scheme, interleaved

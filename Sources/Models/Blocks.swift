@@ -14,6 +14,10 @@ public protocol ResidualBlock: Module {
     var attachedModules: [(String, Module)] { get set }
     func forward(_ x: Tensor, training: Bool) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
+    /// Builds or refreshes the folded inference path from the current weights and statistics.
+    func foldBatchNorms()
+    /// Eval-mode forward with every BN folded into its convolution (`foldBatchNorms()` first).
+    func forwardFolded(_ x: Tensor) -> Tensor
 }
 
 /// The projection shortcut `downsample` = 1x1 conv (stride) + BN, named `0` and `1` like
@@ -40,6 +44,11 @@ final class ResidualTail {
         if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
         let branch = attention?.forward(f, training: training) ?? f
         return join.forward(branch, s, training: training)
+    }
+
+    /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
+    func inferJoin(_ f: Tensor, shortcut s: Tensor, attention a: BranchAttention) -> Tensor {
+        a.inferJoined(f, shortcut: s) ?? join.forward(a.forward(f, training: false), s, training: false)
     }
 
     func backward(_ dy: Tensor, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
@@ -90,6 +99,15 @@ public final class BasicBlock: ResidualBlock {
         dx.add(dShortcut)
         return dx
     }
+
+    private var folded: FoldedBlock?
+    public func foldBatchNorms() {
+        if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2)], downsample: downsample) }
+    }
+    public func forwardFolded(_ x: Tensor) -> Tensor {
+        guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
+        return folded.forward(x, attention: attention, tail: tail)
+    }
 }
 
 /// Bottleneck block (1x1 planes, 3x3 planes with the stride, 1x1 4*planes):
@@ -138,6 +156,15 @@ public final class Bottleneck: ResidualBlock {
         let dx = conv1.backward(bn1.backward(d))!
         dx.add(dShortcut)
         return dx
+    }
+
+    private var folded: FoldedBlock?
+    public func foldBatchNorms() {
+        if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2), (conv3, bn3)], downsample: downsample) }
+    }
+    public func forwardFolded(_ x: Tensor) -> Tensor {
+        guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
+        return folded.forward(x, attention: attention, tail: tail)
     }
 }
 

@@ -85,6 +85,8 @@ public final class ResNet: Module {
     /// The gradient buffers every layer of this network (and its SAM sites) hands out.
     public let gradients = GradientRing()
     public let conv1: Conv2d, bn1: BatchNorm2d
+    /// The stem's folded inference convolution (`foldBatchNorms()`).
+    var foldedStem: FoldedConvBN?
     public let maxpool: MaxPool2d?
     public let stages: [Stage]
     public let pool = GlobalAvgPool()

@@ -111,6 +111,13 @@ public final class Primitive: @unchecked Sendable {
         self.scratchBytes = DNNL.bytes(query(dnnl_query_scratchpad_md))
     }
 
+    /// The name of the implementation oneDNN chose (e.g. `jit:avx2`, `ref:any`).
+    public var implementation: String {
+        var name: UnsafePointer<CChar>? = nil
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name)
+        return name.map { String(cString: $0) } ?? "?"
+    }
+
     /// A reorder from `src` to `dst` layout.
     public init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
         let dnnl = DNNL.shared

@@ -83,6 +83,7 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Classes of the classifier.") var classes: Int = 100
     @Option(help: "Warm-up rounds (not timed).") var warmup: Int = 3
     @Option(help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
+    @Flag(help: "Time eval-mode forward with separate batch-norm passes instead of the deployed network (BN folded into the convolutions).") var unfolded = false
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
@@ -97,8 +98,10 @@ struct BenchInfer: ParsableCommand {
         let spec = try ModelSpec(modelOptions.model)
         let plugin = try SAMPlugin(sam, settings: samOptions)
         let nets = try InferenceTiming.benchmarkNetworks(spec, plugin: plugin, classes: classes, seed: runtime.seed)
-        print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds")
-        let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed) { r, n in
+        print("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds, "
+              + (unfolded ? "eval-mode forward (BN passes separate)" : "deployed networks (BN folded into the convolutions)"))
+        let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed,
+                                                             folded: !unfolded) { r, n in
             Console.shared.show(.status("round \(r)/\(n)"))
         }
         Console.shared.endStatus()

@@ -1,0 +1,67 @@
+import NN
+import Tensor
+
+/// The inference path of one residual block with every batch norm folded into its
+/// convolution (`FoldedConvBN`): the body convolutions with their ReLUs, the projection
+/// shortcut, and the last convolution either joined with the shortcut and the ReLU in one
+/// primitive (no attention at the block) or followed by the attention's join as in eval mode.
+/// A copy of the block's values: `refresh()` after any change of weights or statistics.
+final class FoldedBlock {
+    private let body: [FoldedConvBN]
+    private let last: FoldedConvBN, lastJoined: FoldedConvBN
+    private let downsample: FoldedConvBN?
+
+    /// `convolutions`: (conv, bn) from the block's input to its branch output, in order.
+    init(_ convolutions: [(Conv2d, BatchNorm2d)], downsample: Downsample?) {
+        body = convolutions.dropLast().map { FoldedConvBN($0.0, $0.1, relu: $0.1.fusedReLU) }  // the body BNs carry their ReLU
+        let (conv, bn) = convolutions.last!
+        last = FoldedConvBN(conv, bn, relu: false)
+        lastJoined = FoldedConvBN(conv, bn, relu: true)
+        self.downsample = downsample.map { FoldedConvBN($0.conv, $0.bn, relu: false) }
+    }
+
+    func refresh() {
+        for f in body { f.refresh() }
+        last.refresh()
+        lastJoined.refresh()
+        downsample?.refresh()
+    }
+
+    /// x [N,H,W,in] -> ReLU(S(x) + A(F(x))) [N,H/s,W/s,out]
+    func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail) -> Tensor {
+        var h = x
+        for f in body { h = f.forward(h) }
+        let shortcut = downsample?.forward(x) ?? x
+        guard let attention else { return lastJoined.forward(h, adding: shortcut) }
+        return tail.inferJoin(last.forward(h), shortcut: shortcut, attention: attention)
+    }
+}
+
+extension ResNet {
+    /// Builds (first call) or refreshes the folded inference path of the stem and every block
+    /// from the current weights and running statistics. Call it again after any change of
+    /// those (training, loading, BN recalibration) before `inferFolded`.
+    public func foldBatchNorms() {
+        if let stem = foldedStem { stem.refresh() } else { foldedStem = FoldedConvBN(conv1, bn1, relu: true) }
+        for block in blocks { block.foldBatchNorms() }
+    }
+
+    /// Stem (conv + BN + ReLU folded, then the max pool if any): images -> the first block's input.
+    public func stemFolded(_ x: Tensor) -> Tensor {
+        guard let stem = foldedStem else { preconditionFailure("stemFolded before foldBatchNorms()") }
+        let h = stem.forward(x)
+        return maxpool?.forward(h) ?? h
+    }
+
+    /// images [N, H, W, 3] -> logits [N, classes] in eval mode, with every batch norm folded
+    /// (equal to `forward(x, training: false)` up to rounding). Requires `foldBatchNorms()`
+    /// since the last change of weights or statistics. Throws an attention plugin's failure.
+    public func inferFolded(_ x: Tensor) throws -> Tensor {
+        passes.beginForward()
+        var h = stemFolded(x)
+        for block in blocks { h = block.forwardFolded(h) }
+        let logits = fc.forward(pool.forward(h))
+        try passes.check()
+        return logits
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Models
+import NN
+import PluginHost
+import Search
+import Tensor
+import XCTest
+
+/// Inference with every batch norm folded into its convolution (`ResNet.inferFolded`, the
+/// evaluator's fast path) against eval-mode `forward`, on networks whose BN statistics,
+/// affine parameters and SAM parameters are far from their initial values (as after training).
+final class FoldedInferenceTests: XCTestCase {
+    /// Random "trained" state: weights, BN gamma/beta/statistics and SAM parameters.
+    func randomize(_ net: ResNet, seed: UInt64) {
+        var rng = RNG(seed: seed)
+        for (name, p) in net.namedParameters() {
+            if name.hasSuffix("bn1.weight") || name.hasSuffix("bn2.weight") || name.hasSuffix("bn3.weight") || name.hasSuffix("downsample.1.weight") {
+                rng.fillUniform(p.value, 0.5, 1.5)
+            } else if name.contains("bn") || name.hasSuffix("downsample.1.bias") {
+                rng.fillNormal(p.value, std: 0.2)
+            } else if !name.contains("conv") && !name.contains("downsample") && !name.hasPrefix("fc") {
+                rng.fillNormal(p.value, std: 0.5)  // SAM parameters
+            }
+            p.touch()
+        }
+        for (name, b) in net.namedBuffers() where name.hasSuffix("running_mean") { rng.fillNormal(b.tensor, std: 0.3) }
+        for (name, b) in net.namedBuffers() where name.hasSuffix("running_var") { rng.fillUniform(b.tensor, 0.5, 2) }
+    }
+
+    /// Largest |a - b| over the largest |b|.
+    func relativeDifference(_ a: Tensor, _ b: Tensor) -> Float {
+        let scale = max(b.array.map(abs).max() ?? 0, 1e-12)
+        return zip(a.array, b.array).map { abs($0 - $1) }.max()! / scale
+    }
+
+    func input(_ n: Int, seed: UInt64) -> Tensor {
+        var rng = RNG(seed: seed)
+        let x = Tensor([n, 16, 16, 3])
+        rng.fillNormal(x, std: 1)
+        return x
+    }
+
+    /// Plain basic and bottleneck networks (identity and projection shortcuts), batch 5 and 1.
+    func testFoldedEqualsEvalModeWithoutAttention() throws {
+        for model in ["resnet-basic-14", "resnet-bottleneck-20"] {
+            let net = ResNet(try ModelSpec(model), classes: 6, seed: 1)
+            randomize(net, seed: 2)
+            net.foldBatchNorms()
+            for n in [5, 1] {
+                let x = input(n, seed: 3)
+                let folded = try net.inferFolded(x).clone(), plain = try net.forward(x, training: false)
+                XCTAssertLessThan(relativeDifference(folded, plain), 1e-5, "\(model) batch \(n)")
+            }
+        }
+    }
+
+    /// Every first-party SAM and the SDK's CBAM, Full-SA and Full-Share, on a mixed scheme
+    /// (blocks with and without attention), then again after the weights changed and the
+    /// folding was refreshed.
+    func testFoldedEqualsEvalModeWithEverySAM() throws {
+        for plugin in ["SE", "GC", "SGE", "DIA", "CBAM"] {
+            for mode in [AttachMode.fullSA, .fullShare] {
+                let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path, settings: [])
+                let net = ResNet(try ModelSpec("resnet-bottleneck-20"), classes: 6, seed: 1)
+                try SAMAttacher.attach(sam, to: net, mode: mode, scheme: try Scheme(parsing: "10-11-01", stageSizes: [2, 2, 2]), seed: 2)
+                randomize(net, seed: 3)
+                net.foldBatchNorms()
+                let x = input(4, seed: 4)
+                let folded = try net.inferFolded(x).clone(), plain = try net.forward(x, training: false)
+                XCTAssertLessThan(relativeDifference(folded, plain), 1e-5, "\(plugin) \(mode)")
+                randomize(net, seed: 5)  // new values: a refresh must pick them up
+                net.foldBatchNorms()
+                let refolded = try net.inferFolded(x).clone(), replain = try net.forward(x, training: false)
+                XCTAssertLessThan(relativeDifference(refolded, replain), 1e-5, "\(plugin) \(mode) after refresh")
+                XCTAssertGreaterThan(relativeDifference(refolded, folded), 1e-3, "the refresh changed the result")
+            }
+        }
+    }
+}
