@@ -26,14 +26,14 @@ public enum BlockCosts {
         var rng = RNG(seed: seed ^ 0xC057)
         let x = Tensor([batch, net.spec.imageSize, net.spec.imageSize, 3])
         rng.fillNormal(x, std: 1)
-        // the input every block sees in the whole supernet
+        // the input every block sees in the whole supernet, timed on the deployed (BN-folded) blocks
+        net.foldBatchNorms()
         net.passes.beginForward()
-        var h = net.bn1.forward(net.conv1.forward(x), training: false)
-        if let mp = net.maxpool { h = mp.forward(h) }
+        var h = net.stemFolded(x)
         var inputs: [Tensor] = []
         for block in net.blocks {
             inputs.append(h.clone())
-            h = block.forward(h, training: false)
+            h = block.forwardFolded(h)
         }
         try net.passes.check()
         var differences = [[Double]](repeating: [], count: net.blocks.count)
@@ -46,7 +46,7 @@ public enum BlockCosts {
                 net.blocks[l].attention = with ? supernet.attentions[l] : nil
                 net.passes.beginForward()
                 let start = DispatchTime.now().uptimeNanoseconds
-                _ = net.blocks[l].forward(inputs[l], training: false)
+                _ = net.blocks[l].forwardFolded(inputs[l])
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
                 try net.passes.check()
                 if with { on[l] = ms } else { off[l] = ms }

@@ -66,7 +66,7 @@ public enum CheckpointEvaluation {
             (dataset, indices) = (source.train, split == .val ? s.validation : s.train)
         }
         let logits = keepLogits ? Tensor([indices.count, net.classes]) : nil
-        let evaluation = try Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch, logits: logits?.data)
+        let evaluation = try Trainer.evaluate(net, dataset, indices: indices, mean: mean, std: std, batch: batch, logits: logits?.data, folded: true)
         return Outcome(model: model, dataName: source.name, evaluation: evaluation, logits: logits)
     }
 }

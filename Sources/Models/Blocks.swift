@@ -17,7 +17,14 @@ public protocol ResidualBlock: Module {
     /// Builds or refreshes the folded inference path from the current weights and statistics.
     func foldBatchNorms()
     /// Eval-mode forward with every BN folded into its convolution (`foldBatchNorms()` first).
-    func forwardFolded(_ x: Tensor) -> Tensor
+    /// `reusingBranch`: `x` is the unchanged input of the previous call; only the last
+    /// convolution and the join (with the current attention) run again.
+    func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor
+}
+
+extension ResidualBlock {
+    /// Eval-mode forward with every BN folded (`foldBatchNorms()` first).
+    public func forwardFolded(_ x: Tensor) -> Tensor { forwardFolded(x, reusingBranch: false) }
 }
 
 /// The projection shortcut `downsample` = 1x1 conv (stride) + BN, named `0` and `1` like
@@ -104,9 +111,9 @@ public final class BasicBlock: ResidualBlock {
     public func foldBatchNorms() {
         if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2)], downsample: downsample) }
     }
-    public func forwardFolded(_ x: Tensor) -> Tensor {
+    public func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor {
         guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
-        return folded.forward(x, attention: attention, tail: tail)
+        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch)
     }
 }
 
@@ -162,9 +169,9 @@ public final class Bottleneck: ResidualBlock {
     public func foldBatchNorms() {
         if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2), (conv3, bn3)], downsample: downsample) }
     }
-    public func forwardFolded(_ x: Tensor) -> Tensor {
+    public func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor {
         guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
-        return folded.forward(x, attention: attention, tail: tail)
+        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch)
     }
 }
 

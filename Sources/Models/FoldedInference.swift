@@ -27,11 +27,23 @@ final class FoldedBlock {
         downsample?.refresh()
     }
 
-    /// x [N,H,W,in] -> ReLU(S(x) + A(F(x))) [N,H/s,W/s,out]
-    func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail) -> Tensor {
-        var h = x
-        for f in body { h = f.forward(h) }
-        let shortcut = downsample?.forward(x) ?? x
+    /// The last call's body output and shortcut (valid while their layers do not run again).
+    private var lastBranch: (body: Tensor, shortcut: Tensor)?
+
+    /// x [N,H,W,in] -> ReLU(S(x) + A(F(x))) [N,H/s,W/s,out]. `reusingBranch`: x is the input of
+    /// the previous call, unchanged, so the body convolutions and the shortcut are taken from
+    /// it and only the last convolution and the join run (a scheme that differs from the one
+    /// evaluated before only from this block on).
+    func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail, reusingBranch: Bool) -> Tensor {
+        let h: Tensor, shortcut: Tensor
+        if reusingBranch, let last = lastBranch {
+            (h, shortcut) = last
+        } else {
+            var b = x
+            for f in body { b = f.forward(b) }
+            (h, shortcut) = (b, downsample?.forward(x) ?? x)
+            lastBranch = (h, shortcut)
+        }
         guard let attention else { return lastJoined.forward(h, adding: shortcut) }
         return tail.inferJoin(last.forward(h), shortcut: shortcut, attention: attention)
     }

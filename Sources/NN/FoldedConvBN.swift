@@ -68,13 +68,14 @@ public final class FoldedConvBN {
 
     /// oneDNN's implementation for input `shape` (for tests and benchmarks: a reference
     /// kernel here would mean a slow fallback).
-    public func implementation(_ shape: [Int], addingShortcut: Bool) -> String {
-        plan(PlanKey(shape: shape, addsShortcut: addingShortcut)).forward.implementation
+    public func implementation(_ shape: [Int], addingShortcut: Bool, scalingPerImage: Bool = false) -> String {
+        plan(PlanKey(shape: shape, addsShortcut: addingShortcut, scalesPerImage: scalingPerImage)).forward.implementation
     }
 
     struct PlanKey: Hashable {
         let shape: [Int]
         let addsShortcut: Bool
+        var scalesPerImage = false
     }
 
     private func plan(_ key: PlanKey) -> Plan {
@@ -103,8 +104,10 @@ public final class FoldedConvBN {
             DNNL.check(dnnl_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
                                                           &src, &anyW, &biasDesc, &dst, strides, pads, pads), "folded conv desc")
             var ops: dnnl_post_ops_t? = nil
-            if key.addsShortcut || f.relu {
+            if key.addsShortcut || f.relu || key.scalesPerImage {
                 DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+                var scale = DNNL.desc([yShape[0], yShape[3], 1, 1], dnnl_nhwc)
+                if key.scalesPerImage { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, &scale), "post-op scale") }
                 if key.addsShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
                 if f.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
             }

@@ -60,6 +60,12 @@ public final class SchemeEvaluator {
     /// Whether schemes are scored with recalibrated batch-norm statistics.
     public var recalibrates: Bool { !calibration.isEmpty }
 
+    /// Score on the deployed network: every batch norm folded into its convolution, and a
+    /// block that restarts with an unchanged input reuses its branch (only its last
+    /// convolution and join run again). Off: eval-mode blocks (for tests and benchmarks).
+    /// With BN recalibration the statistics change per scheme and the eval-mode path is used.
+    public var folds = true
+
 
     /// Cached accuracy (percent) of `scheme`, if evaluated.
     public func cached(_ scheme: Scheme) -> Double? { cache[scheme.description] }
@@ -81,8 +87,10 @@ public final class SchemeEvaluator {
             let statistics = recalibrates ? try recalibratedStatistics(parsed, sharePrefixes: sharePrefixes) : nil
             let norms = net.blockNorms
             if let statistics { net.bn1.setRunningStatistics(statistics.stem) }
+            let folded = folds && !recalibrates
+            if folded { net.foldBatchNorms() }  // from the supernet's current weights and statistics
             for batch in batches {
-                let stem = stemForward(batch.images, training: false)
+                let stem = folded ? net.stemFolded(batch.images) : stemForward(batch.images, training: false)
                 var previous: [Bool]? = nil
                 for (k, scheme) in parsed.enumerated() {
                     let start = sharePrefixes ? firstBlockToRun(scheme, after: previous) : 0
@@ -95,7 +103,9 @@ public final class SchemeEvaluator {
                     net.passes.beginForward()  // state chains restart (we restart at a stage start)
                     var h = start == 0 ? stem : lastOutputs[start - 1]
                     for i in start..<net.blocks.count {
-                        h = net.blocks[i].forward(h, training: false)
+                        // block `start` last ran on this same input (blocks before it did not run since)
+                        h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: i == start && previous != nil)
+                                   : net.blocks[i].forward(h, training: false)
                         lastOutputs[i] = h
                         blocksRun += 1
                     }

@@ -321,14 +321,18 @@ public final class Trainer {
         return Evaluation(accuracy: 100 * total[0].rounded() / max(total[2], 1), loss: total[1] / max(total[2], 1), count: indices.count)
     }
 
+    /// Eval-mode accuracy and mean loss of `net`; `folded`: on the deployed network (every BN
+    /// folded into its convolution, `ResNet.inferFolded`), as `lth4sa eval` does; training's
+    /// validation keeps the eval-mode layers (no second set of inference buffers while training).
     public static func evaluate(_ net: ResNet, _ dataset: ImageDataset, indices: [Int], mean: [Float], std: [Float], batch: Int,
-                                logits: UnsafeMutablePointer<Float>? = nil) throws -> Evaluation {
+                                logits: UnsafeMutablePointer<Float>? = nil, folded: Bool = false) throws -> Evaluation {
+        if folded { net.foldBatchNorms() }
         let loader = BatchLoader(dataset: dataset, indices: indices, batchSize: batch, shuffle: false, augmentation: .none,
                                  mean: mean, std: std, seed: 0, epoch: 0)
         let ce = SoftmaxCrossEntropy()
         var correct = 0, lossSum = 0.0, offset = 0
         while let b = loader.next() {
-            let out = try net.forward(b.images, training: false)
+            let out = try folded ? net.inferFolded(b.images) : net.forward(b.images, training: false)
             let r = ce(out, b.labels)
             correct += r.correct
             lossSum += r.loss * Double(b.labels.count)

@@ -84,6 +84,7 @@ struct BenchInfer: ParsableCommand {
     @Option(help: "Warm-up rounds (not timed).") var warmup: Int = 3
     @Option(help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
     @Flag(help: "Time eval-mode forward with separate batch-norm passes instead of the deployed network (BN folded into the convolutions).") var unfolded = false
+    @Flag(help: "Print time per operation kind (all networks together).") var profile = false
 
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
@@ -103,6 +104,7 @@ struct BenchInfer: ParsableCommand {
         let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed,
                                                              folded: !unfolded) { r, n in
             Console.shared.show(.status("round \(r)/\(n)"))
+            Profiler.shared.enabled = profile && r >= warmup  // the timed rounds only
         }
         Console.shared.endStatus()
         print(pad("network", 36) + pad("params", 11) + pad("median ms", 11) + "dT")
@@ -110,6 +112,12 @@ struct BenchInfer: ParsableCommand {
             let t = medians[i]
             print(pad(label, 36) + pad(String(net.parameterCount), 11) + pad(String(format: "%.2f", t), 11)
                   + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(t, original: medians[0]))))
+        }
+        if profile {
+            print("profile (ms per round, all \(nets.count) networks):")
+            for (what, secs, calls) in Profiler.shared.report {
+                print(String(format: "  %-18@ %8.2f ms  (%d calls per round)", what as NSString, secs / Double(rounds) * 1000, calls / rounds))
+            }
         }
     }
 }
