@@ -104,7 +104,7 @@ public final class SchemeEvaluator {
                     var h = start == 0 ? stem : lastOutputs[start - 1]
                     for i in start..<net.blocks.count {
                         // block `start` last ran on this same input (blocks before it did not run since)
-                        h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: i == start && previous != nil)
+                        h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: sharePrefixes && i == start && previous != nil)
                                    : net.blocks[i].forward(h, training: false)
                         lastOutputs[i] = h
                         blocksRun += 1
