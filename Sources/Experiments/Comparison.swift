@@ -211,7 +211,7 @@ public enum Comparison {
         # lth4sa compare: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
         Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.recipe.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) (test accuracy: mean ± sd).
-        dT = inference-time increment over the original network (forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
+        dT = inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))
         """
