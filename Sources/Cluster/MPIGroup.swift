@@ -73,6 +73,27 @@ public final class MPIGroup: ProcessGroup {
         }
     }
 
+    public func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingSum {
+        guard count < 1 << 30 else { throw LTHError("a nonblocking sum of \(count) floats is too large for one MPI call; use smaller buckets") }
+        var request: OpaquePointer? = nil
+        try mpi.check(mpi.iallreduce(OpenMPI.inPlace, buffer, Int32(count), mpi.float, mpi.sum, mpi.world, &request), "MPI_Iallreduce")
+        return PendingSum(request: request)
+    }
+
+    public func progress(_ pending: [PendingSum]) throws {
+        var done: Int32 = 0
+        for p in pending where p.request != nil {
+            try mpi.check(mpi.test(&p.request, &done, nil), "MPI_Test")  // a completed request becomes MPI_REQUEST_NULL
+            if done != 0 { p.request = nil }
+        }
+    }
+
+    public func finish(_ pending: PendingSum) throws {
+        guard pending.request != nil else { return }
+        try mpi.check(mpi.wait(&pending.request, nil), "MPI_Wait")
+        pending.request = nil
+    }
+
     public func abort(code: Int32) -> Never {
         _ = mpi.abort(mpi.world, code)
         exit(code)
@@ -111,6 +132,8 @@ private struct OpenMPI {
     let bcast: @convention(c) (UnsafeMutableRawPointer, Int32, Handle, Int32, Handle) -> Int32
     let ibarrier: @convention(c) (Handle, UnsafeMutablePointer<OpaquePointer?>) -> Int32
     let test: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeMutablePointer<Int32>, UnsafeMutableRawPointer?) -> Int32
+    let iallreduce: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer, Int32, Handle, Handle, Handle, UnsafeMutablePointer<OpaquePointer?>) -> Int32
+    let wait: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UnsafeMutableRawPointer?) -> Int32
     let abort: @convention(c) (Handle, Int32) -> Int32
     let errorString: @convention(c) (Int32, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Int32
     let world: Handle, float: Handle, double: Handle, byte: Handle, sum: Handle
@@ -142,7 +165,7 @@ private struct OpenMPI {
         return OpenMPI(initThread: try symbol("MPI_Init_thread"), finalize: try symbol("MPI_Finalize"),
                        commRank: try symbol("MPI_Comm_rank"), commSize: try symbol("MPI_Comm_size"),
                        allreduce: try symbol("MPI_Allreduce"), bcast: try symbol("MPI_Bcast"), ibarrier: try symbol("MPI_Ibarrier"),
-                       test: try symbol("MPI_Test"), abort: try symbol("MPI_Abort"), errorString: try symbol("MPI_Error_string"),
+                       test: try symbol("MPI_Test"), iallreduce: try symbol("MPI_Iallreduce"), wait: try symbol("MPI_Wait"), abort: try symbol("MPI_Abort"), errorString: try symbol("MPI_Error_string"),
                        world: try object("ompi_mpi_comm_world"), float: try object("ompi_mpi_float"),
                        double: try object("ompi_mpi_double"), byte: try object("ompi_mpi_byte"), sum: try object("ompi_mpi_op_sum"))
     }

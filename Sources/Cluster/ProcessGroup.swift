@@ -25,6 +25,21 @@ public protocol ProcessGroup: AnyObject {
     func barrier() throws
     /// Ends every rank of the job with exit code `code` (not collective; never returns).
     func abort(code: Int32) -> Never
+    /// Starts summing the `count` floats at `buffer` over all ranks, in place, without waiting
+    /// (collective: every rank starts the same reductions in the same order). The buffer must
+    /// stay untouched until `finish`.
+    func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingSum
+    /// Lets the reductions in flight advance (call it while other work goes on).
+    func progress(_ pending: [PendingSum]) throws
+    /// Waits until `pending` is complete; its buffer then holds the sum.
+    func finish(_ pending: PendingSum) throws
+}
+
+/// A sum started by `ProcessGroup.startSum` and not yet finished.
+public final class PendingSum {
+    /// The MPI request (nil: complete).
+    var request: OpaquePointer?
+    init(request: OpaquePointer?) { self.request = request }
 }
 
 /// This process alone: every collective is the identity.
@@ -37,6 +52,9 @@ public final class SingleProcess: ProcessGroup {
     public func broadcast(_ buffer: UnsafeMutableRawPointer, bytes: Int, root: Int) throws {}
     public func barrier() throws {}
     public func abort(code: Int32) -> Never { exit(code) }
+    public func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingSum { PendingSum(request: nil) }
+    public func progress(_ pending: [PendingSum]) throws {}
+    public func finish(_ pending: PendingSum) throws {}
 }
 
 /// A failure reported by the leader to the other ranks of a `leaderOnly` section.

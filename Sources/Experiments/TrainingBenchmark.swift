@@ -38,15 +38,16 @@ public final class TrainingBenchmark {
         optimizer = SGD(net.namedParameters(), lr: 0.01, momentum: 0.9, weightDecay: 1e-4)
     }
 
-    /// One timed training step: seconds in all, of which `communication` in the gradient
-    /// allreduce (0 when alone), and this rank's loss.
+    /// One timed training step: seconds in all, of which `communication` waiting for the
+    /// gradient sums after backward (started during backward; 0 when alone), and this rank's loss.
     public func step() throws -> (seconds: Double, communication: Double, loss: Double) {
         let start = DispatchTime.now().uptimeNanoseconds
         net.zeroGrad()
         let out = loss(try net.forward(images, training: true), labels)
+        dataParallel.overlapSum(withNextBackwardOf: net)
         try net.backward(out.gradient)
         let exchange = DispatchTime.now().uptimeNanoseconds
-        try dataParallel.sumGradients(net)
+        try dataParallel.finishOverlappedSum(of: net)
         let exchanged = DispatchTime.now().uptimeNanoseconds
         optimizer.step()
         let end = DispatchTime.now().uptimeNanoseconds

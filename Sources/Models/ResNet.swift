@@ -87,6 +87,10 @@ public final class ResNet: Module {
     public let conv1: Conv2d, bn1: BatchNorm2d
     /// The stem's folded inference convolution (`foldBatchNorms()`).
     var foldedStem: FoldedConvBN?
+    /// Called during `backward` with the modules whose parameter gradients have just become
+    /// final: the classifier, then every stage (the last first), then the stem. Data-parallel
+    /// training starts their reduction over the ranks while backward goes on.
+    public var onGradientsReady: (([Module]) -> Void)? = nil
     public let maxpool: MaxPool2d?
     public let stages: [Stage]
     public let pool = GlobalAvgPool()
@@ -174,11 +178,14 @@ public final class ResNet: Module {
     public func backward(_ dLogits: Tensor) throws -> Tensor? {
         passes.beginBackward()
         var d = pool.backward(fc.backward(dLogits))
+        onGradientsReady?([fc])
         for stage in stages.reversed() {
             for block in stage.blocks.reversed() { d = block.backward(d) }
+            onGradientsReady?([stage])  // a stage's shared modules get gradients from its own blocks only
         }
         if let mp = maxpool { d = mp.backward(d) }
         let dx = conv1.backward(bn1.backward(d))
+        onGradientsReady?([conv1, bn1])
         try passes.check()
         return dx
     }

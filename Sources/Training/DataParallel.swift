@@ -13,6 +13,51 @@ public final class DataParallel {
 
     public init(group: ProcessGroup) { self.group = group }
 
+    /// Buckets of one backward in flight: each segment's gradients packed at `offset`.
+    private var inFlight: [(parameters: [Parameter], offset: Int, sum: PendingSum)] = []
+    private var bucketOffset = 0
+
+    /// Makes the next `backward` of `net` start summing each segment's gradients (classifier,
+    /// stages, stem) over the ranks as soon as they are final, overlapping the communication
+    /// with the rest of backward; `finishOverlappedSum` completes it. Falls back to nothing
+    /// (use `sumGradients`) when alone.
+    public func overlapSum(withNextBackwardOf net: ResNet) {
+        guard group.size > 1 else { return }
+        let buffer = flat.get([net.namedParameters().reduce(0) { $0 + $1.1.grad.count }])
+        inFlight = []
+        bucketOffset = 0
+        net.onGradientsReady = { [unowned self] modules in
+            let parameters = modules.flatMap { $0.namedParameters().map(\.1) }
+            let count = parameters.reduce(0) { $0 + $1.grad.count }
+            var offset = bucketOffset
+            for p in parameters { (buffer.data + offset).update(from: p.grad.data, count: p.grad.count); offset += p.grad.count }
+            do {
+                let sum = try group.startSum(buffer.data + bucketOffset, count: count)
+                inFlight.append((parameters, bucketOffset, sum))
+                try group.progress(inFlight.map(\.sum))
+            } catch { failure = error }
+            bucketOffset = offset
+        }
+    }
+
+    /// Waits for the sums started during backward and writes them into the gradients.
+    public func finishOverlappedSum(of net: ResNet) throws {
+        guard group.size > 1 else { return }
+        net.onGradientsReady = nil
+        defer { inFlight = []; failure = nil }
+        if let failure { throw failure }
+        let buffer = flat.get([bucketOffset])
+        guard bucketOffset == net.namedParameters().reduce(0, { $0 + $1.1.grad.count }) else {
+            throw LTHError("the overlapped gradient sum covered \(bucketOffset) of the network's gradients")
+        }
+        for (parameters, start, sum) in inFlight {
+            try group.finish(sum)
+            var offset = start
+            for p in parameters { p.grad.data.update(from: buffer.data + offset, count: p.grad.count); offset += p.grad.count }
+        }
+    }
+    private var failure: Error?
+
     /// Replaces every parameter gradient of `net` by its sum over the ranks: one allreduce over
     /// a flat copy of all gradients (`count x 4` bytes).
     public func sumGradients(_ net: Module) throws {

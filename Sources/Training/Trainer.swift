@@ -218,7 +218,7 @@ public final class Trainer {
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
                 beforeTrainingStep?(epoch, stepInEpoch)
                 let local = try accumulateGradients(batch, groups: groupsPerRank)
-                try dataParallel.sumGradients(net)
+                try dataParallel.finishOverlappedSum(of: net)
                 let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
                 optimizer.step()
                 stepInEpoch += 1
@@ -275,9 +275,10 @@ public final class Trainer {
     }
 
     /// Forward and backward of this rank's part of a mini-batch, in `groups` equal batch-norm
-    /// groups; parameter gradients are left as this rank's share of the global mean gradient
-    /// (each group's mean-loss gradient weighted by its images / the global batch). Returns the
-    /// summed loss, correct predictions and images of the part.
+    /// groups; parameter gradients are this rank's share of the global mean gradient (each
+    /// group's mean-loss gradient weighted by its images / the global batch), and with several
+    /// ranks their sum over the ranks is started during the last backward (finished by the
+    /// caller). Returns the summed loss, correct predictions and images of the part.
     private func accumulateGradients(_ batch: Batch, groups: Int) throws -> (loss: Double, correct: Double, count: Double) {
         net.zeroGrad()
         let n = batch.labels.count
@@ -296,6 +297,7 @@ public final class Trainer {
             }
             let weight = Float(range.count) / Float(config.batch)  // exactly 1 when one process trains whole batches
             if weight != 1 { for i in 0..<out.gradient.count { out.gradient[i] *= weight } }
+            if g == groups - 1 { dataParallel.overlapSum(withNextBackwardOf: net) }  // the last group's gradients are final
             try net.backward(out.gradient)
             loss += out.loss * Double(range.count)
             correct += Double(out.correct)

@@ -56,7 +56,7 @@ struct BenchTrain: ParsableCommand {
         let memory = try group.sum([Double(peakResidentBytes())])[0]
         if group.size > 1 {
             let volume = Double(bench.net.parameterCount * MemoryLayout<Float>.stride)
-            print(String(format: "gradient allreduce: median %.2f ms per step (%.1f%% of the step), %.2f MB of gradients per rank",
+            print(String(format: "gradient allreduce (started during backward): median %.2f ms waited per step (%.1f%% of the step), %.2f MB of gradients per rank",
                          median(exchanges) * 1000, median(exchanges) / med * 100, volume / 1e6))
         }
         print(String(format: "peak RSS %.2f GB", memory / 1e9) + (group.size > 1 ? " (sum over the \(group.size) ranks)" : ""))
