@@ -106,7 +106,8 @@ public enum Pipeline {
     /// Runs (or continues, with `resume`) the pipeline in `directory`.
     public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
         let root = URL(fileURLWithPath: directory)
-        if root.child(Settings.fileName).exists && !resume {
+        // decided by rank 0 for all: another rank looking later could see the file rank 0 writes below
+        if try context.group.leaderOnly({ root.child(Settings.fileName).exists }) && !resume {
             throw LTHError("'\(directory)' already holds a pipeline run; pass --resume to continue it or choose another --output")
         }
         let base = settings.recipe.base

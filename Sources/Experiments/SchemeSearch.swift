@@ -58,16 +58,15 @@ public enum SchemeSearch {
         var costs: BlockCosts.Table? = nil
         if settings.reward.latency != 0 {  // measured once per search directory; a resumed search keeps them
             let file = dir.child(BlockCosts.Table.fileName)
-            if resume, let saved = AtomicFile.readJSON(BlockCosts.Table.self, from: file), saved.milliseconds.count == stages.reduce(0, +) {
-                costs = saved
-            } else {
-                context.progress(.status("measuring the SAM cost of every block (batch \(config.batch), 20 interleaved rounds)"))
-                costs = try context.group.leaderOnly {  // timed alone; the other ranks wait
-                    let measured = try BlockCosts.measure(supernet, batch: config.batch, seed: config.seed)
-                    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                    try AtomicFile.writeJSON(measured, to: file)
-                    return measured
+            costs = try context.group.leaderOnly {  // read or timed by rank 0 alone; the other ranks wait and receive them
+                if resume, let saved = AtomicFile.readJSON(BlockCosts.Table.self, from: file), saved.milliseconds.count == stages.reduce(0, +) {
+                    return saved
                 }
+                context.progress(.status("measuring the SAM cost of every block (batch \(config.batch), 20 interleaved rounds)"))
+                let measured = try BlockCosts.measure(supernet, batch: config.batch, seed: config.seed)
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try AtomicFile.writeJSON(measured, to: file)
+                return measured
             }
             context.progress(.line("SAM cost per block (ms at batch \(config.batch)): " + costs!.milliseconds.map { String(format: "%.2f", $0) }.joined(separator: " ")))
         }

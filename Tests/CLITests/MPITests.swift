@@ -9,9 +9,13 @@ final class MPITests: CLITestCase {
     var repository: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
     var se: String { repository.appendingPathComponent("plugins/libSE.so").path }
 
+    /// Options of every mpirun here: CI runs as root on 2 cores; no cross-memory-attach copies
+    /// (containers without ptrace rights refuse them).
+    let mpirunOptions = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", "none"]
+
     /// `mpirun -np ranks lth4sa args` (Open MPI's mpirun from PATH or /usr/bin).
     func mpirun(_ ranks: Int, _ args: [String]) throws -> Result {
-        try run(["--allow-run-as-root", "--oversubscribe", "-np", String(ranks), executable.path] + args, program: try mpirunURL())
+        try run(mpirunOptions + ["-np", String(ranks), executable.path] + args, program: try mpirunURL())
     }
 
     func mpirunURL() throws -> URL {
@@ -147,7 +151,7 @@ final class MPITests: CLITestCase {
     func testKilledRankEndsTheJobAndKeepsTheLastCheckpoint() throws {
         let job = Process()
         job.executableURL = try mpirunURL()
-        job.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", "2", executable.path] + supernetArgs
+        job.arguments = mpirunOptions + ["-np", "2", executable.path] + supernetArgs
             + ["--sam", se, "--epochs", "100000", "--output", "killed"]
         job.currentDirectoryURL = dir
         let err = Pipe()
