@@ -57,6 +57,12 @@ public final class SingleProcess: ProcessGroup {
     public func finish(_ pending: PendingSum) throws {}
 }
 
+/// Part `index` of `parts` contiguous parts of `0..<count`, sizes differing by at most one:
+/// `count*index/parts ..< count*(index+1)/parts` (ranks' shares, batch-norm groups).
+public func contiguousPart(_ index: Int, of parts: Int, count: Int) -> Range<Int> {
+    (count * index / parts)..<(count * (index + 1) / parts)
+}
+
 /// A failure reported by the leader to the other ranks of a `leaderOnly` section.
 public struct LeaderFailure: Error, CustomStringConvertible {
     public let description: String
@@ -68,12 +74,7 @@ extension ProcessGroup {
 
     /// The part of `0..<count` this rank takes: contiguous, sizes differing by at most one,
     /// in rank order (rank r gets `count*r/size ..< count*(r+1)/size`).
-    public func share(of count: Int) -> Range<Int> { Self.part(rank, of: size, count: count) }
-
-    /// Part `index` of `parts` of `0..<count` (the rule of `share(of:)`).
-    public static func part(_ index: Int, of parts: Int, count: Int) -> Range<Int> {
-        (count * index / parts)..<(count * (index + 1) / parts)
-    }
+    public func share(of count: Int) -> Range<Int> { contiguousPart(rank, of: size, count: count) }
 
     /// `values` summed over all ranks.
     public func sum(_ values: [Double]) throws -> [Double] {

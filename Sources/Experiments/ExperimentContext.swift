@@ -33,7 +33,7 @@ public struct ExperimentContext {
     var writes: Bool { group.isLeader }
 
     /// The run directory's lock on the writing rank (one writer per directory); nil elsewhere.
-    func lock(_ directory: URL) throws -> RunDirectoryLock? { writes ? try RunDirectoryLock(directory) : nil }
+    public func lock(_ directory: URL) throws -> RunDirectoryLock? { writes ? try RunDirectoryLock(directory) : nil }
 
     /// A trainer wired to this context (progress and stop request).
     func wire(_ trainer: Trainer) {

@@ -8,22 +8,19 @@ import Tensor
 /// A copy of the block's values: `refresh()` after any change of weights or statistics.
 final class FoldedBlock {
     private let body: [FoldedConvBN]
-    private let last: FoldedConvBN, lastJoined: FoldedConvBN
+    private let last: FoldedConvBN
     private let downsample: FoldedConvBN?
 
     /// `convolutions`: (conv, bn) from the block's input to its branch output, in order.
     init(_ convolutions: [(Conv2d, BatchNorm2d)], downsample: Downsample?) {
-        body = convolutions.dropLast().map { FoldedConvBN($0.0, $0.1, relu: $0.1.fusedReLU) }  // the body BNs carry their ReLU
-        let (conv, bn) = convolutions.last!
-        last = FoldedConvBN(conv, bn, relu: false)
-        lastJoined = FoldedConvBN(conv, bn, relu: true)
-        self.downsample = downsample.map { FoldedConvBN($0.conv, $0.bn, relu: false) }
+        body = convolutions.dropLast().map { FoldedConvBN($0.0, $0.1) }
+        last = FoldedConvBN(convolutions.last!.0, convolutions.last!.1)
+        self.downsample = downsample.map { FoldedConvBN($0.conv, $0.bn) }
     }
 
     func refresh() {
         for f in body { f.refresh() }
         last.refresh()
-        lastJoined.refresh()
         downsample?.refresh()
     }
 
@@ -40,12 +37,12 @@ final class FoldedBlock {
             (h, shortcut) = last
         } else {
             var b = x
-            for f in body { b = f.forward(b) }
-            (h, shortcut) = (b, downsample?.forward(x) ?? x)
+            for f in body { b = f.forward(b, relu: f.bn.fusedReLU) }  // the body BNs carry their ReLU
+            (h, shortcut) = (b, downsample?.forward(x, relu: false) ?? x)
             lastBranch = (h, shortcut)
         }
-        guard let attention else { return lastJoined.forward(h, adding: shortcut) }
-        return tail.inferJoin(last.forward(h), shortcut: shortcut, attention: attention)
+        guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
+        return tail.inferJoin(last.forward(h, relu: false), shortcut: shortcut, attention: attention)
     }
 }
 
@@ -54,14 +51,14 @@ extension ResNet {
     /// from the current weights and running statistics. Call it again after any change of
     /// those (training, loading, BN recalibration) before `inferFolded`.
     public func foldBatchNorms() {
-        if let stem = foldedStem { stem.refresh() } else { foldedStem = FoldedConvBN(conv1, bn1, relu: true) }
+        if let stem = foldedStem { stem.refresh() } else { foldedStem = FoldedConvBN(conv1, bn1) }
         for block in blocks { block.foldBatchNorms() }
     }
 
     /// Stem (conv + BN + ReLU folded, then the max pool if any): images -> the first block's input.
     public func stemFolded(_ x: Tensor) -> Tensor {
         guard let stem = foldedStem else { preconditionFailure("stemFolded before foldBatchNorms()") }
-        let h = stem.forward(x)
+        let h = stem.forward(x, relu: true)
         return maxpool?.forward(h) ?? h
     }
 

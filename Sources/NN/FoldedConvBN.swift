@@ -3,7 +3,8 @@ import Tensor
 
 /// Inference only: a convolution and the batch norm that follows it folded into one oneDNN
 /// convolution with bias, optionally adding the residual shortcut and applying the ReLU in the
-/// same primitive (post-ops), so the activation is written once instead of three times.
+/// same primitive (post-ops), so the activation is written once instead of three times. One
+/// copy of the folded weights serves every variant (with or without shortcut and ReLU).
 ///
 ///     g = gamma / sqrt(running_var + eps)                                   per output channel
 ///     y = [ReLU]( conv(x, weight * g) + (beta - running_mean * g) [+ shortcut] )
@@ -15,18 +16,15 @@ import Tensor
 /// with the same shape. Use from one thread.
 public final class FoldedConvBN {
     public let conv: Conv2d, bn: BatchNorm2d
-    /// ReLU after the sum (the BN's fused ReLU, or the residual join's).
-    public let relu: Bool
     /// Folded weights [O, I, k, k] (OIHW) and bias [O].
     let weights: Tensor, bias: Tensor
     private var version = 0
     private var plans: [PlanKey: Plan] = [:]
 
-    public init(_ conv: Conv2d, _ bn: BatchNorm2d, relu: Bool) {
+    public init(_ conv: Conv2d, _ bn: BatchNorm2d) {
         precondition(conv.outChannels == bn.channels, "conv with \(conv.outChannels) outputs folded into a BN of \(bn.channels) channels")
         self.conv = conv
         self.bn = bn
-        self.relu = relu
         weights = Tensor(conv.weight.value.shape)
         bias = Tensor([conv.outChannels])
         refresh()
@@ -45,10 +43,10 @@ public final class FoldedConvBN {
         version &+= 1
     }
 
-    /// y = [ReLU](conv_folded(x) [+ shortcut]).
-    public func forward(_ x: Tensor, adding shortcut: Tensor? = nil) -> Tensor {
+    /// y = [ReLU](conv_folded(x) [+ shortcut]); each variant has its own output buffer.
+    public func forward(_ x: Tensor, adding shortcut: Tensor? = nil, relu: Bool) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[3] == conv.inChannels, "conv expects [N,H,W,\(conv.inChannels)], got \(x.shape)")
-        let plan = self.plan(PlanKey(shape: x.shape, addsShortcut: shortcut != nil))
+        let plan = self.plan(PlanKey(shape: x.shape, addsShortcut: shortcut != nil, relu: relu))
         if plan.version != version {  // the folded weights changed since this shape last ran: re-lay them out
             plan.toWeights?.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(weights.data)), (Int32(DNNL_ARG_TO), plan.weights.pointer)])
             if plan.toWeights == nil { plan.weights.pointer.copyMemory(from: weights.data, byteCount: weights.count * 4) }
@@ -68,14 +66,14 @@ public final class FoldedConvBN {
 
     /// oneDNN's implementation for input `shape` (for tests and benchmarks: a reference
     /// kernel here would mean a slow fallback).
-    public func implementation(_ shape: [Int], addingShortcut: Bool, scalingPerImage: Bool = false) -> String {
-        plan(PlanKey(shape: shape, addsShortcut: addingShortcut, scalesPerImage: scalingPerImage)).forward.implementation
+    public func implementation(_ shape: [Int], addingShortcut: Bool, relu: Bool) -> String {
+        plan(PlanKey(shape: shape, addsShortcut: addingShortcut, relu: relu)).forward.implementation
     }
 
     struct PlanKey: Hashable {
         let shape: [Int]
         let addsShortcut: Bool
-        var scalesPerImage = false
+        let relu: Bool
     }
 
     private func plan(_ key: PlanKey) -> Plan {
@@ -85,7 +83,7 @@ public final class FoldedConvBN {
         return p
     }
 
-    /// The fused primitive for one input shape and its weights in oneDNN's preferred layout.
+    /// The fused primitive for one input shape and variant, and the weights in its layout.
     final class Plan {
         let forward: Primitive
         let toWeights: Primitive?
@@ -104,12 +102,10 @@ public final class FoldedConvBN {
             DNNL.check(dnnl_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
                                                           &src, &anyW, &biasDesc, &dst, strides, pads, pads), "folded conv desc")
             var ops: dnnl_post_ops_t? = nil
-            if key.addsShortcut || f.relu || key.scalesPerImage {
+            if key.addsShortcut || key.relu {
                 DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-                var scale = DNNL.desc([yShape[0], yShape[3], 1, 1], dnnl_nhwc)
-                if key.scalesPerImage { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, &scale), "post-op scale") }
                 if key.addsShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
-                if f.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+                if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
             }
             forward = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
             if let ops { dnnl_post_ops_destroy(ops) }

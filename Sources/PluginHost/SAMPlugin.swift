@@ -164,7 +164,7 @@ public final class SAMInstance: Module, @unchecked Sendable {
 
     /// Hands the parameter storage to the plugin (again after the host replaced tensors).
     public func bind() throws {
-        var values = parameters.map { view($0.1.value) }, grads = parameters.map { view($0.1.grad) }
+        let values = parameters.map { view($0.1.value) }, grads = parameters.map { view($0.1.grad) }
         try checked(plugin.id, "bind") { err in
             values.withUnsafeBufferPointer { v in grads.withUnsafeBufferPointer { g in
                 plugin.api.pointee.bind(handle, v.baseAddress!, g.baseAddress!, UInt32(parameters.count), err)

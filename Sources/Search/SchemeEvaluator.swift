@@ -78,6 +78,7 @@ public final class SchemeEvaluator {
         if !missing.isEmpty {
             let byKey = Dictionary(schemes.map { ($0.description, $0) }, uniquingKeysWith: { a, _ in a })
             let parsed = missing.map { byKey[$0]! }
+            try checkSameSchemesOnEveryRank(missing)
             var correct = [Int](repeating: 0, count: parsed.count)
             var fingerprint = [Double](repeating: 0, count: parsed.count)
             let net = supernet.net
@@ -116,7 +117,6 @@ public final class SchemeEvaluator {
                     previous = scheme.bits
                 }
             }
-            try checkSameSchemesOnEveryRank(missing)
             let counts = try group.sum(correct.map(Double.init) + fingerprint)  // the whole validation set's
             for (k, key) in missing.enumerated() {
                 cache[key] = 100 * counts[k] / Double(max(validationCount, 1))

@@ -5,7 +5,7 @@ import NN
 import Tensor
 
 /// The collectives that keep one network's copies on the ranks of `group` in step:
-/// gradients summed before each optimizer step, state broadcast from rank 0, batch-norm
+/// gradients summed (overlapped with backward) before each optimizer step, state broadcast from rank 0, batch-norm
 /// running statistics averaged. Every method is collective and does nothing when alone.
 public final class DataParallel {
     public let group: ProcessGroup
@@ -13,14 +13,15 @@ public final class DataParallel {
 
     public init(group: ProcessGroup) { self.group = group }
 
-    /// Buckets of one backward in flight: each segment's gradients packed at `offset`.
+    /// Buckets of one backward in flight: each segment's gradients packed at `offset`; the
+    /// next free offset; the first failure of a start (thrown by `finishOverlappedSum`).
     private var inFlight: [(parameters: [Parameter], offset: Int, sum: PendingSum)] = []
     private var bucketOffset = 0
+    private var failure: Error?
 
     /// Makes the next `backward` of `net` start summing each segment's gradients (classifier,
     /// stages, stem) over the ranks as soon as they are final, overlapping the communication
-    /// with the rest of backward; `finishOverlappedSum` completes it. Falls back to nothing
-    /// (use `sumGradients`) when alone.
+    /// with the rest of backward; `finishOverlappedSum` completes it. Nothing to do when alone.
     public func overlapSum(withNextBackwardOf net: ResNet) {
         guard group.size > 1 else { return }
         let buffer = flat.get([net.namedParameters().reduce(0) { $0 + $1.1.grad.count }])
@@ -55,21 +56,6 @@ public final class DataParallel {
             var offset = start
             for p in parameters { p.grad.data.update(from: buffer.data + offset, count: p.grad.count); offset += p.grad.count }
         }
-    }
-    private var failure: Error?
-
-    /// Replaces every parameter gradient of `net` by its sum over the ranks: one allreduce over
-    /// a flat copy of all gradients (`count x 4` bytes).
-    public func sumGradients(_ net: Module) throws {
-        guard group.size > 1 else { return }
-        let params = net.namedParameters().map(\.1)
-        let total = params.reduce(0) { $0 + $1.grad.count }
-        let buffer = flat.get([total])
-        var offset = 0
-        for p in params { (buffer.data + offset).update(from: p.grad.data, count: p.grad.count); offset += p.grad.count }
-        try group.allreduceSum(buffer.data, count: total)
-        offset = 0
-        for p in params { p.grad.data.update(from: buffer.data + offset, count: p.grad.count); offset += p.grad.count }
     }
 
     /// Gives every rank rank 0's parameters and buffers.

@@ -9,6 +9,8 @@ import Tensor
 /// Accuracy and loss of a model on a set of images.
 public struct Evaluation: Sendable {
     public let accuracy: Double
+    /// Images classified correctly (accuracy = 100 * correct / count).
+    public let correct: Int
     public let loss: Double
     public let count: Int
 }
@@ -284,7 +286,7 @@ public final class Trainer {
         let n = batch.labels.count
         var loss = 0.0, correct = 0.0
         for g in 0..<groups {
-            let range = SingleProcess.part(g, of: groups, count: n)
+            let range = contiguousPart(g, of: groups, count: n)
             let images: Tensor
             if groups == 1 { images = batch.images } else {
                 let per = batch.images.count / max(n, 1)
@@ -318,9 +320,9 @@ public final class Trainer {
         let mine = logits == nil ? Array(indices[group.share(of: indices.count)]) : indices
         let local = try Trainer.evaluate(net, dataset, indices: mine, mean: mean, std: std, batch: batch ?? config.batch, logits: logits)
         guard group.size > 1, logits == nil else { return local }
-        let n = Double(local.count)
-        let total = try group.sum([local.accuracy * n / 100, local.loss * n, n])
-        return Evaluation(accuracy: 100 * total[0].rounded() / max(total[2], 1), loss: total[1] / max(total[2], 1), count: indices.count)
+        let total = try group.sum([Double(local.correct), local.loss * Double(local.count)])
+        let n = max(indices.count, 1)
+        return Evaluation(accuracy: 100 * total[0] / Double(n), correct: Int(total[0]), loss: total[1] / Double(n), count: indices.count)
     }
 
     /// Eval-mode accuracy and mean loss of `net`; `folded`: on the deployed network (every BN
@@ -342,6 +344,6 @@ public final class Trainer {
             offset += b.labels.count
         }
         let n = max(indices.count, 1)
-        return Evaluation(accuracy: 100 * Double(correct) / Double(n), loss: lossSum / Double(n), count: indices.count)
+        return Evaluation(accuracy: 100 * Double(correct) / Double(n), correct: correct, loss: lossSum / Double(n), count: indices.count)
     }
 }

@@ -41,7 +41,7 @@ struct LandscapeCommand: ParsableCommand {
         settings.sharePrefixes = !noShare
         let name = (noShare ? "landscape-noshare" : "landscape") + (scoring.bnRecalibrate > 0 ? "-bn\(scoring.bnRecalibrate)" : "")
         let directory = URL(fileURLWithPath: output).appendingPathComponent(name).path
-        let lock = Console.shared.group.isLeader ? try RunDirectoryLock(URL(fileURLWithPath: directory)) : nil  // one writer: rank 0
+        let lock = try context.lock(URL(fileURLWithPath: directory))
         defer { withExtendedLifetime(lock) {} }
         let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate, splitImages: false)  // the ranks split the schemes
         let result = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator, directory: directory,

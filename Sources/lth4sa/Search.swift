@@ -24,7 +24,7 @@ struct SearchCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let context = Console.shared.context
-        let lock = Console.shared.group.isLeader ? try RunDirectoryLock(URL(fileURLWithPath: output)) : nil  // one writer: rank 0
+        let lock = try context.lock(URL(fileURLWithPath: output))
         defer { withExtendedLifetime(lock) {} }
         let trainer = try SupernetTraining.trained(in: output, context: context)
         let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: reward.weights(),

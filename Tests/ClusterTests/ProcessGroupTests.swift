@@ -8,7 +8,7 @@ final class ProcessGroupTests: XCTestCase {
     func testPartsCoverEveryItemOnceInRankOrder() {
         for count in [0, 1, 5, 128, 1001] {
             for parts in [1, 2, 3, 7, 16] {
-                let ranges = (0..<parts).map { SingleProcess.part($0, of: parts, count: count) }
+                let ranges = (0..<parts).map { contiguousPart($0, of: parts, count: count) }
                 XCTAssertEqual(ranges.flatMap { Array($0) }, Array(0..<count), "\(count) items in \(parts) parts")
                 let sizes = ranges.map(\.count)
                 XCTAssertLessThanOrEqual(sizes.max()! - sizes.min()!, 1)

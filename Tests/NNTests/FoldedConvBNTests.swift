@@ -20,8 +20,8 @@ final class FoldedConvBNTests: XCTestCase {
             let shortcut = Tensor(f.shape)
             rng.fillNormal(shortcut, std: 1)
             for (added, relu) in [(false, false), (false, true), (true, true), (true, false)] {
-                let folded = FoldedConvBN(conv, bn, relu: relu)
-                let y = folded.forward(x, adding: added ? shortcut : nil)
+                let folded = FoldedConvBN(conv, bn)
+                let y = folded.forward(x, adding: added ? shortcut : nil, relu: relu)
                 var worst: Float = 0
                 for n in 0..<3 {
                     for p in 0..<(f.count / 3 / 8) {
@@ -33,7 +33,7 @@ final class FoldedConvBNTests: XCTestCase {
                         }
                     }
                 }
-                let implementation = folded.implementation(x.shape, addingShortcut: added)
+                let implementation = folded.implementation(x.shape, addingShortcut: added, relu: relu)
                 XCTAssertLessThan(worst, 1e-5, "kernel \(kernel) stride \(stride) add \(added) relu \(relu): \(implementation)")
                 XCTAssertFalse(implementation.hasPrefix("ref"), "oneDNN's reference kernel (slow) for \(implementation)")
             }
