@@ -159,12 +159,7 @@ public final class BatchNorm2d: Module {
         let training: Bool
     }
 
-    private func plan(_ key: PlanKey) -> Plan {
-        if let p = plans[key] { return p }
-        let p = Plan(self, key)
-        plans[key] = p
-        return p
-    }
+    private func plan(_ key: PlanKey) -> Plan { plans.memoized(key) { Plan(self, key) } }
 
     final class Plan {
         let forward: Primitive

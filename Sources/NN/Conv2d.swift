@@ -95,12 +95,7 @@ public final class Conv2d: Module {
         return dx
     }
 
-    private func plan(for shape: [Int]) -> Plan {
-        if let p = plans[shape] { return p }
-        let p = Plan(self, shape)
-        plans[shape] = p
-        return p
-    }
+    private func plan(for shape: [Int]) -> Plan { plans.memoized(shape) { Plan(self, shape) } }
 
     /// Everything oneDNN needs for one input shape: three primitives, weight reorders and buffers.
     final class Plan {

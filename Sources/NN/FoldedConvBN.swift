@@ -76,12 +76,7 @@ public final class FoldedConvBN {
         let relu: Bool
     }
 
-    private func plan(_ key: PlanKey) -> Plan {
-        if let p = plans[key] { return p }
-        let p = Plan(self, key)
-        plans[key] = p
-        return p
-    }
+    private func plan(_ key: PlanKey) -> Plan { plans.memoized(key) { Plan(self, key) } }
 
     /// The fused primitive for one input shape and variant, and the weights in its layout.
     final class Plan {

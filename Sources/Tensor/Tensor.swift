@@ -118,3 +118,14 @@ public final class GradientRing: @unchecked Sendable {
         return t
     }
 }
+
+extension Dictionary {
+    /// The value for `key`, made by `make` and stored on first use (the per-shape plans of the
+    /// layers: oneDNN primitives and their buffers are built once per key).
+    public mutating func memoized(_ key: Key, _ make: () -> Value) -> Value {
+        if let value = self[key] { return value }
+        let value = make()
+        self[key] = value
+        return value
+    }
+}
