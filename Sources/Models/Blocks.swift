@@ -46,6 +46,10 @@ final class ResidualTail {
     private let join: AddReLU
     init(gradients: GradientRing) { join = AddReLU(gradients: gradients) }
 
+    /// Whether F must stay in a buffer of its own: an attention keeps F for its backward (the
+    /// join itself keeps only its output).
+    func branchIsKept(_ attention: BranchAttention?, training: Bool) -> Bool { training && attention != nil }
+
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
         let s = downsample?.forward(x, training: training) ?? x
         if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
@@ -74,6 +78,9 @@ public final class BasicBlock: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
+    /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
+    /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
+    private let scratch: BufferPool
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
@@ -81,8 +88,10 @@ public final class BasicBlock: ResidualBlock {
         return c + attachedModules
     }
 
-    /// `gradients`: the ring of the network the block belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing()) {
+    /// `gradients`, `scratch`: the gradient ring and transient buffers of the network the block
+    /// belongs to.
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool()) {
+        self.scratch = scratch
         conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
         bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
         conv2 = Conv2d(planes, planes, kernel: 3, padding: 1, gradients: gradients)
@@ -94,15 +103,18 @@ public final class BasicBlock: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var f = bn1.forward(conv1.forward(x), training: training)
-        f = bn2.forward(conv2.forward(f), training: training)
+        let c1 = conv1.forward(x)
+        var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
+        let c2 = conv2.forward(f)
+        f = bn2.forward(c2, training: training, into: tail.branchIsKept(attention, training: training) ? nil : scratch.get(c2.shape))
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
-        let d = conv2.backward(bn2.backward(dF))!
-        let dx = conv1.backward(bn1.backward(d))!
+        // dF is the shortcut's gradient too unless an attention made its own.
+        let d = conv2.backward(bn2.backward(dF, overwriting: attention != nil), input: bn1.recomputeOutput(in: scratch))!
+        let dx = conv1.backward(bn1.backward(d, overwriting: true))!
         dx.add(dShortcut)
         return dx
     }
@@ -127,6 +139,9 @@ public final class Bottleneck: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
+    /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
+    /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
+    private let scratch: BufferPool
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
@@ -134,8 +149,10 @@ public final class Bottleneck: ResidualBlock {
         return c + attachedModules
     }
 
-    /// `gradients`: the ring of the network the block belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing()) {
+    /// `gradients`, `scratch`: the gradient ring and transient buffers of the network the block
+    /// belongs to.
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool()) {
+        self.scratch = scratch
         let outC = planes * Bottleneck.expansion
         conv1 = Conv2d(inC, planes, kernel: 1, gradients: gradients)
         bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
@@ -150,17 +167,21 @@ public final class Bottleneck: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var f = bn1.forward(conv1.forward(x), training: training)
-        f = bn2.forward(conv2.forward(f), training: training)
-        f = bn3.forward(conv3.forward(f), training: training)
+        let c1 = conv1.forward(x)
+        var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
+        let c2 = conv2.forward(f)
+        f = bn2.forward(c2, training: training, into: scratch.get(c2.shape))
+        let c3 = conv3.forward(f)
+        f = bn3.forward(c3, training: training, into: tail.branchIsKept(attention, training: training) ? nil : scratch.get(c3.shape))
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
-        var d = conv3.backward(bn3.backward(dF))!
-        d = conv2.backward(bn2.backward(d))!
-        let dx = conv1.backward(bn1.backward(d))!
+        // dF is the shortcut's gradient too unless an attention made its own.
+        var d = conv3.backward(bn3.backward(dF, overwriting: attention != nil), input: bn2.recomputeOutput(in: scratch))!
+        d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
+        let dx = conv1.backward(bn1.backward(d, overwriting: true))!
         dx.add(dShortcut)
         return dx
     }

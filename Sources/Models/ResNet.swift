@@ -84,6 +84,10 @@ public final class ResNet: Module {
     public let passes = PassContext()
     /// The gradient buffers every layer of this network (and its SAM sites) hands out.
     public let gradients = GradientRing()
+    /// Transient activations shared by all blocks (one buffer per shape): outputs the next
+    /// layer consumes at once and backward recomputes, so training keeps about 5/8 of the
+    /// activations of storing every layer's output.
+    let scratch = BufferPool()
     public let conv1: Conv2d, bn1: BatchNorm2d
     /// The stem's folded inference convolution (`foldBatchNorms()`).
     var foldedStem: FoldedConvBN?
@@ -133,8 +137,8 @@ public final class ResNet: Module {
             for b in 0..<n {
                 let stride = (s > 0 && b == 0) ? 2 : 1
                 let block: ResidualBlock = spec.family == .cifarBasic
-                    ? BasicBlock(inC, planes[s], stride: stride, gradients: gradients)
-                    : Bottleneck(inC, planes[s], stride: stride, gradients: gradients)
+                    ? BasicBlock(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch)
+                    : Bottleneck(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch)
                 inC = block.outChannels
                 blocks.append(block)
             }
@@ -184,7 +188,7 @@ public final class ResNet: Module {
             onGradientsReady?([stage])  // a stage's shared modules get gradients from its own blocks only
         }
         if let mp = maxpool { d = mp.backward(d) }
-        let dx = conv1.backward(bn1.backward(d))
+        let dx = conv1.backward(bn1.backward(d, overwriting: true))
         onGradientsReady?([conv1, bn1])
         try passes.check()
         return dx

@@ -66,11 +66,14 @@ public final class BatchNorm2d: Module {
         batchesTracked = Tensor([])
     }
 
-    /// Normalises `x`. In training mode the batch statistics are used and kept for backward.
-    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+    /// Normalises `x` into `output` (default: the layer's own buffer). In training mode the
+    /// batch statistics are used and kept for backward, with `x`; the output is not kept, so a
+    /// network may pass a buffer its next layers overwrite and `recomputeOutput(into:)` later.
+    public func forward(_ x: Tensor, training: Bool, into output: Tensor? = nil) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
+        precondition(output == nil || output!.shape == x.shape, "batch norm output \(output!.shape) for input \(x.shape)")
         let plan = self.plan(PlanKey(shape: x.shape, training: training))
-        let y = plan.output
+        let y = output ?? plan.output
         let s = UnsafeMutableRawPointer(gamma.value.data), b = UnsafeMutableRawPointer(beta.value.data)
         if training {
             current = plan
@@ -96,10 +99,32 @@ public final class BatchNorm2d: Module {
         return y
     }
 
+    /// The last training forward's output again, written into `pool`'s buffer of its shape: the
+    /// kept input normalised with that batch's statistics (then ReLU if fused), which equals what
+    /// forward wrote. Lets a network keep only a batch norm's input for backward and rebuild the
+    /// output the next layer's backward needs (one elementwise pass instead of a stored activation).
+    public func recomputeOutput(in pool: BufferPool) -> Tensor {
+        guard let plan = current, let x = savedInput, let replay = plan.replay else { fatalError("batch norm recompute before a training forward") }
+        let out = pool.get(x.shape)
+        Profiler.shared.measure("bn recompute") {
+            replay.execute([
+                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data)),
+                (Int32(DNNL_ARG_SCALE), UnsafeMutableRawPointer(gamma.value.data)),
+                (Int32(DNNL_ARG_SHIFT), UnsafeMutableRawPointer(beta.value.data)),
+                (Int32(DNNL_ARG_MEAN), UnsafeMutableRawPointer(plan.mean.data)),
+                (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(plan.variance.data)),
+            ])
+        }
+        return out
+    }
+
     /// dx from dy (through the fused ReLU if any); gamma.grad, beta.grad accumulate.
-    public func backward(_ dy: Tensor) -> Tensor {
+    /// `overwriting`: dy is no longer needed by anyone, so dx is written over it (oneDNN's
+    /// in-place backward) instead of into a new buffer of the gradient ring.
+    public func backward(_ dy: Tensor, overwriting: Bool = false) -> Tensor {
         guard let plan = current, let x = savedInput, let bwd = plan.backward else { fatalError("batch norm backward before a training forward") }
-        let dx = gradients.next(x.shape)
+        precondition(dy.shape == x.shape, "batch norm backward of \(dy.shape) for input \(x.shape)")
+        let dx = overwriting ? dy : gradients.next(x.shape)
         var args: [(Int32, UnsafeMutableRawPointer)] = [
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
@@ -164,21 +189,34 @@ public final class BatchNorm2d: Module {
     final class Plan {
         let forward: Primitive
         let backward: Primitive?
+        /// Training plans: the forward again with the kept batch statistics (`recomputeOutput`).
+        let replay: Primitive?
         let workspace: RawBuffer?
-        let output: Tensor, mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
+        let mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
+        /// The layer's own output, allocated on first use (a network may give every forward a buffer).
+        lazy var output = Tensor(shape)
+        let shape: [Int]
 
         init(_ bn: BatchNorm2d, _ key: PlanKey) {
             var data = DNNL.nhwc(key.shape)
             var flags = UInt32(dnnl_use_scale.rawValue | dnnl_use_shift.rawValue)
             if bn.fusedReLU { flags |= UInt32(dnnl_fuse_norm_relu.rawValue) }
-            var fd = dnnl_batch_normalization_desc_t()
-            if key.training {
-                DNNL.check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, bn.eps, flags), "bn fwd desc")
-            } else {
+            func inference() -> Primitive {
+                var d = dnnl_batch_normalization_desc_t()
                 DNNL.check(dnnl_batch_normalization_forward_desc_init(
-                    &fd, dnnl_forward_inference, &data, bn.eps, flags | UInt32(dnnl_use_global_stats.rawValue)), "bn inference desc")
+                    &d, dnnl_forward_inference, &data, bn.eps, flags | UInt32(dnnl_use_global_stats.rawValue)), "bn inference desc")
+                return withUnsafePointer(to: &d) { Primitive(desc: $0) }
             }
-            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+            let fwd: Primitive
+            if key.training {
+                var fd = dnnl_batch_normalization_desc_t()
+                DNNL.check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, bn.eps, flags), "bn fwd desc")
+                fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+                replay = inference()
+            } else {
+                fwd = inference()
+                replay = nil
+            }
             forward = fwd
             if key.training {
                 var bd = dnnl_batch_normalization_desc_t()
@@ -190,7 +228,7 @@ public final class BatchNorm2d: Module {
                 backward = nil
                 workspace = nil
             }
-            output = Tensor(key.shape)
+            shape = key.shape
             mean = Tensor([bn.channels])
             variance = Tensor([bn.channels])
             dGamma = Tensor([bn.channels])

@@ -65,9 +65,13 @@ public final class Conv2d: Module {
     }
 
     /// dx = conv_transpose(dy, w); weight.grad += x (*) dy. Returns nil when `needsInputGrad` is false.
+    /// `input`: forward's input again, for a network that let the buffer it passed be
+    /// overwritten and rebuilt it (a recomputed batch-norm output); default: the kept reference.
     @discardableResult
-    public func backward(_ dy: Tensor) -> Tensor? {
-        guard let plan = current, let x = savedInput else { fatalError("conv backward before forward") }
+    public func backward(_ dy: Tensor, input: Tensor? = nil) -> Tensor? {
+        guard let plan = current, let saved = savedInput else { fatalError("conv backward before forward") }
+        precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
+        let x = input ?? saved
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
         Profiler.shared.measure("conv bwd-weights") {
         plan.backwardWeights.execute([

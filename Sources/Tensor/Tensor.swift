@@ -3,12 +3,15 @@ import Foundation
 /// A dense fp32 tensor with 64-byte aligned storage, laid out row-major over `shape`.
 /// Image tensors are NHWC: `[batch, height, width, channels]`.
 ///
-/// The tensor owns its storage; `data` stays valid for the tensor's lifetime and never moves,
-/// so it can be handed to oneDNN or BLAS directly. Not thread-safe for concurrent writes.
+/// The tensor owns its storage (or, as a view, keeps the tensor owning it alive); `data` stays
+/// valid for the tensor's lifetime and never moves, so it can be handed to oneDNN or BLAS
+/// directly. Not thread-safe for concurrent writes.
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
+    /// The tensor whose storage a view shares; nil when this tensor owns its storage.
+    private let storageOwner: Tensor?
 
     /// A zero-filled tensor of `shape`.
     public init(_ shape: [Int]) {
@@ -22,6 +25,17 @@ public final class Tensor: @unchecked Sendable {
         }
         memset(raw, 0, bytes)
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        storageOwner = nil
+    }
+
+    /// A view of the first elements of `storage` as `shape` (at most `storage.count` elements):
+    /// writes through either are seen by both.
+    public init(_ shape: [Int], viewing storage: Tensor) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        precondition(count <= storage.count, "view \(shape) of \(storage.count) elements")
+        data = storage.data
+        storageOwner = storage.storageOwner ?? storage
     }
 
     /// A tensor of `shape` holding `values` (row-major).
@@ -31,7 +45,7 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { free(data) }
+    deinit { if storageOwner == nil { free(data) } }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
     public var array: [Float] { Array(buffer) }
@@ -97,25 +111,38 @@ public final class BufferPool: @unchecked Sendable {
 
 /// Gradient buffers shared by the layers of one network (each network owns its ring and hands
 /// it to its layers): backward passes hand each gradient to the layer below, which consumes
-/// it at once, so a short ring of buffers per shape replaces one buffer per layer (halving
-/// training memory). Not thread-safe: one backward pass of its network at a time. A buffer handed out is reused `depth` requests of the
-/// same shape later: a gradient must not be kept across more than `depth - 1` other
-/// same-shape backward steps (a residual block keeps its output gradient over at most three).
+/// it at once, so a short ring of buffers replaces one buffer per layer. The ring's `depth`
+/// buffers serve every shape (each as large as the largest shape asked of it), so its memory
+/// is `depth` times the largest gradient, whatever the number of shapes.
+/// Not thread-safe: one backward pass of its network at a time. A buffer handed out is reused
+/// `depth` requests later, whatever their shapes: a gradient must not be kept across more than
+/// `depth - 1` other requests.
 public final class GradientRing: @unchecked Sendable {
     public let depth: Int
-    private var rings: [[Int]: (buffers: [Tensor], next: Int)] = [:]
+    private var storage: [Tensor] = []
+    /// Per slot, the views of its storage handed out so far, by shape.
+    private var views: [[[Int]: Tensor]] = []
+    private var next = 0
 
-    /// `depth` 8: a residual block keeps its output gradient over at most three same-shape steps.
-    public init(depth: Int = 8) { self.depth = depth }
+    /// `depth` 5: a residual block keeps the gradient of its shortcut until the end of its
+    /// backward, over at most four other requests (the last batch norm's or the attention's,
+    /// and one per convolution of a bottleneck branch); the other batch norms' backward
+    /// overwrite their input gradient.
+    public init(depth: Int = 5) { self.depth = depth }
 
-    /// The next buffer for `shape` (contents undefined).
+    /// The next buffer, viewed as `shape` (contents undefined).
     public func next(_ shape: [Int]) -> Tensor {
-        var ring = rings[shape] ?? ([], 0)
-        if ring.buffers.count < depth { ring.buffers.append(Tensor(shape)) }
-        let t = ring.buffers[ring.next % ring.buffers.count]
-        ring.next = (ring.next + 1) % depth
-        rings[shape] = ring
-        return t
+        let slot = next
+        next = (next + 1) % depth
+        let count = shape.reduce(1, *)
+        if slot == storage.count {
+            storage.append(Tensor([count]))
+            views.append([:])
+        } else if storage[slot].count < count {
+            storage[slot] = Tensor([count])  // views handed out earlier keep the old storage alive
+            views[slot] = [:]
+        }
+        return views[slot].memoized(shape) { Tensor(shape, viewing: storage[slot]) }
     }
 }
 

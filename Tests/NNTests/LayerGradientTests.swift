@@ -87,6 +87,31 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// A network that keeps only a batch norm's input rebuilds the output for the next layer's
+    /// backward (`recomputeOutput`): equal to the training forward's within 1e-6 of its largest
+    /// value; a backward written over its input gradient equals one into a new buffer.
+    func testBatchNormRecomputedOutputAndInPlaceBackward() {
+        for fused in [false, true] {
+            let shape = [16, 8, 8, 32]
+            let bn = BatchNorm2d(32, fusedReLU: fused)
+            rng.fillNormal(bn.gamma.value, mean: 1, std: 0.3)
+            rng.fillNormal(bn.beta.value, std: 0.3)
+            let x = random(shape, std: 2), r = random(shape)
+            let given = Tensor(shape)
+            XCTAssertTrue(bn.forward(x, training: true, into: given) === given)
+            let y = given.clone()
+            given.zero()  // the next layer overwrote the transient output
+            let again = bn.recomputeOutput(in: BufferPool())
+            let largest = y.buffer.map(abs).max()!
+            XCTAssertLessThanOrEqual(again.maxAbsDiff(y), 1e-6 * largest, "fused \(fused)")
+            let dx = bn.backward(r).clone()
+            let dy = r.clone()
+            let dxInPlace = bn.backward(dy, overwriting: true)
+            XCTAssertTrue(dxInPlace === dy)
+            XCTAssertLessThanOrEqual(dxInPlace.maxAbsDiff(dx), 0, "fused \(fused)")
+        }
+    }
+
     func testBatchNormRunningStatisticsAndEvalMode() {
         let bn = BatchNorm2d(2)
         let x = Tensor([2, 1, 2, 2], [1, 10, 3, 20, 5, 30, 7, 40])

@@ -54,4 +54,23 @@ final class TensorTests: XCTestCase {
         XCTAssertTrue(pool.get([2, 3]) === pool.get([2, 3]))
         XCTAssertFalse(pool.get([2, 3]) === pool.get([3, 2]))
     }
+
+    /// The ring's buffers serve every shape: a request gets the storage of the one `depth`
+    /// requests earlier, grown when the shape is larger (views handed out before stay valid).
+    func testGradientRingSharesItsBuffersAcrossShapes() {
+        let ring = GradientRing(depth: 3)
+        let a = ring.next([2, 3]), b = ring.next([4, 4]), c = ring.next([1, 5])
+        XCTAssertEqual(Set([a.data, b.data, c.data]).count, 3)
+        let d = ring.next([3, 2])
+        XCTAssertEqual(d.data, a.data)
+        XCTAssertEqual(d.shape, [3, 2])
+        XCTAssertTrue(ring.next([4, 4]) === b, "a view is made once per slot and shape")
+        a.fill(7)
+        XCTAssertEqual(d[5], 7, "views of one slot share storage")
+        let e = ring.next([10, 10])  // c's slot is too small: new storage
+        XCTAssertEqual(e.count, 100)
+        XCTAssertNotEqual(e.data, c.data)
+        c.fill(1)  // the old storage lives as long as its views
+        XCTAssertEqual(c.sum, 5)
+    }
 }
