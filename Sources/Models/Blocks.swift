@@ -52,14 +52,17 @@ final class ResidualTail {
 
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
         let s = downsample?.forward(x, training: training) ?? x
-        if !training, let a = attention, let y = a.inferJoined(f, shortcut: s) { return y }
+        if let a = attention, let y = a.joined(f, shortcut: s, training: training) {
+            if training { join.adopt(output: y) }
+            return y
+        }
         let branch = attention?.forward(f, training: training) ?? f
         return join.forward(branch, s, training: training)
     }
 
     /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
     func inferJoin(_ f: Tensor, shortcut s: Tensor, attention a: BranchAttention) -> Tensor {
-        a.inferJoined(f, shortcut: s) ?? join.forward(a.forward(f, training: false), s, training: false)
+        a.joined(f, shortcut: s, training: false) ?? join.forward(a.forward(f, training: false), s, training: false)
     }
 
     func backward(_ dy: Tensor, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
@@ -115,7 +118,7 @@ public final class BasicBlock: ResidualBlock {
         // dF is the shortcut's gradient too unless an attention made its own.
         let d = conv2.backward(bn2.backward(dF, overwriting: attention != nil), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        dx.add(dShortcut)
+        Profiler.shared.measure("shortcut grad add") { dx.add(dShortcut) }
         return dx
     }
 
@@ -182,7 +185,7 @@ public final class Bottleneck: ResidualBlock {
         var d = conv3.backward(bn3.backward(dF, overwriting: attention != nil), input: bn2.recomputeOutput(in: scratch))!
         d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        dx.add(dShortcut)
+        Profiler.shared.measure("shortcut grad add") { dx.add(dShortcut) }
         return dx
     }
 

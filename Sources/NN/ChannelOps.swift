@@ -75,13 +75,13 @@ public final class ChannelOps {
         let (n, c) = (dx.shape[0], dx.shape[3])
         let p = dx.shape[1] * dx.shape[2]
         let scale = 1 / Float(p)
-        for b in 0..<n {
+        Threads.parallelFor(n, grain: 1) { images in for b in images {
             let g = ds.data + b * c
             for i in 0..<p {
                 let row = dx.data + (b * p + i) * c
                 if accumulate { for k in 0..<c { row[k] += g[k] * scale } } else { for k in 0..<c { row[k] = g[k] * scale } }
             }
-        }
+        } }
     }
 
     /// out = f * a (or f + a), a [B, C] broadcast over the pixels.

@@ -47,6 +47,10 @@ public final class AddReLU: Module {
         return y
     }
 
+    /// Takes `y` = ReLU(a + b) computed elsewhere (an attention fused into the join) as the
+    /// output the next backward differentiates.
+    public func adopt(output y: Tensor) { savedOutput = y }
+
     /// d(a) = d(b) = dy * (y > 0)
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }

@@ -72,18 +72,28 @@ public final class SAMSite: BranchAttention {
         }
     }
 
-    /// Inference with the default recalibration and a per-channel attention: extract and
-    /// process, then ReLU(F * A + shortcut) in one oneDNN pass (no F' written and read back).
-    public func inferJoined(_ f: Tensor, shortcut: Tensor) -> Tensor? {
+    /// With the default recalibration and a per-channel attention: extract and process, then
+    /// ReLU(F * A + shortcut) in one oneDNN pass (no F' written and read back). Training keeps
+    /// F, S and A for `backward` like `forward` does.
+    public func joined(_ f: Tensor, shortcut: Tensor, training: Bool) -> Tensor? {
         guard api.recalibrate == nil else { return nil }
         do {
             layout = try instance.layout(f.shape)
             guard layout.state_count == 0,
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
-            let a = try process(f, try extract(f, training: false), training: false)
+            let s = try extract(f, training: training)
+            try requireFinite(s, "extract output")
+            let a = try process(f, s, training: training)
+            try requireFinite(a, "attention (process)")
             let out = outputPool.get(f.shape)
             Profiler.shared.measure("sam combine+join") {
                 ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            }
+            try requireFinite(out, "joined output")
+            if training {
+                savedInput = f
+                extracted = s
+                attention = a
             }
             return out
         } catch {
@@ -213,7 +223,7 @@ public final class SAMSite: BranchAttention {
         let (n, h, w, c) = (f.shape[0], f.shape[1], f.shape[2], f.shape[3])
         let (ah, aw, g) = (a.shape[1], a.shape[2], a.shape[3])
         let k = c / g
-        for b in 0..<n {
+        Threads.parallelFor(n, grain: 1) { images in for b in images {
             for y in 0..<h {
                 for x in 0..<w {
                     let row = (b * h + y) * w + x
@@ -226,7 +236,7 @@ public final class SAMSite: BranchAttention {
                     }
                 }
             }
-        }
+        } }
     }
 
     /// dF = dOut * A (or dOut); dA = sum over the broadcast of dOut * F (or dOut).
@@ -235,7 +245,8 @@ public final class SAMSite: BranchAttention {
         let (ah, aw, g) = (a.shape[1], a.shape[2], a.shape[3])
         let k = c / g
         dA.zero()
-        for b in 0..<n {
+        // each image's rows of dA are written by the thread of that image only
+        Threads.parallelFor(n, grain: 1) { images in for b in images {
             for y in 0..<h {
                 for x in 0..<w {
                     let row = (b * h + y) * w + x
@@ -251,7 +262,7 @@ public final class SAMSite: BranchAttention {
                     }
                 }
             }
-        }
+        } }
     }
 }
 

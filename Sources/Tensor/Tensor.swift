@@ -64,11 +64,11 @@ public final class Tensor: @unchecked Sendable {
         data.update(from: other.data, count: count)
     }
 
-    /// `self += other` element-wise.
+    /// `self += other` element-wise (on the thread pool when large).
     public func add(_ other: Tensor) {
         precondition(other.count == count, "add of \(other.shape) to \(shape)")
         let a = data, b = other.data
-        for i in 0..<count { a[i] += b[i] }
+        Threads.parallelFor(count) { part in for i in part { a[i] += b[i] } }
     }
 
     public func clone() -> Tensor {
