@@ -17,16 +17,28 @@ public final class TrainingBenchmark {
     private let labels: [Int32]
     private let optimizer: SGD
     private let loss = SoftmaxCrossEntropy()
+    /// Supernet training: a random scheme (each block connected with probability 0.5) per step.
+    private let supernet: Supernet?
+    private var schemeRNG: RNG
 
     /// A `model` network with `classes` outputs (and the SAM of `config`, if any) on a random
-    /// batch drawn from `seed`.
-    public init(model: String, classes: Int, batch: Int, config: RunConfig, seed: UInt64, group: ProcessGroup = SingleProcess()) throws {
+    /// batch drawn from `seed`. `supernet`: the SAM at every block, a random sub-network per
+    /// step (what supernet training runs).
+    public init(model: String, classes: Int, batch: Int, config: RunConfig, seed: UInt64, supernet: Bool = false,
+                group: ProcessGroup = SingleProcess()) throws {
         let spec = try ModelSpec(model)
         guard batch >= 1, classes >= 2 else { throw LTHError("a training benchmark needs a batch >= 1 and >= 2 classes, got \(batch) and \(classes)") }
         try SystemMemory.require(spec.trainingMemoryLowerBound(batch: batch, classes: classes),
                                  for: "training \(spec) at batch \(batch) with \(classes) classes", fix: "lower --batch or --classes")
         net = ResNet(spec, classes: classes, seed: seed)
         _ = try SAMAttachment.attach(config, to: net)
+        if supernet {
+            guard config.sam != nil, config.scheme == nil else { throw LTHError("a supernet benchmark needs a SAM at every block (--sam, no --scheme)") }
+            self.supernet = try Supernet(net)
+        } else {
+            self.supernet = nil
+        }
+        schemeRNG = RNG(seed: seed &+ 0x5C4E3E)
         self.batch = batch
         dataParallel = DataParallel(group: group)
         let local = group.share(of: batch).count
@@ -41,6 +53,7 @@ public final class TrainingBenchmark {
     /// One timed training step: seconds in all, of which `communication` waiting for the
     /// gradient sums after backward (started during backward; 0 when alone), and this rank's loss.
     public func step() throws -> (seconds: Double, communication: Double, loss: Double) {
+        if let supernet { supernet.apply(supernet.sample(keepProbability: 0.5, rng: &schemeRNG)) }
         let start = DispatchTime.now().uptimeNanoseconds
         net.zeroGrad()
         let out = loss(try net.forward(images, training: true), labels)

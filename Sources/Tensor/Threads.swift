@@ -16,6 +16,49 @@ public enum Threads {
 
     public static var current: Int { Int(omp_get_max_threads()) }
 
+    /// How many of the CPUs this process may run on other processes leave free: each CPU's
+    /// busy time over `interval` seconds (from /proc/stat, while this thread sleeps); a CPU
+    /// busy more than half of it counts as taken. nil where /proc cannot be read. OpenMP
+    /// threads on a taken core wait for each other at every barrier, so fewer threads than
+    /// cores is faster there.
+    public static func freeCores(interval: Double = 0.25) -> Int? {
+        guard let allowed = allowedCPUs(), let before = cpuTimes() else { return nil }
+        Thread.sleep(forTimeInterval: interval)
+        guard let after = cpuTimes() else { return nil }
+        return allowed.filter { cpu in
+            guard let b = before[cpu], let a = after[cpu], a.total > b.total else { return true }
+            return Double(a.busy - b.busy) / Double(a.total - b.total) < 0.5
+        }.count
+    }
+
+    /// The CPU numbers of `Cpus_allowed_list` in /proc/self/status ("0-3,6").
+    static func allowedCPUs() -> [Int]? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") }) else { return nil }
+        var cpus: [Int] = []
+        for part in line.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces).split(separator: ",") {
+            let ends = part.split(separator: "-").compactMap { Int($0) }
+            guard let first = ends.first, let last = ends.last, first <= last else { return nil }
+            cpus += Array(first...last)
+        }
+        return cpus.isEmpty ? nil : cpus
+    }
+
+    /// Per CPU, the busy and total jiffies of /proc/stat (busy = all but idle and iowait).
+    static func cpuTimes() -> [Int: (busy: Int, total: Int)]? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8) else { return nil }
+        var times: [Int: (busy: Int, total: Int)] = [:]
+        for line in stat.split(separator: "\n") where line.hasPrefix("cpu") && !line.hasPrefix("cpu ") {
+            let fields = line.split(separator: " ")
+            guard let cpu = Int(fields[0].dropFirst(3)) else { continue }
+            let values = fields.dropFirst().compactMap { Int($0) }
+            guard values.count >= 5 else { continue }
+            let total = values.prefix(8).reduce(0, +)  // guest time is already in user time
+            times[cpu] = (total - values[3] - values[4], total)
+        }
+        return times.isEmpty ? nil : times
+    }
+
     /// Runs `body` on contiguous parts of `0..<count`, one part per thread of the OpenMP pool
     /// (the threads oneDNN and OpenBLAS use, so host loops do not compete with their waiting
     /// workers), and returns when every part is done. Fewer threads when the parts would be

@@ -24,8 +24,10 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
     @Option(help: "Timed steps.") var steps: Int = 10
     @Flag(help: "Print time per operation kind.") var profile = false
+    @Flag(help: "Supernet training: the SAM at every block, a random sub-network per step (needs --sam).") var supernet = false
 
     func validate() throws {
+        if supernet && samOptions.sam == nil { throw ValidationError("--supernet needs --sam") }
         if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
     }
@@ -35,9 +37,10 @@ struct BenchTrain: ParsableCommand {
         var config = RunConfig()
         samOptions.apply(to: &config)
         let group = Console.shared.group
-        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, group: group)
+        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed,
+                                            supernet: supernet, group: group)
         let side = bench.net.spec.imageSize
-        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(config.scheme ?? "all"))" } ?? ""
+        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme ?? "all"))" } ?? ""
         let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
         print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
         for _ in 0..<warmup { _ = try bench.step() }

@@ -116,7 +116,7 @@ final class Console: @unchecked Sendable {
 
 /// Options every computing subcommand takes.
 struct RuntimeOptions: ParsableArguments {
-    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: all cores, divided among the ranks of an mpirun job on this machine.")
+    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: the cores other processes leave free (measured at start), or all cores divided among the ranks of an mpirun job on this machine.")
     var threads: Int?
 
     @Option(help: "Seed for initialisation, data order, augmentation and splits.")
@@ -129,8 +129,13 @@ struct RuntimeOptions: ParsableArguments {
     }
 
     func apply() {
-        let ranksHere = (Console.shared.group as? MPIGroup)?.localSize ?? 1
-        Threads.set(threads ?? max(1, Threads.cores / ranksHere))
+        if let threads { return Threads.set(threads) }
+        if let mpi = Console.shared.group as? MPIGroup { return Threads.set(max(1, Threads.cores / mpi.localSize)) }
+        let cores = Threads.cores, free = min(cores, Threads.freeCores() ?? cores)
+        if free < cores {
+            FileHandle.standardError.write(Data("note: \(cores - free) of \(cores) cores busy with other work; using \(max(1, free)) thread\(free > 1 ? "s" : "") (--threads \(cores) to use all)\n".utf8))
+        }
+        Threads.set(max(1, free))
     }
 }
 
