@@ -13,7 +13,12 @@ public protocol ResidualBlock: Module {
     /// `("se", instance)` -> `layer1.0.se.fc1.weight`).
     var attachedModules: [(String, Module)] { get set }
     func forward(_ x: Tensor, training: Bool) -> Tensor
-    func backward(_ dy: Tensor) -> Tensor
+    /// dy (gradient of the output) -> dx (gradient of the input) after a training forward.
+    /// `outputMasked`: dy has already been through the backward of this block's join ReLU (the
+    /// block after fused it). `maskInput`: the input is the output of the block before, whose
+    /// join ReLU backward is fused here: dx is masked by x > 0 in the pass that adds the
+    /// shortcut's gradient.
+    func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor
     /// Builds or refreshes the folded inference path from the current weights and statistics.
     func foldBatchNorms()
     /// Eval-mode forward with every BN folded into its convolution (`foldBatchNorms()` first).
@@ -46,6 +51,14 @@ final class ResidualTail {
     private let join: AddReLU
     init(gradients: GradientRing) { join = AddReLU(gradients: gradients) }
 
+    /// dx += dShortcut, then dx *= (x > 0) when `x` is given (the ReLU backward of the block
+    /// before), in one pass.
+    func addShortcutGradient(_ dShortcut: Tensor, to dx: Tensor, maskedBy x: Tensor?) {
+        Profiler.shared.measure("shortcut grad add") {
+            if let x { dx.addThenReLUBackward(dShortcut, reluOutput: x) } else { dx.add(dShortcut) }
+        }
+    }
+
     /// Whether F must stay in a buffer of its own: an attention keeps F for its backward (the
     /// join itself keeps only its output).
     func branchIsKept(_ attention: BranchAttention?, training: Bool) -> Bool { training && attention != nil }
@@ -65,8 +78,8 @@ final class ResidualTail {
         a.joined(f, shortcut: s, training: false) ?? join.forward(a.forward(f, training: false), s, training: false)
     }
 
-    func backward(_ dy: Tensor, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
-        let g = join.backward(dy)
+    func backward(_ dy: Tensor, outputMasked: Bool, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
+        let g = outputMasked ? dy : join.backward(dy)
         let dShortcut = downsample?.backward(g) ?? g
         return (attention?.backward(g) ?? g, dShortcut)
     }
@@ -81,6 +94,8 @@ public final class BasicBlock: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
+    /// The input of the last training forward (owned by the layer before; for `maskInput`).
+    private var input: Tensor?
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
@@ -106,6 +121,7 @@ public final class BasicBlock: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        input = training ? x : nil
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
         let c2 = conv2.forward(f)
@@ -113,12 +129,12 @@ public final class BasicBlock: ResidualBlock {
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
+    public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
+        let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
         // dF is the shortcut's gradient too unless an attention made its own.
         let d = conv2.backward(bn2.backward(dF, overwriting: attention != nil), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        Profiler.shared.measure("shortcut grad add") { dx.add(dShortcut) }
+        tail.addShortcutGradient(dShortcut, to: dx, maskedBy: maskInput ? input : nil)
         return dx
     }
 
@@ -142,6 +158,8 @@ public final class Bottleneck: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
+    /// The input of the last training forward (owned by the layer before; for `maskInput`).
+    private var input: Tensor?
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
@@ -170,6 +188,7 @@ public final class Bottleneck: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        input = training ? x : nil
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
         let c2 = conv2.forward(f)
@@ -179,13 +198,13 @@ public final class Bottleneck: ResidualBlock {
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        let (dF, dShortcut) = tail.backward(dy, attention: attention, downsample: downsample)
+    public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
+        let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
         // dF is the shortcut's gradient too unless an attention made its own.
         var d = conv3.backward(bn3.backward(dF, overwriting: attention != nil), input: bn2.recomputeOutput(in: scratch))!
         d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        Profiler.shared.measure("shortcut grad add") { dx.add(dShortcut) }
+        tail.addShortcutGradient(dShortcut, to: dx, maskedBy: maskInput ? input : nil)
         return dx
     }
 

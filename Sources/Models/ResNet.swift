@@ -184,8 +184,12 @@ public final class ResNet: Module {
         passes.beginBackward()
         var d = pool.backward(fc.backward(dLogits))
         onGradientsReady?([fc])
+        // Each block but the first fuses the join ReLU backward of the block before it.
+        let first = ObjectIdentifier(stages[0].blocks[0]), last = ObjectIdentifier(stages.last!.blocks.last!)
         for stage in stages.reversed() {
-            for block in stage.blocks.reversed() { d = block.backward(d) }
+            for block in stage.blocks.reversed() {
+                d = block.backward(d, outputMasked: ObjectIdentifier(block) != last, maskInput: ObjectIdentifier(block) != first)
+            }
             onGradientsReady?([stage])  // a stage's shared modules get gradients from its own blocks only
         }
         if let mp = maxpool { d = mp.backward(d) }

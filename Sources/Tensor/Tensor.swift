@@ -71,6 +71,14 @@ public final class Tensor: @unchecked Sendable {
         Threads.parallelFor(count) { part in for i in part { a[i] += b[i] } }
     }
 
+    /// `self = (self + other) * (x > 0)` element-wise on the thread pool: a gradient sum and the
+    /// backward of the ReLU whose output is `x`, in one pass.
+    public func addThenReLUBackward(_ other: Tensor, reluOutput x: Tensor) {
+        precondition(other.count == count && x.count == count, "masked add of \(other.shape) to \(shape) by \(x.shape)")
+        let a = data, b = other.data, y = x.data
+        Threads.parallelFor(count) { part in for i in part { a[i] = y[i] > 0 ? a[i] + b[i] : 0 } }
+    }
+
     public func clone() -> Tensor {
         let t = Tensor(shape)
         t.copy(from: self)

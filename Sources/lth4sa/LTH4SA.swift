@@ -133,7 +133,7 @@ struct RuntimeOptions: ParsableArguments {
         if let mpi = Console.shared.group as? MPIGroup { return Threads.set(max(1, Threads.cores / mpi.localSize)) }
         let cores = Threads.cores, free = min(cores, Threads.freeCores() ?? cores)
         if free < cores {
-            FileHandle.standardError.write(Data("note: \(cores - free) of \(cores) cores busy with other work; using \(max(1, free)) thread\(free > 1 ? "s" : "") (--threads \(cores) to use all)\n".utf8))
+            print("note: \(cores - free) of \(cores) cores busy with other work; using \(max(1, free)) thread\(free > 1 ? "s" : "") (--threads \(cores) to use all)")
         }
         Threads.set(max(1, free))
     }
