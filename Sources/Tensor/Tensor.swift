@@ -75,8 +75,18 @@ public final class Tensor: @unchecked Sendable {
     /// backward of the ReLU whose output is `x`, in one pass.
     public func addThenReLUBackward(_ other: Tensor, reluOutput x: Tensor) {
         precondition(other.count == count && x.count == count, "masked add of \(other.shape) to \(shape) by \(x.shape)")
-        let a = data, b = other.data, y = x.data
-        Threads.parallelFor(count) { part in for i in part { a[i] = y[i] > 0 ? a[i] + b[i] : 0 } }
+        let a = UnsafeMutableRawPointer(data), b = UnsafeRawPointer(other.data), y = UnsafeRawPointer(x.data)
+        typealias Lanes = SIMD8<Float>
+        let width = Lanes.scalarCount, stride = MemoryLayout<Lanes>.stride
+        Threads.parallelFor(count / width) { part in  // explicit SIMD: branch-free selects
+            for v in part {
+                let sum = a.loadUnaligned(fromByteOffset: v * stride, as: Lanes.self) + b.loadUnaligned(fromByteOffset: v * stride, as: Lanes.self)
+                a.storeBytes(of: sum.replacing(with: 0, where: y.loadUnaligned(fromByteOffset: v * stride, as: Lanes.self) .<= 0),
+                             toByteOffset: v * stride, as: Lanes.self)
+            }
+        }
+        let p = data, q = other.data, r = x.data
+        for i in (count / width * width)..<count { p[i] = r[i] > 0 ? p[i] + q[i] : 0 }
     }
 
     public func clone() -> Tensor {
