@@ -73,4 +73,20 @@ final class TensorTests: XCTestCase {
         c.fill(1)  // the old storage lives as long as its views
         XCTAssertEqual(c.sum, 5)
     }
+
+    /// (a + b) * (x > 0) in one pass equals the two steps, over the SIMD lanes and the tail
+    /// (count not a multiple of 8) and with x exactly 0 masked like ReLU's backward.
+    func testAddThenReLUBackward() {
+        var rng = RNG(seed: 3)
+        for count in [5, 64, 100_003] {
+            let a = Tensor([count]), b = Tensor([count]), x = Tensor([count])
+            rng.fillNormal(a, std: 1)
+            rng.fillNormal(b, std: 1)
+            rng.fillNormal(x, std: 1)
+            for i in stride(from: 0, to: count, by: 7) { x[i] = 0 }
+            let expected = (0..<count).map { x[$0] > 0 ? a[$0] + b[$0] : 0 }
+            a.addThenReLUBackward(b, reluOutput: x)
+            XCTAssertEqual(a.array, expected, "count \(count)")
+        }
+    }
 }
