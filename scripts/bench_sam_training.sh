@@ -4,7 +4,9 @@
 # alternating within each round on the same machine, `lth4sa bench train` at batch 128.
 #   scripts/bench_sam_training.sh [ROUNDS] [SAM] [MODELS...]   (default 3 rounds, SE, resnet38 resnet164)
 # Prints every run, then per model the median images/s of each kind over the rounds and the
-# median over rounds of each round's ratio to the plain network (+x% = slower).
+# median over rounds of each round's ratio to the plain network (+x% = slower). The supernet
+# warms up for 8 steps: a block allocates its buffers for each state (with and without its
+# SAM) the first time it runs in it, and after 8 random schemes nearly every block has run in both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}; SAM=${2:-plugins/libSE.so}; shift 2 || shift $# || true
@@ -17,7 +19,7 @@ for model in "${MODELS[@]}"; do
     for r in $(seq "$ROUNDS"); do
         plain=$("$BIN" bench train --model "$model" "${steps[@]}" 2>/dev/null | rate)
         full=$("$BIN" bench train --model "$model" "${steps[@]}" --sam "$SAM" 2>/dev/null | rate)
-        super=$("$BIN" bench train --model "$model" "${steps[@]}" --sam "$SAM" --supernet 2>/dev/null | rate)
+        super=$("$BIN" bench train --model "$model" "${steps[@]}" --warmup 8 --sam "$SAM" --supernet 2>/dev/null | rate)
         echo "$model round $r: plain $plain, Full-SA $full, supernet $super images/s"
         rows+="$plain $full $super"$'\n'
     done

@@ -1,4 +1,5 @@
 import Foundation
+@_exported import func Tensor.contiguousPart
 
 /// The processes one job runs on: this process alone (`SingleProcess`) or the ranks of an MPI
 /// job (`MPIGroup`, started by `mpirun`). Every rank runs the same program (SPMD); rank 0, the
@@ -55,12 +56,6 @@ public final class SingleProcess: ProcessGroup {
     public func startSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws -> PendingSum { PendingSum(request: nil) }
     public func progress(_ pending: [PendingSum]) throws {}
     public func finish(_ pending: PendingSum) throws {}
-}
-
-/// Part `index` of `parts` contiguous parts of `0..<count`, sizes differing by at most one:
-/// `count*index/parts ..< count*(index+1)/parts` (ranks' shares, batch-norm groups).
-public func contiguousPart(_ index: Int, of parts: Int, count: Int) -> Range<Int> {
-    (count * index / parts)..<(count * (index + 1) / parts)
 }
 
 /// A failure reported by the leader to the other ranks of a `leaderOnly` section.

@@ -73,6 +73,17 @@ final class ResidualTail {
         return join.forward(branch, s, training: training)
     }
 
+    /// Training without an attention, when the branch's last batch norm computes its statistics
+    /// alone: that batch norm's normalisation and the join in one pass (F is never written).
+    /// nil when the batch norm cannot (the block runs `forward`).
+    func forwardNormalizing(_ c: Tensor, with norm: BatchNorm2d, input x: Tensor, attention: BranchAttention?,
+                            downsample: Downsample?, training: Bool) -> Tensor? {
+        guard training, attention == nil, norm.computesStatisticsAlone else { return nil }
+        let s = downsample?.forward(x, training: true) ?? x
+        let (scale, shift) = norm.forwardStatistics(c)
+        return join.forward(normalizing: c, scale: scale, shift: shift, s)
+    }
+
     /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
     func inferJoin(_ f: Tensor, shortcut s: Tensor, attention a: BranchAttention) -> Tensor {
         a.joined(f, shortcut: s, training: false) ?? join.forward(a.forward(f, training: false), s, training: false)
@@ -125,6 +136,7 @@ public final class BasicBlock: ResidualBlock {
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
         let c2 = conv2.forward(f)
+        if let y = tail.forwardNormalizing(c2, with: bn2, input: x, attention: attention, downsample: downsample, training: training) { return y }
         f = bn2.forward(c2, training: training, into: tail.branchIsKept(attention, training: training) ? nil : scratch.get(c2.shape))
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }
@@ -194,6 +206,7 @@ public final class Bottleneck: ResidualBlock {
         let c2 = conv2.forward(f)
         f = bn2.forward(c2, training: training, into: scratch.get(c2.shape))
         let c3 = conv3.forward(f)
+        if let y = tail.forwardNormalizing(c3, with: bn3, input: x, attention: attention, downsample: downsample, training: training) { return y }
         f = bn3.forward(c3, training: training, into: tail.branchIsKept(attention, training: training) ? nil : scratch.get(c3.shape))
         return tail.forward(f, input: x, attention: attention, downsample: downsample, training: training)
     }

@@ -99,6 +99,31 @@ public final class BatchNorm2d: Module {
         return y
     }
 
+    /// Whether `forwardStatistics` can take inputs of this layer (channels a multiple of 8).
+    public var computesStatisticsAlone: Bool { ChannelStatistics.supports(channels: channels) && !fusedReLU }
+
+    /// A training forward that writes no output: the batch statistics (kept for backward with
+    /// `x`; running statistics updated as by `forward`) and the per-channel affine map that
+    /// normalises x, y = scale * x + shift, for a network that applies it fused into the next
+    /// operation (`ChannelOps.normalizeJoin`). `backward` then works as after `forward`.
+    /// The buffers returned stay valid until this layer's next forward.
+    public func forwardStatistics(_ x: Tensor) -> (scale: Tensor, shift: Tensor) {
+        precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
+        precondition(computesStatisticsAlone, "statistics alone need a multiple of 8 channels and no fused ReLU")
+        let plan = self.plan(PlanKey(shape: x.shape, training: true))
+        current = plan
+        savedInput = x
+        Profiler.shared.measure("bn statistics") { ChannelStatistics.compute(x, mean: plan.mean.data, variance: plan.variance.data) }
+        lastCount = x.count / channels
+        updateRunningStatistics(plan, count: lastCount)
+        for c in 0..<channels {
+            let scale = gamma.value[c] / (plan.variance[c] + eps).squareRoot()
+            plan.scale[c] = scale
+            plan.shift[c] = beta.value[c] - plan.mean[c] * scale
+        }
+        return (plan.scale, plan.shift)
+    }
+
     /// The last training forward's output again, written into `pool`'s buffer of its shape: the
     /// kept input normalised with that batch's statistics (then ReLU if fused), which equals what
     /// forward wrote. Lets a network keep only a batch norm's input for backward and rebuild the
@@ -193,6 +218,8 @@ public final class BatchNorm2d: Module {
         let replay: Primitive?
         let workspace: RawBuffer?
         let mean: Tensor, variance: Tensor, dGamma: Tensor, dBeta: Tensor
+        /// The affine map of the batch statistics (`forwardStatistics`).
+        let scale: Tensor, shift: Tensor
         /// The layer's own output, allocated on first use (a network may give every forward a buffer).
         lazy var output = Tensor(shape)
         let shape: [Int]
@@ -233,6 +260,8 @@ public final class BatchNorm2d: Module {
             variance = Tensor([bn.channels])
             dGamma = Tensor([bn.channels])
             dBeta = Tensor([bn.channels])
+            scale = Tensor([bn.channels])
+            shift = Tensor([bn.channels])
         }
     }
 }

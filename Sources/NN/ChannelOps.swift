@@ -7,12 +7,14 @@ import Tensor
 ///     combine:      F, A [B, 1, 1, C] -> F * A or F + A              (A broadcast over H, W)
 ///     combineJoin:  F, A, shortcut -> ReLU(F * A + shortcut)        (inference, one pass)
 ///     addReLU:      a, b -> ReLU(a + b);  reluBackward: dy * (y > 0)  (the residual join)
+///     normalizeJoin: x, scale [C], shift [C], shortcut -> ReLU(x * scale + shift + shortcut)
 ///
 /// Primitives are created once per shape and cached. Use from one thread.
 public final class ChannelOps {
     public static let shared = ChannelOps()
     private var means: [[Int]: Primitive] = [:]
     private var binaries: [BinaryKey: Primitive] = [:]
+    private var normalizeJoins: [[Int]: Primitive] = [:]
     private var reluBackwards: [[Int]: Primitive] = [:]
 
     /// A cached binary primitive: `op` of a full map and a per-channel vector (or a second full
@@ -93,6 +95,35 @@ public final class ChannelOps {
     /// y = ReLU(F * a + shortcut) (or F + a), a [B, C] broadcast over the pixels.
     public func combineJoin(_ f: Tensor, _ a: Tensor, shortcut: Tensor, add: Bool, into out: Tensor) {
         run(binary(BinaryKey(shape: f.shape, add: add, perChannel: true, plusShortcut: true, relu: true)), f, a, shortcut: shortcut, into: out)
+    }
+
+    /// The last batch norm of a residual branch and the join in one pass (training, where the
+    /// batch norm's statistics were computed alone): y = ReLU(x * scale + shift + shortcut).
+    ///     x, shortcut, y [N, H, W, C];  scale, shift [C]
+    public func normalizeJoin(_ x: Tensor, scale: Tensor, shift: Tensor, shortcut: Tensor, into y: Tensor) {
+        precondition(x.shape == shortcut.shape && x.shape == y.shape && scale.count == x.shape[3] && shift.count == x.shape[3],
+                     "normalized join of \(x.shape), shortcut \(shortcut.shape) into \(y.shape)")
+        let p = normalizeJoins.memoized(x.shape) {
+            var src0 = DNNL.nhwc(x.shape), dst = DNNL.nhwc(x.shape), full = DNNL.nhwc(x.shape)
+            var perChannel = DNNL.desc([1, x.shape[3], 1, 1], dnnl_nhwc)
+            var d = dnnl_binary_desc_t()
+            DNNL.check(dnnl_binary_desc_init(&d, dnnl_binary_mul, &src0, &perChannel, &dst), "normalized join desc")
+            var ops: dnnl_post_ops_t? = nil
+            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &perChannel), "post-op shift")
+            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op shortcut")
+            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
+            let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+            dnnl_post_ops_destroy(ops)
+            return p
+        }
+        let postOp = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE)  // post-op k's argument: postOp * (k + 1) | DNNL_ARG_SRC_1
+        p.execute([
+            (Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(scale.data)),
+            (postOp | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shift.data)),
+            ((2 * postOp) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data)),
+            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+        ])
     }
 
     /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join).

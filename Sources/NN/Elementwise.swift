@@ -47,6 +47,16 @@ public final class AddReLU: Module {
         return y
     }
 
+    /// Training: y = ReLU(x * scale + shift + b), the normalisation of a batch norm whose
+    /// statistics were computed alone (`BatchNorm2d.forwardStatistics`) fused into the join,
+    /// one pass instead of writing the normalised x and reading it back. Backward as after `forward`.
+    public func forward(normalizing x: Tensor, scale: Tensor, shift: Tensor, _ b: Tensor) -> Tensor {
+        let y = outputs.get(x.shape)
+        Profiler.shared.measure("bn+add+relu fwd") { ChannelOps.shared.normalizeJoin(x, scale: scale, shift: shift, shortcut: b, into: y) }
+        savedOutput = y
+        return y
+    }
+
     /// Takes `y` = ReLU(a + b) computed elsewhere (an attention fused into the join) as the
     /// output the next backward differentiates.
     public func adopt(output y: Tensor) { savedOutput = y }

@@ -75,18 +75,11 @@ public enum Threads {
             withUnsafeMutablePointer(to: &job) { pointer in
                 GOMP_parallel({ raw in
                     let job = raw!.assumingMemoryBound(to: ParallelJob.self).pointee
-                    let part = Threads.contiguousRange(Int(omp_get_thread_num()), of: Int(omp_get_num_threads()), count: job.count)
+                    let part = contiguousPart(Int(omp_get_thread_num()), of: Int(omp_get_num_threads()), count: job.count)
                     if !part.isEmpty { job.body(part) }
                 }, pointer, UInt32(threads), 0)
             }
         }
-    }
-
-    /// Part `index` of `parts` near-equal contiguous parts of `0..<count` (the first ones one longer).
-    static func contiguousRange(_ index: Int, of parts: Int, count: Int) -> Range<Int> {
-        let base = count / parts, extra = count % parts
-        let start = index * base + min(index, extra)
-        return start..<(start + base + (index < extra ? 1 : 0))
     }
 }
 
@@ -94,4 +87,10 @@ public enum Threads {
 private struct ParallelJob {
     let count: Int
     let body: (Range<Int>) -> Void
+}
+
+/// Part `index` of `parts` contiguous parts of `0..<count`, sizes differing by at most one:
+/// `count*index/parts ..< count*(index+1)/parts` (threads' shares, ranks' shares, batch-norm groups).
+public func contiguousPart(_ index: Int, of parts: Int, count: Int) -> Range<Int> {
+    (count * index / parts)..<(count * (index + 1) / parts)
 }

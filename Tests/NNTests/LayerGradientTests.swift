@@ -112,6 +112,52 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The batch norm's statistics computed alone (`forwardStatistics`, one shifted pass) and
+    /// fused into the join equal the batch norm followed by the join: statistics against an
+    /// fp64 two-pass reference (also for a mean 50 standard deviations from zero), the output
+    /// within 1e-5 of its largest value, backward and the running statistics alike; and the
+    /// statistics do not depend on the thread count.
+    func testBatchNormStatisticsAloneFusedIntoTheJoin() {
+        for (shape, offset) in [([16, 8, 8, 64], Float(0)), ([4, 16, 16, 32], 50), ([3, 5, 7, 8], -2)] {
+            let c = shape[3]
+            let fused = BatchNorm2d(c), plain = BatchNorm2d(c)
+            rng.fillNormal(fused.gamma.value, mean: 1, std: 0.3)
+            rng.fillNormal(fused.beta.value, std: 0.3)
+            plain.gamma.value.copy(from: fused.gamma.value)
+            plain.beta.value.copy(from: fused.beta.value)
+            let x = random(shape, std: 1), shortcut = random(shape), r = random(shape)
+            for i in 0..<x.count { x[i] += offset + Float(i % c) * 0.1 }
+            XCTAssertTrue(fused.computesStatisticsAlone)
+            let (scale, shift) = fused.forwardStatistics(x)
+            let joinFused = AddReLU(), joinPlain = AddReLU()
+            let y = joinFused.forward(normalizing: x, scale: scale, shift: shift, shortcut).clone()
+            let expected = joinPlain.forward(plain.forward(x, training: true), shortcut).clone()
+            XCTAssertLessThanOrEqual(y.maxAbsDiff(expected), 1e-5 * expected.buffer.map(abs).max()!, "\(shape)")
+            // fp64 two-pass reference of channel 0..C-1
+            let rows = x.count / c
+            for k in 0..<c {
+                var m = 0.0, v = 0.0
+                for row in 0..<rows { m += Double(x[row * c + k]) }
+                m /= Double(rows)
+                for row in 0..<rows { v += (Double(x[row * c + k]) - m) * (Double(x[row * c + k]) - m) }
+                v /= Double(rows)
+                let unbiased = v * Double(rows) / Double(rows - 1)
+                XCTAssertEqual(Double(fused.runningMean[k]), 0.1 * m, accuracy: 1e-6 * max(1, abs(m)), "\(shape) mean \(k)")
+                XCTAssertEqual(Double(fused.runningVar[k]), 0.9 + 0.1 * unbiased, accuracy: 1e-5 * max(1, v), "\(shape) variance \(k)")
+            }
+            let d1 = fused.backward(joinFused.backward(r)).clone(), d2 = plain.backward(joinPlain.backward(r)).clone()
+            XCTAssertLessThanOrEqual(d1.maxAbsDiff(d2), 1e-4 * d2.buffer.map(abs).max()!, "\(shape) backward")
+            // the same statistics with one thread
+            let threads = Threads.current
+            Threads.set(1)
+            let single = BatchNorm2d(c)
+            _ = single.forwardStatistics(x)
+            Threads.set(threads)
+            XCTAssertEqual(single.runningMean.array, fused.runningMean.array, "\(shape)")
+            XCTAssertEqual(single.runningVar.array, fused.runningVar.array, "\(shape)")
+        }
+    }
+
     func testBatchNormRunningStatisticsAndEvalMode() {
         let bn = BatchNorm2d(2)
         let x = Tensor([2, 1, 2, 2], [1, 10, 3, 20, 5, 30, 7, 40])
