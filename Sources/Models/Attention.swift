@@ -10,15 +10,15 @@ public protocol BranchAttention: AnyObject {
     func forward(_ branch: Tensor, training: Bool) -> Tensor
     /// dF' -> dF; parameter gradients accumulate inside.
     func backward(_ gradient: Tensor) -> Tensor
-    /// The whole join ReLU(shortcut + F') in one pass when the attention can fuse it, or nil
-    /// to let the block join as usual. In training the attention keeps what its backward
-    /// needs, whose input is then the gradient of F' (the join's backward needs only this
-    /// output).
-    func joined(_ branch: Tensor, shortcut: Tensor, training: Bool) -> Tensor?
+    /// The whole join ReLU(shortcut + F') in one pass into `output` (the block's join buffer,
+    /// borrowed) when the attention can fuse it, or nil to let the block join as usual. In
+    /// training the attention keeps what its backward needs, whose input is then the gradient
+    /// of F' (the join's backward needs only this output).
+    func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor?
 }
 
 extension BranchAttention {
-    public func joined(_ branch: Tensor, shortcut: Tensor, training: Bool) -> Tensor? { nil }
+    public func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor? { nil }
 }
 
 /// The bookkeeping of one network's passes, owned by the network (`ResNet.passes`) and shared

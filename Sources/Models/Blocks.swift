@@ -65,7 +65,7 @@ final class ResidualTail {
 
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
         let s = downsample?.forward(x, training: training) ?? x
-        if let a = attention, let y = a.joined(f, shortcut: s, training: training) {
+        if let a = attention, let y = a.joined(f, shortcut: s, training: training, into: join.outputBuffer(f.shape)) {
             if training { join.adopt(output: y) }
             return y
         }
@@ -86,7 +86,7 @@ final class ResidualTail {
 
     /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
     func inferJoin(_ f: Tensor, shortcut s: Tensor, attention a: BranchAttention) -> Tensor {
-        a.joined(f, shortcut: s, training: false) ?? join.forward(a.forward(f, training: false), s, training: false)
+        a.joined(f, shortcut: s, training: false, into: join.outputBuffer(f.shape)) ?? join.forward(a.forward(f, training: false), s, training: false)
     }
 
     func backward(_ dy: Tensor, outputMasked: Bool, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {

@@ -57,6 +57,10 @@ public final class AddReLU: Module {
         return y
     }
 
+    /// The buffer `forward` writes y of `shape` into, lent to an attention that computes the
+    /// join itself (then `adopt`), so a block's output has one buffer whichever way it joins.
+    public func outputBuffer(_ shape: [Int]) -> Tensor { outputs.get(shape) }
+
     /// Takes `y` = ReLU(a + b) computed elsewhere (an attention fused into the join) as the
     /// output the next backward differentiates.
     public func adopt(output y: Tensor) { savedOutput = y }

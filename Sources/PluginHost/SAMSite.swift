@@ -75,7 +75,7 @@ public final class SAMSite: BranchAttention {
     /// With the default recalibration and a per-channel attention: extract and process, then
     /// ReLU(F * A + shortcut) in one oneDNN pass (no F' written and read back). Training keeps
     /// F, S and A for `backward` like `forward` does.
-    public func joined(_ f: Tensor, shortcut: Tensor, training: Bool) -> Tensor? {
+    public func joined(_ f: Tensor, shortcut: Tensor, training: Bool, into out: Tensor) -> Tensor? {
         guard api.recalibrate == nil else { return nil }
         do {
             layout = try instance.layout(f.shape)
@@ -85,7 +85,7 @@ public final class SAMSite: BranchAttention {
             try requireFinite(s, "extract output")
             let a = try process(f, s, training: training)
             try requireFinite(a, "attention (process)")
-            let out = outputPool.get(f.shape)
+            precondition(out.shape == f.shape, "joined output \(out.shape) for F \(f.shape)")
             Profiler.shared.measure("sam combine+join") {
                 ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             }

@@ -91,7 +91,7 @@ final class AttachTests: XCTestCase {
             let f = Tensor([3, 5, 5, 32]), shortcut = Tensor([3, 5, 5, 32])
             rngForTests.fillNormal(f, std: 1)
             rngForTests.fillNormal(shortcut, std: 1)
-            let fused = try XCTUnwrap(SAMSiteFactory.make(inst, position: 0, chain: nil).joined(f, shortcut: shortcut, training: false)).clone()
+            let fused = try XCTUnwrap(SAMSiteFactory.make(inst, position: 0, chain: nil).joined(f, shortcut: shortcut, training: false, into: Tensor(f.shape))).clone()
             let recalibrated = SAMSiteFactory.make(inst, position: 0, chain: nil).forward(f, training: false)
             let expected = AddReLU().forward(recalibrated, shortcut, training: true)
             XCTAssertLessThan(fused.maxAbsDiff(expected), 1e-5, plugin)
