@@ -49,13 +49,15 @@ public final class Downsample: Module {
 /// the join ReLU(S(x) + A(F)). Backward returns the gradients of F and of x via the shortcut.
 final class ResidualTail {
     private let join: AddReLU
+    /// The block's input at the last training forward (owned by the layer before; `maskInput`).
+    private var input: Tensor?
     init(gradients: GradientRing) { join = AddReLU(gradients: gradients) }
 
-    /// dx += dShortcut, then dx *= (x > 0) when `x` is given (the ReLU backward of the block
-    /// before), in one pass.
-    func addShortcutGradient(_ dShortcut: Tensor, to dx: Tensor, maskedBy x: Tensor?) {
+    /// dx += dShortcut, then with `maskInput` dx *= (x > 0) for the block's input x (the ReLU
+    /// backward of the block before), in one pass.
+    func addShortcutGradient(_ dShortcut: Tensor, to dx: Tensor, maskInput: Bool) {
         Profiler.shared.measure("shortcut grad add") {
-            if let x { dx.addThenReLUBackward(dShortcut, reluOutput: x) } else { dx.add(dShortcut) }
+            if maskInput, let x = input { dx.addThenReLUBackward(dShortcut, reluOutput: x) } else { dx.add(dShortcut) }
         }
     }
 
@@ -64,6 +66,7 @@ final class ResidualTail {
     func branchIsKept(_ attention: BranchAttention?, training: Bool) -> Bool { training && attention != nil }
 
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
+        input = training ? x : nil
         let s = downsample?.forward(x, training: training) ?? x
         if let a = attention, let y = a.joined(f, shortcut: s, training: training, into: join.outputBuffer(f.shape)) {
             if training { join.adopt(output: y) }
@@ -79,6 +82,7 @@ final class ResidualTail {
     func forwardNormalizing(_ c: Tensor, with norm: BatchNorm2d, input x: Tensor, attention: BranchAttention?,
                             downsample: Downsample?, training: Bool) -> Tensor? {
         guard training, attention == nil, norm.computesStatisticsAlone else { return nil }
+        input = x
         let s = downsample?.forward(x, training: true) ?? x
         let (scale, shift) = norm.forwardStatistics(c)
         return join.forward(normalizing: c, scale: scale, shift: shift, s)
@@ -105,8 +109,6 @@ public final class BasicBlock: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
-    /// The input of the last training forward (owned by the layer before; for `maskInput`).
-    private var input: Tensor?
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
@@ -132,7 +134,6 @@ public final class BasicBlock: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        input = training ? x : nil
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
         let c2 = conv2.forward(f)
@@ -146,7 +147,7 @@ public final class BasicBlock: ResidualBlock {
         // dF is the shortcut's gradient too unless an attention made its own.
         let d = conv2.backward(bn2.backward(dF, overwriting: attention != nil), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        tail.addShortcutGradient(dShortcut, to: dx, maskedBy: maskInput ? input : nil)
+        tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx
     }
 
@@ -170,8 +171,6 @@ public final class Bottleneck: ResidualBlock {
     public var attachedModules: [(String, Module)] = []
     public let outChannels: Int, stride: Int
     private let tail: ResidualTail
-    /// The input of the last training forward (owned by the layer before; for `maskInput`).
-    private var input: Tensor?
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
@@ -200,7 +199,6 @@ public final class Bottleneck: ResidualBlock {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        input = training ? x : nil
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
         let c2 = conv2.forward(f)
@@ -217,7 +215,7 @@ public final class Bottleneck: ResidualBlock {
         var d = conv3.backward(bn3.backward(dF, overwriting: attention != nil), input: bn2.recomputeOutput(in: scratch))!
         d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
-        tail.addShortcutGradient(dShortcut, to: dx, maskedBy: maskInput ? input : nil)
+        tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx
     }
 

@@ -185,10 +185,10 @@ public final class ResNet: Module {
         var d = pool.backward(fc.backward(dLogits))
         onGradientsReady?([fc])
         // Each block but the first fuses the join ReLU backward of the block before it.
-        let first = ObjectIdentifier(stages[0].blocks[0]), last = ObjectIdentifier(stages.last!.blocks.last!)
-        for stage in stages.reversed() {
-            for block in stage.blocks.reversed() {
-                d = block.backward(d, outputMasked: ObjectIdentifier(block) != last, maskInput: ObjectIdentifier(block) != first)
+        for (s, stage) in stages.enumerated().reversed() {
+            for (b, block) in stage.blocks.enumerated().reversed() {
+                let first = s == 0 && b == 0, last = s == stages.count - 1 && b == stage.blocks.count - 1
+                d = block.backward(d, outputMasked: !last, maskInput: !first)
             }
             onGradientsReady?([stage])  // a stage's shared modules get gradients from its own blocks only
         }

@@ -68,7 +68,7 @@ public final class BatchNorm2d: Module {
 
     /// Normalises `x` into `output` (default: the layer's own buffer). In training mode the
     /// batch statistics are used and kept for backward, with `x`; the output is not kept, so a
-    /// network may pass a buffer its next layers overwrite and `recomputeOutput(into:)` later.
+    /// network may pass a buffer its next layers overwrite and `recomputeOutput(in:)` later.
     public func forward(_ x: Tensor, training: Bool, into output: Tensor? = nil) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
         precondition(output == nil || output!.shape == x.shape, "batch norm output \(output!.shape) for input \(x.shape)")
@@ -76,8 +76,6 @@ public final class BatchNorm2d: Module {
         let y = output ?? plan.output
         let s = UnsafeMutableRawPointer(gamma.value.data), b = UnsafeMutableRawPointer(beta.value.data)
         if training {
-            current = plan
-            savedInput = x
             var args: [(Int32, UnsafeMutableRawPointer)] = [
                 (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
                 (Int32(DNNL_ARG_SCALE), s), (Int32(DNNL_ARG_SHIFT), b),
@@ -86,8 +84,7 @@ public final class BatchNorm2d: Module {
             ]
             if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
             Profiler.shared.measure("bn fwd") { plan.forward.execute(args) }
-            lastCount = x.count / channels
-            updateRunningStatistics(plan, count: lastCount)
+            keepForBackward(x, plan)
         } else {
             plan.forward.execute([
                 (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
@@ -111,11 +108,8 @@ public final class BatchNorm2d: Module {
         precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
         precondition(computesStatisticsAlone, "statistics alone need a multiple of 8 channels and no fused ReLU")
         let plan = self.plan(PlanKey(shape: x.shape, training: true))
-        current = plan
-        savedInput = x
         Profiler.shared.measure("bn statistics") { ChannelStatistics.compute(x, mean: plan.mean.data, variance: plan.variance.data) }
-        lastCount = x.count / channels
-        updateRunningStatistics(plan, count: lastCount)
+        keepForBackward(x, plan)
         for c in 0..<channels {
             let scale = gamma.value[c] / (plan.variance[c] + eps).squareRoot()
             plan.scale[c] = scale
@@ -190,6 +184,15 @@ public final class BatchNorm2d: Module {
             runningMean[c] = s.mean[c]
             runningVar[c] = s.variance[c]
         }
+    }
+
+    /// After a training forward has put the batch statistics in `plan`: keeps `x` and the plan
+    /// for backward and blends the statistics into the running ones.
+    private func keepForBackward(_ x: Tensor, _ plan: Plan) {
+        current = plan
+        savedInput = x
+        lastCount = x.count / channels
+        updateRunningStatistics(plan, count: lastCount)
     }
 
     /// n / (n - 1): the biased batch variance over n elements -> the unbiased estimate.

@@ -14,44 +14,57 @@ public final class ChannelOps {
     public static let shared = ChannelOps()
     private var means: [[Int]: Primitive] = [:]
     private var binaries: [BinaryKey: Primitive] = [:]
-    private var normalizeJoins: [[Int]: Primitive] = [:]
     private var reluBackwards: [[Int]: Primitive] = [:]
 
-    /// A cached binary primitive: `op` of a full map and a per-channel vector (or a second full
-    /// map), optionally followed by + shortcut and/or ReLU.
+    /// A cached binary primitive: `op` of a full map and a second operand, optionally followed
+    /// by + a per-channel vector, + a full map (the shortcut) and ReLU, in that order.
     struct BinaryKey: Hashable {
+        /// What the second operand is: a full map, [B, C] (per image and channel) or [C].
+        enum Operand: Hashable { case full, perImageChannel, perChannel }
         let shape: [Int]
         let add: Bool            // add instead of multiply
-        let perChannel: Bool     // src1 is [B, C] broadcast instead of a full map
-        let plusShortcut: Bool   // post-op: + a full map
-        let relu: Bool           // post-op: ReLU
+        let operand: Operand
+        var plusShift = false    // post-op: + a [C] vector
+        var plusShortcut = false // post-op: + a full map
+        var relu = false         // post-op: ReLU
     }
 
     private func binary(_ key: BinaryKey) -> Primitive {
-        if let p = binaries[key] { return p }
-        let (n, c) = (key.shape[0], key.shape[3])
-        var src0 = DNNL.nhwc(key.shape), dst = DNNL.nhwc(key.shape), full = DNNL.nhwc(key.shape)
-        var src1 = key.perChannel ? DNNL.desc([n, c, 1, 1], dnnl_nhwc) : DNNL.nhwc(key.shape)
-        var d = dnnl_binary_desc_t()
-        DNNL.check(dnnl_binary_desc_init(&d, key.add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
-        var ops: dnnl_post_ops_t? = nil
-        if key.plusShortcut || key.relu {
-            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-            if key.plusShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
-            if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+        binaries.memoized(key) {
+            let (n, c) = (key.shape[0], key.shape[3])
+            var src0 = DNNL.nhwc(key.shape), dst = DNNL.nhwc(key.shape), full = DNNL.nhwc(key.shape)
+            var perChannel = DNNL.desc([1, c, 1, 1], dnnl_nhwc)
+            var src1: dnnl_memory_desc_t
+            switch key.operand {
+            case .full: src1 = full
+            case .perImageChannel: src1 = DNNL.desc([n, c, 1, 1], dnnl_nhwc)
+            case .perChannel: src1 = perChannel
+            }
+            var d = dnnl_binary_desc_t()
+            DNNL.check(dnnl_binary_desc_init(&d, key.add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
+            var ops: dnnl_post_ops_t? = nil
+            if key.plusShift || key.plusShortcut || key.relu {
+                DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+                if key.plusShift { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &perChannel), "post-op shift") }
+                if key.plusShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
+                if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+            }
+            let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+            if let ops { dnnl_post_ops_destroy(ops) }
+            return p
         }
-        let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
-        if let ops { dnnl_post_ops_destroy(ops) }
-        binaries[key] = p
-        return p
     }
 
-    private func run(_ p: Primitive, _ a: Tensor, _ b: Tensor, shortcut: Tensor? = nil, into out: Tensor) {
+    /// Runs a binary primitive; `postOpInputs` are the second operands of its binary post-ops,
+    /// in order (post-op k reads DNNL_ARG_ATTR_MULTIPLE_POST_OP(k) | DNNL_ARG_SRC_1).
+    private func run(_ p: Primitive, _ a: Tensor, _ b: Tensor, postOpInputs: [Tensor] = [], into out: Tensor) {
         var args: [(Int32, UnsafeMutableRawPointer)] = [
             (Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(a.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(b.data)),
             (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data)),
         ]
-        if let shortcut { args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data))) }
+        for (k, input) in postOpInputs.enumerated() {
+            args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(k + 1) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(input.data)))
+        }
         p.execute(args)
     }
 
@@ -88,13 +101,14 @@ public final class ChannelOps {
 
     /// out = f * a (or f + a), a [B, C] broadcast over the pixels.
     public func combine(_ f: Tensor, _ a: Tensor, add: Bool, into out: Tensor) {
-        run(binary(BinaryKey(shape: f.shape, add: add, perChannel: true, plusShortcut: false, relu: false)), f, a, into: out)
+        run(binary(BinaryKey(shape: f.shape, add: add, operand: .perImageChannel)), f, a, into: out)
     }
 
     /// The inference path of a recalibrated residual join in one pass:
     /// y = ReLU(F * a + shortcut) (or F + a), a [B, C] broadcast over the pixels.
     public func combineJoin(_ f: Tensor, _ a: Tensor, shortcut: Tensor, add: Bool, into out: Tensor) {
-        run(binary(BinaryKey(shape: f.shape, add: add, perChannel: true, plusShortcut: true, relu: true)), f, a, shortcut: shortcut, into: out)
+        run(binary(BinaryKey(shape: f.shape, add: add, operand: .perImageChannel, plusShortcut: true, relu: true)), f, a,
+            postOpInputs: [shortcut], into: out)
     }
 
     /// The last batch norm of a residual branch and the join in one pass (training, where the
@@ -103,32 +117,13 @@ public final class ChannelOps {
     public func normalizeJoin(_ x: Tensor, scale: Tensor, shift: Tensor, shortcut: Tensor, into y: Tensor) {
         precondition(x.shape == shortcut.shape && x.shape == y.shape && scale.count == x.shape[3] && shift.count == x.shape[3],
                      "normalized join of \(x.shape), shortcut \(shortcut.shape) into \(y.shape)")
-        let p = normalizeJoins.memoized(x.shape) {
-            var src0 = DNNL.nhwc(x.shape), dst = DNNL.nhwc(x.shape), full = DNNL.nhwc(x.shape)
-            var perChannel = DNNL.desc([1, x.shape[3], 1, 1], dnnl_nhwc)
-            var d = dnnl_binary_desc_t()
-            DNNL.check(dnnl_binary_desc_init(&d, dnnl_binary_mul, &src0, &perChannel, &dst), "normalized join desc")
-            var ops: dnnl_post_ops_t? = nil
-            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &perChannel), "post-op shift")
-            DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op shortcut")
-            DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu")
-            let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
-            dnnl_post_ops_destroy(ops)
-            return p
-        }
-        let postOp = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE)  // post-op k's argument: postOp * (k + 1) | DNNL_ARG_SRC_1
-        p.execute([
-            (Int32(DNNL_ARG_SRC_0), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(scale.data)),
-            (postOp | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shift.data)),
-            ((2 * postOp) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data)),
-            (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
-        ])
+        run(binary(BinaryKey(shape: x.shape, add: false, operand: .perChannel, plusShift: true, plusShortcut: true, relu: true)), x, scale,
+            postOpInputs: [shift, shortcut], into: y)
     }
 
     /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join).
     public func addReLU(_ a: Tensor, _ b: Tensor, into out: Tensor) {
-        run(binary(BinaryKey(shape: a.shape, add: true, perChannel: false, plusShortcut: false, relu: true)), a, b, into: out)
+        run(binary(BinaryKey(shape: a.shape, add: true, operand: .full, relu: true)), a, b, into: out)
     }
 
     /// dx = dy * (y > 0), from the ReLU's output y (oneDNN eltwise backward, multi-threaded).

@@ -6,9 +6,9 @@ import Tensor
 // - Outputs. A layer's forward writes into a buffer the layer owns (a `BufferPool` keyed by
 //   shape) and returns it. The output stays valid until the same layer's next forward; a caller
 //   that keeps it longer (a cache across passes, a test comparing two passes) `clone()`s it.
-//   A batch norm may instead write into a buffer its network passes (`TransientBuffers`,
-//   shared by all blocks): valid only until the next layer has read it; backward rebuilds it
-//   with `recomputeOutput` when it needs it.
+//   A batch norm may instead write into a buffer its network passes (`ResNet.scratch`, shared
+//   by all blocks): valid only until the next layer has read it; backward rebuilds it with
+//   `recomputeOutput` when it needs it.
 // - Saved activations. In training mode, forward keeps references to what its backward needs
 //   (its input -- owned by the layer below, so valid for the same pass -- or its own output);
 //   inference keeps nothing. Backward before a training forward is a programming error.

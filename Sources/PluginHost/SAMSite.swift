@@ -81,20 +81,13 @@ public final class SAMSite: BranchAttention {
             layout = try instance.layout(f.shape)
             guard layout.state_count == 0,
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
-            let s = try extract(f, training: training)
-            try requireFinite(s, "extract output")
-            let a = try process(f, s, training: training)
-            try requireFinite(a, "attention (process)")
+            let (s, a) = try extractAndProcess(f, training: training)
             precondition(out.shape == f.shape, "joined output \(out.shape) for F \(f.shape)")
             Profiler.shared.measure("sam combine+join") {
                 ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             }
             try requireFinite(out, "joined output")
-            if training {
-                savedInput = f
-                extracted = s
-                attention = a
-            }
+            if training { keepForBackward(f, s, a) }
             return out
         } catch {
             passes.fail(error)
@@ -152,10 +145,7 @@ public final class SAMSite: BranchAttention {
     /// F [B,H,W,C] -> F'
     public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
         layout = try instance.layout(f.shape)
-        let s = try extract(f, training: training)
-        try requireFinite(s, "extract output")
-        let a = try process(f, s, training: training)
-        try requireFinite(a, "attention (process)")
+        let (s, a) = try extractAndProcess(f, training: training)
         let out = outputPool.get(f.shape)
         if let recalibrate = api.recalibrate {
             var fv = view(f), av = view(a), ov = view(out)
@@ -166,12 +156,24 @@ public final class SAMSite: BranchAttention {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
         try requireFinite(out, "recalibrated output")
-        if training {
-            savedInput = f
-            extracted = s
-            attention = a
-        }
+        if training { keepForBackward(f, s, a) }
         return out
+    }
+
+    /// S = extract(F), A = process(F, S), each checked for NaN/Inf when asked (`layout` set).
+    private func extractAndProcess(_ f: Tensor, training: Bool) throws -> (extracted: Tensor, attention: Tensor) {
+        let s = try extract(f, training: training)
+        try requireFinite(s, "extract output")
+        let a = try process(f, s, training: training)
+        try requireFinite(a, "attention (process)")
+        return (s, a)
+    }
+
+    /// What `backward` reads: F, S and A of the last training forward.
+    private func keepForBackward(_ f: Tensor, _ s: Tensor, _ a: Tensor) {
+        savedInput = f
+        extracted = s
+        attention = a
     }
 
     /// dF' -> dF

@@ -131,7 +131,8 @@ struct RuntimeOptions: ParsableArguments {
     func apply() {
         if let threads { return Threads.set(threads) }
         if let mpi = Console.shared.group as? MPIGroup { return Threads.set(max(1, Threads.cores / mpi.localSize)) }
-        let cores = Threads.cores, free = min(cores, Threads.freeCores() ?? cores)
+        let cores = Threads.cores
+        let free = cores == 1 ? 1 : min(cores, Threads.freeCores() ?? cores)  // one core: nothing to choose, no sampling
         if free < cores {
             print("note: \(cores - free) of \(cores) cores busy with other work; using \(max(1, free)) thread\(free > 1 ? "s" : "") (--threads \(cores) to use all)")
         }
