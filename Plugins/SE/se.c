@@ -46,7 +46,9 @@ static lth4sa_status_t se_create(const lth4sa_host_t *host, int64_t channels, co
 }
 
 static lth4sa_status_t se_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
-    return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+    const lth4sa_status_t status = lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+    if (status == LTH4SA_OK) lth4sa_layout_set_flags(out, LTH4SA_SAM_PROCESS_IGNORES_INPUT); /* A = MLP(S) */
+    return status;
 }
 
 /* z = ReLU(S W1^T + b1) [B, h];  a = sigmoid(z W2^T + b2) [B, C] */

@@ -15,10 +15,16 @@ public protocol BranchAttention: AnyObject {
     /// training the attention keeps what its backward needs, whose input is then the gradient
     /// of F' (the join's backward needs only this output).
     func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor?
+    /// Inference: when this attention is F' = F * A with A [N,1,1,C] a function of the
+    /// per-image channel means of F alone (SE), A from `means()` ([N, C], computed by the
+    /// caller without forming F) so that the caller can apply it inside the convolution that
+    /// makes F; nil otherwise, or when `means()` is nil (then `joined`/`forward` run).
+    func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor?
 }
 
 extension BranchAttention {
     public func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor? { nil }
+    public func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor? { nil }
 }
 
 /// The bookkeeping of one network's passes, owned by the network (`ResNet.passes`) and shared

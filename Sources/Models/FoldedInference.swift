@@ -4,7 +4,9 @@ import Tensor
 /// The inference path of one residual block with every batch norm folded into its
 /// convolution (`FoldedConvBN`): the body convolutions with their ReLUs, the projection
 /// shortcut, and the last convolution either joined with the shortcut and the ReLU in one
-/// primitive (no attention at the block) or followed by the attention's join as in eval mode.
+/// primitive (no attention at the block, or an SE-like one whose per-image channel scale is
+/// applied to the convolution's weights image by image) or followed by the attention's join
+/// as in eval mode.
 /// A copy of the block's values: `refresh()` after any change of weights or statistics.
 final class FoldedBlock {
     private let body: [FoldedConvBN]
@@ -42,6 +44,10 @@ final class FoldedBlock {
             lastBranch = (h, shortcut)
         }
         guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
+        let fShape = last.conv.outputShape(h.shape)
+        if let a = attention.scale(branchShape: fShape, fromChannelMeans: { last.outputChannelMeans(h) }) {
+            return last.forward(h, scaledBy: a, adding: shortcut)  // ReLU(F * A + shortcut), F never written
+        }
         return tail.inferJoin(last.forward(h, relu: false), shortcut: shortcut, attention: attention)
     }
 }

@@ -119,6 +119,19 @@ public enum Conformance {
             let repeatDiff = y1.maxAbsDiff(y2), inferDiff = y1.maxAbsDiff(y3)
             return (repeatDiff == 0 && inferDiff < 1e-5, "repeat difference \(repeatDiff), inference vs training forward \(inferDiff)")
         }
+        record("declared layout flags hold") {
+            let inst = try newInstance()
+            guard try inst.layout(shape).flags & LTH4SA_SAM_PROCESS_IGNORES_INPUT != 0 else { return (true, "no flags declared") }
+            // process must give the same attention whatever F holds, for the same S
+            let x = Tensor(shape), other = Tensor(shape), s = Tensor([batch, channels])
+            rng.fillNormal(x, std: 1)
+            rng.fillNormal(other, std: 3)
+            ChannelOps.shared.mean(x, into: s)
+            let site = SAMSiteFactory.make(inst, position: 0)
+            let a = try site.inferenceAttention(input: x, extracted: s).clone(), b = try site.inferenceAttention(input: other, extracted: s)
+            let diff = a.maxAbsDiff(b)
+            return (diff == 0, "PROCESS_IGNORES_INPUT: attention for two different inputs with the same S differs by \(diff)")
+        }
         record("no NaN/Inf on zero and large inputs") {
             let inst = try newInstance()
             var bad: [String] = []

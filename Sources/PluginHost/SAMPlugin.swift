@@ -180,7 +180,9 @@ public final class SAMInstance: Module, @unchecked Sendable {
         input.ndim = 4
         input.shape = (Int64(shape[0]), Int64(shape[1]), Int64(shape[2]), Int64(shape[3]))
         var out = lth4sa_sam_layout_t()
+        out.struct_size = UInt32(MemoryLayout<lth4sa_sam_layout_t>.size)  // what this host knows (the plugin writes no further)
         try checked(plugin.id, "layout for \(shape)") { plugin.api.pointee.layout(handle, &input, &out, $0) }
+        if Int(out.struct_size) < MemoryLayout<lth4sa_sam_layout_t>.offset(of: \.flags)! + 4 { out.flags = 0 }  // an older plugin
         let attention = dims(out.attention_ndim, out.attention_shape)
         guard attention.count == 4, attention[0] == shape[0],
               [1, shape[1]].contains(attention[1]), [1, shape[2]].contains(attention[2]),

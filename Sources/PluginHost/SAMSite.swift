@@ -95,6 +95,42 @@ public final class SAMSite: BranchAttention {
         }
     }
 
+    /// Inference with the host's mean as extract, a multiplying per-channel attention and a
+    /// plugin that declares `LTH4SA_SAM_PROCESS_IGNORES_INPUT`: A = process(S = means()), with
+    /// an input view of F's shape and no data.
+    public func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor? {
+        guard api.extract == nil, api.recalibrate == nil else { return nil }
+        do {
+            layout = try instance.layout(branchShape)
+            let (n, c) = (branchShape[0], branchShape[3])
+            guard layout.flags & LTH4SA_SAM_PROCESS_IGNORES_INPUT != 0, layout.state_count == 0,
+                  layout.combine == LTH4SA_COMBINE_MULTIPLY,
+                  dims(layout.extract_ndim, layout.extract_shape) == [n, c],
+                  dims(layout.attention_ndim, layout.attention_shape) == [n, 1, 1, c],
+                  let s = means() else { return nil }
+            precondition(s.shape == [n, c], "channel means \(s.shape) for F \(branchShape)")
+            try requireFinite(s, "extract output")
+            var f = view(Tensor([0]))
+            f.data = nil
+            f.ndim = 4
+            f.shape = (Int64(n), Int64(branchShape[1]), Int64(branchShape[2]), Int64(c))
+            let a = attentionPool.get([n, 1, 1, c])
+            var sv = view(s), av = view(a)
+            try checked(id, "process") { api.process(instance.handle, slot, &f, &sv, nil, &av, nil, 0, $0) }
+            try requireFinite(a, "attention (process)")
+            return a
+        } catch {
+            passes.fail(error)
+            return nil
+        }
+    }
+
+    /// A = process(F, S) at inference, for the conformance kit (which checks declared flags).
+    func inferenceAttention(input f: Tensor, extracted s: Tensor) throws -> Tensor {
+        layout = try instance.layout(f.shape)
+        return try process(f, s, training: false)
+    }
+
     /// S = extract(F) into this site's buffer (plugin stage, or the host's global average pool).
     func extract(_ f: Tensor, training: Bool) throws -> Tensor {
         let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))

@@ -29,17 +29,7 @@ public final class DNNL: @unchecked Sendable {
     }
 
     /// A scratchpad pointer of at least `bytes` bytes.
-    func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? {
-        if bytes == 0 { return nil }
-        if bytes > scratchBytes {
-            free(scratch)
-            var raw: UnsafeMutableRawPointer? = nil
-            posix_memalign(&raw, 64, bytes)
-            scratch = raw
-            scratchBytes = bytes
-        }
-        return scratch
-    }
+    func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 
     // MARK: memory descriptors
 
@@ -66,6 +56,41 @@ public final class DNNL: @unchecked Sendable {
         var x = a, y = b
         return dnnl_memory_desc_equal(&x, &y) != 0
     }
+}
+
+/// Grows `buffer` (64-byte aligned, `size` bytes) to at least `bytes`; nil for 0 bytes.
+private func growScratch(_ buffer: inout UnsafeMutableRawPointer?, _ size: inout Int, to bytes: Int) -> UnsafeMutableRawPointer? {
+    if bytes == 0 { return nil }
+    if bytes > size {
+        free(buffer)
+        var raw: UnsafeMutableRawPointer? = nil
+        posix_memalign(&raw, 64, bytes)
+        buffer = raw
+        size = bytes
+    }
+    return buffer
+}
+
+/// A stream and a scratchpad of one's own, for primitives run by one worker thread of the
+/// OpenMP pool while the other workers run theirs (`Primitive.execute(_:on:)`). Used by one
+/// thread at a time; owns its stream and scratch memory.
+public final class ExecutionLane: @unchecked Sendable {
+    let stream: dnnl_stream_t
+    private var scratch: UnsafeMutableRawPointer? = nil
+    private var scratchBytes = 0
+
+    public init() {
+        var s: dnnl_stream_t? = nil
+        DNNL.check(dnnl_stream_create(&s, DNNL.shared.engine, UInt32(dnnl_stream_default_flags.rawValue)), "stream create")
+        stream = s!
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        free(scratch)
+    }
+
+    func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 }
 
 /// One oneDNN primitive with its memory objects, created once for a shape and executed many
@@ -152,8 +177,20 @@ public final class Primitive: @unchecked Sendable {
         query(dnnl_query_exec_arg_md, arg)
     }
 
-    /// Runs the primitive with `args` (DNNL_ARG_* -> data pointer) and waits for it.
+    /// Runs the primitive with `args` (DNNL_ARG_* -> data pointer) and waits for it, on the
+    /// shared stream and scratchpad (main thread).
     public func execute(_ args: [(Int32, UnsafeMutableRawPointer)]) {
+        execute(args, stream: DNNL.shared.stream, scratchpad: DNNL.shared.scratchpad(scratchBytes))
+    }
+
+    /// Runs the primitive on `lane`'s stream and scratchpad: for a worker thread of the pool
+    /// running its own primitives (oneDNN then runs them single-threaded). The primitive's
+    /// memory objects are its own, so a primitive is used by one lane only.
+    public func execute(_ args: [(Int32, UnsafeMutableRawPointer)], on lane: ExecutionLane) {
+        execute(args, stream: lane.stream, scratchpad: lane.scratchpad(scratchBytes))
+    }
+
+    private func execute(_ args: [(Int32, UnsafeMutableRawPointer)], stream: dnnl_stream_t, scratchpad: UnsafeMutableRawPointer?) {
         var list: [dnnl_exec_arg_t] = []
         list.reserveCapacity(args.count + 1)
         for (arg, ptr) in args {
@@ -161,17 +198,17 @@ public final class Primitive: @unchecked Sendable {
             dnnl_memory_set_data_handle(mem, ptr)
             list.append(dnnl_exec_arg_t(arg: arg, memory: mem))
         }
-        if scratchBytes > 0, let sp = DNNL.shared.scratchpad(scratchBytes) {
+        if scratchBytes > 0, let sp = scratchpad {
             let mem = memory(Int32(DNNL_ARG_SCRATCHPAD))
             dnnl_memory_set_data_handle(mem, sp)
             list.append(dnnl_exec_arg_t(arg: Int32(DNNL_ARG_SCRATCHPAD), memory: mem))
         }
-        let status = dnnl_primitive_execute(primitive, DNNL.shared.stream, Int32(list.count), list)
+        let status = dnnl_primitive_execute(primitive, stream, Int32(list.count), list)
         if status != dnnl_success {
             let described = args.map { "\($0.0):\(DNNL.bytes(argDesc($0.0)))B" }.joined(separator: " ")
             DNNL.check(status, "execute (args \(described))")
         }
-        DNNL.check(dnnl_stream_wait(DNNL.shared.stream), "stream wait")
+        DNNL.check(dnnl_stream_wait(stream), "stream wait")
     }
 
     private func memory(_ arg: Int32) -> dnnl_memory_t {

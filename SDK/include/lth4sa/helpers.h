@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /** Writes a formatted one-line message into `error` and returns `status`. */
@@ -217,8 +218,10 @@ static inline lth4sa_status_t lth4sa_base_layout(const lth4sa_sam_base_t *b, con
                                                  int64_t spatial_groups, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
     if (input->ndim != 4 || input->shape[3] != b->channels)
         return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "%s: input must be [B,H,W,%lld]", b->id, (long long)b->channels);
-    memset(out, 0, sizeof *out);
-    out->struct_size = sizeof *out;
+    size_t room = out->struct_size ? out->struct_size : offsetof(lth4sa_sam_layout_t, flags);
+    if (room > sizeof *out) room = sizeof *out;
+    memset(out, 0, room);
+    out->struct_size = (uint32_t)room;
     out->combine = combine;
     out->extract_ndim = 2;
     out->extract_shape[0] = input->shape[0];
@@ -229,6 +232,12 @@ static inline lth4sa_status_t lth4sa_base_layout(const lth4sa_sam_base_t *b, con
     out->attention_shape[2] = spatial_groups ? input->shape[2] : 1;
     out->attention_shape[3] = spatial_groups ? spatial_groups : b->channels;
     return LTH4SA_OK;
+}
+
+/** Sets `flags` (LTH4SA_SAM_*) when the host's layout struct has room for them (after
+ *  `lth4sa_base_layout`); an older host never sees them. */
+static inline void lth4sa_layout_set_flags(lth4sa_sam_layout_t *out, uint32_t flags) {
+    if (out->struct_size >= offsetof(lth4sa_sam_layout_t, flags) + sizeof out->flags) out->flags = flags;
 }
 
 /** Defines the exported entry of a library holding one plugin `descriptor` with table `api`

@@ -61,7 +61,17 @@ typedef struct lth4sa_param {
 #define LTH4SA_COMBINE_MULTIPLY 0u /* F' = F * A */
 #define LTH4SA_COMBINE_ADD 1u      /* F' = F + A (e.g. GC) */
 
-/** Shapes of the intermediate tensors for one input shape (filled by `layout`). */
+/* Layout flags (append-only). */
+/** `process` and `process_backward` never read the input F (they read S and the state only)
+ *  and never write d_input: A depends on F through S alone. The host may then compute S
+ *  without forming F (an SE after a 1x1 convolution: S from the convolution's input) and pass
+ *  an input view whose data is NULL. A plugin that sets it and reads F is wrong. */
+#define LTH4SA_SAM_PROCESS_IGNORES_INPUT 1u
+
+/** Shapes of the intermediate tensors for one input shape (filled by `layout`).
+ *  The host sets `struct_size` to the size it knows before calling `layout`; the plugin
+ *  writes only fields that fit in it (0: a host older than `flags`, which ends after
+ *  `state_shape`) and leaves `struct_size` at what it wrote (`lth4sa_base_layout` does this). */
 typedef struct lth4sa_sam_layout {
     uint32_t struct_size;
     uint32_t combine;             /* LTH4SA_COMBINE_* for the default recalibrate */
@@ -72,6 +82,7 @@ typedef struct lth4sa_sam_layout {
     uint32_t state_count;         /* 0 = stateless; DIA: 2 (h, c) */
     int32_t state_ndim;
     int64_t state_shape[4];       /* every state tensor has this shape */
+    uint32_t flags;               /* LTH4SA_SAM_* flags (appended: check struct_size) */
 } lth4sa_sam_layout_t;
 
 typedef struct lth4sa_sam_api {
