@@ -1,17 +1,19 @@
+import CKernels
 import NN
 import Tensor
 
 /// The inference path of one residual block with every batch norm folded into its
-/// convolution (`FoldedConvBN`): the body convolutions with their ReLUs, the projection
-/// shortcut, and the last convolution either joined with the shortcut and the ReLU in one
-/// primitive (no attention at the block, or an SE-like one whose per-image channel scale is
-/// applied to the convolution's weights image by image) or followed by the attention's join
-/// as in eval mode.
+/// convolution (`FoldedConvBN`): the body convolutions with their ReLUs and the projection
+/// shortcut, run a few images at a time per worker (`depthFirst`), and the last convolution
+/// either joined with the shortcut and the ReLU in the same primitive (no attention), or with
+/// an SE-like attention's per-image channel scale applied inside it
+/// (`BranchAttention.scale`, `FoldedConvBN.forward(_:scaledBy:adding:)`), or followed by the
+/// attention's join as in eval mode.
 /// A copy of the block's values: `refresh()` after any change of weights or statistics.
 final class FoldedBlock {
-    private let body: [FoldedConvBN]
-    private let last: FoldedConvBN
-    private let downsample: FoldedConvBN?
+    fileprivate let body: [FoldedConvBN]
+    fileprivate let last: FoldedConvBN
+    fileprivate let downsample: FoldedConvBN?
 
     /// `convolutions`: (conv, bn) from the block's input to its branch output, in order.
     init(_ convolutions: [(Conv2d, BatchNorm2d)], downsample: Downsample?) {
@@ -26,8 +28,12 @@ final class FoldedBlock {
         downsample?.refresh()
     }
 
-    /// The last call's body output and shortcut (valid while their layers do not run again).
+    /// The last call's body output and shortcut (valid while the block does not run again).
     private var lastBranch: (body: Tensor, shortcut: Tensor)?
+    /// The block's outputs, body outputs and projected shortcuts by batch shape, and per worker
+    /// the intermediate body outputs of its images (kept in its cache).
+    fileprivate let buffers = BufferPool(), bodyOutputs = BufferPool(), shortcuts = BufferPool()
+    fileprivate var workerBuffers: [[Tensor]] = []
 
     /// x [N,H,W,in] -> ReLU(S(x) + A(F(x))) [N,H/s,W/s,out]. `reusingBranch`: x is the input of
     /// the previous call, unchanged, so the body convolutions and the shortcut are taken from
@@ -38,10 +44,10 @@ final class FoldedBlock {
         if reusingBranch, let last = lastBranch {
             (h, shortcut) = last
         } else {
-            var b = x
-            for f in body { b = f.forward(b, relu: f.bn.fusedReLU) }  // the body BNs carry their ReLU
-            (h, shortcut) = (b, downsample?.forward(x, relu: false) ?? x)
-            lastBranch = (h, shortcut)
+            let (b, s, y) = depthFirst(x, joining: attention == nil)
+            lastBranch = (b, s)
+            if let y { return y }
+            (h, shortcut) = (b, s)
         }
         guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
         let fShape = last.conv.outputShape(h.shape)
@@ -49,6 +55,54 @@ final class FoldedBlock {
             return last.forward(h, scaledBy: a, adding: shortcut)  // ReLU(F * A + shortcut), F never written
         }
         return tail.inferJoin(last.forward(h, relu: false), shortcut: shortcut, attention: attention)
+    }
+}
+
+extension FoldedBlock {
+    /// The block image group by image group: each worker of the pool runs the body
+    /// convolutions (and, `joining`, the last one with the shortcut and ReLU) on a few images at
+    /// a time, so that a group's intermediate activations stay in its cache instead of
+    /// streaming the whole batch through memory once per convolution. The body output and the
+    /// shortcut are also written out batch-wide (for the attention's join, or a later call
+    /// that reuses the branch).
+    ///     x [N,H,W,I] -> body output [N,Ho,Wo,P], shortcut and (joining) y [N,Ho,Wo,O]
+    private func depthFirst(_ x: Tensor, joining: Bool) -> (body: Tensor, shortcut: Tensor, output: Tensor?) {
+        let n = x.shape[0]
+        var imageShapes = [[1] + x.shape.dropFirst()]  // per image: the input, then each body output
+        for f in body { imageShapes.append(f.conv.outputShape(imageShapes.last!)) }
+        let outShape = last.conv.outputShape(imageShapes.last!)
+        let batch = { (image: [Int]) in [n] + image.dropFirst() }
+        let h = bodyOutputs.get(batch(imageShapes.last!)), y = joining ? buffers.get(batch(outShape)) : nil
+        let s = downsample == nil ? x : shortcuts.get(batch(outShape))
+        let perImage = imageShapes.map { $0.reduce(1, *) }, perOutput = outShape.reduce(1, *)
+        let workers = FoldedConvBN.prepareWorkers(body + [last] + (downsample.map { [$0] } ?? []))
+        // images per call: input and output of the block within ~512 KB of cache, a worker's share
+        let imagesPerCall = max(1, min((n + workers - 1) / workers, (512 << 10) / ((perImage[0] + perOutput) * 4), 8))
+        if workerBuffers.count < workers || workerBuffers[0].count != body.count - 1
+            || zip(workerBuffers[0], perImage.dropFirst()).contains(where: { $0.0.count < imagesPerCall * $0.1 }) {
+            workerBuffers = (0..<workers).map { _ in perImage.dropFirst().dropLast().map { Tensor([imagesPerCall * $0]) } }
+        }
+        Profiler.shared.measure("block infer (by image group)") {
+            Threads.parallelFor(n, grain: 1) { images in
+                let worker = Int(omp_get_thread_num())
+                for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerCall) {
+                    let count = min(imagesPerCall, images.upperBound - first)
+                    var input = x.data + first * perImage[0]
+                    for (k, f) in body.enumerated() {  // the body BNs carry their ReLU
+                        let out = k == body.count - 1 ? h.data + first * perImage[k + 1] : workerBuffers[worker][k].data
+                        f.run(count, imageShape: imageShapes[k], input, adding: nil, relu: f.bn.fusedReLU, into: out, worker: worker)
+                        input = out
+                    }
+                    let shortcut = s.data + first * perOutput
+                    downsample?.run(count, imageShape: imageShapes[0], x.data + first * perImage[0], adding: nil, relu: false,
+                                    into: shortcut, worker: worker)
+                    if let y {
+                        last.run(count, imageShape: imageShapes.last!, input, adding: shortcut, relu: true, into: y.data + first * perOutput, worker: worker)
+                    }
+                }
+            }
+        }
+        return (h, s, y)
     }
 }
 

@@ -136,143 +136,136 @@ public final class FoldedConvBN {
         return means
     }
 
-    private var scaledPlans: [[Int]: ScaledPlan] = [:]
+    // MARK: running on the workers of the pool, a few images at a time
+
+    /// One worker's primitive for one image count and variant, with the weights in its layout.
+    final class LaneCall {
+        let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
+        var version = -1
+        init(_ primitives: (Primitive, toWeights: Primitive?)) {
+            (forward, toWeights) = primitives
+            weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
+        }
+
+        /// Lays the OIHW weights at `w` out for the primitive.
+        func load(_ w: UnsafeMutablePointer<Float>, count: Int, on lane: ExecutionLane) {
+            if let reorder = toWeights {
+                reorder.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(w)), (Int32(DNNL_ARG_TO), weights.pointer)], on: lane)
+            } else {
+                weights.pointer.copyMemory(from: w, byteCount: count * 4)
+            }
+        }
+    }
+
+    /// What one worker keeps: its primitives and the buffers of the scaled variants.
+    final class Lane {
+        var calls: [PlanKey: LaneCall] = [:]
+        var scaledCall: [[Int]: LaneCall] = [:]
+        var scaledWeights = Tensor([0]), scaledBias = Tensor([0]), branch = Tensor([0])
+    }
+    private var lanes: [Lane] = []
+
+    /// Makes room for every worker of the pool in `layers` and in oneDNN's execution lanes;
+    /// call on the main thread before running them on the workers. Returns the worker count.
+    public static func prepareWorkers(_ layers: [FoldedConvBN]) -> Int {
+        let count = max(Threads.current, 1)
+        DNNL.shared.prepareExecutionLanes(count)
+        for layer in layers { while layer.lanes.count < count { layer.lanes.append(Lane()) } }
+        return count
+    }
+
+    /// y = [ReLU](conv_folded(x) [+ shortcut]) for `images` images of `imageShape` ([1,H,W,I])
+    /// at x, on worker `worker` of the pool (`prepareWorkers` first); oneDNN runs it on this
+    /// thread alone. x [images,H,W,I] -> y [images,Ho,Wo,O]; shortcut like y.
+    public func run(_ images: Int, imageShape: [Int], _ x: UnsafeMutablePointer<Float>, adding shortcut: UnsafeMutablePointer<Float>?,
+                    relu: Bool, into y: UnsafeMutablePointer<Float>, worker: Int) {
+        var shape = imageShape
+        shape[0] = images
+        let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
+        let key = PlanKey(shape: shape, addsShortcut: shortcut != nil, relu: relu)
+        let call = lane.calls.memoized(key) { LaneCall(convolution(key)) }
+        if call.version != version {  // the folded weights changed: lay them out again
+            call.load(weights.data, count: weights.count, on: execution)
+            call.version = version
+        }
+        var args: [(Int32, UnsafeMutableRawPointer)] = [
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
+            (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(bias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
+        ]
+        if let shortcut { args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut))) }
+        call.forward.execute(args, on: execution)
+    }
+
+    /// One image: y = ReLU(conv(x, W * scale) + b * scale + shortcut), the scale applied to the
+    /// rows of the OIHW weights and to the bias, shortcut and ReLU as post-ops; on `worker`.
+    func runScaled(imageShape: [Int], _ x: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>,
+                   adding shortcut: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, worker: Int) {
+        let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
+        let call = lane.scaledCall.memoized(imageShape) { LaneCall(convolution(PlanKey(shape: imageShape, addsShortcut: true, relu: true))) }
+        let o = conv.outChannels, perOutput = weights.count / o
+        if lane.scaledWeights.count != weights.count { (lane.scaledWeights, lane.scaledBias) = (Tensor(weights.shape), Tensor([o])) }
+        let sw = lane.scaledWeights.data, sb = lane.scaledBias.data
+        for c in 0..<o {
+            let g = scale[c], w = weights.data + c * perOutput, row = sw + c * perOutput
+            for k in 0..<perOutput { row[k] = w[k] * g }
+            sb[c] = bias[c] * g
+        }
+        call.load(sw, count: weights.count, on: execution)
+        call.forward.execute([
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
+            (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(sb)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
+            (Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut)),
+        ], on: execution)
+    }
+
+    private let scaledOutputs = BufferPool()
 
     /// y[n] = ReLU(a[n] * conv_folded(x[n]) + shortcut[n]) without F * A ever going to memory.
-    /// Images run in parallel on the pool, each worker with its own primitives and
-    /// `ExecutionLane`, in one of two ways (measured: each within ~0.05 ms of the convolution
-    /// with shortcut and ReLU post-ops where it is used, the other up to 0.5 ms slower):
-    /// - weights small next to one image's output (the wide early stages): image by image with
-    ///   the weights and bias scaled by a[n, :], shortcut and ReLU as post-ops;
-    /// - otherwise a few images at a time into the worker's buffer, which stays in its cache,
-    ///   then the scale, shortcut and ReLU in one pass from there.
+    /// Images run in parallel on the pool, each worker with its own primitives, in one of two
+    /// ways (measured: each within ~0.05 ms of the convolution with shortcut and ReLU post-ops
+    /// where it is used, the other up to 0.5 ms slower):
+    /// - weights at most 1/16 of one image's output (the wide early stages): image by image
+    ///   with the weights and bias scaled by a[n, :] (`runScaled`);
+    /// - otherwise a few images at a time (at most 256 KB of F, 8 images, a thread's share)
+    ///   into the worker's buffer, which stays in its cache, then the scale, shortcut and ReLU
+    ///   in one pass from there.
     ///     x [N,H,W,I], a [N,1,1,O] (or [N,O]), shortcut [N,Ho,Wo,O] -> y [N,Ho,Wo,O]
     /// The output belongs to the layer and is reused by the next call with the same shape.
     public func forward(_ x: Tensor, scaledBy a: Tensor, adding shortcut: Tensor) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[3] == conv.inChannels, "conv expects [N,H,W,\(conv.inChannels)], got \(x.shape)")
         let n = x.shape[0], o = conv.outChannels
         precondition(a.count == n * o, "scale \(a.shape) for \(n) images of \(o) channels")
-        var plan = scaledPlans.memoized(x.shape) { ScaledPlan(self, x.shape) }
-        if plan.lanes.count < Threads.current {  // the pool grew since the plan was made
-            plan = ScaledPlan(self, x.shape)
-            scaledPlans[x.shape] = plan
-        }
-        precondition(shortcut.shape == plan.output.shape, "shortcut \(shortcut.shape) for a conv output \(plan.output.shape)")
-        let perInput = x.count / n, perOutput = plan.output.count / n
+        let output = scaledOutputs.get(conv.outputShape(x.shape))
+        precondition(shortcut.shape == output.shape, "shortcut \(shortcut.shape) for a conv output \(output.shape)")
+        let perInput = x.count / n, perOutput = output.count / n
+        var imageShape = x.shape
+        imageShape[0] = 1
+        let workers = FoldedConvBN.prepareWorkers([self])
+        let scalesWeights = weights.count * 16 <= perOutput
+        let imagesPerCall = max(1, min((n + workers - 1) / workers, (256 << 10) / (perOutput * 4), 8))
         Profiler.shared.measure("conv+bn+scale infer") {
             Threads.parallelFor(n, grain: 1) { images in
-                let lane = plan.lanes[Int(omp_get_thread_num())]
-                if plan.scalesWeights {
+                let worker = Int(omp_get_thread_num())
+                if scalesWeights {
                     for i in images {
-                        lane.convolveScaled(self, x.data + i * perInput, scale: a.data + i * o, adding: shortcut.data + i * perOutput,
-                                            into: plan.output.data + i * perOutput)
+                        runScaled(imageShape: imageShape, x.data + i * perInput, scale: a.data + i * o, adding: shortcut.data + i * perOutput,
+                                  into: output.data + i * perOutput, worker: worker)
                     }
                     return
                 }
-                for first in stride(from: images.lowerBound, to: images.upperBound, by: plan.imagesPerCall) {
-                    let count = min(plan.imagesPerCall, images.upperBound - first)
-                    let branch = lane.convolve(self, count, x.data + first * perInput)  // [count, Ho, Wo, O], in cache
+                let lane = lanes[worker]
+                if lane.branch.count < imagesPerCall * perOutput { lane.branch = Tensor([imagesPerCall * perOutput]) }
+                for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerCall) {
+                    let count = min(imagesPerCall, images.upperBound - first), branch = lane.branch.data
+                    run(count, imageShape: imageShape, x.data + first * perInput, adding: nil, relu: false, into: branch, worker: worker)
                     for i in first..<(first + count) {
                         let at = i * perOutput
                         Tensor.scaleAddReLU(branch + (i - first) * perOutput, scale: a.data + i * o, channels: o,
-                                            adding: shortcut.data + at, into: plan.output.data + at, count: perOutput)
+                                            adding: shortcut.data + at, into: output.data + at, count: perOutput)
                     }
                 }
             }
         }
-        return plan.output
-    }
-
-    /// The scaled convolution for one input shape: the batch output, the way it runs (scaled
-    /// weights where they are at most 1/16 of an image's output; else images per call: at
-    /// most 256 KB of F, 8 images, a thread's share) and one lane per thread of the pool.
-    final class ScaledPlan {
-        let output: Tensor
-        let imagesPerCall: Int
-        let scalesWeights: Bool
-        let lanes: [ScaledLane]
-        init(_ f: FoldedConvBN, _ xShape: [Int]) {
-            let yShape = f.conv.outputShape(xShape)
-            output = Tensor(yShape)
-            scalesWeights = f.weights.count * 16 <= yShape[1] * yShape[2] * yShape[3]
-            let threads = max(Threads.current, 1), perThread = (xShape[0] + threads - 1) / threads
-            imagesPerCall = max(1, min(perThread, (256 << 10) / (yShape[1] * yShape[2] * yShape[3] * 4), 8))
-            lanes = (0..<threads).map { _ in ScaledLane(xShape) }
-        }
-    }
-
-    /// One worker's primitives (by images per call, each with the folded weights in its
-    /// layout), stream, scratchpad and branch buffer.
-    final class ScaledLane {
-        let execution = ExecutionLane()
-        let imageShape: [Int]
-        private var calls: [Int: Call] = [:]
-        private var branch = Tensor([0])
-
-        init(_ xShape: [Int]) {
-            var image = xShape
-            image[0] = 1
-            imageShape = image
-        }
-
-        final class Call {
-            let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
-            var version = -1
-            init(_ primitives: (Primitive, toWeights: Primitive?)) {
-                (forward, toWeights) = primitives
-                weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
-            }
-        }
-
-        private var scaledWeights = Tensor([0]), scaledBias = Tensor([0])
-
-        /// One image: y = ReLU(conv(x, W * scale) + b * scale + shortcut), the scale applied
-        /// to the rows of the OIHW weights and the bias, the shortcut and ReLU as post-ops.
-        func convolveScaled(_ f: FoldedConvBN, _ x: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>,
-                            adding shortcut: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>) {
-            let call = calls.memoized(0) { Call(f.convolution(PlanKey(shape: imageShape, addsShortcut: true, relu: true))) }
-            let o = f.conv.outChannels, perOutput = f.weights.count / o
-            if scaledWeights.count != f.weights.count { (scaledWeights, scaledBias) = (Tensor(f.weights.shape), Tensor([o])) }
-            for c in 0..<o {
-                let g = scale[c], w = f.weights.data + c * perOutput, sw = scaledWeights.data + c * perOutput
-                for k in 0..<perOutput { sw[k] = w[k] * g }
-                scaledBias[c] = f.bias[c] * g
-            }
-            load(scaledWeights.data, count: scaledWeights.count, into: call)
-            call.forward.execute([
-                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
-                (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(scaledBias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
-                (Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut)),
-            ], on: execution)
-        }
-
-        /// Lays OIHW `weights` out for `call`.
-        private func load(_ weights: UnsafeMutablePointer<Float>, count: Int, into call: Call) {
-            if let reorder = call.toWeights {
-                reorder.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(weights)), (Int32(DNNL_ARG_TO), call.weights.pointer)], on: execution)
-            } else {
-                call.weights.pointer.copyMemory(from: weights, byteCount: count * 4)
-            }
-        }
-
-        /// F = conv_folded(x) for `images` images into the lane's buffer (valid until its next call).
-        func convolve(_ f: FoldedConvBN, _ images: Int, _ x: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-            let call = calls.memoized(images) {
-                var shape = imageShape
-                shape[0] = images
-                return Call(f.convolution(PlanKey(shape: shape, addsShortcut: false, relu: false)))
-            }
-            if call.version != f.version {  // the folded weights changed: lay them out again
-                load(f.weights.data, count: f.weights.count, into: call)
-                call.version = f.version
-            }
-            let needed = images * f.conv.outputShape(imageShape).reduce(1, *)
-            if branch.count < needed { branch = Tensor([needed]) }
-            call.forward.execute([
-                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
-                (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(f.bias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(branch.data)),
-            ], on: execution)
-            return branch.data
-        }
+        return output
     }
 }

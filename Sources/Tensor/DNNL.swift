@@ -28,6 +28,15 @@ public final class DNNL: @unchecked Sendable {
         if status != dnnl_success { fatalError("oneDNN \(what) failed: status \(status.rawValue)") }
     }
 
+    /// One execution lane per worker of the pool (`Primitive.execute(_:on:)`); grown by
+    /// `prepareExecutionLanes` on the main thread, read by the workers.
+    public private(set) var executionLanes: [ExecutionLane] = []
+
+    /// Makes room for `count` workers (main thread).
+    public func prepareExecutionLanes(_ count: Int) {
+        while executionLanes.count < count { executionLanes.append(ExecutionLane()) }
+    }
+
     /// A scratchpad pointer of at least `bytes` bytes.
     func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 
