@@ -23,13 +23,17 @@ public protocol ResidualBlock: Module {
     func foldBatchNorms()
     /// Eval-mode forward with every BN folded into its convolution (`foldBatchNorms()` first).
     /// `reusingBranch`: `x` is the unchanged input of the previous call; only the last
-    /// convolution and the join (with the current attention) run again.
-    func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor
+    /// convolution and the join (with the current attention) run again, or nothing when that
+    /// call already made this variant. `toggling`: the next call on this input
+    /// (`reusingBranch`) will ask for the block with this attention toggled (attached if the
+    /// current one is nil, none if it is this one): made in the same pass when that costs no
+    /// extra convolution (an SE-like attention, `BranchAttention.scale`).
+    func forwardFolded(_ x: Tensor, reusingBranch: Bool, toggling: BranchAttention?) -> Tensor
 }
 
 extension ResidualBlock {
     /// Eval-mode forward with every BN folded (`foldBatchNorms()` first).
-    public func forwardFolded(_ x: Tensor) -> Tensor { forwardFolded(x, reusingBranch: false) }
+    public func forwardFolded(_ x: Tensor) -> Tensor { forwardFolded(x, reusingBranch: false, toggling: nil) }
 }
 
 /// The projection shortcut `downsample` = 1x1 conv (stride) + BN, named `0` and `1` like
@@ -155,9 +159,9 @@ public final class BasicBlock: ResidualBlock {
     public func foldBatchNorms() {
         if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2)], downsample: downsample) }
     }
-    public func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor {
+    public func forwardFolded(_ x: Tensor, reusingBranch: Bool, toggling: BranchAttention?) -> Tensor {
         guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
-        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch)
+        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch, toggling: toggling)
     }
 }
 
@@ -223,9 +227,9 @@ public final class Bottleneck: ResidualBlock {
     public func foldBatchNorms() {
         if let folded { folded.refresh() } else { folded = FoldedBlock([(conv1, bn1), (conv2, bn2), (conv3, bn3)], downsample: downsample) }
     }
-    public func forwardFolded(_ x: Tensor, reusingBranch: Bool) -> Tensor {
+    public func forwardFolded(_ x: Tensor, reusingBranch: Bool, toggling: BranchAttention?) -> Tensor {
         guard let folded else { preconditionFailure("forwardFolded before foldBatchNorms()") }
-        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch)
+        return folded.forward(x, attention: attention, tail: tail, reusingBranch: reusingBranch, toggling: toggling)
     }
 }
 

@@ -23,6 +23,7 @@ final class FoldedBlock {
     }
 
     func refresh() {
+        otherVariant = nil
         for f in body { f.refresh() }
         last.refresh()
         downsample?.refresh()
@@ -35,19 +36,33 @@ final class FoldedBlock {
     fileprivate let buffers = BufferPool(), bodyOutputs = BufferPool(), shortcuts = BufferPool()
     fileprivate var workerBuffers: [[Tensor]] = []
 
+    /// The output of the last call's other variant (with or without `attention`), made in the
+    /// same pass for a following call that reuses the branch.
+    private var otherVariant: (attention: BranchAttention?, output: Tensor)?
+
     /// x [N,H,W,in] -> ReLU(S(x) + A(F(x))) [N,H/s,W/s,out]. `reusingBranch`: x is the input of
     /// the previous call, unchanged, so the body convolutions and the shortcut are taken from
-    /// it and only the last convolution and the join run (a scheme that differs from the one
-    /// evaluated before only from this block on).
-    func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail, reusingBranch: Bool) -> Tensor {
+    /// it and only the last convolution and the join run, or nothing when the previous call
+    /// made this variant (a scheme that differs from the one evaluated before only from this
+    /// block on). `toggling`: see `ResidualBlock.forwardFolded`.
+    func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail, reusingBranch: Bool, toggling: BranchAttention?) -> Tensor {
+        if reusingBranch, let other = otherVariant, other.attention === attention { return other.output }
+        otherVariant = nil
         let h: Tensor, shortcut: Tensor
         if reusingBranch, let last = lastBranch {
             (h, shortcut) = last
         } else {
-            let (b, s, y) = depthFirst(x, joining: attention == nil)
+            let both = toggling != nil && (attention == nil || attention === toggling) && last.meansComeFromInput
+            let (b, s, y) = depthFirst(x, joining: attention == nil && !both)
             lastBranch = (b, s)
             if let y { return y }
             (h, shortcut) = (b, s)
+            if both, let toggling,
+               let a = toggling.scale(branchShape: last.conv.outputShape(h.shape), fromChannelMeans: { last.outputChannelMeans(h) }) {
+                let (with, without) = last.forwardBothJoins(h, scaledBy: a, adding: shortcut)
+                otherVariant = attention == nil ? (toggling, with) : (nil, without)
+                return attention == nil ? without : with
+            }
         }
         guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
         let fShape = last.conv.outputShape(h.shape)

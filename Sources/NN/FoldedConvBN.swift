@@ -121,13 +121,16 @@ public final class FoldedConvBN {
 
     private let meanBuffers = BufferPool()
 
+    /// Whether `outputChannelMeans` can compute the output's means from the input's.
+    public var meansComeFromInput: Bool { conv.kernel == 1 && conv.stride == 1 && conv.padding == 0 }
+
     /// Per-image channel means of this layer's output, from its input's: a 1x1 stride-1
     /// convolution commutes with the spatial mean (nil for other kernels, whose padded borders
     /// break that). One pass over x instead of one over the (wider) output.
     ///     m[n, o] = sum_i W[o, i] * mean_hw x[n, :, :, i] + b[o]      x [N,H,W,I] -> m [N, O]
     /// The result belongs to the layer until the next call with the same batch size.
     public func outputChannelMeans(_ x: Tensor) -> Tensor? {
-        guard conv.kernel == 1, conv.stride == 1, conv.padding == 0 else { return nil }
+        guard meansComeFromInput else { return nil }
         let n = x.shape[0], (i, o) = (conv.inChannels, conv.outChannels)
         let inputMeans = meanBuffers.get([n, i]), means = meanBuffers.get([n, o])
         ChannelOps.shared.mean(x, into: inputMeans)
@@ -232,16 +235,38 @@ public final class FoldedConvBN {
     ///     x [N,H,W,I], a [N,1,1,O] (or [N,O]), shortcut [N,Ho,Wo,O] -> y [N,Ho,Wo,O]
     /// The output belongs to the layer and is reused by the next call with the same shape.
     public func forward(_ x: Tensor, scaledBy a: Tensor, adding shortcut: Tensor) -> Tensor {
+        forward(x, scaledBy: a, adding: shortcut, alsoUnscaled: false).scaled
+    }
+
+    /// Both joins of one convolution, ReLU(F * a + shortcut) and ReLU(F + shortcut), from the
+    /// same F (the worker's cache-sized buffer): an attention's block with and without it at
+    /// the cost of one convolution. Outputs as `forward(_:scaledBy:adding:)`'s (the unscaled one
+    /// in a buffer of its own).
+    public func forwardBothJoins(_ x: Tensor, scaledBy a: Tensor, adding shortcut: Tensor) -> (scaled: Tensor, unscaled: Tensor) {
+        let (scaled, unscaled) = forward(x, scaledBy: a, adding: shortcut, alsoUnscaled: true)
+        return (scaled, unscaled!)
+    }
+
+    private let unscaledOutputs = BufferPool()
+    private var ones = Tensor([0])
+
+    private func forward(_ x: Tensor, scaledBy a: Tensor, adding shortcut: Tensor, alsoUnscaled: Bool) -> (scaled: Tensor, unscaled: Tensor?) {
         precondition(x.shape.count == 4 && x.shape[3] == conv.inChannels, "conv expects [N,H,W,\(conv.inChannels)], got \(x.shape)")
         let n = x.shape[0], o = conv.outChannels
         precondition(a.count == n * o, "scale \(a.shape) for \(n) images of \(o) channels")
         let output = scaledOutputs.get(conv.outputShape(x.shape))
+        let unscaled = alsoUnscaled ? unscaledOutputs.get(output.shape) : nil
+        if alsoUnscaled && ones.count != o {
+            ones = Tensor([o])
+            ones.fill(1)
+        }
+        let one = ones.data
         precondition(shortcut.shape == output.shape, "shortcut \(shortcut.shape) for a conv output \(output.shape)")
         let perInput = x.count / n, perOutput = output.count / n
         var imageShape = x.shape
         imageShape[0] = 1
         let workers = FoldedConvBN.prepareWorkers([self])
-        let scalesWeights = weights.count * 16 <= perOutput
+        let scalesWeights = weights.count * 16 <= perOutput && !alsoUnscaled
         let imagesPerCall = max(1, min((n + workers - 1) / workers, (256 << 10) / (perOutput * 4), 8))
         Profiler.shared.measure("conv+bn+scale infer") {
             Threads.parallelFor(n, grain: 1) { images in
@@ -262,10 +287,14 @@ public final class FoldedConvBN {
                         let at = i * perOutput
                         Tensor.scaleAddReLU(branch + (i - first) * perOutput, scale: a.data + i * o, channels: o,
                                             adding: shortcut.data + at, into: output.data + at, count: perOutput)
+                        if let unscaled {
+                            Tensor.scaleAddReLU(branch + (i - first) * perOutput, scale: one, channels: o,
+                                                adding: shortcut.data + at, into: unscaled.data + at, count: perOutput)
+                        }
                     }
                 }
             }
         }
-        return output
+        return (output, unscaled)
     }
 }

@@ -90,6 +90,16 @@ public final class SchemeEvaluator {
             if let statistics { net.bn1.setRunningStatistics(statistics.stem) }
             let folded = folds && !recalibrates
             if folded { net.foldBatchNorms() }  // from the supernet's current weights and statistics
+            // Block i of scheme k will next be asked for with its attention attached (bit i of the
+            // next scheme set, same bits before): the schemes are sorted, so that scheme exists
+            // exactly when bit i is clear here and some scheme has these bits with bit i set.
+            let prefixes = Set(parsed.flatMap { scheme in scheme.bits.indices.map { prefixKey(scheme.bits, through: $0) } })
+            func hasSibling(_ k: Int, at i: Int) -> Bool {
+                guard !restartAtStage, !parsed[k].bits[i] else { return false }
+                var bits = parsed[k].bits
+                bits[i] = true
+                return prefixes.contains(prefixKey(bits, through: i))
+            }
             for batch in batches {
                 let stem = folded ? net.stemFolded(batch.images) : stemForward(batch.images, training: false)
                 var previous: [Bool]? = nil
@@ -105,7 +115,8 @@ public final class SchemeEvaluator {
                     var h = start == 0 ? stem : lastOutputs[start - 1]
                     for i in start..<net.blocks.count {
                         // block `start` last ran on this same input (blocks before it did not run since)
-                        h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: sharePrefixes && i == start && previous != nil)
+                        h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: sharePrefixes && i == start && previous != nil,
+                                                                 toggling: sharePrefixes && hasSibling(k, at: i) ? supernet.attentions[i] : nil)
                                    : net.blocks[i].forward(h, training: false)
                         lastOutputs[i] = h
                         blocksRun += 1
@@ -196,6 +207,11 @@ public final class SchemeEvaluator {
         guard let previous else { return 0 }
         let start = zip(previous, scheme.bits).prefix { $0 == $1 }.count
         return restartAtStage && start < scheme.bits.count ? stageStart[start] : start
+    }
+
+    /// bits[0...i] as text (a set key).
+    private func prefixKey(_ bits: [Bool], through i: Int) -> String {
+        String(bits[...i].map { $0 ? "1" : "0" })
     }
 
     /// The first block of each block's stage.
