@@ -54,8 +54,8 @@ final class FoldedInferenceTests: XCTestCase {
     }
 
     /// Every first-party SAM and the SDK's CBAM, Full-SA and Full-Share, on a mixed scheme
-    /// (blocks with and without attention), then again after the weights changed and the
-    /// folding was refreshed.
+    /// (blocks with and without attention), batch 1 and 4, then again after the weights
+    /// changed and the folding was refreshed.
     func testFoldedEqualsEvalModeWithEverySAM() throws {
         for plugin in ["SE", "GC", "SGE", "DIA", "CBAM"] {
             for mode in [AttachMode.fullSA, .fullShare] {
@@ -64,6 +64,9 @@ final class FoldedInferenceTests: XCTestCase {
                 try SAMAttacher.attach(sam, to: net, mode: mode, scheme: try Scheme(parsing: "10-11-01", stageSizes: [2, 2, 2]), seed: 2)
                 randomize(net, seed: 3)
                 net.foldBatchNorms()
+                let single = input(1, seed: 6)  // one image: the per-image paths without worker threads
+                XCTAssertLessThan(relativeDifference(try net.inferFolded(single).clone(), try net.forward(single, training: false)), 1e-5,
+                                  "\(plugin) \(mode) batch 1")
                 let x = input(4, seed: 4)
                 let folded = try net.inferFolded(x).clone(), plain = try net.forward(x, training: false)
                 XCTAssertLessThan(relativeDifference(folded, plain), 1e-5, "\(plugin) \(mode)")
