@@ -47,27 +47,23 @@ public final class FoldedConvBN {
     public func forward(_ x: Tensor, adding shortcut: Tensor? = nil, relu: Bool) -> Tensor {
         precondition(x.shape.count == 4 && x.shape[3] == conv.inChannels, "conv expects [N,H,W,\(conv.inChannels)], got \(x.shape)")
         let plan = self.plan(PlanKey(shape: x.shape, addsShortcut: shortcut != nil, relu: relu))
-        if plan.version != version {  // the folded weights changed since this shape last ran: re-lay them out
-            plan.toWeights?.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(weights.data)), (Int32(DNNL_ARG_TO), plan.weights.pointer)])
-            if plan.toWeights == nil { plan.weights.pointer.copyMemory(from: weights.data, byteCount: weights.count * 4) }
-            plan.version = version
-        }
+        plan.call.refresh(from: self, on: nil)
         var args: [(Int32, UnsafeMutableRawPointer)] = [
-            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_WEIGHTS), plan.weights.pointer),
+            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_WEIGHTS), plan.call.weights.pointer),
             (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(bias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(plan.output.data)),
         ]
         if let shortcut {
             precondition(shortcut.shape == plan.output.shape, "shortcut \(shortcut.shape) for a conv output \(plan.output.shape)")
             args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data)))
         }
-        Profiler.shared.measure("conv+bn infer") { plan.forward.execute(args) }
+        Profiler.shared.measure("conv+bn infer") { plan.call.forward.execute(args) }
         return plan.output
     }
 
     /// oneDNN's implementation for input `shape` (for tests and benchmarks: a reference
     /// kernel here would mean a slow fallback).
     public func implementation(_ shape: [Int], addingShortcut: Bool, relu: Bool) -> String {
-        plan(PlanKey(shape: shape, addsShortcut: addingShortcut, relu: relu)).forward.implementation
+        plan(PlanKey(shape: shape, addsShortcut: addingShortcut, relu: relu)).call.forward.implementation
     }
 
     struct PlanKey: Hashable {
@@ -78,18 +74,41 @@ public final class FoldedConvBN {
 
     private func plan(_ key: PlanKey) -> Plan { plans.memoized(key) { Plan(self, key) } }
 
-    /// The fused primitive for one input shape and variant, and the weights in its layout.
+    /// The fused primitive for one input shape and variant, and its output.
     final class Plan {
-        let forward: Primitive
-        let toWeights: Primitive?
-        let weights: RawBuffer
+        let call: ConvolutionCall
         let output: Tensor
-        var version = -1
-
         init(_ f: FoldedConvBN, _ key: PlanKey) {
-            (forward, toWeights) = f.convolution(key)
-            weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
+            call = ConvolutionCall(f.convolution(key))
             output = Tensor(f.conv.outputShape(key.shape))
+        }
+    }
+
+    /// A folded convolution primitive with the weights in its layout.
+    final class ConvolutionCall {
+        let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
+        /// The `FoldedConvBN.version` of the weights laid out (-1: none yet).
+        var version = -1
+        init(_ primitives: (Primitive, toWeights: Primitive?)) {
+            (forward, toWeights) = primitives
+            weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
+        }
+
+        /// Lays the OIHW weights at `w` out for the primitive (on `lane`, or the main stream).
+        func load(_ w: UnsafeMutablePointer<Float>, count: Int, on lane: ExecutionLane?) {
+            if let reorder = toWeights {
+                let args = [(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(w)), (Int32(DNNL_ARG_TO), weights.pointer)]
+                if let lane { reorder.execute(args, on: lane) } else { reorder.execute(args) }
+            } else {
+                weights.pointer.copyMemory(from: w, byteCount: count * 4)
+            }
+        }
+
+        /// Lays `f`'s folded weights out if they changed since the last time.
+        func refresh(from f: FoldedConvBN, on lane: ExecutionLane?) {
+            if version == f.version { return }
+            load(f.weights.data, count: f.weights.count, on: lane)
+            version = f.version
         }
     }
 
@@ -141,29 +160,12 @@ public final class FoldedConvBN {
 
     // MARK: running on the workers of the pool, a few images at a time
 
-    /// One worker's primitive for one image count and variant, with the weights in its layout.
-    final class LaneCall {
-        let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
-        var version = -1
-        init(_ primitives: (Primitive, toWeights: Primitive?)) {
-            (forward, toWeights) = primitives
-            weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
-        }
-
-        /// Lays the OIHW weights at `w` out for the primitive.
-        func load(_ w: UnsafeMutablePointer<Float>, count: Int, on lane: ExecutionLane) {
-            if let reorder = toWeights {
-                reorder.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(w)), (Int32(DNNL_ARG_TO), weights.pointer)], on: lane)
-            } else {
-                weights.pointer.copyMemory(from: w, byteCount: count * 4)
-            }
-        }
-    }
-
-    /// What one worker keeps: its primitives and the buffers of the scaled variants.
+    /// What one worker keeps: its primitives (a primitive's memory objects serve one thread),
+    /// the one-image primitive of the scaled weights (by image shape; its weights change every
+    /// image) and the buffers of the scaled variants.
     final class Lane {
-        var calls: [PlanKey: LaneCall] = [:]
-        var scaledCall: [[Int]: LaneCall] = [:]
+        var calls: [PlanKey: ConvolutionCall] = [:]
+        var scaledCall: [[Int]: ConvolutionCall] = [:]
         var scaledWeights = Tensor([0]), scaledBias = Tensor([0]), branch = Tensor([0])
     }
     private var lanes: [Lane] = []
@@ -186,11 +188,8 @@ public final class FoldedConvBN {
         shape[0] = images
         let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
         let key = PlanKey(shape: shape, addsShortcut: shortcut != nil, relu: relu)
-        let call = lane.calls.memoized(key) { LaneCall(convolution(key)) }
-        if call.version != version {  // the folded weights changed: lay them out again
-            call.load(weights.data, count: weights.count, on: execution)
-            call.version = version
-        }
+        let call = lane.calls.memoized(key) { ConvolutionCall(convolution(key)) }
+        call.refresh(from: self, on: execution)
         var args: [(Int32, UnsafeMutableRawPointer)] = [
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
             (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(bias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
@@ -204,7 +203,7 @@ public final class FoldedConvBN {
     func runScaled(imageShape: [Int], _ x: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>,
                    adding shortcut: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, worker: Int) {
         let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
-        let call = lane.scaledCall.memoized(imageShape) { LaneCall(convolution(PlanKey(shape: imageShape, addsShortcut: true, relu: true))) }
+        let call = lane.scaledCall.memoized(imageShape) { ConvolutionCall(convolution(PlanKey(shape: imageShape, addsShortcut: true, relu: true))) }
         let o = conv.outChannels, perOutput = weights.count / o
         if lane.scaledWeights.count != weights.count { (lane.scaledWeights, lane.scaledBias) = (Tensor(weights.shape), Tensor([o])) }
         let sw = lane.scaledWeights.data, sb = lane.scaledBias.data
