@@ -97,7 +97,7 @@ public final class SAMSite: BranchAttention {
 
     /// Inference with the host's mean as extract, a multiplying per-channel attention and a
     /// plugin that declares `LTH4SA_SAM_PROCESS_IGNORES_INPUT`: A = process(S = means()), with
-    /// an input view of F's shape and no data.
+    /// an input view of F's shape over zero pages (F is never formed).
     public func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor? {
         guard api.extract == nil, api.recalibrate == nil else { return nil }
         do {
@@ -111,7 +111,7 @@ public final class SAMSite: BranchAttention {
             precondition(s.shape == [n, c], "channel means \(s.shape) for F \(branchShape)")
             try requireFinite(s, "extract output")
             var f = view(Tensor([0]))
-            f.data = nil
+            f.data = zeroInput(count: branchShape.reduce(1, *))
             f.ndim = 4
             f.shape = (Int64(n), Int64(branchShape[1]), Int64(branchShape[2]), Int64(c))
             let a = attentionPool.get([n, 1, 1, c])
@@ -123,6 +123,25 @@ public final class SAMSite: BranchAttention {
             passes.fail(error)
             return nil
         }
+    }
+
+    /// Read-only zero pages standing in for an F that was never formed (a plugin that declares
+    /// `LTH4SA_SAM_PROCESS_IGNORES_INPUT` and reads F anyway gets zeros, not a crash; the
+    /// conformance kit reports it). Mapped, not written: it costs no memory.
+    private var zeroPages: (pointer: UnsafeMutableRawPointer, bytes: Int)?
+
+    private func zeroInput(count: Int) -> UnsafeMutablePointer<Float>? {
+        let bytes = max(count, 1) * MemoryLayout<Float>.stride
+        if let z = zeroPages, z.bytes >= bytes { return z.pointer.assumingMemoryBound(to: Float.self) }
+        if let z = zeroPages { munmap(z.pointer, z.bytes) }
+        zeroPages = nil
+        guard let p = mmap(nil, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else { return nil }
+        zeroPages = (p, bytes)
+        return p.assumingMemoryBound(to: Float.self)
+    }
+
+    deinit {
+        if let z = zeroPages { munmap(z.pointer, z.bytes) }
     }
 
     /// A = process(F, S) at inference, for the conformance kit (which checks declared flags).

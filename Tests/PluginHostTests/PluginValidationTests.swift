@@ -39,6 +39,23 @@ final class PluginValidationTests: XCTestCase {
         }
     }
 
+    /// A plugin that declares LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway: the
+    /// conformance kit reports it, and the deployed network's path (zero pages for F) runs to
+    /// the end with finite outputs instead of crashing.
+    func testFalseProcessIgnoresInputClaimIsReportedNotFatal() throws {
+        let sam = try SAMPlugin(try fixture("false_flag", []))
+        let results = Conformance.run(sam, channels: 8)
+        let flags = try XCTUnwrap(results.first { $0.name == "declared layout flags hold" })
+        XCTAssertFalse(flags.passed, flags.detail)
+        let net = ResNet(try ModelSpec("resnet-bottleneck-20"), classes: 4, seed: 1)
+        try SAMAttacher.attach(sam, to: net, mode: .fullSA, scheme: .all(true, stageSizes: [2, 2, 2]), seed: 2)
+        net.foldBatchNorms()
+        var rng = RNG(seed: 3)
+        let x = Tensor([2, 16, 16, 3])
+        rng.fillNormal(x, std: 1)
+        XCTAssertTrue(try net.inferFolded(x).array.allSatisfy { $0.isFinite })
+    }
+
     func testBrokenSearcherOutputsAreRefused() throws {
         func searcher(_ flag: String) throws -> SearcherPlugin {
             try SearcherPlugin(try fixture("bad_searcher", [flag]), stageSizes: [2, 2, 2], host: PluginHostContext(seed: 0))

@@ -65,7 +65,8 @@ typedef struct lth4sa_param {
 /** `process` and `process_backward` never read the input F (they read S and the state only)
  *  and never write d_input: A depends on F through S alone. The host may then compute S
  *  without forming F (an SE after a 1x1 convolution: S from the convolution's input) and pass
- *  an input view whose data is NULL. A plugin that sets it and reads F is wrong. */
+ *  an input view of F's shape whose data are zeros. A plugin that sets it and reads F computes
+ *  wrong attentions (`lth4sa plugins check` reports it). */
 #define LTH4SA_SAM_PROCESS_IGNORES_INPUT 1u
 
 /** Shapes of the intermediate tensors for one input shape (filled by `layout`).
