@@ -1,4 +1,3 @@
-import CKernels
 import NN
 import Tensor
 
@@ -95,13 +94,13 @@ extension FoldedBlock {
         // worker's share (measured at b50, ResNet-38 and -164: ~4% faster than 512 KB, which
         // is half a core's L2 here; 8 MB no better)
         let imagesPerCall = max(1, min((n + workers - 1) / workers, (2 << 20) / ((perImage[0] + perOutput) * 4), 8))
-        if workerBuffers.count < workers || workerBuffers[0].count != body.count - 1
-            || zip(workerBuffers[0], perImage.dropFirst()).contains(where: { $0.0.count < imagesPerCall * $0.1 }) {
-            workerBuffers = (0..<workers).map { _ in perImage.dropFirst().dropLast().map { Tensor([imagesPerCall * $0]) } }
+        // per worker, room for the intermediate body outputs (all but the last) of one call
+        let intermediates = perImage.dropFirst().dropLast().map { imagesPerCall * $0 }
+        if workerBuffers.count < workers || zip(workerBuffers[0], intermediates).contains(where: { $0.count < $1 }) {
+            workerBuffers = (0..<workers).map { _ in intermediates.map { Tensor([$0]) } }
         }
         Profiler.shared.measure("block infer (by image group)") {
-            Threads.parallelFor(n, grain: 1) { images in
-                let worker = Int(omp_get_thread_num())
+            Threads.parallelForWorkers(n, grain: 1) { worker, images in
                 for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerCall) {
                     let count = min(imagesPerCall, images.upperBound - first)
                     var input = x.data + first * perImage[0]

@@ -268,8 +268,7 @@ public final class FoldedConvBN {
         let scalesWeights = weights.count * 16 <= perOutput && !alsoUnscaled
         let imagesPerCall = max(1, min((n + workers - 1) / workers, (256 << 10) / (perOutput * 4), 8))
         Profiler.shared.measure("conv+bn+scale infer") {
-            Threads.parallelFor(n, grain: 1) { images in
-                let worker = Int(omp_get_thread_num())
+            Threads.parallelForWorkers(n, grain: 1) { worker, images in
                 if scalesWeights {
                     for i in images {
                         runScaled(imageShape: imageShape, x.data + i * perInput, scale: a.data + i * o, adding: shortcut.data + i * perOutput,

@@ -90,16 +90,7 @@ public final class SchemeEvaluator {
             if let statistics { net.bn1.setRunningStatistics(statistics.stem) }
             let folded = folds && !recalibrates
             if folded { net.foldBatchNorms() }  // from the supernet's current weights and statistics
-            // Block i of scheme k will next be asked for with its attention attached (bit i of the
-            // next scheme set, same bits before): the schemes are sorted, so that scheme exists
-            // exactly when bit i is clear here and some scheme has these bits with bit i set.
-            let prefixes = Set(parsed.flatMap { scheme in scheme.bits.indices.map { prefixKey(scheme.bits, through: $0) } })
-            func hasSibling(_ k: Int, at i: Int) -> Bool {
-                guard !restartAtStage, !parsed[k].bits[i] else { return false }
-                var bits = parsed[k].bits
-                bits[i] = true
-                return prefixes.contains(prefixKey(bits, through: i))
-            }
+            let toggles = sharePrefixes && folded ? toggledNext(parsed) : []
             for batch in batches {
                 let stem = folded ? net.stemFolded(batch.images) : stemForward(batch.images, training: false)
                 var previous: [Bool]? = nil
@@ -116,7 +107,7 @@ public final class SchemeEvaluator {
                     for i in start..<net.blocks.count {
                         // block `start` last ran on this same input (blocks before it did not run since)
                         h = folded ? net.blocks[i].forwardFolded(h, reusingBranch: sharePrefixes && i == start && previous != nil,
-                                                                 toggling: sharePrefixes && hasSibling(k, at: i) ? supernet.attentions[i] : nil)
+                                                                 toggling: !toggles.isEmpty && toggles[k][i] ? supernet.attentions[i] : nil)
                                    : net.blocks[i].forward(h, training: false)
                         lastOutputs[i] = h
                         blocksRun += 1
@@ -209,9 +200,21 @@ public final class SchemeEvaluator {
         return restartAtStage && start < scheme.bits.count ? stageStart[start] : start
     }
 
-    /// bits[0...i] as text (a set key).
-    private func prefixKey(_ bits: [Bool], through i: Int) -> String {
-        String(bits[...i].map { $0 ? "1" : "0" })
+    /// Per scheme and block, whether the block's next call (in this sorted order, prefix
+    /// sharing) is the same input with its attention attached: bit i is clear here and some
+    /// scheme has the same bits before i with bit i set (it follows this one's group). Never
+    /// for stateful attentions (they restart at the stage).
+    private func toggledNext(_ sorted: [Scheme]) -> [[Bool]] {
+        func key(_ bits: [Bool], through i: Int) -> String { String(bits[...i].map { $0 ? "1" : "0" }) }
+        let prefixes = Set(sorted.flatMap { scheme in scheme.bits.indices.map { key(scheme.bits, through: $0) } })
+        return sorted.map { scheme in
+            scheme.bits.indices.map { i in
+                guard !restartAtStage, !scheme.bits[i] else { return false }
+                var bits = scheme.bits
+                bits[i] = true
+                return prefixes.contains(key(bits, through: i))
+            }
+        }
     }
 
     /// The first block of each block's stage.

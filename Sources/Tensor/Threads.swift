@@ -65,9 +65,15 @@ public enum Threads {
     /// smaller than `grain` items; `body` runs on the calling thread alone then. `body` must
     /// only write what its own part owns.
     public static func parallelFor(_ count: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
+        parallelForWorkers(count, grain: grain) { _, part in body(part) }
+    }
+
+    /// `parallelFor` that also tells `body` which worker of the pool runs it (0 ..< `current`;
+    /// 0 on the calling thread alone), for state kept per worker.
+    public static func parallelForWorkers(_ count: Int, grain: Int = 1 << 15, _ body: (_ worker: Int, _ part: Range<Int>) -> Void) {
         let threads = min(current, count / max(grain, 1))
         if threads <= 1 {
-            if count > 0 { body(0..<count) }
+            if count > 0 { body(0, 0..<count) }
             return
         }
         withoutActuallyEscaping(body) { body in
@@ -75,18 +81,19 @@ public enum Threads {
             withUnsafeMutablePointer(to: &job) { pointer in
                 GOMP_parallel({ raw in
                     let job = raw!.assumingMemoryBound(to: ParallelJob.self).pointee
-                    let part = contiguousPart(Int(omp_get_thread_num()), of: Int(omp_get_num_threads()), count: job.count)
-                    if !part.isEmpty { job.body(part) }
+                    let worker = Int(omp_get_thread_num())
+                    let part = contiguousPart(worker, of: Int(omp_get_num_threads()), count: job.count)
+                    if !part.isEmpty { job.body(worker, part) }
                 }, pointer, UInt32(threads), 0)
             }
         }
     }
 }
 
-/// What `Threads.parallelFor` hands each thread of the pool.
+/// What `Threads.parallelForWorkers` hands each thread of the pool.
 private struct ParallelJob {
     let count: Int
-    let body: (Range<Int>) -> Void
+    let body: (Int, Range<Int>) -> Void
 }
 
 /// Part `index` of `parts` contiguous parts of `0..<count`, sizes differing by at most one:

@@ -43,7 +43,7 @@ final class PluginValidationTests: XCTestCase {
     /// conformance kit reports it, and the deployed network's path (zero pages for F) runs to
     /// the end with finite outputs instead of crashing.
     func testFalseProcessIgnoresInputClaimIsReportedNotFatal() throws {
-        let sam = try SAMPlugin(try fixture("false_flag", []))
+        let sam = try SAMPlugin(try fixture("process_fails", ["-DFALSE_FLAG"]))
         let results = Conformance.run(sam, channels: 8)
         let flags = try XCTUnwrap(results.first { $0.name == "declared layout flags hold" })
         XCTAssertFalse(flags.passed, flags.detail)

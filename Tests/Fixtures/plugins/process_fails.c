@@ -1,7 +1,10 @@
 /* A SAM that creates and lays out like SE but whose process fails on its FAIL_AT-th call
  * (default 3): the host must turn that into an error thrown by the network's forward, never an
  * exit. With -DNAN_INSTEAD it reports success and writes NaN into its attention instead,
- * which `--check-finite` must catch and name. */
+ * which `--check-finite` must catch and name. With -DFALSE_FLAG it never fails but declares
+ * LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway, A[n, c] = sigmoid(F[n, 0, 0, c]): the
+ * conformance kit must report the false claim, and the host's inference path (which hands it
+ * zero pages instead of F) must not crash. */
 #include <lth4sa/helpers.h>
 
 static const lth4sa_descriptor_t failing_descriptor = {
@@ -23,13 +26,24 @@ static lth4sa_status_t failing_create(const lth4sa_host_t *host, int64_t channel
 }
 
 static lth4sa_status_t failing_layout(void *instance, const lth4sa_tensor_t *input, lth4sa_sam_layout_t *out, lth4sa_error_t *error) {
-    return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+    const lth4sa_status_t status = lth4sa_base_layout(instance, input, LTH4SA_COMBINE_MULTIPLY, 0, out, error);
+#ifdef FALSE_FLAG
+    if (status == LTH4SA_OK) lth4sa_layout_set_flags(out, LTH4SA_SAM_PROCESS_IGNORES_INPUT);
+#endif
+    return status;
 }
 
 static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
                                        const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
                                        int32_t training, lth4sa_error_t *error) {
     (void)call; (void)input; (void)extracted; (void)state_in; (void)state_out; (void)training;
+#ifdef FALSE_FLAG
+    const int64_t B = input->shape[0], H = input->shape[1], W = input->shape[2], C = input->shape[3];
+    for (int64_t n = 0; n < B; n++)
+        for (int64_t c = 0; c < C; c++) attention->data[n * C + c] = lth4sa_sigmoid(input->data[n * H * W * C + c]);
+    (void)instance; (void)error;
+    return LTH4SA_OK;
+#endif
     failing_t *f = instance;
 #ifndef FAIL_AT
 #define FAIL_AT 3
