@@ -15,16 +15,24 @@ public protocol BranchAttention: AnyObject {
     /// training the attention keeps what its backward needs, whose input is then the gradient
     /// of F' (the join's backward needs only this output).
     func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor?
-    /// Inference: when this attention is F' = F * A with A [N,1,1,C] a function of the
-    /// per-image channel means of F alone (SE), A from `means()` ([N, C], computed by the
-    /// caller without forming F) so that the caller can apply it inside the convolution that
-    /// makes F; nil otherwise, or when `means()` is nil (then `joined`/`forward` run).
-    func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor?
+    /// When this attention is F' = F * A with A [N,1,1,C] a function of the per-image channel
+    /// means of F alone (SE): A from `means()` ([N, C], computed by the caller without forming
+    /// F), so that the caller can apply it where F is made (inside the convolution at inference,
+    /// inside the batch norm's normalisation in training); nil otherwise (then `joined`/`forward`
+    /// run). `means` is called at most once, last: when it has been called and the result is
+    /// nil, the attention failed (recorded in its `PassContext`). Training keeps what
+    /// `scaleBackward` needs.
+    func scale(branchShape: [Int], training: Bool, fromChannelMeans means: () -> Tensor?) -> Tensor?
+    /// After a training `scale`: dA = dL/dA [N, C] -> dS = dL/dS [N, C], the gradient of the
+    /// channel means; parameter gradients accumulate inside. A failure is recorded like
+    /// `backward`'s (zeros are returned).
+    func scaleBackward(_ dA: Tensor) -> Tensor
 }
 
 extension BranchAttention {
     public func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor? { nil }
-    public func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor? { nil }
+    public func scale(branchShape: [Int], training: Bool, fromChannelMeans means: () -> Tensor?) -> Tensor? { nil }
+    public func scaleBackward(_ dA: Tensor) -> Tensor { preconditionFailure("scaleBackward without a training scale") }
 }
 
 /// The bookkeeping of one network's passes, owned by the network (`ResNet.passes`) and shared

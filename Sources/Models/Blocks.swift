@@ -80,16 +80,56 @@ final class ResidualTail {
         return join.forward(branch, s, training: training)
     }
 
-    /// Training without an attention, when the branch's last batch norm computes its statistics
-    /// alone: that batch norm's normalisation and the join in one pass (F is never written).
-    /// nil when the batch norm cannot (the block runs `forward`).
+    /// The attention A [N, 1, 1, C] of the last training forward that folded it into the
+    /// normalisation (`forwardNormalizing` with an SE-like attention); nil otherwise.
+    private var foldedAttention: Tensor?
+    private let imageScales = BufferPool(), imageShifts = BufferPool()
+
+    /// Training, when the branch's last batch norm computes its statistics alone: that batch
+    /// norm's normalisation and the join in one pass, F is never written. Without an attention
+    /// ReLU(x * scale + shift + s); with an attention F * A of F's channel means alone
+    /// (`BranchAttention.scale`: S from the statistics pass, A folded into the per-channel map)
+    /// ReLU(x * (scale A) + shift A + s). nil when the batch norm or the attention cannot (the
+    /// block runs `forward`).
     func forwardNormalizing(_ c: Tensor, with norm: BatchNorm2d, input x: Tensor, attention: BranchAttention?,
                             downsample: Downsample?, training: Bool) -> Tensor? {
-        guard training, attention == nil, norm.computesStatisticsAlone else { return nil }
+        guard training, norm.computesStatisticsAlone else { return nil }
+        foldedAttention = nil
+        var affine: (scale: Tensor, shift: Tensor)?
+        var attentionScale: Tensor?
+        if let attention {
+            attentionScale = attention.scale(branchShape: c.shape, training: true, fromChannelMeans: {
+                affine = norm.forwardStatistics(c, imageMeans: true)
+                return norm.outputChannelMeans()
+            })
+            // nil before the statistics: the attention cannot fold (the block forms F);
+            // nil after them: it failed (recorded; the pass throws), so join without it
+            guard affine != nil else { return nil }
+        } else {
+            affine = norm.forwardStatistics(c)
+        }
         input = x
         let s = downsample?.forward(x, training: true) ?? x
-        let (scale, shift) = norm.forwardStatistics(c)
-        return join.forward(normalizing: c, scale: scale, shift: shift, s)
+        let (scale, shift) = affine!
+        guard let a = attentionScale else { return join.forward(normalizing: c, scale: scale, shift: shift, s) }
+        let (n, channels) = (c.shape[0], c.shape[3])
+        let imageScale = imageScales.get([n, channels]), imageShift = imageShifts.get([n, channels])
+        for b in 0..<n {
+            for k in 0..<channels {
+                imageScale[b * channels + k] = scale[k] * a[b * channels + k]
+                imageShift[b * channels + k] = shift[k] * a[b * channels + k]
+            }
+        }
+        foldedAttention = a
+        return join.forward(normalizing: c, imageScale: imageScale, imageShift: imageShift, s)
+    }
+
+    /// dF -> the gradient of the branch's last convolution output, through its batch norm
+    /// `norm` (and the attention, when `forwardNormalizing` folded it there). `dF` is also the
+    /// shortcut's gradient unless an attention made its own, so it is overwritten only then.
+    func normalizationBackward(_ dF: Tensor, through norm: BatchNorm2d, attention: BranchAttention?) -> Tensor {
+        if let a = foldedAttention, let attention { return norm.backward(dF, scaledBy: a, attentionBackward: attention.scaleBackward) }
+        return norm.backward(dF, overwriting: attention != nil)
     }
 
     /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
@@ -100,7 +140,8 @@ final class ResidualTail {
     func backward(_ dy: Tensor, outputMasked: Bool, attention: BranchAttention?, downsample: Downsample?) -> (branch: Tensor, shortcut: Tensor) {
         let g = outputMasked ? dy : join.backward(dy)
         let dShortcut = downsample?.backward(g) ?? g
-        return (attention?.backward(g) ?? g, dShortcut)
+        // a folded attention's backward runs inside `normalizationBackward`
+        return (foldedAttention == nil ? attention?.backward(g) ?? g : g, dShortcut)
     }
 }
 
@@ -148,8 +189,7 @@ public final class BasicBlock: ResidualBlock {
 
     public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
-        // dF is the shortcut's gradient too unless an attention made its own.
-        let d = conv2.backward(bn2.backward(dF, overwriting: attention != nil), input: bn1.recomputeOutput(in: scratch))!
+        let d = conv2.backward(tail.normalizationBackward(dF, through: bn2, attention: attention), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx
@@ -215,8 +255,7 @@ public final class Bottleneck: ResidualBlock {
 
     public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
-        // dF is the shortcut's gradient too unless an attention made its own.
-        var d = conv3.backward(bn3.backward(dF, overwriting: attention != nil), input: bn2.recomputeOutput(in: scratch))!
+        var d = conv3.backward(tail.normalizationBackward(dF, through: bn3, attention: attention), input: bn2.recomputeOutput(in: scratch))!
         d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
         let dx = conv1.backward(bn1.backward(d, overwriting: true))!
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)

@@ -57,7 +57,7 @@ final class FoldedBlock {
             if let y { return y }
             (h, shortcut) = (b, s)
             if both, let toggling,
-               let a = toggling.scale(branchShape: last.conv.outputShape(h.shape), fromChannelMeans: { last.outputChannelMeans(h) }) {
+               let a = toggling.scale(branchShape: last.conv.outputShape(h.shape), training: false, fromChannelMeans: { last.outputChannelMeans(h) }) {
                 let (with, without) = last.forwardBothJoins(h, scaledBy: a, adding: shortcut)
                 otherVariant = attention == nil ? (toggling, with) : (nil, without)
                 return attention == nil ? without : with
@@ -65,7 +65,7 @@ final class FoldedBlock {
         }
         guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
         let fShape = last.conv.outputShape(h.shape)
-        if let a = attention.scale(branchShape: fShape, fromChannelMeans: { last.outputChannelMeans(h) }) {
+        if let a = attention.scale(branchShape: fShape, training: false, fromChannelMeans: { last.outputChannelMeans(h) }) {
             return last.forward(h, scaledBy: a, adding: shortcut)  // ReLU(F * A + shortcut), F never written
         }
         return tail.inferJoin(last.forward(h, relu: false), shortcut: shortcut, attention: attention)

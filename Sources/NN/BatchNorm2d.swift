@@ -84,6 +84,7 @@ public final class BatchNorm2d: Module {
             ]
             if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
             Profiler.shared.measure("bn fwd") { plan.forward.execute(args) }
+            plan.imageMeansValid = false
             keepForBackward(x, plan)
         } else {
             plan.forward.execute([
@@ -104,11 +105,16 @@ public final class BatchNorm2d: Module {
     /// normalises x, y = scale * x + shift, for a network that applies it fused into the next
     /// operation (`ChannelOps.normalizeJoin`). `backward` then works as after `forward`.
     /// The buffers returned stay valid until this layer's next forward.
-    public func forwardStatistics(_ x: Tensor) -> (scale: Tensor, shift: Tensor) {
+    /// `imageMeans`: also keep the per-image channel means of x, for `outputChannelMeans` and
+    /// `backward(_:scaledBy:attentionBackward:)` (same pass).
+    public func forwardStatistics(_ x: Tensor, imageMeans: Bool = false) -> (scale: Tensor, shift: Tensor) {
         precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
         precondition(computesStatisticsAlone, "statistics alone need a multiple of 8 channels and no fused ReLU")
         let plan = self.plan(PlanKey(shape: x.shape, training: true))
-        Profiler.shared.measure("bn statistics") { ChannelStatistics.compute(x, mean: plan.mean.data, variance: plan.variance.data) }
+        Profiler.shared.measure("bn statistics") {
+            ChannelStatistics.compute(x, mean: plan.mean.data, variance: plan.variance.data, imageMeans: imageMeans ? plan.imageMeans.data : nil)
+        }
+        plan.imageMeansValid = imageMeans
         keepForBackward(x, plan)
         for c in 0..<channels {
             let scale = gamma.value[c] / (plan.variance[c] + eps).squareRoot()
@@ -116,6 +122,43 @@ public final class BatchNorm2d: Module {
             plan.shift[c] = beta.value[c] - plan.mean[c] * scale
         }
         return (plan.scale, plan.shift)
+    }
+
+    /// The per-image channel means of the output of the last `forwardStatistics(_:imageMeans:)`
+    /// (with `imageMeans`), without forming that output: S[n, c] = scale[c] * mean_hw x[n, :, :, c]
+    /// + shift[c]. [N, C], valid until this layer's next forward.
+    public func outputChannelMeans() -> Tensor {
+        guard let plan = current, plan.imageMeansValid else { preconditionFailure("outputChannelMeans needs forwardStatistics(_:imageMeans: true)") }
+        let (n, c) = (plan.shape[0], channels)
+        let s = plan.outputMeans
+        for b in 0..<n {
+            for k in 0..<c { s[b * c + k] = plan.imageMeans[b * c + k] * plan.scale[k] + plan.shift[k] }
+        }
+        return s
+    }
+
+    /// Backward of F' = y * A where y is this layer's output (never formed: the last forward was
+    /// `forwardStatistics(_:imageMeans: true)`) and A [N, 1, 1, C] an attention computed from
+    /// S = `outputChannelMeans()` alone (a squeeze-excitation), in two passes over x and g = dL/dF'
+    /// (`AttendedNormBackward`) instead of forming dy. `attentionBackward` maps dA = dL/dA [N, C]
+    /// to dS = dL/dS [N, C] (the attention's own parameter gradients accumulate there); gamma and
+    /// beta gradients accumulate here.
+    ///
+    ///     g [N, H, W, C], a [N, 1, 1, C] -> dx [N, H, W, C]  (a new buffer of the gradient ring)
+    public func backward(_ g: Tensor, scaledBy a: Tensor, attentionBackward: (_ dA: Tensor) -> Tensor) -> Tensor {
+        guard let plan = current, let x = savedInput, plan.imageMeansValid else {
+            preconditionFailure("scaled batch norm backward needs forwardStatistics(_:imageMeans: true)")
+        }
+        precondition(g.shape == x.shape && a.count == x.shape[0] * channels, "scaled batch norm backward of \(g.shape), A \(a.shape) for input \(x.shape)")
+        let dx = gradients.next(x.shape)
+        Profiler.shared.measure("bn scaled bwd") {
+            AttendedNormBackward.run(x: x, g: g, attention: a, mean: plan.mean, variance: plan.variance, eps: eps,
+                                     gamma: gamma.value, beta: beta.value, imageMeans: plan.imageMeans,
+                                     dGamma: plan.dGamma, dBeta: plan.dBeta, attentionBackward: attentionBackward, into: dx)
+        }
+        gamma.grad.add(plan.dGamma)
+        beta.grad.add(plan.dBeta)
+        return dx
     }
 
     /// The last training forward's output again, written into `pool`'s buffer of its shape: the
@@ -225,6 +268,11 @@ public final class BatchNorm2d: Module {
         let scale: Tensor, shift: Tensor
         /// The layer's own output, allocated on first use (a network may give every forward a buffer).
         lazy var output = Tensor(shape)
+        /// Per-image channel means of the input [N, C] and of the output, of the last
+        /// `forwardStatistics(_:imageMeans: true)` (valid when `imageMeansValid`).
+        lazy var imageMeans = Tensor([shape[0], shape[3]])
+        lazy var outputMeans = Tensor([shape[0], shape[3]])
+        var imageMeansValid = false
         let shape: [Int]
 
         init(_ bn: BatchNorm2d, _ key: PlanKey) {

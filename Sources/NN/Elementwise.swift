@@ -57,6 +57,27 @@ public final class AddReLU: Module {
         return y
     }
 
+    /// Training: y = ReLU(x * scale[n, c] + shift[n, c] + b), a batch norm whose statistics were
+    /// computed alone and a per-image channel attention on its output folded into one affine map
+    /// per image and channel (`BatchNorm2d.backward(_:scaledBy:attentionBackward:)` is its
+    /// backward). Backward as after `forward`.
+    ///     x, b, y [N, H, W, C];  scale, shift [N, C]
+    public func forward(normalizing x: Tensor, imageScale scale: Tensor, imageShift shift: Tensor, _ b: Tensor) -> Tensor {
+        let (n, c) = (x.shape[0], x.shape[3]), perImage = x.count / max(x.shape[0], 1)
+        precondition(x.shape == b.shape && scale.count == n * c && shift.count == n * c, "attended join of \(x.shape), \(b.shape), scale \(scale.shape)")
+        let y = outputs.get(x.shape)
+        Profiler.shared.measure("bn+sam+add+relu fwd") {
+            Threads.parallelFor(n, grain: 1) { images in
+                for i in images {
+                    Tensor.scaleAddReLU(x.data + i * perImage, scale: scale.data + i * c, shift: shift.data + i * c, channels: c,
+                                        adding: b.data + i * perImage, into: y.data + i * perImage, count: perImage)
+                }
+            }
+        }
+        savedOutput = y
+        return y
+    }
+
     /// The buffer `forward` writes y of `shape` into, lent to an attention that computes the
     /// join itself (then `adopt`), so a block's output has one buffer whichever way it joins.
     public func outputBuffer(_ shape: [Int]) -> Tensor { outputs.get(shape) }

@@ -40,10 +40,14 @@ public final class Linear: Module {
         guard let x = savedInput else { fatalError("linear backward before forward") }
         let n = x.shape[0]
         BLAS.gemm(true, false, m: outFeatures, n: inFeatures, k: n, dy.data, x.data, beta: 1, weight.grad.data)
+        // this batch's sum first, then one addition: gradients accumulated over several batches
+        // (batch-norm groups) equal the sum of per-batch gradients (data-parallel ranks) exactly
+        var sum = [Float](repeating: 0, count: outFeatures)
         for r in 0..<n {
             let row = dy.data + r * outFeatures
-            for j in 0..<outFeatures { bias.grad[j] += row[j] }
+            for j in 0..<outFeatures { sum[j] += row[j] }
         }
+        for j in 0..<outFeatures { bias.grad[j] += sum[j] }
         let dx = grads.get(x.shape)
         BLAS.gemm(false, false, m: n, n: inFeatures, k: outFeatures, dy.data, weight.value.data, beta: 0, dx.data)
         return dx

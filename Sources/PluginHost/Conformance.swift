@@ -130,7 +130,31 @@ public enum Conformance {
             let site = SAMSiteFactory.make(inst, position: 0)
             let a = try site.inferenceAttention(input: x, extracted: s).clone(), b = try site.inferenceAttention(input: other, extracted: s)
             let diff = a.maxAbsDiff(b)
-            return (diff == 0, "PROCESS_IGNORES_INPUT: attention for two different inputs with the same S differs by \(diff)")
+            guard diff == 0 else { return (false, "PROCESS_IGNORES_INPUT: attention for two different inputs with the same S differs by \(diff)") }
+            // training without F (what a network does with the flag: A from S alone, dS from dA,
+            // d_input ignored) must give the gradients of the path that forms F
+            let r = Tensor(shape)
+            rng.fillNormal(r, std: 1)
+            for (_, p) in inst.parameters { p.grad.zero() }
+            let formed = SAMSiteFactory.make(inst, position: 0)
+            _ = try formed.forwardChecked(x, training: true)
+            let dF = try formed.backwardChecked(r).clone()
+            let grads = inst.parameters.map { $0.1.grad.clone() }
+            for (_, p) in inst.parameters { p.grad.zero() }
+            let passes = PassContext(), unformed = SAMSiteFactory.make(inst, position: 0, passes: passes)
+            let scaled = unformed.scale(branchShape: shape, training: true, fromChannelMeans: { s })
+            try passes.check()
+            guard let attention = scaled else { return (true, "flag declared; the layout does not allow training without F") }
+            let dA = Tensor([batch, channels])  // sum over pixels of dOut * F
+            for i in 0..<x.count { dA[(i / (spatial * spatial * channels)) * channels + i % channels] += r[i] * x[i] }
+            let dS = unformed.scaleBackward(dA)
+            try passes.check()
+            let dFUnformed = Tensor(shape)
+            ChannelOps.shared.combine(r, attention, add: false, into: dFUnformed)
+            ChannelOps.meanBackward(dS, into: dFUnformed, accumulate: true)
+            var worst = dFUnformed.maxAbsDiff(dF) / max(dF.buffer.map(abs).max()!, 1e-6)
+            for ((_, p), g) in zip(inst.parameters, grads) { worst = max(worst, p.grad.maxAbsDiff(g) / max(g.buffer.map(abs).max()!, 1e-6)) }
+            return (worst <= 1e-5, "PROCESS_IGNORES_INPUT: attention independent of F; training without F: gradients within \(worst) (relative, limit 1e-5) of the path that forms F")
         }
         record("no NaN/Inf on zero and large inputs") {
             let inst = try newInstance()

@@ -56,18 +56,21 @@ func checked(_ plugin: String, _ what: String, _ call: (UnsafeMutablePointer<lth
 }
 
 /// A contiguous view of `t` for the ABI (borrowed: valid while `t` lives).
-func view(_ t: Tensor) -> lth4sa_tensor_t {
+func view(_ t: Tensor) -> lth4sa_tensor_t { view(t.data, shape: t.shape) }
+
+/// A contiguous view of `data` as `dims` (borrowed: valid while the memory lives).
+func view(_ data: UnsafeMutablePointer<Float>?, shape dims: [Int]) -> lth4sa_tensor_t {
     var v = lth4sa_tensor_t()
-    v.data = t.data
-    v.ndim = Int32(t.shape.count)
+    v.data = data
+    v.ndim = Int32(dims.count)
     var step = 1
     withUnsafeMutableBytes(of: &v.shape) { s in
         withUnsafeMutableBytes(of: &v.strides) { st in
             let shape = s.bindMemory(to: Int64.self), strides = st.bindMemory(to: Int64.self)
-            for d in stride(from: t.shape.count - 1, through: 0, by: -1) {
-                shape[d] = Int64(t.shape[d])
+            for d in stride(from: dims.count - 1, through: 0, by: -1) {
+                shape[d] = Int64(dims[d])
                 strides[d] = Int64(step)
-                step *= t.shape[d]
+                step *= dims[d]
             }
         }
     }

@@ -95,10 +95,11 @@ public final class SAMSite: BranchAttention {
         }
     }
 
-    /// Inference with the host's mean as extract, a multiplying per-channel attention and a
-    /// plugin that declares `LTH4SA_SAM_PROCESS_IGNORES_INPUT`: A = process(S = means()), with
-    /// an input view of F's shape over zero pages (F is never formed).
-    public func scale(branchShape: [Int], fromChannelMeans means: () -> Tensor?) -> Tensor? {
+    /// With the host's mean as extract, a multiplying per-channel attention and a plugin that
+    /// declares `LTH4SA_SAM_PROCESS_IGNORES_INPUT`: A = process(S = means()), with an input view
+    /// of F's shape over zero pages (F is never formed). Training keeps S and A for
+    /// `scaleBackward`.
+    public func scale(branchShape: [Int], training: Bool, fromChannelMeans means: () -> Tensor?) -> Tensor? {
         guard api.extract == nil, api.recalibrate == nil else { return nil }
         do {
             layout = try instance.layout(branchShape)
@@ -107,17 +108,18 @@ public final class SAMSite: BranchAttention {
                   layout.combine == LTH4SA_COMBINE_MULTIPLY,
                   dims(layout.extract_ndim, layout.extract_shape) == [n, c],
                   dims(layout.attention_ndim, layout.attention_shape) == [n, 1, 1, c],
-                  let s = means() else { return nil }
-            precondition(s.shape == [n, c], "channel means \(s.shape) for F \(branchShape)")
+                  let means = means() else { return nil }
+            precondition(means.shape == [n, c], "channel means \(means.shape) for F \(branchShape)")
+            let s = extractedPool.get([n, c])
+            s.copy(from: means)
             try requireFinite(s, "extract output")
-            var f = view(Tensor([0]))
-            f.data = zeroInput(count: branchShape.reduce(1, *))
-            f.ndim = 4
-            f.shape = (Int64(n), Int64(branchShape[1]), Int64(branchShape[2]), Int64(c))
+            var f = try unformedInput(branchShape)
             let a = attentionPool.get([n, 1, 1, c])
             var sv = view(s), av = view(a)
-            try checked(id, "process") { api.process(instance.handle, slot, &f, &sv, nil, &av, nil, 0, $0) }
+            try checked(id, "process") { api.process(instance.handle, slot, &f, &sv, nil, &av, nil, training ? 1 : 0, $0) }
             try requireFinite(a, "attention (process)")
+            scaledBranchShape = training ? branchShape : nil
+            if training { keepForBackward(nil, s, a) }
             return a
         } catch {
             passes.fail(error)
@@ -125,23 +127,56 @@ public final class SAMSite: BranchAttention {
         }
     }
 
+    /// dA [N, C] -> dS [N, C] after a training `scale` (process_backward with the same zero input
+    /// view; its d_input, which a flagged plugin never writes, is a writable zero mapping whose
+    /// contents are ignored).
+    public func scaleBackward(_ dA: Tensor) -> Tensor {
+        let dS = dExtractedPool.get(dA.shape)
+        do {
+            guard let shape = scaledBranchShape, let s = extracted, let a = attention, a.count == dA.count else {
+                throw LTHError("plugin \(id): scale backward without a training scale")
+            }
+            var f = try unformedInput(shape)
+            var dF = view(try zeroMapping(&gradientSink, count: shape.reduce(1, *), writable: true), shape: shape)
+            var sv = view(s), dAV = view(dA.data, shape: a.shape), dSV = view(dS)
+            try checked(id, "process_backward") { api.process_backward(instance.handle, slot, &f, &sv, &dAV, nil, &dSV, nil, &dF, $0) }
+            try requireFinite(dS, "extract gradient (process_backward)")
+            for (name, p) in instance.parameters { try requireFinite(p.grad, "gradient of \(name)") }
+        } catch {
+            passes.fail(error)
+            dS.zero()
+        }
+        return dS
+    }
+
+    /// The branch shape of the last training `scale` (nil after a training forward that formed F).
+    private var scaledBranchShape: [Int]?
+
     /// Read-only zero pages standing in for an F that was never formed (a plugin that declares
     /// `LTH4SA_SAM_PROCESS_IGNORES_INPUT` and reads F anyway gets zeros, not a crash; the
-    /// conformance kit reports it). Mapped, not written: it costs no memory.
-    private var zeroPages: (pointer: UnsafeMutableRawPointer, bytes: Int)?
+    /// conformance kit reports it), and writable ones for the d_input such a plugin never writes.
+    /// Mapped, not written: they cost no memory.
+    private var zeroPages: (pointer: UnsafeMutableRawPointer, bytes: Int)?, gradientSink: (pointer: UnsafeMutableRawPointer, bytes: Int)?
 
-    private func zeroInput(count: Int) -> UnsafeMutablePointer<Float>? {
+    /// An input view of `shape` over the read-only zero pages.
+    private func unformedInput(_ shape: [Int]) throws -> lth4sa_tensor_t {
+        view(try zeroMapping(&zeroPages, count: shape.reduce(1, *), writable: false), shape: shape)
+    }
+
+    private func zeroMapping(_ mapping: inout (pointer: UnsafeMutableRawPointer, bytes: Int)?, count: Int, writable: Bool) throws -> UnsafeMutablePointer<Float> {
         let bytes = max(count, 1) * MemoryLayout<Float>.stride
-        if let z = zeroPages, z.bytes >= bytes { return z.pointer.assumingMemoryBound(to: Float.self) }
-        if let z = zeroPages { munmap(z.pointer, z.bytes) }
-        zeroPages = nil
-        guard let p = mmap(nil, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else { return nil }
-        zeroPages = (p, bytes)
+        if let z = mapping, z.bytes >= bytes { return z.pointer.assumingMemoryBound(to: Float.self) }
+        if let z = mapping { munmap(z.pointer, z.bytes) }
+        mapping = nil
+        guard let p = mmap(nil, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+            throw LTHError("plugin \(id) at \(label): cannot map \(bytes) bytes of zero pages for an unformed input")
+        }
+        mapping = (p, bytes)
         return p.assumingMemoryBound(to: Float.self)
     }
 
     deinit {
-        if let z = zeroPages { munmap(z.pointer, z.bytes) }
+        for z in [zeroPages, gradientSink].compactMap({ $0 }) { munmap(z.pointer, z.bytes) }
     }
 
     /// A = process(F, S) at inference, for the conformance kit (which checks declared flags).
@@ -225,7 +260,8 @@ public final class SAMSite: BranchAttention {
     }
 
     /// What `backward` reads: F, S and A of the last training forward.
-    private func keepForBackward(_ f: Tensor, _ s: Tensor, _ a: Tensor) {
+    private func keepForBackward(_ f: Tensor?, _ s: Tensor, _ a: Tensor) {
+        if f != nil { scaledBranchShape = nil }
         savedInput = f
         extracted = s
         attention = a

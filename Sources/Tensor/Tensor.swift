@@ -89,22 +89,25 @@ public final class Tensor: @unchecked Sendable {
         for i in (count / width * width)..<count { p[i] = r[i] > 0 ? p[i] + q[i] : 0 }
     }
 
-    /// y = ReLU(f * scale[channel] + shortcut) over `count` NHWC elements of `channels`
-    /// channels (one image's worth or less, scale per channel), on the calling thread.
-    public static func scaleAddReLU(_ f: UnsafePointer<Float>, scale: UnsafePointer<Float>, channels: Int,
+    /// y = ReLU(f * scale[channel] (+ shift[channel]) + shortcut) over `count` NHWC elements of
+    /// `channels` channels (one image's worth or less, scale and shift per channel), on the
+    /// calling thread.
+    public static func scaleAddReLU(_ f: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>? = nil, channels: Int,
                                     adding shortcut: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         typealias Lanes = SIMD8<Float>
         let width = Lanes.scalarCount
         guard channels % width == 0 else {
-            for i in 0..<count { y[i] = max(f[i] * scale[i % channels] + shortcut[i], 0) }
+            for i in 0..<count { y[i] = max(f[i] * scale[i % channels] + (shift?[i % channels] ?? 0) + shortcut[i], 0) }
             return
         }
         let fv = UnsafeRawPointer(f), sv = UnsafeRawPointer(shortcut), yv = UnsafeMutableRawPointer(y), gv = UnsafeRawPointer(scale)
+        let bv = shift.map(UnsafeRawPointer.init)
         for pixel in stride(from: 0, to: count, by: channels) {
             for c in stride(from: 0, to: channels, by: width) {
                 let at = (pixel + c) * 4
                 let g = gv.loadUnaligned(fromByteOffset: c * 4, as: Lanes.self)
-                let v = fv.loadUnaligned(fromByteOffset: at, as: Lanes.self) * g + sv.loadUnaligned(fromByteOffset: at, as: Lanes.self)
+                var v = fv.loadUnaligned(fromByteOffset: at, as: Lanes.self) * g + sv.loadUnaligned(fromByteOffset: at, as: Lanes.self)
+                if let bv { v += bv.loadUnaligned(fromByteOffset: c * 4, as: Lanes.self) }
                 yv.storeBytes(of: v.replacing(with: 0, where: v .< 0), toByteOffset: at, as: Lanes.self)
             }
         }

@@ -158,6 +158,39 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The per-image channel means of a batch norm's output taken from the statistics pass
+    /// (`forwardStatistics(_:imageMeans: true)`, `outputChannelMeans`) equal the means of the
+    /// output `forward` writes, within 1e-5 of the output's largest value: images whose pixel
+    /// count is not a multiple of the 64-row blocks, and images larger than a 1024-row chunk;
+    /// the batch statistics are those of the pass without image means.
+    func testBatchNormOutputChannelMeansFromTheStatisticsPass() {
+        for shape in [[3, 5, 7, 8], [2, 40, 40, 16], [5, 8, 8, 24]] {
+            let (n, c) = (shape[0], shape[3]), pixels = shape[1] * shape[2]
+            let bn = BatchNorm2d(c), plain = BatchNorm2d(c), alone = BatchNorm2d(c)
+            rng.fillNormal(bn.gamma.value, mean: 1, std: 0.3)
+            rng.fillNormal(bn.beta.value, std: 0.3)
+            plain.gamma.value.copy(from: bn.gamma.value)
+            plain.beta.value.copy(from: bn.beta.value)
+            let x = random(shape, std: 1)
+            for i in 0..<x.count { x[i] += Float((i / (pixels * c)) % 3) + 2 }  // images differ in mean
+            _ = bn.forwardStatistics(x, imageMeans: true)
+            _ = alone.forwardStatistics(x)
+            let means = bn.outputChannelMeans()
+            let y = plain.forward(x, training: true)
+            XCTAssertEqual(means.shape, [n, c])
+            let largest = y.buffer.map(abs).max()!
+            for b in 0..<n {
+                for k in 0..<c {
+                    var sum = 0.0
+                    for p in 0..<pixels { sum += Double(y[(b * pixels + p) * c + k]) }
+                    XCTAssertEqual(Double(means[b * c + k]), sum / Double(pixels), accuracy: 1e-5 * Double(largest), "\(shape) image \(b) channel \(k)")
+                }
+            }
+            XCTAssertEqual(bn.runningMean.array, alone.runningMean.array, "\(shape)")
+            XCTAssertEqual(bn.runningVar.array, alone.runningVar.array, "\(shape)")
+        }
+    }
+
     func testBatchNormRunningStatisticsAndEvalMode() {
         let bn = BatchNorm2d(2)
         let x = Tensor([2, 1, 2, 2], [1, 10, 3, 20, 5, 30, 7, 40])

@@ -82,6 +82,70 @@ final class AttachTests: XCTestCase {
         }
     }
 
+    /// Training with SE folded into the branch's last batch norm (S from the statistics pass,
+    /// A inside the normalisation, `BatchNorm2d.backward(_:scaledBy:attentionBackward:)`) equals
+    /// the path that forms F and runs the SAM on it: logits within 1e-5, every parameter gradient
+    /// and the input gradient within 1e-4 of its largest value, the running statistics within
+    /// 1e-5; bottleneck and basic blocks, Full-SA and Full-Share (a stage's blocks share one SE),
+    /// a partial scheme. The folded path must really run: the unfolded net keeps F for the SE
+    /// (`SAMSite.forward`/`joined`), which a wrapper without `scale` forces.
+    func testTrainingWithSEFoldedIntoTheBatchNormEqualsUnfolded() throws {
+        /// Hides `scale`, so that blocks form F and call `joined`/`forward`/`backward`.
+        final class Unfolded: BranchAttention {
+            let inner: BranchAttention
+            init(_ inner: BranchAttention) { self.inner = inner }
+            func forward(_ branch: Tensor, training: Bool) -> Tensor { inner.forward(branch, training: training) }
+            func backward(_ gradient: Tensor) -> Tensor { inner.backward(gradient) }
+            func joined(_ branch: Tensor, shortcut: Tensor, training: Bool, into output: Tensor) -> Tensor? {
+                inner.joined(branch, shortcut: shortcut, training: training, into: output)
+            }
+        }
+        let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, settings: ["reduction=4"])
+        for (model, mode, scheme) in [("resnet-bottleneck-20", AttachMode.fullSA, "11-11-11"), ("resnet-bottleneck-20", .fullShare, "10-11-01"),
+                                      ("resnet-basic-14", .fullSA, "01-11-10")] {
+            let what = "\(model) \(mode.rawValue) \(scheme)"
+            func build(unfolded: Bool) throws -> ResNet {
+                let net = ResNet(try ModelSpec(model), classes: 5, seed: 3)
+                try SAMAttacher.attach(sam, to: net, mode: mode, scheme: try Scheme(parsing: scheme, stageSizes: [2, 2, 2]), seed: 4)
+                var rng = RNG(seed: 6)
+                // random batch-norm affines and SE weights, so that no term vanishes
+                for (name, p) in net.namedParameters() where name.contains("bn") || name.contains(".\(sam.id).") { rng.fillNormal(p.value, mean: 0.5, std: 0.5) }
+                if unfolded { for block in net.blocks where block.attention != nil { block.attention = Unfolded(block.attention!) } }
+                net.conv1.needsInputGrad = true
+                net.zeroGrad()
+                return net
+            }
+            let folded = try build(unfolded: false), reference = try build(unfolded: true)
+            var rng = RNG(seed: 7)
+            let x = Tensor([6, 12, 12, 3])
+            rng.fillNormal(x, std: 1)
+            let labels: [Int32] = [0, 1, 2, 3, 4, 0]
+            let ce = SoftmaxCrossEntropy()
+            var results: [(logits: Tensor, dx: Tensor)] = []
+            for net in [folded, reference] {
+                for step in 0..<2 {  // twice: buffers reused, gradients accumulate
+                    let logits = try net.forward(x, training: true).clone()
+                    let dx = try XCTUnwrap(try net.backward(ce(logits, labels).gradient)).clone()
+                    if step == 1 { results.append((logits, dx)) }
+                }
+            }
+            let scale = { (t: Tensor) in max(t.buffer.map(abs).max()!, 1e-6) }
+            XCTAssertLessThanOrEqual(results[0].logits.maxAbsDiff(results[1].logits), 1e-5 * scale(results[1].logits), "\(what) logits")
+            XCTAssertLessThanOrEqual(results[0].dx.maxAbsDiff(results[1].dx), 1e-4 * scale(results[1].dx), "\(what) input gradient")
+            let expected = Dictionary(uniqueKeysWithValues: reference.namedParameters().map { ($0.0, $0.1) })
+            let got = folded.namedParameters()
+            XCTAssertEqual(got.count, expected.count, what)
+            XCTAssertTrue(got.contains { $0.0.contains(".\(sam.id).") }, what)
+            for (name, p) in got {
+                let e = try XCTUnwrap(expected[name], name).grad
+                XCTAssertLessThanOrEqual(p.grad.maxAbsDiff(e), 1e-4 * scale(e), "\(what) gradient of \(name)")
+            }
+            for ((name, b), (_, e)) in zip(folded.namedBuffers(), reference.namedBuffers()) where name.hasSuffix("running_var") || name.hasSuffix("running_mean") {
+                XCTAssertLessThanOrEqual(b.tensor.maxAbsDiff(e.tensor), 1e-5 * scale(e.tensor), "\(what) \(name)")
+            }
+        }
+    }
+
     /// The fused inference join ReLU(F * A + shortcut) (and F + A for GC) equals the unfused path.
     func testFusedInferenceJoinMatchesUnfused() throws {
         for plugin in ["SE", "GC"] {

@@ -39,9 +39,9 @@ final class PluginValidationTests: XCTestCase {
         }
     }
 
-    /// A plugin that declares LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway: the
-    /// conformance kit reports it, and the deployed network's path (zero pages for F) runs to
-    /// the end with finite outputs instead of crashing.
+    /// A plugin that declares LTH4SA_SAM_PROCESS_IGNORES_INPUT, reads F anyway and writes
+    /// d_input: the conformance kit reports it, and the deployed network's path and training
+    /// (zero pages for F, a sink for d_input) run to the end with finite values instead of crashing.
     func testFalseProcessIgnoresInputClaimIsReportedNotFatal() throws {
         let sam = try SAMPlugin(try fixture("process_fails", ["-DFALSE_FLAG"]))
         let results = Conformance.run(sam, channels: 8)
@@ -54,6 +54,13 @@ final class PluginValidationTests: XCTestCase {
         let x = Tensor([2, 16, 16, 3])
         rng.fillNormal(x, std: 1)
         XCTAssertTrue(try net.inferFolded(x).array.allSatisfy { $0.isFinite })
+        // training without F (the SE folded into the batch norm) runs too
+        let logits = try net.forward(x, training: true)
+        XCTAssertTrue(logits.array.allSatisfy { $0.isFinite })
+        let dLogits = Tensor(logits.shape)
+        dLogits.fill(0.1)
+        _ = try net.backward(dLogits)
+        XCTAssertTrue(net.namedParameters().allSatisfy { $0.1.grad.array.allSatisfy { $0.isFinite } })
     }
 
     func testBrokenSearcherOutputsAreRefused() throws {

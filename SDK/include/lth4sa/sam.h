@@ -64,9 +64,11 @@ typedef struct lth4sa_param {
 /* Layout flags (append-only). */
 /** `process` and `process_backward` never read the input F (they read S and the state only)
  *  and never write d_input: A depends on F through S alone. The host may then compute S
- *  without forming F (an SE after a 1x1 convolution: S from the convolution's input) and pass
- *  an input view of F's shape whose data are zeros. A plugin that sets it and reads F computes
- *  wrong attentions (`lth4sa plugins check` reports it). */
+ *  without forming F (inference: from the input of the 1x1 convolution that makes F; training:
+ *  from the statistics of the batch norm that makes it) and pass an input view of F's shape
+ *  whose data are read-only zeros, and a d_input whose contents it ignores. A plugin that sets
+ *  it and reads F or writes d_input computes wrong attentions or gradients (`lth4sa plugins
+ *  check` reports it). */
 #define LTH4SA_SAM_PROCESS_IGNORES_INPUT 1u
 
 /** Shapes of the intermediate tensors for one input shape (filled by `layout`).

@@ -2,9 +2,10 @@
  * (default 3): the host must turn that into an error thrown by the network's forward, never an
  * exit. With -DNAN_INSTEAD it reports success and writes NaN into its attention instead,
  * which `--check-finite` must catch and name. With -DFALSE_FLAG it never fails but declares
- * LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway, A[n, c] = sigmoid(F[n, 0, 0, c]): the
- * conformance kit must report the false claim, and the host's inference path (which hands it
- * zero pages instead of F) must not crash. */
+ * LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway, A[n, c] = sigmoid(F[n, 0, 0, c]), and
+ * writes d_input in its backward: the conformance kit must report the false claim, and the
+ * host's paths without F (which hand it read-only zero pages for F and a sink for d_input)
+ * must not crash. */
 #include <lth4sa/helpers.h>
 
 static const lth4sa_descriptor_t failing_descriptor = {
@@ -62,6 +63,9 @@ static lth4sa_status_t failing_backward(void *instance, int32_t call, const lth4
     (void)instance; (void)call; (void)input; (void)extracted; (void)d_attention; (void)d_state_out; (void)d_state_in; (void)d_input;
     (void)error;
     memset(d_extracted->data, 0, sizeof(float) * (size_t)lth4sa_tensor_count(d_extracted));
+#ifdef FALSE_FLAG
+    for (int64_t i = 0; i < lth4sa_tensor_count(d_input); i++) d_input->data[i] += 1.0f;
+#endif
     return LTH4SA_OK;
 }
 
