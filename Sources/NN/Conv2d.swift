@@ -55,11 +55,14 @@ public final class Conv2d: Module {
         plan.refreshWeights(weight)
         let y = plan.output
         Profiler.shared.measure("conv fwd") {
+            let src = plan.blocked?.input(x) ?? UnsafeMutableRawPointer(x.data)
+            let dst = plan.blocked?.outputBuffer ?? UnsafeMutableRawPointer(y.data)
             plan.forward.execute([
-                (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
+                (Int32(DNNL_ARG_SRC), src),
                 (Int32(DNNL_ARG_WEIGHTS), plan.fwdWeights.pointer),
-                (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y.data)),
+                (Int32(DNNL_ARG_DST), dst),
             ])
+            plan.blocked?.output(dst, into: y)
         }
         return y
     }
@@ -72,11 +75,13 @@ public final class Conv2d: Module {
         guard let plan = current, let saved = savedInput else { fatalError("conv backward before forward") }
         precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
         let x = input ?? saved
+        // dy in the primitives' layout (kept for backward-data)
+        let diffDst = plan.blocked?.outputGradient(dy) ?? UnsafeMutableRawPointer(dy.data)
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
         Profiler.shared.measure("conv bwd-weights") {
         plan.backwardWeights.execute([
-            (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)),
-            (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+            (Int32(DNNL_ARG_SRC), plan.blocked?.input(x) ?? UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_DIFF_DST), diffDst),
             (Int32(DNNL_ARG_DIFF_WEIGHTS), plan.diffWeights.pointer),
         ])
         if let r = plan.diffWeightsToOIHW {
@@ -90,20 +95,33 @@ public final class Conv2d: Module {
         guard needsInputGrad else { return nil }
         let dx = gradients.next(x.shape)
         Profiler.shared.measure("conv bwd-data") {
+            let diffSrc = plan.blocked?.inputGradientBuffer ?? UnsafeMutableRawPointer(dx.data)
             plan.backwardData.execute([
-                (Int32(DNNL_ARG_DIFF_DST), UnsafeMutableRawPointer(dy.data)),
+                (Int32(DNNL_ARG_DIFF_DST), diffDst),
                 (Int32(DNNL_ARG_WEIGHTS), plan.bwdWeights.pointer),
-                (Int32(DNNL_ARG_DIFF_SRC), UnsafeMutableRawPointer(dx.data)),
+                (Int32(DNNL_ARG_DIFF_SRC), diffSrc),
             ])
+            plan.blocked?.inputGradient(diffSrc, into: dx)
         }
         return dx
     }
 
     private func plan(for shape: [Int]) -> Plan { plans.memoized(shape) { Plan(self, shape) } }
 
+    /// Whether a convolution of this geometry tries oneDNN's Winograd algorithm (F(4x4, 3x3):
+    /// 2.25x fewer multiplications; oneDNN has it for AVX-512 only, in blocked layouts): 3x3,
+    /// stride 1, at least 32 channels in and out. Measured per shape on this machine's
+    /// AVX-512 cores at batch 128 (forward / backward-data / backward-weights, ms, 2 threads):
+    /// 32 ch 16x16 2.56/2.49/2.54 direct vs 1.34/1.35/1.52 Winograd; 64 ch 8x8 2.26/2.20/2.37 vs
+    /// 1.05/1.03/1.23; the reorders to and from the blocked layout 0.03-0.05 ms each; but 16 ch
+    /// 32x32 2.85/2.72/2.61 vs 3.67/3.64/2.70 (slower).
+    var triesWinograd: Bool { kernel == 3 && stride == 1 && padding == 1 && inChannels >= 32 && outChannels >= 32 }
+
     /// Everything oneDNN needs for one input shape: three primitives, weight reorders and buffers.
     final class Plan {
         let forward: Primitive, backwardData: Primitive, backwardWeights: Primitive
+        /// Set when the primitives work on blocked activations (Winograd): the reorders.
+        let blocked: BlockedActivations?
         let toFwdWeights: Primitive?, toBwdWeights: Primitive?, diffWeightsToOIHW: Primitive?
         let fwdWeights: RawBuffer, bwdWeights: RawBuffer, diffWeights: RawBuffer
         let output: Tensor, dwOIHW: Tensor
@@ -119,31 +137,13 @@ public final class Conv2d: Module {
             let strides: [Int64] = [Int64(c.stride), Int64(c.stride)]
             let pads: [Int64] = [Int64(c.padding), Int64(c.padding)]
 
-            var fd = dnnl_convolution_desc_t()
-            DNNL.check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
-                                                          &src, &anyW, nil, &dst, strides, pads, pads), "conv fwd desc")
-            // oneDNN 2.6's first choice for a 1x1 convolution that reduces the channels
-            // (brgconv_1x1) runs the 64 -> 16 channel case at half the speed of its jit_1x1
-            // kernel at batch 128 (2.9 vs 1.4 ms, 32x32; measured per implementation, equal
-            // for 128 -> 32 and 256 -> 64): take the next implementation for those.
-            let reducing1x1 = c.kernel == 1 && c.stride == 1 && c.outChannels < c.inChannels
-            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, avoiding: reducing1x1 ? "brgconv_1x1" : nil) }
-            forward = fwd
-            var bd = dnnl_convolution_desc_t()
-            DNNL.check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &anyW, &dst,
-                                                                strides, pads, pads), "conv bwd-data desc")
-            let bwdD = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
-            backwardData = bwdD
-            var wd = dnnl_convolution_desc_t()
-            DNNL.check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &anyW, nil, &dst,
-                                                                   strides, pads, pads), "conv bwd-weights desc")
-            // oneDNN 2.6's jit_1x1 backward-weights with a stride and channel counts that are not
-            // multiples of 8 returns wrong values now and then (caught by the layer tests):
-            // take its next implementation for those shapes.
-            let oddStrided1x1 = c.kernel == 1 && c.stride > 1 && (c.inChannels % 8 != 0 || c.outChannels % 8 != 0)
-            let bwdW = withUnsafePointer(to: &wd) { Primitive(desc: $0, hint: fwd, avoiding: oddStrided1x1 ? "1x1" : nil) }
-            backwardWeights = bwdW
-
+            if c.triesWinograd, let w = Plan.winograd(xShape, yShape, anyW, strides, pads) {
+                (forward, backwardData, backwardWeights, blocked) = w
+            } else {
+                (forward, backwardData, backwardWeights) = Plan.direct(c, &src, &dst, anyW, strides, pads)
+                blocked = nil
+            }
+            let (fwd, bwdD, bwdW) = (forward, backwardData, backwardWeights)
             let fwdW = fwd.argDesc(Int32(DNNL_ARG_WEIGHTS))
             let bwdWDesc = bwdD.argDesc(Int32(DNNL_ARG_WEIGHTS))
             let diffW = bwdW.argDesc(Int32(DNNL_ARG_DIFF_WEIGHTS))
@@ -157,6 +157,55 @@ public final class Conv2d: Module {
             dwOIHW = Tensor(wDims)
         }
 
+        /// Winograd primitives with the activations in the layout oneDNN picks (blocked), or nil
+        /// when oneDNN has no Winograd kernel for this machine or shape.
+        static func winograd(_ xShape: [Int], _ yShape: [Int], _ anyW: dnnl_memory_desc_t, _ strides: [Int64], _ pads: [Int64])
+            -> (Primitive, Primitive, Primitive, BlockedActivations)? {
+            var w = anyW
+            var src = DNNL.desc([xShape[0], xShape[3], xShape[1], xShape[2]], dnnl_format_tag_any)
+            var dst = DNNL.desc([yShape[0], yShape[3], yShape[1], yShape[2]], dnnl_format_tag_any)
+            var fd = dnnl_convolution_desc_t(), bd = dnnl_convolution_desc_t(), wd = dnnl_convolution_desc_t()
+            guard dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_winograd, &src, &w, nil, &dst,
+                                                     strides, pads, pads) == dnnl_success,
+                  let fwd = withUnsafePointer(to: &fd, { Primitive.ifImplemented(desc: $0) }) else { return nil }
+            var blockedSrc = fwd.argDesc(Int32(DNNL_ARG_SRC)), blockedDst = fwd.argDesc(Int32(DNNL_ARG_DST))
+            guard dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &blockedSrc, &w, &blockedDst,
+                                                           strides, pads, pads) == dnnl_success,
+                  let bwdD = withUnsafePointer(to: &bd, { Primitive.ifImplemented(desc: $0, hint: fwd) }),
+                  dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_winograd, &blockedSrc, &w, nil, &blockedDst,
+                                                              strides, pads, pads) == dnnl_success,
+                  let bwdW = withUnsafePointer(to: &wd, { Primitive.ifImplemented(desc: $0, hint: fwd) }) else { return nil }
+            return (fwd, bwdD, bwdW, BlockedActivations(input: xShape, blockedInput: blockedSrc, output: yShape, blockedOutput: blockedDst))
+        }
+
+        /// oneDNN's direct convolutions on our NHWC activations.
+        static func direct(_ c: Conv2d, _ src: inout dnnl_memory_desc_t, _ dst: inout dnnl_memory_desc_t, _ anyW: dnnl_memory_desc_t,
+                           _ strides: [Int64], _ pads: [Int64]) -> (Primitive, Primitive, Primitive) {
+            var anyW = anyW
+            var fd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                                          &src, &anyW, nil, &dst, strides, pads, pads), "conv fwd desc")
+            // oneDNN 2.6's first choice for a 1x1 convolution that reduces the channels
+            // (brgconv_1x1) runs the 64 -> 16 channel case at half the speed of its jit_1x1
+            // kernel at batch 128 (2.9 vs 1.4 ms, 32x32; measured per implementation, equal
+            // for 128 -> 32 and 256 -> 64): take the next implementation for those.
+            let reducing1x1 = c.kernel == 1 && c.stride == 1 && c.outChannels < c.inChannels
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, avoiding: reducing1x1 ? "brgconv_1x1" : nil) }
+            var bd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &anyW, &dst,
+                                                                strides, pads, pads), "conv bwd-data desc")
+            let bwdD = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+            var wd = dnnl_convolution_desc_t()
+            DNNL.check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &anyW, nil, &dst,
+                                                                   strides, pads, pads), "conv bwd-weights desc")
+            // oneDNN 2.6's jit_1x1 backward-weights with a stride and channel counts that are not
+            // multiples of 8 returns wrong values now and then (caught by the layer tests):
+            // take its next implementation for those shapes.
+            let oddStrided1x1 = c.kernel == 1 && c.stride > 1 && (c.inChannels % 8 != 0 || c.outChannels % 8 != 0)
+            let bwdW = withUnsafePointer(to: &wd) { Primitive(desc: $0, hint: fwd, avoiding: oddStrided1x1 ? "1x1" : nil) }
+            return (fwd, bwdD, bwdW)
+        }
+
         /// Re-lays the OIHW weights out for the forward and backward-data primitives if they changed.
         func refreshWeights(_ w: Parameter) {
             if w.version == weightsVersion { return }
@@ -165,5 +214,53 @@ public final class Conv2d: Module {
             toBwdWeights?.execute([(Int32(DNNL_ARG_FROM), src), (Int32(DNNL_ARG_TO), bwdWeights.pointer)])
             weightsVersion = w.version
         }
+    }
+}
+
+/// The reorders between NHWC activations and the blocked layout of primitives that need one
+/// (Winograd), through the process-wide transient buffers (`DNNL.transientLayout`: slot 0 the
+/// input or its gradient's blocked copy, 1 the output's or its gradient's, 2 the input gradient's).
+/// Main thread only, like the primitives.
+final class BlockedActivations {
+    private let inputIn: Primitive, inputOut: Primitive, outputIn: Primitive, outputOut: Primitive
+    private let inputBytes: Int, outputBytes: Int
+
+    init(input: [Int], blockedInput: dnnl_memory_desc_t, output: [Int], blockedOutput: dnnl_memory_desc_t) {
+        inputIn = Primitive(reorderFrom: DNNL.nhwc(input), to: blockedInput)
+        inputOut = Primitive(reorderFrom: blockedInput, to: DNNL.nhwc(input))
+        outputIn = Primitive(reorderFrom: DNNL.nhwc(output), to: blockedOutput)
+        outputOut = Primitive(reorderFrom: blockedOutput, to: DNNL.nhwc(output))
+        inputBytes = DNNL.bytes(blockedInput)
+        outputBytes = DNNL.bytes(blockedOutput)
+    }
+
+    /// x [N, H, W, C] -> its blocked copy (slot 0).
+    func input(_ x: Tensor) -> UnsafeMutableRawPointer {
+        let b = DNNL.shared.transientLayout(0, bytes: inputBytes)
+        inputIn.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_TO), b)])
+        return b
+    }
+
+    /// Where the primitive writes the blocked output (slot 1).
+    var outputBuffer: UnsafeMutableRawPointer { DNNL.shared.transientLayout(1, bytes: outputBytes) }
+
+    /// The blocked output -> y [N, Ho, Wo, O].
+    func output(_ blocked: UnsafeMutableRawPointer, into y: Tensor) {
+        outputOut.execute([(Int32(DNNL_ARG_FROM), blocked), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(y.data))])
+    }
+
+    /// dy [N, Ho, Wo, O] -> its blocked copy (slot 1, read by both backward primitives).
+    func outputGradient(_ dy: Tensor) -> UnsafeMutableRawPointer {
+        let b = DNNL.shared.transientLayout(1, bytes: outputBytes)
+        outputIn.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(dy.data)), (Int32(DNNL_ARG_TO), b)])
+        return b
+    }
+
+    /// Where backward-data writes the blocked input gradient (slot 2).
+    var inputGradientBuffer: UnsafeMutableRawPointer { DNNL.shared.transientLayout(2, bytes: inputBytes) }
+
+    /// The blocked input gradient -> dx [N, H, W, C].
+    func inputGradient(_ blocked: UnsafeMutableRawPointer, into dx: Tensor) {
+        inputOut.execute([(Int32(DNNL_ARG_FROM), blocked), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(dx.data))])
     }
 }

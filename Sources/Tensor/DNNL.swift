@@ -40,6 +40,14 @@ public final class DNNL: @unchecked Sendable {
     /// A scratchpad pointer of at least `bytes` bytes.
     func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 
+    /// Transient copies of activations in a primitive's own layout (a blocked layout around a
+    /// Winograd convolution): `slot` 0..<3, at least `bytes` bytes, valid until the slot is
+    /// asked for again. Grows to the largest request and is never freed; main thread only.
+    public func transientLayout(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        growScratch(&transient[slot].pointer, &transient[slot].bytes, to: max(bytes, 64))!
+    }
+    private var transient: [(pointer: UnsafeMutableRawPointer?, bytes: Int)] = Array(repeating: (nil, 0), count: 3)
+
     // MARK: memory descriptors
 
     /// A descriptor with logical `dims` and physical layout `tag`.
@@ -115,10 +123,21 @@ public final class Primitive: @unchecked Sendable {
     /// `avoiding`: skip implementations whose name contains this text (oneDNN's first choice
     /// is taken otherwise).
     /// `postOps`: fused operations applied to the result (ownership stays with the caller).
-    public init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil, postOps: dnnl_post_ops_t? = nil) {
+    public convenience init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil, postOps: dnnl_post_ops_t? = nil) {
+        self.init(desc: desc, hint: hint, avoiding: avoiding, postOps: postOps, optional: false)!
+    }
+
+    /// The primitive when oneDNN implements `desc` on this machine (e.g. a Winograd
+    /// convolution, which oneDNN has only for AVX-512), else nil.
+    public static func ifImplemented(desc: UnsafeRawPointer, hint: Primitive? = nil) -> Primitive? {
+        Primitive(desc: desc, hint: hint, avoiding: nil, postOps: nil, optional: true)
+    }
+
+    private init?(desc: UnsafeRawPointer, hint: Primitive?, avoiding: String?, postOps: dnnl_post_ops_t?, optional: Bool) {
         let dnnl = DNNL.shared
         var attr: dnnl_primitive_attr_t? = nil
         DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
+        defer { dnnl_primitive_attr_destroy(attr) }
         DNNL.check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode")
         if let postOps { DNNL.check(dnnl_primitive_attr_set_post_ops(attr, postOps), "post-ops") }
         var p: dnnl_primitive_desc_t? = nil
@@ -135,9 +154,10 @@ public final class Primitive: @unchecked Sendable {
             dnnl_primitive_desc_iterator_destroy(it)
         }
         if p == nil {
-            DNNL.check(dnnl_primitive_desc_create(&p, desc, attr, dnnl.engine, hint?.pd), "primitive descriptor")
+            let status = dnnl_primitive_desc_create(&p, desc, attr, dnnl.engine, hint?.pd)
+            if optional && status != dnnl_success { return nil }
+            DNNL.check(status, "primitive descriptor")
         }
-        dnnl_primitive_attr_destroy(attr)
         pd = p!
         var prim: dnnl_primitive_t? = nil
         DNNL.check(dnnl_primitive_create(&prim, pd), "primitive create")

@@ -26,7 +26,11 @@ final class GateTrainingTests: XCTestCase {
     /// dLoss/dgate against central differences of the training-mode loss, per gate and along
     /// directions, with the settings of the other whole-network checks (AttachTests): steps
     /// 1e-3, 3e-4, 1e-4, tolerance 1e-4 + 3% (fp32 round-off at small steps, ReLU kinks at large
-    /// ones; a wrong gradient disagrees at every step).
+    /// ones; a wrong gradient disagrees at every step). GC's per-gate check allows 15%: its first
+    /// gate's difference quotients scatter over -0.00282 .. -0.00360 between these steps around
+    /// an analytic -0.003193 that is the same to 6 digits with direct and Winograd convolutions
+    /// and with AVX2 kernels (the loss's round-off moves the estimate, not the gradient); the
+    /// directional check keeps 3%, and a permutation of the gates still fails.
     func testGateGradientsMatchFiniteDifferences() throws {
         for (plugin, mode) in [("SE", AttachMode.fullSA), ("GC", .fullSA), ("DIA", .fullShare)] {
             let (trainer, x, labels) = try makeGates(plugin, mode: mode)
@@ -37,11 +41,12 @@ final class GateTrainingTests: XCTestCase {
             let analytic = try trainer.lossAndGateGradient(gates: gates.array.map(Double.init), images: x, labels: labels, updateWeights: false).gradient
             XCTAssertTrue(analytic.contains { abs($0) > 1e-3 }, "\(plugin): gradients are not all zero")
             let gc = GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-4, samples: 3, extraSteps: [3e-4, 1e-4])
+            let perGate = GradientCheck(eps: 1e-3, rtol: plugin == "GC" ? 0.15 : 3e-2, atol: 1e-4, samples: 3, extraSteps: [3e-4, 1e-4])
             let g = Tensor([3], analytic.map(Float.init))
-            XCTAssertNil(gc.check(gates, analytic: g, loss: loss).map { "\(plugin): \($0)" })
+            XCTAssertNil(perGate.check(gates, analytic: g, loss: loss).map { "\(plugin): \($0)" })
             XCTAssertNil(gc.checkDirectional(gates, analytic: g, loss: loss).map { "\(plugin): \($0)" })
             // and the check notices a wrong gradient (the gates permuted)
-            XCTAssertNotNil(gc.check(gates, analytic: Tensor([3], [g[1], g[2], g[0]]), loss: loss), plugin)
+            XCTAssertNotNil(perGate.check(gates, analytic: Tensor([3], [g[1], g[2], g[0]]), loss: loss), plugin)
         }
     }
 
