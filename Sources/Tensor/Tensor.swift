@@ -13,20 +13,32 @@ public final class Tensor: @unchecked Sendable {
     /// The tensor whose storage a view shares; nil when this tensor owns its storage.
     private let storageOwner: Tensor?
 
-    /// A zero-filled tensor of `shape`.
+    /// A zero-filled tensor of `shape`. Storage of at least `Tensor.mappedBytes` comes from its
+    /// own anonymous mapping (zero pages the kernel supplies on first touch, returned to the
+    /// system when the tensor goes, whatever the malloc settings); smaller ones from malloc.
     public init(_ shape: [Int]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
-        var raw: UnsafeMutableRawPointer? = nil
         let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("out of memory allocating tensor \(shape) (\(bytes) bytes)")
+        let raw: UnsafeMutableRawPointer
+        if bytes >= Tensor.mappedBytes {
+            guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
+                fatalError("out of memory allocating tensor \(shape) (\(bytes) bytes)")
+            }
+            raw = p
+        } else {
+            var p: UnsafeMutableRawPointer? = nil
+            guard posix_memalign(&p, 64, bytes) == 0, let p else { fatalError("out of memory allocating tensor \(shape) (\(bytes) bytes)") }
+            memset(p, 0, bytes)
+            raw = p
         }
-        memset(raw, 0, bytes)
         self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
         storageOwner = nil
     }
+
+    /// Storage size from which a tensor maps its own pages (1 MiB).
+    static let mappedBytes = 1 << 20
 
     /// A view of the first elements of `storage` as `shape` (at most `storage.count` elements):
     /// writes through either are seen by both.
@@ -45,7 +57,11 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { if storageOwner == nil { free(data) } }
+    deinit {
+        guard storageOwner == nil else { return }
+        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
+        if bytes >= Tensor.mappedBytes { munmap(data, bytes) } else { free(data) }
+    }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
     public var array: [Float] { Array(buffer) }
