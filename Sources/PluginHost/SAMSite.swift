@@ -169,7 +169,7 @@ public final class SAMSite: BranchAttention {
         if let z = mapping { munmap(z.pointer, z.bytes) }
         mapping = nil
         guard let p = mmap(nil, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
-            throw LTHError("plugin \(id) at \(label): cannot map \(bytes) bytes of zero pages for an unformed input")
+            throw LTHError("plugin \(id) at \(label): cannot map \(bytes) bytes of zero pages standing in for F or its gradient")
         }
         mapping = (p, bytes)
         return p.assumingMemoryBound(to: Float.self)
