@@ -56,7 +56,7 @@ public final class FoldedConvBN {
             precondition(shortcut.shape == plan.output.shape, "shortcut \(shortcut.shape) for a conv output \(plan.output.shape)")
             args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data)))
         }
-        Profiler.shared.measure("conv+bn infer") { plan.call.forward.execute(args) }
+        Profiler.shared.measure("conv+bn infer") { plan.call.execute(args, on: nil) }
         return plan.output
     }
 
@@ -84,14 +84,32 @@ public final class FoldedConvBN {
         }
     }
 
-    /// A folded convolution primitive with the weights in its layout.
+    /// A folded convolution primitive with the weights in its layout, and for a primitive on
+    /// blocked activations (Winograd) the reorders of its input and output.
     final class ConvolutionCall {
         let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
+        let blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?
         /// The `FoldedConvBN.version` of the weights laid out (-1: none yet).
         var version = -1
-        init(_ primitives: (Primitive, toWeights: Primitive?)) {
-            (forward, toWeights) = primitives
+        init(_ primitives: (Primitive, toWeights: Primitive?, blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?)) {
+            (forward, toWeights, blocked) = primitives
             weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
+        }
+
+        /// Runs the convolution with `args` (NHWC source and destination among them) on `lane`
+        /// or the main stream; a blocked primitive reads and writes copies in the lane's (or the
+        /// process's) transient buffers.
+        func execute(_ args: [(Int32, UnsafeMutableRawPointer)], on lane: ExecutionLane?) {
+            func run(_ p: Primitive, _ a: [(Int32, UnsafeMutableRawPointer)]) { if let lane { p.execute(a, on: lane) } else { p.execute(a) } }
+            guard let blocked else { return run(forward, args) }
+            func buffer(_ slot: Int, _ bytes: Int) -> UnsafeMutableRawPointer {
+                lane?.transientLayout(slot, bytes: bytes) ?? DNNL.shared.transientLayout(slot, bytes: bytes)
+            }
+            let src = args.first { $0.0 == Int32(DNNL_ARG_SRC) }!.1, dst = args.first { $0.0 == Int32(DNNL_ARG_DST) }!.1
+            let input = buffer(0, blocked.inputBytes), output = buffer(1, blocked.outputBytes)
+            run(blocked.toInput, [(Int32(DNNL_ARG_FROM), src), (Int32(DNNL_ARG_TO), input)])
+            run(forward, args.map { $0.0 == Int32(DNNL_ARG_SRC) ? ($0.0, input) : $0.0 == Int32(DNNL_ARG_DST) ? ($0.0, output) : $0 })
+            run(blocked.fromOutput, [(Int32(DNNL_ARG_FROM), output), (Int32(DNNL_ARG_TO), dst)])
         }
 
         /// Lays the OIHW weights at `w` out for the primitive (on `lane`, or the main stream).
@@ -112,28 +130,45 @@ public final class FoldedConvBN {
         }
     }
 
-    /// The folded convolution for `key` (bias; shortcut add and ReLU as post-ops) and the
-    /// reorder of OIHW weights into its layout (nil when it takes OIHW as is).
-    private func convolution(_ key: PlanKey) -> (Primitive, toWeights: Primitive?) {
+    /// The folded convolution for `key` (bias; shortcut add and ReLU as post-ops), the reorder
+    /// of OIHW weights into its layout (nil when it takes OIHW as is) and, for a Winograd
+    /// primitive (the shapes `Conv2d.triesWinograd` names, without a shortcut post-op, where
+    /// oneDNN has it), the reorders of its blocked input and output.
+    private func convolution(_ key: PlanKey) -> (Primitive, toWeights: Primitive?, blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?) {
         let c = conv
         let yShape = c.outputShape(key.shape)
-        var src = DNNL.nhwc(key.shape), dst = DNNL.nhwc(yShape), full = DNNL.nhwc(yShape)
+        let full = DNNL.nhwc(yShape)
         let wDims = [c.outChannels, c.inChannels, c.kernel, c.kernel]
-        var anyW = DNNL.desc(wDims, dnnl_format_tag_any), biasDesc = DNNL.desc([c.outChannels], dnnl_x)
         let strides: [Int64] = [Int64(c.stride), Int64(c.stride)], pads: [Int64] = [Int64(c.padding), Int64(c.padding)]
-        var d = dnnl_convolution_desc_t()
-        DNNL.check(dnnl_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
-                                                      &src, &anyW, &biasDesc, &dst, strides, pads, pads), "folded conv desc")
-        var ops: dnnl_post_ops_t? = nil
-        if key.addsShortcut || key.relu {
-            DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-            if key.addsShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
-            if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+        func make(_ algorithm: dnnl_alg_kind_t, _ layout: dnnl_format_tag_t, optional: Bool) -> Primitive? {
+            var src = DNNL.desc([key.shape[0], key.shape[3], key.shape[1], key.shape[2]], layout)
+            var dst = DNNL.desc([yShape[0], yShape[3], yShape[1], yShape[2]], layout), shortcut = full
+            var anyW = DNNL.desc(wDims, dnnl_format_tag_any), biasDesc = DNNL.desc([c.outChannels], dnnl_x)
+            var d = dnnl_convolution_desc_t()
+            let status = dnnl_convolution_forward_desc_init(&d, dnnl_forward_inference, algorithm, &src, &anyW, &biasDesc, &dst, strides, pads, pads)
+            if optional && status != dnnl_success { return nil }
+            DNNL.check(status, "folded conv desc")
+            var ops: dnnl_post_ops_t? = nil
+            if key.addsShortcut || key.relu {
+                DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
+                if key.addsShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &shortcut), "post-op add") }
+                if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
+            }
+            defer { if let ops { dnnl_post_ops_destroy(ops) } }
+            return withUnsafePointer(to: &d) { optional ? Primitive.ifImplemented(desc: $0, postOps: ops) : Primitive(desc: $0, postOps: ops) }
         }
-        let forward = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
-        if let ops { dnnl_post_ops_destroy(ops) }
+        var blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)? = nil
+        let forward: Primitive
+        if c.triesWinograd && !key.addsShortcut, let winograd = make(dnnl_convolution_winograd, dnnl_format_tag_any, optional: true) {
+            let input = winograd.argDesc(Int32(DNNL_ARG_SRC)), output = winograd.argDesc(Int32(DNNL_ARG_DST))
+            blocked = (Primitive(reorderFrom: DNNL.nhwc(key.shape), to: input), Primitive(reorderFrom: output, to: full),
+                       DNNL.bytes(input), DNNL.bytes(output))
+            forward = winograd
+        } else {
+            forward = make(dnnl_convolution_direct, dnnl_nhwc, optional: false)!
+        }
         let wDesc = forward.argDesc(Int32(DNNL_ARG_WEIGHTS)), oihw = DNNL.desc(wDims, dnnl_oihw)
-        return (forward, DNNL.equal(wDesc, oihw) ? nil : Primitive(reorderFrom: oihw, to: wDesc))
+        return (forward, DNNL.equal(wDesc, oihw) ? nil : Primitive(reorderFrom: oihw, to: wDesc), blocked)
     }
 
     // MARK: a per-image channel scale inside the convolution (SE-like attentions at inference)
@@ -195,7 +230,7 @@ public final class FoldedConvBN {
             (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(bias.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
         ]
         if let shortcut { args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut))) }
-        call.forward.execute(args, on: execution)
+        call.execute(args, on: execution)
     }
 
     /// One image: y = ReLU(conv(x, W * scale) + b * scale + shortcut), the scale applied to the
@@ -213,7 +248,7 @@ public final class FoldedConvBN {
             sb[c] = bias[c] * g
         }
         call.load(sw, count: weights.count, on: execution)
-        call.forward.execute([
+        call.execute([
             (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x)), (Int32(DNNL_ARG_WEIGHTS), call.weights.pointer),
             (Int32(DNNL_ARG_BIAS), UnsafeMutableRawPointer(sb)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(y)),
             (Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut)),

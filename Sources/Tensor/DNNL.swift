@@ -105,9 +105,16 @@ public final class ExecutionLane: @unchecked Sendable {
     deinit {
         dnnl_stream_destroy(stream)
         free(scratch)
+        for t in transient { free(t.pointer) }
     }
 
     func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
+
+    /// This lane's transient layout buffers (`DNNL.transientLayout`'s, for its worker).
+    public func transientLayout(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        growScratch(&transient[slot].pointer, &transient[slot].bytes, to: max(bytes, 64))!
+    }
+    private var transient: [(pointer: UnsafeMutableRawPointer?, bytes: Int)] = Array(repeating: (nil, 0), count: 2)
 }
 
 /// One oneDNN primitive with its memory objects, created once for a shape and executed many
@@ -129,8 +136,8 @@ public final class Primitive: @unchecked Sendable {
 
     /// The primitive when oneDNN implements `desc` on this machine (e.g. a Winograd
     /// convolution, which oneDNN has only for AVX-512), else nil.
-    public static func ifImplemented(desc: UnsafeRawPointer, hint: Primitive? = nil) -> Primitive? {
-        Primitive(desc: desc, hint: hint, avoiding: nil, postOps: nil, optional: true)
+    public static func ifImplemented(desc: UnsafeRawPointer, hint: Primitive? = nil, postOps: dnnl_post_ops_t? = nil) -> Primitive? {
+        Primitive(desc: desc, hint: hint, avoiding: nil, postOps: postOps, optional: true)
     }
 
     private init?(desc: UnsafeRawPointer, hint: Primitive?, avoiding: String?, postOps: dnnl_post_ops_t?, optional: Bool) {
