@@ -28,11 +28,12 @@ final class FoldedBlock {
         downsample?.refresh()
     }
 
-    /// The last call's body output and shortcut (valid while the block does not run again).
-    private var lastBranch: (body: Tensor, shortcut: Tensor)?
+    /// The last call's body output, shortcut and the body output's per-image channel means
+    /// when they were taken (valid while the block does not run again).
+    private var lastBranch: (body: Tensor, shortcut: Tensor, means: Tensor?)?
     /// The block's outputs, body outputs and projected shortcuts by batch shape, and per worker
     /// the intermediate body outputs of its images (kept in its cache).
-    fileprivate let buffers = BufferPool(), bodyOutputs = BufferPool(), shortcuts = BufferPool()
+    fileprivate let buffers = BufferPool(), bodyOutputs = BufferPool(), shortcuts = BufferPool(), bodyMeans = BufferPool()
     fileprivate var workerBuffers: [[Tensor]] = []
 
     /// The output of the last call's other variant (with or without `attention`), made in the
@@ -47,17 +48,20 @@ final class FoldedBlock {
     func forward(_ x: Tensor, attention: BranchAttention?, tail: ResidualTail, reusingBranch: Bool, toggling: BranchAttention?) -> Tensor {
         if reusingBranch, let other = otherVariant, other.attention === attention { return other.output }
         otherVariant = nil
-        let h: Tensor, shortcut: Tensor
+        let h: Tensor, shortcut: Tensor, means: Tensor?
         if reusingBranch, let last = lastBranch {
-            (h, shortcut) = last
+            (h, shortcut, means) = last
         } else {
             let both = toggling != nil && (attention == nil || attention === toggling) && last.meansComeFromInput
-            let (b, s, y) = depthFirst(x, joining: attention == nil && !both)
-            lastBranch = (b, s)
+            // an attention may take its squeeze from the last convolution's input means
+            // (`scale`): taken while each image group is in its worker's cache
+            let (b, s, m, y) = depthFirst(x, joining: attention == nil && !both, means: (attention != nil || both) && last.meansComeFromInput)
+            lastBranch = (b, s, m)
             if let y { return y }
-            (h, shortcut) = (b, s)
+            (h, shortcut, means) = (b, s, m)
             if both, let toggling,
-               let a = toggling.scale(branchShape: last.conv.outputShape(h.shape), training: false, fromChannelMeans: { last.outputChannelMeans(h) }) {
+               let a = toggling.scale(branchShape: last.conv.outputShape(h.shape), training: false,
+                                      fromChannelMeans: { last.outputChannelMeans(h, inputMeans: means) }) {
                 let (with, without) = last.forwardBothJoins(h, scaledBy: a, adding: shortcut)
                 otherVariant = attention == nil ? (toggling, with) : (nil, without)
                 return attention == nil ? without : with
@@ -65,7 +69,7 @@ final class FoldedBlock {
         }
         guard let attention else { return last.forward(h, adding: shortcut, relu: true) }
         let fShape = last.conv.outputShape(h.shape)
-        if let a = attention.scale(branchShape: fShape, training: false, fromChannelMeans: { last.outputChannelMeans(h) }) {
+        if let a = attention.scale(branchShape: fShape, training: false, fromChannelMeans: { last.outputChannelMeans(h, inputMeans: means) }) {
             return last.forward(h, scaledBy: a, adding: shortcut)  // ReLU(F * A + shortcut), F never written
         }
         return tail.inferJoin(last.forward(h, relu: false), shortcut: shortcut, attention: attention)
@@ -78,15 +82,16 @@ extension FoldedBlock {
     /// a time, so that a group's intermediate activations stay in its cache instead of
     /// streaming the whole batch through memory once per convolution. The body output and the
     /// shortcut are also written out batch-wide (for the attention's join, or a later call
-    /// that reuses the branch).
-    ///     x [N,H,W,I] -> body output [N,Ho,Wo,P], shortcut and (joining) y [N,Ho,Wo,O]
-    private func depthFirst(_ x: Tensor, joining: Bool) -> (body: Tensor, shortcut: Tensor, output: Tensor?) {
+    /// that reuses the branch); with `means`, the body output's per-image channel means too.
+    ///     x [N,H,W,I] -> body output [N,Ho,Wo,P], shortcut and (joining) y [N,Ho,Wo,O], means [N,P]
+    private func depthFirst(_ x: Tensor, joining: Bool, means: Bool) -> (body: Tensor, shortcut: Tensor, means: Tensor?, output: Tensor?) {
         let n = x.shape[0]
         var imageShapes = [[1] + x.shape.dropFirst()]  // per image: the input, then each body output
         for f in body { imageShapes.append(f.conv.outputShape(imageShapes.last!)) }
         let outShape = last.conv.outputShape(imageShapes.last!)
         let batch = { (image: [Int]) in [n] + image.dropFirst() }
         let h = bodyOutputs.get(batch(imageShapes.last!)), y = joining ? buffers.get(batch(outShape)) : nil
+        let hMeans = means ? bodyMeans.get([n, imageShapes.last![3]]) : nil
         let s = downsample == nil ? x : shortcuts.get(batch(outShape))
         let perImage = imageShapes.map { $0.reduce(1, *) }, perOutput = outShape.reduce(1, *)
         let workers = FoldedConvBN.prepareWorkers(body + [last] + (downsample.map { [$0] } ?? []))
@@ -109,6 +114,12 @@ extension FoldedBlock {
                         f.run(count, imageShape: imageShapes[k], input, adding: nil, relu: f.bn.fusedReLU, into: out, worker: worker)
                         input = out
                     }
+                    if let hMeans {
+                        let p = imageShapes.last!, channels = p[3]
+                        for i in 0..<count {
+                            Tensor.channelMeans(input + i * perImage.last!, pixels: p[1] * p[2], channels: channels, into: hMeans.data + (first + i) * channels)
+                        }
+                    }
                     let shortcut = s.data + first * perOutput
                     downsample?.run(count, imageShape: imageShapes[0], x.data + first * perImage[0], adding: nil, relu: false,
                                     into: shortcut, worker: worker)
@@ -118,7 +129,7 @@ extension FoldedBlock {
                 }
             }
         }
-        return (h, s, y)
+        return (h, s, hMeans, y)
     }
 }
 

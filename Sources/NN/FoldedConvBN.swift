@@ -183,11 +183,13 @@ public final class FoldedConvBN {
     /// break that). One pass over x instead of one over the (wider) output.
     ///     m[n, o] = sum_i W[o, i] * mean_hw x[n, :, :, i] + b[o]      x [N,H,W,I] -> m [N, O]
     /// The result belongs to the layer until the next call with the same batch size.
-    public func outputChannelMeans(_ x: Tensor) -> Tensor? {
+    /// `inputMeans`: x's per-image channel means [N, I] when the caller already has them.
+    public func outputChannelMeans(_ x: Tensor, inputMeans given: Tensor? = nil) -> Tensor? {
         guard meansComeFromInput else { return nil }
         let n = x.shape[0], (i, o) = (conv.inChannels, conv.outChannels)
-        let inputMeans = meanBuffers.get([n, i]), means = meanBuffers.get([n, o])
-        ChannelOps.shared.mean(x, into: inputMeans)
+        precondition(given == nil || given!.count == n * i, "input means \(given!.shape) for \(x.shape)")
+        let inputMeans = given ?? meanBuffers.get([n, i]), means = meanBuffers.get([n, o])
+        if given == nil { ChannelOps.shared.mean(x, into: inputMeans) }
         for b in 0..<n { (means.data + b * o).update(from: bias.data, count: o) }
         BLAS.gemm(false, true, m: n, n: o, k: i, inputMeans.data, weights.data, beta: 1, means.data)
         return means

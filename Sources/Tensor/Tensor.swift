@@ -129,6 +129,25 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
+    /// means[c] = mean over `pixels` NHWC rows of `channels` channels at x (one image), on the
+    /// calling thread.
+    public static func channelMeans(_ x: UnsafePointer<Float>, pixels: Int, channels: Int, into means: UnsafeMutablePointer<Float>) {
+        typealias Lanes = SIMD8<Float>
+        let width = Lanes.scalarCount, k = 1 / Float(pixels)
+        guard channels % width == 0 else {
+            for c in 0..<channels { means[c] = 0 }
+            for p in 0..<pixels { for c in 0..<channels { means[c] += x[p * channels + c] } }
+            for c in 0..<channels { means[c] *= k }
+            return
+        }
+        let xv = UnsafeRawPointer(x), mv = UnsafeMutableRawPointer(means)
+        for c in stride(from: 0, to: channels, by: width) {
+            var sum = Lanes.zero
+            for p in 0..<pixels { sum += xv.loadUnaligned(fromByteOffset: (p * channels + c) * 4, as: Lanes.self) }
+            mv.storeBytes(of: sum * k, toByteOffset: c * 4, as: Lanes.self)
+        }
+    }
+
     public func clone() -> Tensor {
         let t = Tensor(shape)
         t.copy(from: self)
