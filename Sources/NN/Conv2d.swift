@@ -55,14 +55,14 @@ public final class Conv2d: Module {
         plan.refreshWeights(weight)
         let y = plan.output
         Profiler.shared.measure("conv fwd") {
-            let src = plan.blocked?.input(x) ?? UnsafeMutableRawPointer(x.data)
-            let dst = plan.blocked?.outputBuffer ?? UnsafeMutableRawPointer(y.data)
+            let src = plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)
+            let dst = plan.blocked?.outputBuffer() ?? UnsafeMutableRawPointer(y.data)
             plan.forward.execute([
                 (Int32(DNNL_ARG_SRC), src),
                 (Int32(DNNL_ARG_WEIGHTS), plan.fwdWeights.pointer),
                 (Int32(DNNL_ARG_DST), dst),
             ])
-            plan.blocked?.output(dst, into: y)
+            plan.blocked?.output(dst, into: UnsafeMutableRawPointer(y.data))
         }
         return y
     }
@@ -76,11 +76,11 @@ public final class Conv2d: Module {
         precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
         let x = input ?? saved
         // dy in the primitives' layout (kept for backward-data)
-        let diffDst = plan.blocked?.outputGradient(dy) ?? UnsafeMutableRawPointer(dy.data)
+        let diffDst = plan.blocked?.outputGradient(UnsafeMutableRawPointer(dy.data)) ?? UnsafeMutableRawPointer(dy.data)
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
         Profiler.shared.measure("conv bwd-weights") {
         plan.backwardWeights.execute([
-            (Int32(DNNL_ARG_SRC), plan.blocked?.input(x) ?? UnsafeMutableRawPointer(x.data)),
+            (Int32(DNNL_ARG_SRC), plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), diffDst),
             (Int32(DNNL_ARG_DIFF_WEIGHTS), plan.diffWeights.pointer),
         ])
@@ -101,7 +101,7 @@ public final class Conv2d: Module {
                 (Int32(DNNL_ARG_WEIGHTS), plan.bwdWeights.pointer),
                 (Int32(DNNL_ARG_DIFF_SRC), diffSrc),
             ])
-            plan.blocked?.inputGradient(diffSrc, into: dx)
+            plan.blocked?.inputGradient(diffSrc, into: UnsafeMutableRawPointer(dx.data))
         }
         return dx
     }
@@ -218,49 +218,62 @@ public final class Conv2d: Module {
 }
 
 /// The reorders between NHWC activations and the blocked layout of primitives that need one
-/// (Winograd), through the process-wide transient buffers (`DNNL.transientLayout`: slot 0 the
-/// input or its gradient's blocked copy, 1 the output's or its gradient's, 2 the input gradient's).
-/// Main thread only, like the primitives.
+/// (Winograd), through transient buffers: the process's (`DNNL.transientLayout`, main thread)
+/// or a worker's (`ExecutionLane.transientLayout`). Slot 0 holds the input's (or the input
+/// gradient's, slot 2) blocked copy, slot 1 the output's or its gradient's.
 final class BlockedActivations {
-    private let inputIn: Primitive, inputOut: Primitive, outputIn: Primitive, outputOut: Primitive
+    private let inputIn: Primitive, outputOut: Primitive
+    /// The backward's reorders (made on first use: inference needs none).
+    private lazy var inputOut = Primitive(reorderFrom: blockedInput, to: DNNL.nhwc(inputShape))
+    private lazy var outputIn = Primitive(reorderFrom: DNNL.nhwc(outputShape), to: blockedOutput)
+    private let inputShape: [Int], outputShape: [Int], blockedInput: dnnl_memory_desc_t, blockedOutput: dnnl_memory_desc_t
     private let inputBytes: Int, outputBytes: Int
 
+    /// `input`, `output`: NHWC shapes of the primitive's source and destination.
     init(input: [Int], blockedInput: dnnl_memory_desc_t, output: [Int], blockedOutput: dnnl_memory_desc_t) {
+        (inputShape, outputShape, self.blockedInput, self.blockedOutput) = (input, output, blockedInput, blockedOutput)
         inputIn = Primitive(reorderFrom: DNNL.nhwc(input), to: blockedInput)
-        inputOut = Primitive(reorderFrom: blockedInput, to: DNNL.nhwc(input))
-        outputIn = Primitive(reorderFrom: DNNL.nhwc(output), to: blockedOutput)
         outputOut = Primitive(reorderFrom: blockedOutput, to: DNNL.nhwc(output))
         inputBytes = DNNL.bytes(blockedInput)
         outputBytes = DNNL.bytes(blockedOutput)
     }
 
-    /// x [N, H, W, C] -> its blocked copy (slot 0).
-    func input(_ x: Tensor) -> UnsafeMutableRawPointer {
-        let b = DNNL.shared.transientLayout(0, bytes: inputBytes)
-        inputIn.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_TO), b)])
+    private func buffer(_ slot: Int, _ bytes: Int, _ lane: ExecutionLane?) -> UnsafeMutableRawPointer {
+        lane?.transientLayout(slot, bytes: bytes) ?? DNNL.shared.transientLayout(slot, bytes: bytes)
+    }
+
+    private func reorder(_ p: Primitive, _ from: UnsafeMutableRawPointer, _ to: UnsafeMutableRawPointer, _ lane: ExecutionLane?) {
+        let args = [(Int32(DNNL_ARG_FROM), from), (Int32(DNNL_ARG_TO), to)]
+        if let lane { p.execute(args, on: lane) } else { p.execute(args) }
+    }
+
+    /// NHWC input at x -> its blocked copy (slot 0).
+    func input(_ x: UnsafeMutableRawPointer, on lane: ExecutionLane? = nil) -> UnsafeMutableRawPointer {
+        let b = buffer(0, inputBytes, lane)
+        reorder(inputIn, x, b, lane)
         return b
     }
 
     /// Where the primitive writes the blocked output (slot 1).
-    var outputBuffer: UnsafeMutableRawPointer { DNNL.shared.transientLayout(1, bytes: outputBytes) }
+    func outputBuffer(on lane: ExecutionLane? = nil) -> UnsafeMutableRawPointer { buffer(1, outputBytes, lane) }
 
-    /// The blocked output -> y [N, Ho, Wo, O].
-    func output(_ blocked: UnsafeMutableRawPointer, into y: Tensor) {
-        outputOut.execute([(Int32(DNNL_ARG_FROM), blocked), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(y.data))])
+    /// The blocked output -> NHWC at y.
+    func output(_ blocked: UnsafeMutableRawPointer, into y: UnsafeMutableRawPointer, on lane: ExecutionLane? = nil) {
+        reorder(outputOut, blocked, y, lane)
     }
 
-    /// dy [N, Ho, Wo, O] -> its blocked copy (slot 1, read by both backward primitives).
-    func outputGradient(_ dy: Tensor) -> UnsafeMutableRawPointer {
-        let b = DNNL.shared.transientLayout(1, bytes: outputBytes)
-        outputIn.execute([(Int32(DNNL_ARG_FROM), UnsafeMutableRawPointer(dy.data)), (Int32(DNNL_ARG_TO), b)])
+    /// NHWC output gradient at dy -> its blocked copy (slot 1, read by both backward primitives).
+    func outputGradient(_ dy: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+        let b = buffer(1, outputBytes, nil)
+        reorder(outputIn, dy, b, nil)
         return b
     }
 
     /// Where backward-data writes the blocked input gradient (slot 2).
-    var inputGradientBuffer: UnsafeMutableRawPointer { DNNL.shared.transientLayout(2, bytes: inputBytes) }
+    var inputGradientBuffer: UnsafeMutableRawPointer { buffer(2, inputBytes, nil) }
 
-    /// The blocked input gradient -> dx [N, H, W, C].
-    func inputGradient(_ blocked: UnsafeMutableRawPointer, into dx: Tensor) {
-        inputOut.execute([(Int32(DNNL_ARG_FROM), blocked), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(dx.data))])
+    /// The blocked input gradient -> NHWC at dx.
+    func inputGradient(_ blocked: UnsafeMutableRawPointer, into dx: UnsafeMutableRawPointer) {
+        reorder(inputOut, blocked, dx, nil)
     }
 }

@@ -88,10 +88,10 @@ public final class FoldedConvBN {
     /// blocked activations (Winograd) the reorders of its input and output.
     final class ConvolutionCall {
         let forward: Primitive, toWeights: Primitive?, weights: RawBuffer
-        let blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?
+        let blocked: BlockedActivations?
         /// The `FoldedConvBN.version` of the weights laid out (-1: none yet).
         var version = -1
-        init(_ primitives: (Primitive, toWeights: Primitive?, blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?)) {
+        init(_ primitives: (Primitive, toWeights: Primitive?, blocked: BlockedActivations?)) {
             (forward, toWeights, blocked) = primitives
             weights = RawBuffer(bytes: DNNL.bytes(forward.argDesc(Int32(DNNL_ARG_WEIGHTS))))
         }
@@ -100,16 +100,12 @@ public final class FoldedConvBN {
         /// or the main stream; a blocked primitive reads and writes copies in the lane's (or the
         /// process's) transient buffers.
         func execute(_ args: [(Int32, UnsafeMutableRawPointer)], on lane: ExecutionLane?) {
-            func run(_ p: Primitive, _ a: [(Int32, UnsafeMutableRawPointer)]) { if let lane { p.execute(a, on: lane) } else { p.execute(a) } }
-            guard let blocked else { return run(forward, args) }
-            func buffer(_ slot: Int, _ bytes: Int) -> UnsafeMutableRawPointer {
-                lane?.transientLayout(slot, bytes: bytes) ?? DNNL.shared.transientLayout(slot, bytes: bytes)
-            }
+            func run(_ a: [(Int32, UnsafeMutableRawPointer)]) { if let lane { forward.execute(a, on: lane) } else { forward.execute(a) } }
+            guard let blocked else { return run(args) }
             let src = args.first { $0.0 == Int32(DNNL_ARG_SRC) }!.1, dst = args.first { $0.0 == Int32(DNNL_ARG_DST) }!.1
-            let input = buffer(0, blocked.inputBytes), output = buffer(1, blocked.outputBytes)
-            run(blocked.toInput, [(Int32(DNNL_ARG_FROM), src), (Int32(DNNL_ARG_TO), input)])
-            run(forward, args.map { $0.0 == Int32(DNNL_ARG_SRC) ? ($0.0, input) : $0.0 == Int32(DNNL_ARG_DST) ? ($0.0, output) : $0 })
-            run(blocked.fromOutput, [(Int32(DNNL_ARG_FROM), output), (Int32(DNNL_ARG_TO), dst)])
+            let input = blocked.input(src, on: lane), output = blocked.outputBuffer(on: lane)
+            run(args.map { $0.0 == Int32(DNNL_ARG_SRC) ? ($0.0, input) : $0.0 == Int32(DNNL_ARG_DST) ? ($0.0, output) : $0 })
+            blocked.output(output, into: dst, on: lane)
         }
 
         /// Lays the OIHW weights at `w` out for the primitive (on `lane`, or the main stream).
@@ -134,7 +130,7 @@ public final class FoldedConvBN {
     /// of OIHW weights into its layout (nil when it takes OIHW as is) and, for a Winograd
     /// primitive (the shapes `Conv2d.triesWinograd` names, without a shortcut post-op, where
     /// oneDNN has it), the reorders of its blocked input and output.
-    private func convolution(_ key: PlanKey) -> (Primitive, toWeights: Primitive?, blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)?) {
+    private func convolution(_ key: PlanKey) -> (Primitive, toWeights: Primitive?, blocked: BlockedActivations?) {
         let c = conv
         let yShape = c.outputShape(key.shape)
         let full = DNNL.nhwc(yShape)
@@ -157,12 +153,11 @@ public final class FoldedConvBN {
             defer { if let ops { dnnl_post_ops_destroy(ops) } }
             return withUnsafePointer(to: &d) { optional ? Primitive.ifImplemented(desc: $0, postOps: ops) : Primitive(desc: $0, postOps: ops) }
         }
-        var blocked: (toInput: Primitive, fromOutput: Primitive, inputBytes: Int, outputBytes: Int)? = nil
+        var blocked: BlockedActivations? = nil
         let forward: Primitive
         if c.triesWinograd && !key.addsShortcut, let winograd = make(dnnl_convolution_winograd, dnnl_format_tag_any, optional: true) {
-            let input = winograd.argDesc(Int32(DNNL_ARG_SRC)), output = winograd.argDesc(Int32(DNNL_ARG_DST))
-            blocked = (Primitive(reorderFrom: DNNL.nhwc(key.shape), to: input), Primitive(reorderFrom: output, to: full),
-                       DNNL.bytes(input), DNNL.bytes(output))
+            blocked = BlockedActivations(input: key.shape, blockedInput: winograd.argDesc(Int32(DNNL_ARG_SRC)),
+                                         output: yShape, blockedOutput: winograd.argDesc(Int32(DNNL_ARG_DST)))
             forward = winograd
         } else {
             forward = make(dnnl_convolution_direct, dnnl_nhwc, optional: false)!
