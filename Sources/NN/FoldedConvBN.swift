@@ -128,8 +128,11 @@ public final class FoldedConvBN {
 
     /// The folded convolution for `key` (bias; shortcut add and ReLU as post-ops), the reorder
     /// of OIHW weights into its layout (nil when it takes OIHW as is) and, for a Winograd
-    /// primitive (the shapes `Conv2d.triesWinograd` names, without a shortcut post-op, where
-    /// oneDNN has it), the reorders of its blocked input and output.
+    /// primitive, the reorders of its blocked input and output. Winograd (where oneDNN has it)
+    /// only for the shapes `Conv2d.triesWinograd` names inside a block's body (ReLU, no shortcut):
+    /// a block's last convolution joins the shortcut, for which oneDNN's Winograd has no post-op,
+    /// and must run the same kernel with and without an attention, or dT would measure the
+    /// kernels instead of the attention.
     private func convolution(_ key: PlanKey) -> (Primitive, toWeights: Primitive?, blocked: BlockedActivations?) {
         let c = conv
         let yShape = c.outputShape(key.shape)
@@ -155,7 +158,7 @@ public final class FoldedConvBN {
         }
         var blocked: BlockedActivations? = nil
         let forward: Primitive
-        if c.triesWinograd && !key.addsShortcut, let winograd = make(dnnl_convolution_winograd, dnnl_format_tag_any, optional: true) {
+        if c.triesWinograd && key.relu && !key.addsShortcut, let winograd = make(dnnl_convolution_winograd, dnnl_format_tag_any, optional: true) {
             blocked = BlockedActivations(input: key.shape, blockedInput: winograd.argDesc(Int32(DNNL_ARG_SRC)),
                                          output: yShape, blockedOutput: winograd.argDesc(Int32(DNNL_ARG_DST)))
             forward = winograd
