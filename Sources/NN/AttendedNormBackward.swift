@@ -20,21 +20,34 @@ enum AttendedNormBackward {
     typealias Lanes = SIMD8<Float>
     private static let width = Lanes.scalarCount
 
+    /// The per-image and per-channel coefficients of one call, kept by the caller (a batch
+    /// norm's plan) so that a training step allocates nothing.
+    final class Workspace {
+        let g1: Tensor, g2: Tensor, dA: Tensor, alpha: Tensor, delta: Tensor  // [N, C]
+        let kappa: Tensor, sigma: Tensor                                      // [C]
+        init(images n: Int, channels c: Int) {
+            (g1, g2, dA, alpha, delta) = (Tensor([n, c]), Tensor([n, c]), Tensor([n, c]), Tensor([n, c]), Tensor([n, c]))
+            (kappa, sigma) = (Tensor([c]), Tensor([c]))
+        }
+    }
+
     static func run(x: Tensor, g: Tensor, attention a: Tensor, mean: Tensor, variance: Tensor, eps: Float,
                     gamma: Tensor, beta: Tensor, imageMeans: Tensor, dGamma: Tensor, dBeta: Tensor,
-                    attentionBackward: (_ dA: Tensor) -> Tensor, into dx: Tensor) {
+                    attentionBackward: (_ dA: Tensor) -> Tensor, into dx: Tensor, workspace w: Workspace) {
         let (n, c) = (x.shape[0], x.shape[3]), pixels = x.shape[1] * x.shape[2]
         precondition(c % width == 0, "attended batch norm backward needs a multiple of 8 channels, got \(x.shape)")
-        let sigma = (0..<c).map { (variance[$0] + eps).squareRoot() }
+        precondition(w.g1.shape == [n, c], "workspace \(w.g1.shape) for \(x.shape)")
+        let (g1, g2, dA, alpha, delta, kappa, sigma) = (w.g1, w.g2, w.dA, w.alpha, w.delta, w.kappa, w.sigma)
+        for k in 0..<c { sigma[k] = (variance[k] + eps).squareRoot() }
         // pass 1: G1, G2 per image and channel
-        let g1 = Tensor([n, c]), g2 = Tensor([n, c])
         Threads.parallelFor(n, grain: 1) { images in
+            let accumulators = UnsafeMutablePointer<Lanes>.allocate(capacity: 2 * c / width)
+            defer { accumulators.deallocate() }
             for image in images {
                 sums(x.data + image * pixels * c, g.data + image * pixels * c, mean: mean.data, pixels: pixels, channels: c,
-                     g1: g1.data + image * c, g2: g2.data + image * c)
+                     g1: g1.data + image * c, g2: g2.data + image * c, accumulators: accumulators)
             }
         }
-        let dA = Tensor([n, c])
         for b in 0..<n {
             for k in 0..<c { dA[b * c + k] = gamma[k] / sigma[k] * g2[b * c + k] + beta[k] * g1[b * c + k] }
         }
@@ -42,7 +55,7 @@ enum AttendedNormBackward {
         precondition(dS.count == n * c, "attention backward gave dS \(dS.shape) for [\(n), \(c)]")
         // parameter gradients and the per-image coefficients of pass 2
         let count = Float(n * pixels), pInverse = 1 / Float(pixels)
-        let alpha = Tensor([n, c]), delta = Tensor([n, c]), kappa = Tensor([c]), mu = mean
+        let mu = mean
         for k in 0..<c {
             var sumBeta = 0.0, sumGamma = 0.0
             for b in 0..<n {
@@ -71,13 +84,11 @@ enum AttendedNormBackward {
     }
 
     /// One image: g1[c] = sum_p g[p, c], g2[c] = sum_p g[p, c] (x[p, c] - mu[c]), row by row
-    /// (sequential reads; the 2C accumulators stay in L1).
+    /// (sequential reads; the 2C accumulators, the worker's `acc`, stay in L1).
     private static func sums(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, mean: UnsafePointer<Float>, pixels: Int, channels c: Int,
-                             g1: UnsafeMutablePointer<Float>, g2: UnsafeMutablePointer<Float>) {
+                             g1: UnsafeMutablePointer<Float>, g2: UnsafeMutablePointer<Float>, accumulators acc: UnsafeMutablePointer<Lanes>) {
         let xv = UnsafeRawPointer(x), gv = UnsafeRawPointer(g), muv = UnsafeRawPointer(mean)
         let vectors = c / width
-        let acc = UnsafeMutablePointer<Lanes>.allocate(capacity: 2 * vectors)
-        defer { acc.deallocate() }
         acc.initialize(repeating: .zero, count: 2 * vectors)
         for p in 0..<pixels {
             for v in 0..<vectors {

@@ -154,7 +154,8 @@ public final class BatchNorm2d: Module {
         Profiler.shared.measure("bn scaled bwd") {
             AttendedNormBackward.run(x: x, g: g, attention: a, mean: plan.mean, variance: plan.variance, eps: eps,
                                      gamma: gamma.value, beta: beta.value, imageMeans: plan.imageMeans,
-                                     dGamma: plan.dGamma, dBeta: plan.dBeta, attentionBackward: attentionBackward, into: dx)
+                                     dGamma: plan.dGamma, dBeta: plan.dBeta, attentionBackward: attentionBackward, into: dx,
+                                     workspace: plan.attendedWorkspace)
         }
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)
@@ -273,6 +274,8 @@ public final class BatchNorm2d: Module {
         lazy var imageMeans = Tensor([shape[0], shape[3]])
         lazy var outputMeans = Tensor([shape[0], shape[3]])
         var imageMeansValid = false
+        /// The coefficients of `backward(_:scaledBy:attentionBackward:)`.
+        lazy var attendedWorkspace = AttendedNormBackward.Workspace(images: shape[0], channels: shape[3])
         let shape: [Int]
 
         init(_ bn: BatchNorm2d, _ key: PlanKey) {

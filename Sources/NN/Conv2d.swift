@@ -76,9 +76,10 @@ public final class Conv2d: Module {
         precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
         let x = input ?? saved
         // dy in the primitives' layout (kept for backward-data)
-        let diffDst = plan.blocked?.outputGradient(UnsafeMutableRawPointer(dy.data)) ?? UnsafeMutableRawPointer(dy.data)
+        var diffDst = UnsafeMutableRawPointer(dy.data)
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
         Profiler.shared.measure("conv bwd-weights") {
+        if let blocked = plan.blocked { diffDst = blocked.outputGradient(diffDst) }
         plan.backwardWeights.execute([
             (Int32(DNNL_ARG_SRC), plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)),
             (Int32(DNNL_ARG_DIFF_DST), diffDst),
@@ -109,7 +110,8 @@ public final class Conv2d: Module {
     private func plan(for shape: [Int]) -> Plan { plans.memoized(shape) { Plan(self, shape) } }
 
     /// Whether a convolution of this geometry tries oneDNN's Winograd algorithm (F(4x4, 3x3):
-    /// 2.25x fewer multiplications; oneDNN has it for AVX-512 only, in blocked layouts): 3x3,
+    /// 36 instead of 144 multiplications per 4x4 output tile and channel pair, plus the
+    /// transforms; oneDNN has it for AVX-512 only, in blocked layouts): 3x3,
     /// stride 1, at least 32 channels in and out. Measured per shape on this machine's
     /// AVX-512 cores at batch 128 (forward / backward-data / backward-weights, ms, 2 threads):
     /// 32 ch 16x16 2.56/2.49/2.54 direct vs 1.34/1.35/1.52 Winograd; 64 ch 8x8 2.26/2.20/2.37 vs
@@ -218,8 +220,8 @@ public final class Conv2d: Module {
 }
 
 /// The reorders between NHWC activations and the blocked layout of primitives that need one
-/// (Winograd), through transient buffers: the process's (`DNNL.transientLayout`, main thread)
-/// or a worker's (`ExecutionLane.transientLayout`). Slot 0 holds the input's (or the input
+/// (Winograd), through transient buffers: the process's (`DNNL.transientLayouts`, main thread)
+/// or a worker's (`ExecutionLane.transientLayouts`). Slot 0 holds the input's (or the input
 /// gradient's, slot 2) blocked copy, slot 1 the output's or its gradient's.
 final class BlockedActivations {
     private let inputIn: Primitive, outputOut: Primitive
@@ -239,7 +241,7 @@ final class BlockedActivations {
     }
 
     private func buffer(_ slot: Int, _ bytes: Int, _ lane: ExecutionLane?) -> UnsafeMutableRawPointer {
-        lane?.transientLayout(slot, bytes: bytes) ?? DNNL.shared.transientLayout(slot, bytes: bytes)
+        (lane?.transientLayouts ?? DNNL.shared.transientLayouts).slot(slot, bytes: bytes)
     }
 
     private func reorder(_ p: Primitive, _ from: UnsafeMutableRawPointer, _ to: UnsafeMutableRawPointer, _ lane: ExecutionLane?) {

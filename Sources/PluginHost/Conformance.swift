@@ -145,12 +145,12 @@ public enum Conformance {
             let scaled = unformed.scale(branchShape: shape, training: true, fromChannelMeans: { s })
             try passes.check()
             guard let attention = scaled else { return (true, "flag declared; the layout does not allow training without F") }
-            let dA = Tensor([batch, channels])  // sum over pixels of dOut * F
-            for i in 0..<x.count { dA[(i / (spatial * spatial * channels)) * channels + i % channels] += r[i] * x[i] }
-            let dS = unformed.scaleBackward(dA)
+            // the host's side of that path: dF = dOut * A, dA = sum over pixels of dOut * F, then
+            // dF += dS / pixels (the mean's backward)
+            let dA = Tensor(attention.shape), dFUnformed = Tensor(shape)
+            SAMSite.combineBackward(x, attention, r, add: false, dF: dFUnformed, dA: dA)
+            let dS = unformed.scaleBackward(Tensor([batch, channels], viewing: dA))
             try passes.check()
-            let dFUnformed = Tensor(shape)
-            ChannelOps.shared.combine(r, attention, add: false, into: dFUnformed)
             ChannelOps.meanBackward(dS, into: dFUnformed, accumulate: true)
             var worst = dFUnformed.maxAbsDiff(dF) / max(dF.buffer.map(abs).max()!, 1e-6)
             for ((_, p), g) in zip(inst.parameters, grads) { worst = max(worst, p.grad.maxAbsDiff(g) / max(g.buffer.map(abs).max()!, 1e-6)) }

@@ -41,12 +41,8 @@ public final class DNNL: @unchecked Sendable {
     func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 
     /// Transient copies of activations in a primitive's own layout (a blocked layout around a
-    /// Winograd convolution): `slot` 0..<3, at least `bytes` bytes, valid until the slot is
-    /// asked for again. Grows to the largest request and is never freed; main thread only.
-    public func transientLayout(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
-        growScratch(&transient[slot].pointer, &transient[slot].bytes, to: max(bytes, 64))!
-    }
-    private var transient: [(pointer: UnsafeMutableRawPointer?, bytes: Int)] = Array(repeating: (nil, 0), count: 3)
+    /// Winograd convolution), main thread only: see `TransientBuffers`.
+    public let transientLayouts = TransientBuffers(slots: 3)
 
     // MARK: memory descriptors
 
@@ -105,16 +101,26 @@ public final class ExecutionLane: @unchecked Sendable {
     deinit {
         dnnl_stream_destroy(stream)
         free(scratch)
-        for t in transient { free(t.pointer) }
     }
 
     func scratchpad(_ bytes: Int) -> UnsafeMutableRawPointer? { growScratch(&scratch, &scratchBytes, to: bytes) }
 
-    /// This lane's transient layout buffers (`DNNL.transientLayout`'s, for its worker).
-    public func transientLayout(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
-        growScratch(&transient[slot].pointer, &transient[slot].bytes, to: max(bytes, 64))!
+    /// This lane's transient layout copies (`DNNL.transientLayouts`' role, for its worker).
+    public let transientLayouts = TransientBuffers(slots: 2)
+}
+
+/// A few raw buffers, each grown to the largest request made of it and freed with the owner:
+/// transient copies of activations in a primitive's layout (slot k valid until slot k is asked
+/// for again). Used by one thread at a time.
+public final class TransientBuffers: @unchecked Sendable {
+    private var buffers: [(pointer: UnsafeMutableRawPointer?, bytes: Int)]
+    init(slots: Int) { buffers = Array(repeating: (nil, 0), count: slots) }
+    deinit { for b in buffers { free(b.pointer) } }
+
+    /// Slot `slot`'s buffer, at least `bytes` (64-byte aligned).
+    public func slot(_ slot: Int, bytes: Int) -> UnsafeMutableRawPointer {
+        growScratch(&buffers[slot].pointer, &buffers[slot].bytes, to: max(bytes, 64))!
     }
-    private var transient: [(pointer: UnsafeMutableRawPointer?, bytes: Int)] = Array(repeating: (nil, 0), count: 2)
 }
 
 /// One oneDNN primitive with its memory objects, created once for a shape and executed many

@@ -20,7 +20,7 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         self.count = shape.reduce(1, *)
-        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
+        let bytes = Tensor.storageBytes(count)
         let raw: UnsafeMutableRawPointer
         if bytes >= Tensor.mappedBytes {
             guard let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED else {
@@ -39,6 +39,9 @@ public final class Tensor: @unchecked Sendable {
 
     /// Storage size from which a tensor maps its own pages (1 MiB).
     static let mappedBytes = 1 << 20
+
+    /// Bytes of storage for `count` floats: whole 64-byte lines, at least one.
+    private static func storageBytes(_ count: Int) -> Int { max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64) }
 
     /// A view of the first elements of `storage` as `shape` (at most `storage.count` elements):
     /// writes through either are seen by both.
@@ -59,7 +62,7 @@ public final class Tensor: @unchecked Sendable {
 
     deinit {
         guard storageOwner == nil else { return }
-        let bytes = max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64)
+        let bytes = Tensor.storageBytes(count)
         if bytes >= Tensor.mappedBytes { munmap(data, bytes) } else { free(data) }
     }
 
