@@ -67,3 +67,24 @@ public final class TrainingBenchmark {
         return (Double(end - start) / 1e9, Double(exchanged - exchange) / 1e9, out.loss)
     }
 }
+
+extension TrainingBenchmark {
+    /// Step times (seconds) of several benchmarks in one process, every round each benchmark
+    /// once in a shuffled order, so that the machine's drift hits them alike (what
+    /// `lth4sa bench sam-training` compares: plain, Full-SA and supernet training). Each first
+    /// takes its `warmup` untimed steps. `onRound` is told the round finished (1-based) and
+    /// the total. Result: [benchmark][round].
+    public static func interleavedRounds(_ benches: [(bench: TrainingBenchmark, warmup: Int)], rounds: Int, seed: UInt64,
+                                         onRound: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
+        for (bench, warmup) in benches { for _ in 0..<warmup { _ = try bench.step() } }
+        var rng = RNG(seed: seed)
+        var times = [[Double]](repeating: [], count: benches.count)
+        for r in 0..<rounds {
+            var order = Array(benches.indices)
+            rng.shuffle(&order)
+            for i in order { times[i].append(try benches[i].bench.step().seconds) }
+            onRound?(r + 1, rounds)
+        }
+        return times
+    }
+}

@@ -10,7 +10,7 @@ import Training
 /// `lth4sa bench ...`: performance figures, printed; never part of the test suite.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchInfer.self])
+        abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchSAMTraining.self, BenchInfer.self])
 }
 
 /// `lth4sa bench train`: median training images/s (forward + loss + backward + SGD step).
@@ -69,6 +69,57 @@ struct BenchTrain: ParsableCommand {
             for (what, secs, calls) in Profiler.shared.report {
                 print(String(format: "  %-18@ %7.1f ms/step  %5.1f%%  (%d calls/step)", what as NSString, secs / Double(steps) * 1000, secs / total * 100, calls / steps))
             }
+        }
+    }
+}
+
+/// `lth4sa bench sam-training`: what a SAM costs in training -- the plain network, Full-SA
+/// (the SAM at every block) and supernet training (the SAM at every block, a random
+/// sub-network per step), one step of each per round in shuffled order in one process.
+struct BenchSAMTraining: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sam-training", abstract: "Training step time of the plain network, Full-SA and the supernet, interleaved.")
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var samOptions: SAMOptions
+    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
+    @Option(help: "Warm-up steps of each network (the supernet takes at least 8: a block sets up each of its two states on first use).") var warmup: Int = 3
+    @Option(help: "Timed rounds (one step of each network per round).") var rounds: Int = 20
+
+    func validate() throws {
+        if samOptions.sam == nil { throw ValidationError("sam-training needs --sam (the SAM whose cost it measures)") }
+        if samOptions.scheme != nil { throw ValidationError("sam-training compares the SAM at every block: drop --scheme") }
+        if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        var config = RunConfig()
+        samOptions.apply(to: &config)
+        var plainConfig = config
+        plainConfig.sam = nil
+        let make = { (config: RunConfig, supernet: Bool) in
+            try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, supernet: supernet)
+        }
+        let kinds = [("plain", try make(plainConfig, false), warmup), ("Full-SA", try make(config, false), warmup),
+                     ("supernet", try make(config, true), max(warmup, 8))]
+        print("bench sam-training: \(kinds[0].1.net.spec) + \(config.sam!) (\(config.attach)), batch \(batch), \(Threads.current) threads, "
+              + "\(rounds) rounds of one step each in shuffled order")
+        let times = try TrainingBenchmark.interleavedRounds(kinds.map { ($0.1, $0.2) }, rounds: rounds, seed: runtime.seed) { r, total in
+            Console.shared.show(.status("round \(r)/\(total)"))
+        }
+        Console.shared.endStatus()
+        for (k, kind) in kinds.enumerated() {
+            print(String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kind.0 as NSString, median(times[k]) * 1000, Double(batch) / median(times[k])))
+        }
+        // the difference of the median step times, with its 95% bootstrap interval over the
+        // rounds (resampled in pairs: all kinds ran in the same rounds), as dT is reported
+        for (a, b) in [(1, 0), (2, 0), (2, 1)] {
+            let d = InferenceTiming.increment(times[a], over: times[b])
+            print(String(format: "%@ vs %@: %+.1f%% time per step [95%% CI %+.1f%%, %+.1f%%]",
+                         kinds[a].0 as NSString, kinds[b].0 as NSString, d.value, d.low, d.high))
         }
     }
 }
