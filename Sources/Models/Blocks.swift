@@ -70,6 +70,7 @@ final class ResidualTail {
     func branchIsKept(_ attention: BranchAttention?, training: Bool) -> Bool { training && attention != nil }
 
     func forward(_ f: Tensor, input x: Tensor, attention: BranchAttention?, downsample: Downsample?, training: Bool) -> Tensor {
+        normalizedInJoin = false
         input = training ? x : nil
         let s = downsample?.forward(x, training: training) ?? x
         if let a = attention, let y = a.joined(f, shortcut: s, training: training, into: join.outputBuffer(f.shape)) {
@@ -80,8 +81,10 @@ final class ResidualTail {
         return join.forward(branch, s, training: training)
     }
 
-    /// The attention A [N, 1, 1, C] of the last training forward that folded it into the
-    /// normalisation (`forwardNormalizing` with an SE-like attention); nil otherwise.
+    /// Whether the last training forward normalised the branch's last batch norm inside the
+    /// join (`forwardNormalizing`), and the attention A [N, 1, 1, C] it folded into that
+    /// normalisation (an SE-like attention; nil: none).
+    private var normalizedInJoin = false
     private var foldedAttention: Tensor?
     private let imageScales = BufferPool(), imageShifts = BufferPool()
 
@@ -93,6 +96,7 @@ final class ResidualTail {
     /// block runs `forward`).
     func forwardNormalizing(_ c: Tensor, with norm: BatchNorm2d, input x: Tensor, attention: BranchAttention?,
                             downsample: Downsample?, training: Bool) -> Tensor? {
+        normalizedInJoin = false
         guard training, norm.computesStatisticsAlone else { return nil }
         foldedAttention = nil
         var affine: (scale: Tensor, shift: Tensor)?
@@ -111,6 +115,7 @@ final class ResidualTail {
         input = x
         let s = downsample?.forward(x, training: true) ?? x
         let (scale, shift) = affine!
+        normalizedInJoin = true
         guard let a = attentionScale else { return join.forward(normalizing: c, scale: scale, shift: shift, s) }
         let (n, channels) = (c.shape[0], c.shape[3])
         let imageScale = imageScales.get([n, channels]), imageShift = imageShifts.get([n, channels])
@@ -125,10 +130,16 @@ final class ResidualTail {
     }
 
     /// dF -> the gradient of the branch's last convolution output, through its batch norm
-    /// `norm` (and the attention, when `forwardNormalizing` folded it there). `dF` is also the
-    /// shortcut's gradient unless an attention made its own, so it is overwritten only then.
+    /// `norm` (and the attention, when `forwardNormalizing` folded it there): after
+    /// `forwardNormalizing` the two-pass backward that matches its join (same kernels with and
+    /// without an attention, so plain, attended and supernet steps cost alike), else oneDNN's.
+    /// `dF` is also the shortcut's gradient unless an attention made its own, so it is
+    /// overwritten only then.
     func normalizationBackward(_ dF: Tensor, through norm: BatchNorm2d, attention: BranchAttention?) -> Tensor {
-        if let a = foldedAttention, let attention { return norm.backward(dF, scaledBy: a, attentionBackward: attention.scaleBackward) }
+        if normalizedInJoin {
+            guard let a = foldedAttention, let attention else { return norm.backward(dF, scaledBy: nil, attentionBackward: nil) }
+            return norm.backward(dF, scaledBy: a, attentionBackward: attention.scaleBackward)
+        }
         return norm.backward(dF, overwriting: attention != nil)
     }
 

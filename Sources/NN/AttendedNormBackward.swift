@@ -13,6 +13,9 @@ import Tensor
 ///     pass 2 (per image):  dx = alpha g + kappa (x - mu) + delta
 ///         alpha = gamma A / sigma,  kappa = -gamma dgamma / (M sigma^2),  delta = gamma/sigma (dS/P - dbeta/M)
 ///
+/// Without an attention (A = 1, dS = 0) the same two passes are the plain batch norm backward
+/// of a last batch norm whose normalisation ran inside the join (`AddReLU.forward(normalizing:)`).
+///
 /// Both passes run over images on the thread pool (each image's rows by one worker, in a fixed
 /// order: the result does not depend on the thread count); sums over an image in fp32, over
 /// images in fp64. C a multiple of 8.
@@ -31,9 +34,11 @@ enum AttendedNormBackward {
         }
     }
 
-    static func run(x: Tensor, g: Tensor, attention a: Tensor, mean: Tensor, variance: Tensor, eps: Float,
-                    gamma: Tensor, beta: Tensor, imageMeans: Tensor, dGamma: Tensor, dBeta: Tensor,
-                    attentionBackward: (_ dA: Tensor) -> Tensor, into dx: Tensor, workspace w: Workspace) {
+    /// `attention`: A [N, C] and its backward (dA -> dS) with x's per-image channel means, or nil
+    /// for A = 1.
+    static func run(x: Tensor, g: Tensor, attention: (a: Tensor, backward: (_ dA: Tensor) -> Tensor, imageMeans: Tensor)?,
+                    mean: Tensor, variance: Tensor, eps: Float, gamma: Tensor, beta: Tensor, dGamma: Tensor, dBeta: Tensor,
+                    into dx: Tensor, workspace w: Workspace) {
         let (n, c) = (x.shape[0], x.shape[3]), pixels = x.shape[1] * x.shape[2]
         precondition(c % width == 0, "attended batch norm backward needs a multiple of 8 channels, got \(x.shape)")
         precondition(w.g1.shape == [n, c], "workspace \(w.g1.shape) for \(x.shape)")
@@ -48,11 +53,14 @@ enum AttendedNormBackward {
                      g1: g1.data + image * c, g2: g2.data + image * c, accumulators: accumulators)
             }
         }
-        for b in 0..<n {
-            for k in 0..<c { dA[b * c + k] = gamma[k] / sigma[k] * g2[b * c + k] + beta[k] * g1[b * c + k] }
+        var dS: Tensor? = nil
+        if let attention {
+            for b in 0..<n {
+                for k in 0..<c { dA[b * c + k] = gamma[k] / sigma[k] * g2[b * c + k] + beta[k] * g1[b * c + k] }
+            }
+            dS = attention.backward(dA)
+            precondition(dS!.count == n * c, "attention backward gave dS \(dS!.shape) for [\(n), \(c)]")
         }
-        let dS = attentionBackward(dA)
-        precondition(dS.count == n * c, "attention backward gave dS \(dS.shape) for [\(n), \(c)]")
         // parameter gradients and the per-image coefficients of pass 2
         let count = Float(n * pixels), pInverse = 1 / Float(pixels)
         let mu = mean
@@ -60,8 +68,13 @@ enum AttendedNormBackward {
             var sumBeta = 0.0, sumGamma = 0.0
             for b in 0..<n {
                 let i = b * c + k
-                sumBeta += Double(a[i] * g1[i] + dS[i])
-                sumGamma += Double(a[i] * g2[i] + dS[i] * (imageMeans[i] - mu[k]))
+                if let attention, let dS {
+                    sumBeta += Double(attention.a[i] * g1[i] + dS[i])
+                    sumGamma += Double(attention.a[i] * g2[i] + dS[i] * (attention.imageMeans[i] - mu[k]))
+                } else {
+                    sumBeta += Double(g1[i])
+                    sumGamma += Double(g2[i])
+                }
             }
             dBeta[k] = Float(sumBeta)
             dGamma[k] = Float(sumGamma) / sigma[k]
@@ -69,8 +82,8 @@ enum AttendedNormBackward {
             kappa[k] = -gs * dGamma[k] / (count * sigma[k])
             for b in 0..<n {
                 let i = b * c + k
-                alpha[i] = gs * a[i]
-                delta[i] = gs * (dS[i] * pInverse - dBeta[k] / count)
+                alpha[i] = gs * (attention?.a[i] ?? 1)
+                delta[i] = gs * ((dS?[i] ?? 0) * pInverse - dBeta[k] / count)
             }
         }
         // pass 2: dx

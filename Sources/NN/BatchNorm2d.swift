@@ -103,7 +103,8 @@ public final class BatchNorm2d: Module {
     /// A training forward that writes no output: the batch statistics (kept for backward with
     /// `x`; running statistics updated as by `forward`) and the per-channel affine map that
     /// normalises x, y = scale * x + shift, for a network that applies it fused into the next
-    /// operation (`ChannelOps.normalizeJoin`). `backward` then works as after `forward`.
+    /// operation (`AddReLU.forward(normalizing:)`). `backward` then works as after `forward`;
+    /// `backward(_:scaledBy: nil, attentionBackward: nil)` is the two-pass one of the same kernels.
     /// The buffers returned stay valid until this layer's next forward.
     /// `imageMeans`: also keep the per-image channel means of x, for `outputChannelMeans` and
     /// `backward(_:scaledBy:attentionBackward:)` (same pass).
@@ -142,20 +143,22 @@ public final class BatchNorm2d: Module {
     /// S = `outputChannelMeans()` alone (a squeeze-excitation), in two passes over x and g = dL/dF'
     /// (`AttendedNormBackward`) instead of forming dy. `attentionBackward` maps dA = dL/dA [N, C]
     /// to dS = dL/dS [N, C] (the attention's own parameter gradients accumulate there); gamma and
-    /// beta gradients accumulate here.
+    /// beta gradients accumulate here. With `a` nil (and no `attentionBackward`): the plain
+    /// backward of y itself after `forwardStatistics` (A = 1), the same two passes.
     ///
     ///     g [N, H, W, C], a [N, 1, 1, C] -> dx [N, H, W, C]  (a new buffer of the gradient ring)
-    public func backward(_ g: Tensor, scaledBy a: Tensor, attentionBackward: (_ dA: Tensor) -> Tensor) -> Tensor {
-        guard let plan = current, let x = savedInput, plan.imageMeansValid else {
-            preconditionFailure("scaled batch norm backward needs forwardStatistics(_:imageMeans: true)")
+    public func backward(_ g: Tensor, scaledBy a: Tensor?, attentionBackward: ((_ dA: Tensor) -> Tensor)?) -> Tensor {
+        guard let plan = current, let x = savedInput, a == nil || plan.imageMeansValid else {
+            preconditionFailure("batch norm backward before a training forward (or an attention without forwardStatistics(_:imageMeans: true))")
         }
-        precondition(g.shape == x.shape && a.count == x.shape[0] * channels, "scaled batch norm backward of \(g.shape), A \(a.shape) for input \(x.shape)")
+        precondition(g.shape == x.shape && (a == nil || a!.count == x.shape[0] * channels), "scaled batch norm backward of \(g.shape), A \(a?.shape ?? []) for input \(x.shape)")
+        precondition((a == nil) == (attentionBackward == nil), "an attention and its backward go together")
+        precondition(!fusedReLU, "two-pass batch norm backward of a batch norm with a fused ReLU")
         let dx = gradients.next(x.shape)
-        Profiler.shared.measure("bn scaled bwd") {
-            AttendedNormBackward.run(x: x, g: g, attention: a, mean: plan.mean, variance: plan.variance, eps: eps,
-                                     gamma: gamma.value, beta: beta.value, imageMeans: plan.imageMeans,
-                                     dGamma: plan.dGamma, dBeta: plan.dBeta, attentionBackward: attentionBackward, into: dx,
-                                     workspace: plan.attendedWorkspace)
+        Profiler.shared.measure(a == nil ? "bn bwd (two passes)" : "bn scaled bwd") {
+            AttendedNormBackward.run(x: x, g: g, attention: a.map { ($0, attentionBackward!, plan.imageMeans) }, mean: plan.mean,
+                                     variance: plan.variance, eps: eps, gamma: gamma.value, beta: beta.value,
+                                     dGamma: plan.dGamma, dBeta: plan.dBeta, into: dx, workspace: plan.attendedWorkspace)
         }
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)

@@ -7,7 +7,6 @@ import Tensor
 ///     combine:      F, A [B, 1, 1, C] -> F * A or F + A              (A broadcast over H, W)
 ///     combineJoin:  F, A, shortcut -> ReLU(F * A + shortcut)        (inference, one pass)
 ///     addReLU:      a, b -> ReLU(a + b);  reluBackward: dy * (y > 0)  (the residual join)
-///     normalizeJoin: x, scale [C], shift [C], shortcut -> ReLU(x * scale + shift + shortcut)
 ///
 /// Primitives are created once per shape and cached. Use from one thread.
 public final class ChannelOps {
@@ -17,14 +16,13 @@ public final class ChannelOps {
     private var reluBackwards: [[Int]: Primitive] = [:]
 
     /// A cached binary primitive: `op` of a full map and a second operand, optionally followed
-    /// by + a per-channel vector, + a full map (the shortcut) and ReLU, in that order.
+    /// by + a full map (the shortcut) and ReLU, in that order.
     struct BinaryKey: Hashable {
-        /// What the second operand is: a full map, [B, C] (per image and channel) or [C].
-        enum Operand: Hashable { case full, perImageChannel, perChannel }
+        /// What the second operand is: a full map or [B, C] (per image and channel).
+        enum Operand: Hashable { case full, perImageChannel }
         let shape: [Int]
         let add: Bool            // add instead of multiply
         let operand: Operand
-        var plusShift = false    // post-op: + a [C] vector
         var plusShortcut = false // post-op: + a full map
         var relu = false         // post-op: ReLU
     }
@@ -33,19 +31,16 @@ public final class ChannelOps {
         binaries.memoized(key) {
             let (n, c) = (key.shape[0], key.shape[3])
             var src0 = DNNL.nhwc(key.shape), dst = DNNL.nhwc(key.shape), full = DNNL.nhwc(key.shape)
-            var perChannel = DNNL.desc([1, c, 1, 1], dnnl_nhwc)
             var src1: dnnl_memory_desc_t
             switch key.operand {
             case .full: src1 = full
             case .perImageChannel: src1 = DNNL.desc([n, c, 1, 1], dnnl_nhwc)
-            case .perChannel: src1 = perChannel
             }
             var d = dnnl_binary_desc_t()
             DNNL.check(dnnl_binary_desc_init(&d, key.add ? dnnl_binary_add : dnnl_binary_mul, &src0, &src1, &dst), "binary desc")
             var ops: dnnl_post_ops_t? = nil
-            if key.plusShift || key.plusShortcut || key.relu {
+            if key.plusShortcut || key.relu {
                 DNNL.check(dnnl_post_ops_create(&ops), "post-ops create")
-                if key.plusShift { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &perChannel), "post-op shift") }
                 if key.plusShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
                 if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
             }
@@ -109,16 +104,6 @@ public final class ChannelOps {
     public func combineJoin(_ f: Tensor, _ a: Tensor, shortcut: Tensor, add: Bool, into out: Tensor) {
         run(binary(BinaryKey(shape: f.shape, add: add, operand: .perImageChannel, plusShortcut: true, relu: true)), f, a,
             postOpInputs: [shortcut], into: out)
-    }
-
-    /// The last batch norm of a residual branch and the join in one pass (training, where the
-    /// batch norm's statistics were computed alone): y = ReLU(x * scale + shift + shortcut).
-    ///     x, shortcut, y [N, H, W, C];  scale, shift [C]
-    public func normalizeJoin(_ x: Tensor, scale: Tensor, shift: Tensor, shortcut: Tensor, into y: Tensor) {
-        precondition(x.shape == shortcut.shape && x.shape == y.shape && scale.count == x.shape[3] && shift.count == x.shape[3],
-                     "normalized join of \(x.shape), shortcut \(shortcut.shape) into \(y.shape)")
-        run(binary(BinaryKey(shape: x.shape, add: false, operand: .perChannel, plusShift: true, plusShortcut: true, relu: true)), x, scale,
-            postOpInputs: [shift, shortcut], into: y)
     }
 
     /// y = ReLU(a + b) for same-shaped NHWC maps (the plain residual join).

@@ -49,12 +49,13 @@ public final class AddReLU: Module {
 
     /// Training: y = ReLU(x * scale + shift + b), the normalisation of a batch norm whose
     /// statistics were computed alone (`BatchNorm2d.forwardStatistics`) fused into the join,
-    /// one pass instead of writing the normalised x and reading it back. Backward as after `forward`.
+    /// one pass instead of writing the normalised x and reading it back
+    /// (`BatchNorm2d.backward(_:scaledBy: nil, attentionBackward: nil)` is its backward).
+    /// Backward as after `forward`.
+    ///     x, b, y [N, H, W, C];  scale, shift [C]
     public func forward(normalizing x: Tensor, scale: Tensor, shift: Tensor, _ b: Tensor) -> Tensor {
-        let y = outputs.get(x.shape)
-        Profiler.shared.measure("bn+add+relu fwd") { ChannelOps.shared.normalizeJoin(x, scale: scale, shift: shift, shortcut: b, into: y) }
-        savedOutput = y
-        return y
+        precondition(scale.count == x.shape[3] && shift.count == x.shape[3], "join of \(x.shape) normalised by scale \(scale.shape)")
+        return normalizedJoin(x, scale: scale, shift: shift, perImage: false, b, profiledAs: "bn+add+relu fwd")
     }
 
     /// Training: y = ReLU(x * scale[n, c] + shift[n, c] + b), a batch norm whose statistics were
@@ -63,14 +64,22 @@ public final class AddReLU: Module {
     /// backward). Backward as after `forward`.
     ///     x, b, y [N, H, W, C];  scale, shift [N, C]
     public func forward(normalizing x: Tensor, imageScale scale: Tensor, imageShift shift: Tensor, _ b: Tensor) -> Tensor {
-        let (n, c) = (x.shape[0], x.shape[3]), perImage = x.count / max(x.shape[0], 1)
-        precondition(x.shape == b.shape && scale.count == n * c && shift.count == n * c, "attended join of \(x.shape), \(b.shape), scale \(scale.shape)")
+        let (n, c) = (x.shape[0], x.shape[3])
+        precondition(scale.count == n * c && shift.count == n * c, "attended join of \(x.shape), scale \(scale.shape)")
+        return normalizedJoin(x, scale: scale, shift: shift, perImage: true, b, profiledAs: "bn+sam+add+relu fwd")
+    }
+
+    /// y = ReLU(x * scale + shift + b), image by image on the pool; scale and shift [N, C] with
+    /// `perImage`, else [C] for every image.
+    private func normalizedJoin(_ x: Tensor, scale: Tensor, shift: Tensor, perImage: Bool, _ b: Tensor, profiledAs label: String) -> Tensor {
+        precondition(x.shape == b.shape, "join of \(x.shape) and \(b.shape)")
+        let (n, c) = (x.shape[0], x.shape[3]), pixels = x.count / max(n, 1), stride = perImage ? c : 0
         let y = outputs.get(x.shape)
-        Profiler.shared.measure("bn+sam+add+relu fwd") {
+        Profiler.shared.measure(label) {
             Threads.parallelFor(n, grain: 1) { images in
                 for i in images {
-                    Tensor.scaleAddReLU(x.data + i * perImage, scale: scale.data + i * c, shift: shift.data + i * c, channels: c,
-                                        adding: b.data + i * perImage, into: y.data + i * perImage, count: perImage)
+                    Tensor.scaleAddReLU(x.data + i * pixels, scale: scale.data + i * stride, shift: shift.data + i * stride, channels: c,
+                                        adding: b.data + i * pixels, into: y.data + i * pixels, count: pixels)
                 }
             }
         }
