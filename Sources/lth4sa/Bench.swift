@@ -100,6 +100,10 @@ struct BenchSAMTraining: ParsableCommand {
         samOptions.apply(to: &config)
         var plainConfig = config
         plainConfig.sam = nil
+        // the three networks train side by side: each one's check alone would pass
+        let spec = try ModelSpec(modelOptions.model)
+        try SystemMemory.require(3 * spec.trainingMemoryLowerBound(batch: batch, classes: classes),
+                                 for: "training three \(spec) networks side by side at batch \(batch)", fix: "lower --batch or use a smaller --model")
         let make = { (config: RunConfig, supernet: Bool) in
             try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, supernet: supernet)
         }

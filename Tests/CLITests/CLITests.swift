@@ -74,6 +74,7 @@ final class CLITests: CLITestCase {
         try assertFails(["bench", "sam-training", "--model", "resnet20"], mentioning: "needs --sam")
         try assertFails(["bench", "sam-training", "--sam", "se", "--scheme", "101"], mentioning: "drop --scheme")
         try assertFails(["bench", "sam-training", "--sam", "se", "--rounds", "0"], mentioning: "--rounds must be at least 1, got 0")
+        try assertFails(["bench", "sam-training", "--sam", "se", "--model", "resnet38", "--batch", "30000"], mentioning: "three resnet38 networks side by side")
         try assertFails(["train", "--model", "resnet-basic-99999999998"], mentioning: "beyond the supported")
         try Data("a file".utf8).write(to: dir.appendingPathComponent("afile"))
         try assertFails(["train", "--epochs", "1", "-o", "afile/run"], mentioning: "is a file, not a folder")
