@@ -19,19 +19,12 @@ public enum InferenceTiming {
         let side = first.spec.imageSize
         let x = Tensor([batch, side, side, 3])
         rng.fillNormal(x, std: 1)
-        var times = [[Double]](repeating: [], count: nets.count)
         if folded { for net in nets { net.foldBatchNorms() } }
-        for r in 0..<(warmup + rounds) {
-            var order = Array(nets.indices)
-            rng.shuffle(&order)
-            for i in order {
-                let start = DispatchTime.now().uptimeNanoseconds
-                _ = try folded ? nets[i].inferFolded(x) : nets[i].forward(x, training: false)
-                if r >= warmup { times[i].append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
-            }
-            onRound?(r + 1, warmup + rounds)
+        return try Interleaving.rounds(nets.count, warmup: warmup, rounds: rounds, rng: &rng, onRound: onRound) { i in
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try folded ? nets[i].inferFolded(x) : nets[i].forward(x, training: false)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         }
-        return times
     }
 
     /// The networks `lth4sa bench infer` compares: the original, Full-SA, Full-Share and every

@@ -78,13 +78,6 @@ extension TrainingBenchmark {
                                          onRound: ((Int, Int) -> Void)? = nil) throws -> [[Double]] {
         for (bench, warmup) in benches { for _ in 0..<warmup { _ = try bench.step() } }
         var rng = RNG(seed: seed)
-        var times = [[Double]](repeating: [], count: benches.count)
-        for r in 0..<rounds {
-            var order = Array(benches.indices)
-            rng.shuffle(&order)
-            for i in order { times[i].append(try benches[i].bench.step().seconds) }
-            onRound?(r + 1, rounds)
-        }
-        return times
+        return try Interleaving.rounds(benches.count, warmup: 0, rounds: rounds, rng: &rng, onRound: onRound) { try benches[$0].bench.step().seconds }
     }
 }

@@ -107,23 +107,24 @@ struct BenchSAMTraining: ParsableCommand {
         let make = { (config: RunConfig, supernet: Bool) in
             try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, supernet: supernet)
         }
-        let kinds = [("plain", try make(plainConfig, false), warmup), ("Full-SA", try make(config, false), warmup),
-                     ("supernet", try make(config, true), max(warmup, 8))]
-        print("bench sam-training: \(kinds[0].1.net.spec) + \(config.sam!) (\(config.attach)), batch \(batch), \(Threads.current) threads, "
+        let kinds: [(name: String, bench: TrainingBenchmark, warmup: Int)] = [
+            ("plain", try make(plainConfig, false), warmup), ("Full-SA", try make(config, false), warmup),
+            ("supernet", try make(config, true), max(warmup, 8))]
+        print("bench sam-training: \(spec) + \(config.sam!) (\(config.attach)), batch \(batch), \(Threads.current) threads, "
               + "\(rounds) rounds of one step each in shuffled order")
-        let times = try TrainingBenchmark.interleavedRounds(kinds.map { ($0.1, $0.2) }, rounds: rounds, seed: runtime.seed) { r, total in
+        let times = try TrainingBenchmark.interleavedRounds(kinds.map { ($0.bench, $0.warmup) }, rounds: rounds, seed: runtime.seed) { r, total in
             Console.shared.show(.status("round \(r)/\(total)"))
         }
         Console.shared.endStatus()
         for (k, kind) in kinds.enumerated() {
-            print(String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kind.0 as NSString, median(times[k]) * 1000, Double(batch) / median(times[k])))
+            print(String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kind.name as NSString, median(times[k]) * 1000, Double(batch) / median(times[k])))
         }
         // the difference of the median step times, with its 95% bootstrap interval over the
         // rounds (resampled in pairs: all kinds ran in the same rounds), as dT is reported
         for (a, b) in [(1, 0), (2, 0), (2, 1)] {
             let d = InferenceTiming.increment(times[a], over: times[b])
             print(String(format: "%@ vs %@: %+.1f%% time per step [95%% CI %+.1f%%, %+.1f%%]",
-                         kinds[a].0 as NSString, kinds[b].0 as NSString, d.value, d.low, d.high))
+                         kinds[a].name as NSString, kinds[b].name as NSString, d.value, d.low, d.high))
         }
     }
 }

@@ -197,6 +197,16 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// Two batch norms of `c` channels with the same random gamma (around 1) and beta.
+    func twinBatchNorms(_ c: Int) -> (BatchNorm2d, BatchNorm2d) {
+        let a = BatchNorm2d(c), b = BatchNorm2d(c)
+        rng.fillNormal(a.gamma.value, mean: 1, std: 0.3)
+        rng.fillNormal(a.beta.value, std: 0.3)
+        b.gamma.value.copy(from: a.gamma.value)
+        b.beta.value.copy(from: a.beta.value)
+        return (a, b)
+    }
+
     /// The per-image channel means of a batch norm's output taken from the statistics pass
     /// (`forwardStatistics(_:imageMeans: true)`, `outputChannelMeans`) equal the means of the
     /// output `forward` writes, within 1e-5 of the output's largest value: images whose pixel
@@ -205,11 +215,7 @@ final class LayerGradientTests: XCTestCase {
     func testBatchNormOutputChannelMeansFromTheStatisticsPass() {
         for shape in [[3, 5, 7, 8], [2, 40, 40, 16], [5, 8, 8, 24]] {
             let (n, c) = (shape[0], shape[3]), pixels = shape[1] * shape[2]
-            let bn = BatchNorm2d(c), plain = BatchNorm2d(c), alone = BatchNorm2d(c)
-            rng.fillNormal(bn.gamma.value, mean: 1, std: 0.3)
-            rng.fillNormal(bn.beta.value, std: 0.3)
-            plain.gamma.value.copy(from: bn.gamma.value)
-            plain.beta.value.copy(from: bn.beta.value)
+            let (bn, plain) = twinBatchNorms(c), alone = BatchNorm2d(c)
             let x = random(shape, std: 1)
             for i in 0..<x.count { x[i] += Float((i / (pixels * c)) % 3) + 2 }  // images differ in mean
             _ = bn.forwardStatistics(x, imageMeans: true)
@@ -237,11 +243,7 @@ final class LayerGradientTests: XCTestCase {
     func testTwoPassBatchNormBackwardEqualsOneDNN() {
         for shape in [[3, 5, 7, 8], [2, 40, 40, 16], [5, 8, 8, 24]] {
             let c = shape[3]
-            let twoPass = BatchNorm2d(c), reference = BatchNorm2d(c)
-            rng.fillNormal(twoPass.gamma.value, mean: 1, std: 0.3)
-            rng.fillNormal(twoPass.beta.value, std: 0.3)
-            reference.gamma.value.copy(from: twoPass.gamma.value)
-            reference.beta.value.copy(from: twoPass.beta.value)
+            let (twoPass, reference) = twinBatchNorms(c)
             let x = random(shape, std: 1), g = random(shape, std: 1)
             for i in 0..<x.count { x[i] += 2 }  // a mean away from zero: the (x - mu) terms matter
             _ = twoPass.forwardStatistics(x)
