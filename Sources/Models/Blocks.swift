@@ -9,6 +9,9 @@ public protocol ResidualBlock: Module {
     var stride: Int { get }
     /// The attention on this block's branch; nil = plain block.
     var attention: BranchAttention? { get set }
+    /// The branch's convolutions from the block's input to F, in order, and the projection
+    /// shortcut's (nil: identity).
+    var convolutions: (branch: [Conv2d], shortcut: Conv2d?) { get }
     /// Modules owning the attention's parameters, listed among the block's children (e.g.
     /// `("se", instance)` -> `layer1.0.se.fc1.weight`).
     var attachedModules: [(String, Module)] { get set }
@@ -189,6 +192,8 @@ public final class BasicBlock: ResidualBlock {
         self.stride = stride
     }
 
+    public var convolutions: (branch: [Conv2d], shortcut: Conv2d?) { ([conv1, conv2], downsample?.conv) }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let c1 = conv1.forward(x)
         var f = bn1.forward(c1, training: training, into: scratch.get(c1.shape))
@@ -252,6 +257,8 @@ public final class Bottleneck: ResidualBlock {
         outChannels = outC
         self.stride = stride
     }
+
+    public var convolutions: (branch: [Conv2d], shortcut: Conv2d?) { ([conv1, conv2, conv3], downsample?.conv) }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let c1 = conv1.forward(x)

@@ -199,26 +199,49 @@ public final class ResNet: Module {
         return dx
     }
 
-    /// One row per layer group for `lth4sa info`: name, kind, output shape (per image), parameters.
-    public func layerTable() -> [(name: String, kind: String, output: String, params: Int)] {
-        var rows: [(String, String, String, Int)] = []
-        var side = spec.imageSize
+    /// One row per layer group for `lth4sa info`: name, kind, output shape (per image),
+    /// parameters, and the multiply-adds of one image's forward pass through its convolutions
+    /// (direct count: output elements x input channels x kernel area) or the classifier.
+    public func layerTable() -> [(name: String, kind: String, output: String, params: Int, multiplyAdds: Int)] {
+        var rows: [(String, String, String, Int, Int)] = []
         func count(_ m: Module) -> Int { m.parameterCount }
-        side = (side + 2 * conv1.padding - conv1.kernel) / conv1.stride + 1
-        rows.append(("conv1+bn1", "conv\(conv1.kernel)x\(conv1.kernel) \(conv1.inChannels)->\(conv1.outChannels)", "\(side)x\(side)x\(conv1.outChannels)", count(conv1) + count(bn1)))
-        if maxpool != nil {
-            side = (side + 2 - 3) / 2 + 1
-            rows.append(("maxpool", "max 3x3/2", "\(side)x\(side)x\(conv1.outChannels)", 0))
+        func text(_ shape: [Int]) -> String { "\(shape[1])x\(shape[2])x\(shape[3])" }
+        var x = [1, spec.imageSize, spec.imageSize, 3]
+        let stem = ResNet.multiplyAdds(conv1, x)
+        x = stem.output
+        rows.append(("conv1+bn1", "conv\(conv1.kernel)x\(conv1.kernel) \(conv1.inChannels)->\(conv1.outChannels)", text(x), count(conv1) + count(bn1), stem.count))
+        if let maxpool {
+            x = maxpool.outputShape(x)
+            rows.append(("maxpool", "max \(maxpool.kernel)x\(maxpool.kernel)/\(maxpool.stride)", text(x), 0, 0))
         }
         for (s, stage) in stages.enumerated() {
             for (b, block) in stage.blocks.enumerated() {
-                side = (side - 1) / block.stride + 1
-                let kind = (block is BasicBlock ? "basic" : "bottleneck") + (block.stride > 1 ? " /2" : "")
-                    + ((block.children.contains { $0.0 == "downsample" }) ? " +proj" : "")
-                rows.append(("layer\(s + 1).\(b)", kind, "\(side)x\(side)x\(block.outChannels)", count(block)))
+                let (branch, shortcut) = block.convolutions
+                var h = x, macs = shortcut.map { ResNet.multiplyAdds($0, x).count } ?? 0
+                for conv in branch { (h, macs) = { ($0.output, macs + $0.count) }(ResNet.multiplyAdds(conv, h)) }
+                x = h
+                let kind = (block is BasicBlock ? "basic" : "bottleneck") + (block.stride > 1 ? " /2" : "") + (shortcut != nil ? " +proj" : "")
+                rows.append(("layer\(s + 1).\(b)", kind, text(x), count(block), macs))
             }
         }
-        rows.append(("fc", "linear \(fc.inFeatures)->\(fc.outFeatures)", "\(classes)", count(fc)))
+        rows.append(("fc", "linear \(fc.inFeatures)->\(fc.outFeatures)", "\(classes)", count(fc), fc.inFeatures * fc.outFeatures))
         return rows
     }
+
+    /// Convolution `c` on one image of shape `x` ([1, H, W, C]): its output shape and
+    /// multiply-adds (Ho * Wo * out * in * k * k).
+    private static func multiplyAdds(_ c: Conv2d, _ x: [Int]) -> (output: [Int], count: Int) {
+        let y = c.outputShape(x)
+        return (y, y[1] * y[2] * y[3] * c.inChannels * c.kernel * c.kernel)
+    }
+
+    /// Multiply-adds of one image's forward pass through every convolution and the classifier
+    /// (direct count; batch norms, ReLUs, pooling and attentions are not counted: they are
+    /// a few percent of it). ResNet-50 at 224x224: 4.09 G.
+    public var forwardMultiplyAdds: Int { layerTable().reduce(0) { $0 + $1.multiplyAdds } }
+
+    /// Floating-point operations of one image's training step through the convolutions and the
+    /// classifier: forward, data gradient and weight gradient, 2 per multiply-add each, less
+    /// the stem's data gradient, which training never computes.
+    public var trainingFLOPs: Int { 2 * (3 * forwardMultiplyAdds - layerTable()[0].multiplyAdds) }
 }

@@ -35,6 +35,11 @@ public final class MaxPool2d: Module {
         self.padding = padding
     }
 
+    /// [N, H, W, C] -> [N, Ho, Wo, C].
+    public func outputShape(_ x: [Int]) -> [Int] {
+        [x[0], (x[1] + 2 * padding - kernel) / stride + 1, (x[2] + 2 * padding - kernel) / stride + 1, x[3]]
+    }
+
     public func forward(_ x: Tensor) -> Tensor {
         let plan = plans[x.shape] ?? Plan(self, x.shape)
         plans[x.shape] = plan
@@ -63,9 +68,7 @@ public final class MaxPool2d: Module {
         let workspace: RawBuffer
         let output: Tensor, inputGrad: Tensor
         init(_ p: MaxPool2d, _ xShape: [Int]) {
-            let ho = (xShape[1] + 2 * p.padding - p.kernel) / p.stride + 1
-            let wo = (xShape[2] + 2 * p.padding - p.kernel) / p.stride + 1
-            let yShape = [xShape[0], ho, wo, xShape[3]]
+            let yShape = p.outputShape(xShape)
             var src = DNNL.nhwc(xShape), dst = DNNL.nhwc(yShape)
             let k: [Int64] = [Int64(p.kernel), Int64(p.kernel)], s: [Int64] = [Int64(p.stride), Int64(p.stride)]
             let pad: [Int64] = [Int64(p.padding), Int64(p.padding)], dil: [Int64] = [0, 0]

@@ -10,7 +10,7 @@ import Training
 /// `lth4sa bench ...`: performance figures, printed; never part of the test suite.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchSAMTraining.self, BenchInfer.self])
+        abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchSAMTraining.self, BenchInfer.self, BenchGEMM.self])
 }
 
 /// `lth4sa bench train`: median training images/s (forward + loss + backward + SGD step).
@@ -56,6 +56,9 @@ struct BenchTrain: ParsableCommand {
         let med = median(times)
         print(String(format: "median step %.1f ms, %.1f images/s (min %.1f ms, max %.1f ms over %d steps)",
                      med * 1000, Double(batch) / med, times.min()! * 1000, times.max()! * 1000, steps))
+        let flops = Double(bench.net.trainingFLOPs)
+        print(String(format: "%.1f GFLOP/s in this process (%.3f GFLOP per image: convolutions and classifier, direct count; "
+                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / med / 1e9, flops / 1e9))
         let memory = try group.sum([Double(peakResidentBytes())])[0]
         if group.size > 1 {
             let volume = Double(bench.net.parameterCount * MemoryLayout<Float>.stride)
@@ -172,11 +175,36 @@ struct BenchInfer: ParsableCommand {
             print(pad(label, 36) + pad(String(net.parameterCount), 11) + pad(String(format: "%.2f", t), 11)
                   + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(t, original: medians[0]))))
         }
+        let flops = 2 * Double(nets[0].1.forwardMultiplyAdds)
+        print(String(format: "original: %.1f GFLOP/s (%.3f GFLOP per image: convolutions and classifier, direct count; "
+                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / medians[0] * 1000 / 1e9, flops / 1e9))
         if profile {
             print("profile (ms per round, all \(nets.count) networks):")
             for (what, secs, calls) in Profiler.shared.report {
                 print(String(format: "  %-18@ %8.2f ms  (%d calls per round)", what as NSString, secs / Double(rounds) * 1000, calls / rounds))
             }
         }
+    }
+}
+
+/// `lth4sa bench gemm`: the rate of a large single-precision matrix product (OpenBLAS), the
+/// yardstick for the GFLOP/s that `bench train` and `bench infer` print.
+struct BenchGEMM: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gemm", abstract: "What the cores compute at best: a large SGEMM's GFLOP/s.")
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Matrix size (square).") var size: Int = 2048
+    @Option(help: "Timed products.") var rounds: Int = 10
+
+    func validate() throws {
+        if size < 1 || size > 16384 { throw ValidationError("--size must be in 1...16384, got \(size)") }
+        if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
+    }
+
+    func run() throws {
+        runtime.apply()
+        let (seconds, flops) = MachineRate.sgemmSeconds(size: size, rounds: rounds, seed: runtime.seed)
+        let med = median(seconds)
+        print(String(format: "sgemm %dx%dx%d (OpenBLAS), %d threads: median %.2f ms, %.1f GFLOP/s (best %.1f) over %d products",
+                     size, size, size, Threads.current, med * 1000, flops / med / 1e9, flops / seconds.min()! / 1e9, rounds))
     }
 }

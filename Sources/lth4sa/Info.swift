@@ -21,11 +21,15 @@ struct Info: ParsableCommand {
             print("SAM \(id) \(sam["sam.version"] ?? "") (\(sam["sam.options"] ?? "")), \(config.attach), scheme \(sam["scheme"] ?? "")")
         }
         print("\(spec): \(spec.blockCount) residual blocks in stages \(spec.blocksPerStage.map(String.init).joined(separator: "-")), input \(spec.imageSize)x\(spec.imageSize)x3, \(classes) classes")
-        print(pad("name", 14) + pad("kind", 26) + pad("output", 14) + "params")
-        for row in net.layerTable() { print(pad(row.name, 14) + pad(row.kind, 26) + pad(row.output, 14) + String(row.params)) }
+        print(pad("name", 14) + pad("kind", 26) + pad("output", 14) + pad("params", 12) + "multiply-adds")
+        for row in net.layerTable() {
+            print(pad(row.name, 14) + pad(row.kind, 26) + pad(row.output, 14) + pad(String(row.params), 12) + String(row.multiplyAdds))
+        }
         for (s, stage) in net.stages.enumerated() {
             for (name, module) in stage.attachedModules { print(pad("layer\(s + 1).\(name)", 14) + pad("shared by the stage", 40) + String(module.parameterCount)) }
         }
         print("total parameters: \(net.parameterCount)")
+        print(String(format: "multiply-adds per image: %.2f M forward (convolutions and classifier, direct count; attentions not counted); "
+                     + "a training step does %.3f GFLOP per image", Double(net.forwardMultiplyAdds) / 1e6, Double(net.trainingFLOPs) / 1e9))
     }
 }

@@ -54,6 +54,17 @@ final class CLITests: CLITestCase {
         XCTAssertEqual(r.status, 0)
         XCTAssertTrue(r.stdout.contains("total parameters: 428980"), r.stdout)
         XCTAssertTrue(r.stdout.contains("layer3.3"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("multiply-adds per image: 60.50 M forward"), r.stdout)
+    }
+
+    /// `bench gemm` prints its rate line; bad sizes are refused with the value.
+    func testBenchGEMM() throws {
+        let r = try run(["bench", "gemm", "--size", "64", "--rounds", "2", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("sgemm 64x64x64 (OpenBLAS), 1 threads: median"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("GFLOP/s"), r.stdout)
+        try assertFails(["bench", "gemm", "--size", "0"], mentioning: "--size must be in 1...16384, got 0")
+        try assertFails(["bench", "gemm", "--rounds", "0"], mentioning: "--rounds must be at least 1, got 0")
     }
 
     func testBadInputGivesOneLineErrors() throws {

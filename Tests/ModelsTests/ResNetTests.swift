@@ -14,6 +14,19 @@ final class ResNetTests: XCTestCase {
         XCTAssertEqual(ResNet(try ModelSpec("resnet50"), classes: 1000, seed: 0).parameterCount, 25_557_032)
     }
 
+    /// Reference: `scripts/multiply_adds.py` (forward hooks on PyTorch's nn.Conv2d and nn.Linear
+    /// of the same architectures; ResNet-50's 4,089,184,256 is also torchvision's published 4.09 G).
+    func testMultiplyAddsEqualPyTorchCount() throws {
+        XCTAssertEqual(ResNet(try ModelSpec("resnet20"), classes: 10, seed: 0).forwardMultiplyAdds, 40_813_184)
+        XCTAssertEqual(ResNet(try ModelSpec("resnet38"), classes: 100, seed: 0).forwardMultiplyAdds, 60_498_944)
+        XCTAssertEqual(ResNet(try ModelSpec("resnet164"), classes: 100, seed: 0).forwardMultiplyAdds, 247_669_760)
+        let resnet50 = ResNet(try ModelSpec("resnet50"), classes: 1000, seed: 0)
+        XCTAssertEqual(resnet50.forwardMultiplyAdds, 4_089_184_256)
+        // training: forward, data and weight gradients (2 FLOP per multiply-add), no data gradient for the stem
+        XCTAssertEqual(resnet50.trainingFLOPs, 2 * (3 * 4_089_184_256 - 118_013_952))
+        XCTAssertEqual(resnet50.layerTable()[0].multiplyAdds, 112 * 112 * 64 * 3 * 7 * 7)
+    }
+
     func testForwardShapesOfEveryNamedModel() throws {
         for name in ["resnet20", "resnet38", "resnet56", "resnet110", "resnet164", "resnet-basic-8", "resnet-bottleneck-11"] {
             let net = ResNet(try ModelSpec(name), classes: 7, seed: 1)
