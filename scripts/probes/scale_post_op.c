@@ -9,7 +9,7 @@
  *   per image: N calls over one image each, a[n] as [1, O, 1, 1] (a per-channel operand);
  * and, for reference, the batched call without the mul (the plain block's convolution).
  * Prints, for each: oneDNN's implementation, the largest error against fp64 loops, and the
- * best of 50 timed calls on one thread. Written against the oneDNN 2.x C API (Debian 12's 2.6).
+ * best of 50 timed calls on one thread. Builds against oneDNN 2.x (Debian 12's 2.6) or 3.x.
  * Usage: scale_post_op N IN OUT HW
  */
 #include <math.h>
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <oneapi/dnnl/dnnl_version.h>
 
 #define CHECK(call) do { dnnl_status_t s_ = (call); if (s_ != dnnl_success) { \
     fprintf(stderr, "%s failed: status %d\n", #call, (int)s_); exit(1); } } while (0)
@@ -27,44 +28,64 @@ static float *floats(long count) { float *p = malloc(count * sizeof(float)); for
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
 
+/* Memory descriptors: a struct passed by address in oneDNN 2.x, a handle in 3.x. */
+#if DNNL_VERSION_MAJOR >= 3
+typedef dnnl_memory_desc_t Desc;
+typedef const_dnnl_memory_desc_t QueriedDesc;
+#define DESC(d) (d)
+static Desc desc(int dims, const dnnl_dims_t sizes, dnnl_format_tag_t tag) {
+    Desc d; CHECK(dnnl_memory_desc_create_with_tag(&d, dims, sizes, dnnl_f32, tag)); return d;
+}
+#else
+typedef dnnl_memory_desc_t Desc;
+typedef const dnnl_memory_desc_t *QueriedDesc;
+#define DESC(d) (&(d))
+static Desc desc(int dims, const dnnl_dims_t sizes, dnnl_format_tag_t tag) {
+    Desc d; CHECK(dnnl_memory_desc_init_by_tag(&d, dims, sizes, dnnl_f32, tag)); return d;
+}
+#endif
+
 /* One convolution primitive over `images` images; `mul`: with the scale post-op first. */
 typedef struct { dnnl_primitive_t conv; dnnl_memory_t src, weights, bias, dst, scale, shortcut; const char *impl; int mul; } Call;
 
 static Call make(int images, int in, int out, int hw, int mul, const float *oihw) {
     Call c = { .mul = mul };
-    dnnl_memory_desc_t src, any, bias, dst, scale, oihwDesc;
     dnnl_dims_t s = {images, in, hw, hw}, w = {out, in, 1, 1}, b = {out}, d = {images, out, hw, hw}, a = {images, out, 1, 1};
-    CHECK(dnnl_memory_desc_init_by_tag(&src, 4, s, dnnl_f32, dnnl_nhwc));
-    CHECK(dnnl_memory_desc_init_by_tag(&any, 4, w, dnnl_f32, dnnl_format_tag_any));
-    CHECK(dnnl_memory_desc_init_by_tag(&oihwDesc, 4, w, dnnl_f32, dnnl_oihw));
-    CHECK(dnnl_memory_desc_init_by_tag(&bias, 1, b, dnnl_f32, dnnl_x));
-    CHECK(dnnl_memory_desc_init_by_tag(&dst, 4, d, dnnl_f32, dnnl_nhwc));
-    CHECK(dnnl_memory_desc_init_by_tag(&scale, 4, a, dnnl_f32, dnnl_nhwc));
-    dnnl_convolution_desc_t desc;
+    Desc src = desc(4, s, dnnl_nhwc), any = desc(4, w, dnnl_format_tag_any), oihwDesc = desc(4, w, dnnl_oihw);
+    Desc bias = desc(1, b, dnnl_x), dst = desc(4, d, dnnl_nhwc), scale = desc(4, a, dnnl_nhwc);
     dnnl_dims_t strides = {1, 1}, pads = {0, 0};
-    CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src, &any, &bias, &dst, strides, pads, pads));
     dnnl_post_ops_t ops; dnnl_primitive_attr_t attr;
     CHECK(dnnl_post_ops_create(&ops));
-    if (mul) CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, &scale));
-    CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &dst));
-    CHECK(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0));
+    if (mul) CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_mul, DESC(scale)));
+    CHECK(dnnl_post_ops_append_binary(ops, dnnl_binary_add, DESC(dst)));
     CHECK(dnnl_primitive_attr_create(&attr));
-    CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
     dnnl_primitive_desc_t pd;
-    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL));
+#if DNNL_VERSION_MAJOR >= 3
+    CHECK(dnnl_post_ops_append_eltwise(ops, dnnl_eltwise_relu, 0, 0));
+    CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+    CHECK(dnnl_convolution_forward_primitive_desc_create(&pd, engine, dnnl_forward_inference, dnnl_convolution_direct, src, any, bias, dst,
+                                                         strides, NULL, pads, pads, attr));
+#else
+    CHECK(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0));
+    CHECK(dnnl_primitive_attr_set_post_ops(attr, ops));
+    dnnl_convolution_desc_t conv;
+    CHECK(dnnl_convolution_forward_desc_init(&conv, dnnl_forward_inference, dnnl_convolution_direct, &src, &any, &bias, &dst, strides, pads, pads));
+    CHECK(dnnl_primitive_desc_create(&pd, &conv, attr, engine, NULL));
+#endif
     CHECK(dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &c.impl));
     CHECK(dnnl_primitive_create(&c.conv, pd));
-    const dnnl_memory_desc_t *laid = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    CHECK(dnnl_memory_create(&c.src, &src, engine, DNNL_MEMORY_NONE));
+    /* the weights' layout: a pointer to a descriptor in 2.x, a handle in 3.x; passed as is */
+    QueriedDesc laid = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    CHECK(dnnl_memory_create(&c.src, DESC(src), engine, DNNL_MEMORY_NONE));
     CHECK(dnnl_memory_create(&c.weights, laid, engine, DNNL_MEMORY_ALLOCATE));
-    CHECK(dnnl_memory_create(&c.bias, &bias, engine, DNNL_MEMORY_NONE));
-    CHECK(dnnl_memory_create(&c.dst, &dst, engine, DNNL_MEMORY_NONE));
-    CHECK(dnnl_memory_create(&c.scale, &scale, engine, DNNL_MEMORY_NONE));
-    CHECK(dnnl_memory_create(&c.shortcut, &dst, engine, DNNL_MEMORY_NONE));
+    CHECK(dnnl_memory_create(&c.bias, DESC(bias), engine, DNNL_MEMORY_NONE));
+    CHECK(dnnl_memory_create(&c.dst, DESC(dst), engine, DNNL_MEMORY_NONE));
+    CHECK(dnnl_memory_create(&c.scale, DESC(scale), engine, DNNL_MEMORY_NONE));
+    CHECK(dnnl_memory_create(&c.shortcut, DESC(dst), engine, DNNL_MEMORY_NONE));
     /* the weights into the primitive's layout */
     dnnl_memory_t plain; dnnl_primitive_desc_t rpd; dnnl_primitive_t reorder;
-    CHECK(dnnl_memory_create(&plain, &oihwDesc, engine, (void *)oihw));
-    CHECK(dnnl_reorder_primitive_desc_create(&rpd, &oihwDesc, engine, laid, engine, NULL));
+    CHECK(dnnl_memory_create(&plain, DESC(oihwDesc), engine, (void *)oihw));
+    CHECK(dnnl_reorder_primitive_desc_create(&rpd, DESC(oihwDesc), engine, laid, engine, NULL));
     CHECK(dnnl_primitive_create(&reorder, rpd));
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, c.weights}};
     CHECK(dnnl_primitive_execute(reorder, stream, 2, args));
