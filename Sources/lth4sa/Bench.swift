@@ -13,14 +13,23 @@ struct Bench: ParsableCommand {
         abstract: "Measure training throughput and inference time.", subcommands: [BenchTrain.self, BenchSAMTraining.self, BenchInfer.self, BenchGEMM.self])
 }
 
+/// Batch size and classes of the networks a training benchmark builds.
+struct TrainingSizeOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    }
+}
+
 /// `lth4sa bench train`: median training images/s (forward + loss + backward + SGD step).
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Median training images/s and peak memory.")
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
-    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
-    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
+    @OptionGroup var sizes: TrainingSizeOptions
     @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
     @Option(help: "Timed steps.") var steps: Int = 10
     @Flag(help: "Print time per operation kind.") var profile = false
@@ -28,7 +37,6 @@ struct BenchTrain: ParsableCommand {
 
     func validate() throws {
         if supernet && samOptions.sam == nil { throw ValidationError("--supernet needs --sam") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
     }
 
@@ -37,12 +45,12 @@ struct BenchTrain: ParsableCommand {
         var config = RunConfig()
         samOptions.apply(to: &config)
         let group = Console.shared.group
-        let bench = try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed,
+        let bench = try TrainingBenchmark(model: modelOptions.model, classes: sizes.classes, batch: sizes.batch, config: config, seed: runtime.seed,
                                             supernet: supernet, group: group)
         let side = bench.net.spec.imageSize
         let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme ?? "all"))" } ?? ""
         let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
-        print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
+        print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(sizes.batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
         for _ in 0..<warmup { _ = try bench.step() }
         var times: [Double] = [], exchanges: [Double] = []
         Profiler.shared.enabled = profile
@@ -50,15 +58,15 @@ struct BenchTrain: ParsableCommand {
             let (seconds, communication, loss) = try bench.step()
             times.append(seconds)
             exchanges.append(communication)
-            Console.shared.show(.status("step \(i + 1)/\(steps)  loss \(String(format: "%.3f", loss))  \(String(format: "%.1f", Double(batch) / seconds)) img/s"))
+            Console.shared.show(.status("step \(i + 1)/\(steps)  loss \(String(format: "%.3f", loss))  \(String(format: "%.1f", Double(sizes.batch) / seconds)) img/s"))
         }
         Console.shared.endStatus()
         let med = median(times)
         print(String(format: "median step %.1f ms, %.1f images/s (min %.1f ms, max %.1f ms over %d steps)",
-                     med * 1000, Double(batch) / med, times.min()! * 1000, times.max()! * 1000, steps))
+                     med * 1000, Double(sizes.batch) / med, times.min()! * 1000, times.max()! * 1000, steps))
         let flops = Double(bench.net.trainingFLOPs)
         print(String(format: "%.1f GFLOP/s in this process (%.3f GFLOP per image: convolutions and classifier, direct count; "
-                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / med / 1e9, flops / 1e9))
+                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(sizes.batch) / med / 1e9, flops / 1e9))
         let memory = try group.sum([Double(peakResidentBytes())])[0]
         if group.size > 1 {
             let volume = Double(bench.net.parameterCount * MemoryLayout<Float>.stride)
@@ -85,15 +93,13 @@ struct BenchSAMTraining: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
-    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
-    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
+    @OptionGroup var sizes: TrainingSizeOptions
     @Option(help: "Warm-up steps of each network (the supernet takes at least 8: a block sets up each of its two states on first use).") var warmup: Int = 3
     @Option(help: "Timed rounds (one step of each network per round).") var rounds: Int = 20
 
     func validate() throws {
         if samOptions.sam == nil { throw ValidationError("sam-training needs --sam (the SAM whose cost it measures)") }
         if samOptions.scheme != nil { throw ValidationError("sam-training compares the SAM at every block: drop --scheme") }
-        if batch < 1 { throw ValidationError("--batch must be at least 1, got \(batch)") }
         if rounds < 1 { throw ValidationError("--rounds must be at least 1, got \(rounds)") }
     }
 
@@ -105,22 +111,22 @@ struct BenchSAMTraining: ParsableCommand {
         plainConfig.sam = nil
         // the three networks train side by side: each one's check alone would pass
         let spec = try ModelSpec(modelOptions.model)
-        try SystemMemory.require(3 * spec.trainingMemoryLowerBound(batch: batch, classes: classes),
-                                 for: "training three \(spec) networks side by side at batch \(batch)", fix: "lower --batch or use a smaller --model")
+        try SystemMemory.require(3 * spec.trainingMemoryLowerBound(batch: sizes.batch, classes: sizes.classes),
+                                 for: "training three \(spec) networks side by side at batch \(sizes.batch)", fix: "lower --batch or use a smaller --model")
         let make = { (config: RunConfig, supernet: Bool) in
-            try TrainingBenchmark(model: modelOptions.model, classes: classes, batch: batch, config: config, seed: runtime.seed, supernet: supernet)
+            try TrainingBenchmark(model: modelOptions.model, classes: sizes.classes, batch: sizes.batch, config: config, seed: runtime.seed, supernet: supernet)
         }
         let kinds: [(name: String, bench: TrainingBenchmark, warmup: Int)] = [
             ("plain", try make(plainConfig, false), warmup), ("Full-SA", try make(config, false), warmup),
             ("supernet", try make(config, true), max(warmup, 8))]
-        print("bench sam-training: \(spec) + \(config.sam!) (\(config.attach)), batch \(batch), \(Threads.current) threads, "
+        print("bench sam-training: \(spec) + \(config.sam!) (\(config.attach)), batch \(sizes.batch), \(Threads.current) threads, "
               + "\(rounds) rounds of one step each in shuffled order")
         let times = try TrainingBenchmark.interleavedRounds(kinds.map { ($0.bench, $0.warmup) }, rounds: rounds, seed: runtime.seed) { r, total in
             Console.shared.show(.status("round \(r)/\(total)"))
         }
         Console.shared.endStatus()
         for (k, kind) in kinds.enumerated() {
-            print(String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kind.name as NSString, median(times[k]) * 1000, Double(batch) / median(times[k])))
+            print(String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kind.name as NSString, median(times[k]) * 1000, Double(sizes.batch) / median(times[k])))
         }
         // the difference of the median step times, with its 95% bootstrap interval over the
         // rounds (resampled in pairs: all kinds ran in the same rounds), as dT is reported
@@ -177,7 +183,7 @@ struct BenchInfer: ParsableCommand {
         }
         let flops = 2 * Double(nets[0].1.forwardMultiplyAdds)
         print(String(format: "original: %.1f GFLOP/s (%.3f GFLOP per image: convolutions and classifier, direct count; "
-                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / medians[0] * 1000 / 1e9, flops / 1e9))
+                     + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / (medians[0] / 1000) / 1e9, flops / 1e9))  // medians in ms
         if profile {
             print("profile (ms per round, all \(nets.count) networks):")
             for (what, secs, calls) in Profiler.shared.report {
