@@ -83,20 +83,22 @@ public struct DataSource: Sendable {
     }
 
     /// The spellings accepted on the command line.
-    public static let usage = "synthetic | cifar10:PATH | cifar100:PATH | npy:DIR"
+    public static let usage = "synthetic | synthetic-context | cifar10:PATH | cifar100:PATH | npy:DIR"
     /// The most classes a dataset may have (labels are 0..K-1).
     public static let maxClasses = 100_000
     /// The most images `synthetic:N` generates (they are made in memory: 3 KB each).
     public static let maxSyntheticImages = 1_000_000
 
-    /// Loads `synthetic`, `cifar10:PATH`, `cifar100:PATH` or `npy:DIR`.
+    /// Loads `synthetic`, `synthetic-context`, `cifar10:PATH`, `cifar100:PATH` or `npy:DIR`.
     public static func load(_ spec: String, seed: UInt64 = 0) throws -> DataSource {
-        if spec == "synthetic" { return SyntheticShapes.make(seed: seed) }
-        if spec.hasPrefix("synthetic:") {
-            guard let n = Int(spec.dropFirst("synthetic:".count)), n >= 20, n <= maxSyntheticImages else {
-                throw LTHError("data '\(spec)': expected synthetic:N with 20 <= N <= \(maxSyntheticImages) training images")
+        for (name, make) in [("synthetic", SyntheticShapes.make), ("synthetic-context", SyntheticContext.make)] {
+            if spec == name { return make(seed, 10_000, 2_000) }
+            if spec.hasPrefix(name + ":") {
+                guard let n = Int(spec.dropFirst(name.count + 1)), n >= 20, n <= maxSyntheticImages else {
+                    throw LTHError("data '\(spec)': expected \(name):N with 20 <= N <= \(maxSyntheticImages) training images")
+                }
+                return make(seed, n, max(n / 5, 20))
             }
-            return SyntheticShapes.make(seed: seed, trainCount: n, testCount: max(n / 5, 20))
         }
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
         guard parts.count == 2, !parts[1].isEmpty else {

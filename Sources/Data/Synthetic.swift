@@ -22,22 +22,30 @@ public enum SyntheticShapes {
 
     /// `count` images with balanced labels (i mod 10), deterministic in `seed`.
     public static func generate(count: Int, seed: UInt64) -> ImageDataset {
+        generate(count: count, seed: seed, classes: 10, side: side) { out, label, rng in draw(into: out, label: label, rng: &rng) }
+    }
+
+    /// The seed of image `index` of a set generated with `seed`: images are independent.
+    static func imageSeed(_ seed: UInt64, _ index: Int) -> UInt64 { seed ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15) }
+
+    /// `count` side x side RGB images, image i of class i mod `classes`, each drawn by `draw`
+    /// from its own generator (`imageSeed`), in parallel.
+    static func generate(count: Int, seed: UInt64, classes: Int, side: Int,
+                         draw: @Sendable (UnsafeMutablePointer<UInt8>, Int, inout RNG) -> Void) -> ImageDataset {
         let size = side * side * 3
         var pixels = [UInt8](repeating: 0, count: count * size)
-        var labels = [Int32](repeating: 0, count: count)
+        let workers = max(1, min(count, 8))
         pixels.withUnsafeMutableBufferPointer { buf in
-            // Images are independent: generate them in parallel, each from its own seed.
-            DispatchQueue.concurrentPerform(iterations: max(1, min(count, 8))) { worker in
-                var i = worker
-                while i < count {
-                    var rng = RNG(seed: seed ^ (UInt64(i) &* 0x9E37_79B9_7F4A_7C15))
-                    draw(into: buf.baseAddress! + i * size, label: i % 10, rng: &rng)
-                    i += max(1, min(count, 8))
+            let base = buf.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for i in stride(from: worker, to: count, by: workers) {
+                    var rng = RNG(seed: imageSeed(seed, i))
+                    draw(base + i * size, i % classes, &rng)
                 }
             }
         }
-        for i in 0..<count { labels[i] = Int32(i % 10) }
-        return try! ImageDataset(pixels: .bytes(pixels), labels: labels, height: side, width: side, channels: 3, classes: 10)
+        let labels = (0..<count).map { Int32($0 % classes) }
+        return try! ImageDataset(pixels: .bytes(pixels), labels: labels, height: side, width: side, channels: 3, classes: classes)
     }
 
     static func randomColour(_ rng: inout RNG) -> (Float, Float, Float) {

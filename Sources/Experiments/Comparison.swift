@@ -29,6 +29,8 @@ public enum Comparison {
         /// Training mini-batches that re-estimate each scheme's BN statistics before scoring
         /// (searches and landscape alike; 0 = the supernet's own statistics).
         public var bnRecalibrate = 0
+        /// Non-inferiority margin of the verdict, accuracy points (`TicketRule`).
+        public var margin = TicketRule.defaultMargin
 
         public init(recipe: Recipe) { self.recipe = recipe }
     }
@@ -175,7 +177,7 @@ public enum Comparison {
         }
         let supernet = try Supernet(trainer.net)
         let measured = try context.group.leaderOnly {  // timed alone; the other ranks wait
-            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: trainer.source.train.classes)
+            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: trainer.source.train.classes, margin: settings.margin)
         }
         func top(_ s: String) -> String {
             guard let l = landscape, let entry = l.entries.first(where: { $0.scheme.description == s }) else { return "-" }
@@ -194,7 +196,7 @@ public enum Comparison {
 
     /// The table as Markdown.
     public static func table(_ result: Result) -> String {
-        var table = "| searcher | scheme | connection ratio | supernet val acc (%) | test accuracy (%) | parameters (M) | dT (%) [95% CI] | ticket? (acc. vs Full-SA ± noise) | Top 5%? | search time |\n"
+        var table = "| searcher | scheme | connection ratio | supernet val acc (%) | test accuracy (%) | parameters (M) | dT (%) [95% CI] | ticket? (acc. - Full-SA [95% CI]) | Top 5%? | search time |\n"
         table += "|---|---|---|---|---|---|---|---|---|---|\n"
         for r in result.rows {
             let m = r.network
@@ -211,7 +213,7 @@ public enum Comparison {
         # lth4sa compare: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
         Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.recipe.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) (test accuracy: mean ± sd).
-        dT = inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?"): yes / no beyond the noise, or within noise; in parentheses the mean accuracy minus Full-SA's ± the noise. Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
+        dT = inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?": \(TicketRule.ruleText(margin: s.margin, seeds: s.recipe.seeds))). Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))
         """

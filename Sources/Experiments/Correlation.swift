@@ -58,7 +58,33 @@ public enum Correlation {
         public let settings: Settings
         public let rows: [Row]
         public let agreements: [Agreement]
+        /// Set when the stand-alone accuracies give nothing to rank (`nothingToRank`): the
+        /// correlations are then those of noise.
+        public let warning: String?
         public static let fileName = "correlate.json"
+    }
+
+    /// Why a set of stand-alone results cannot rank schemes, or nil when it can: when the
+    /// spread of the schemes' mean accuracies (max - min) is within 2 standard errors of a
+    /// difference of two means (seeds' pooled spread, or the test set's binomial error with
+    /// one seed), every order of them is as likely as another.
+    public static func nothingToRank(_ accuracies: [[Double]], testImages: Int, classes: Int) -> String? {
+        let means = accuracies.map(Statistics.mean)
+        guard let lo = means.min(), let hi = means.max(), means.count > 1 else { return nil }
+        let seeds = accuracies.map(\.count).min() ?? 1
+        let variance: Double
+        if seeds > 1 {
+            variance = Statistics.mean(accuracies.map(Statistics.variance)) / Double(seeds)
+        } else {
+            let p = min(max(Statistics.mean(means) / 100, 0), 1)
+            variance = testImages > 0 ? p * (1 - p) / Double(testImages) * 1e4 : 0
+        }
+        let noise = 2 * (2 * variance).squareRoot()
+        guard hi - lo <= noise else { return nil }
+        let chance = 100 / Double(max(classes, 1))
+        let atChance = hi <= chance + noise ? String(format: ", all near chance (%.1f%%): the networks learned nothing", chance) : ""
+        return String(format: "nothing to rank: the stand-alone accuracies (%.2f-%.2f%%) lie within their own noise (2 standard errors of a difference, %.2f points)%@; the correlations below are those of noise -- train longer (--epochs) or with more seeds (--seeds)",
+                      lo, hi, noise, atChance)
     }
 
     /// `count` schemes with evenly spread numbers of connected blocks (1 ... L-1), each a
@@ -128,8 +154,12 @@ public enum Correlation {
                 recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
                 standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : mean(trained[i].compactMap(\.validationAccuracy)))
         }
+        let warning = nothingToRank(trained.map { $0.map(\.testAccuracy) }, testImages: trained.first?.first?.testImages ?? 0,
+                                    classes: trainer.source.train.classes)
+        if let warning { context.progress(.line("warning: " + warning)) }
         let result = Result(settings: settings, rows: rows,
-                            agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)])
+                            agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)],
+                            warning: warning)
         guard context.writes else { return result }
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
@@ -138,9 +168,10 @@ public enum Correlation {
         return result
     }
 
-    /// The agreement table as Markdown.
+    /// The agreement table as Markdown (after the warning, when there is one).
     public static func table(_ result: Result) -> String {
-        var t = "| scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap |\n|---|---|---|---|\n"
+        var t = result.warning.map { "**Warning: \($0).**\n\n" } ?? ""
+        t += "| scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap |\n|---|---|---|---|\n"
         for a in result.agreements {
             t += String(format: "| %@ | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f |\n", a.scoring, a.kendallTau.value, a.kendallTau.low, a.kendallTau.high,
                         a.spearmanRho.value, a.spearmanRho.low, a.spearmanRho.high, a.topOverlap)
@@ -185,10 +216,18 @@ enum CorrelationPlot {
                 c.dot(x, r.standAloneTestAccuracy, radius: 4, fill: color, opacity: 0.8)
             }
         }
+        // the original (row 0) and Full-SA (row 1) named beside both of their dots
+        for (i, name) in [(0, "original"), (1, "Full-SA")] where i < result.rows.count {
+            let r = result.rows[i]
+            for x in [r.supernetAccuracy, r.recalibratedAccuracy] {
+                c.text(name, x: c.px(x) + 6, y: c.py(r.standAloneTestAccuracy) - 6, anchor: "start", size: 10, pixels: true)
+            }
+        }
+        // the legend in the bottom margin, below the x axis: never over a point
         for (k, (label, color)) in [("supernet BN statistics", "#1f77b4"), ("BN recalibrated", "#d62728")].enumerated() {
-            let y = c.top + 14 + Double(k) * 16
-            c.add(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%@\"/>", c.left + 14, y - 4, color))
-            c.text(label, x: c.left + 24, y: y, anchor: "start", size: 11, pixels: true)
+            let x = c.left + Double(k) * 190, y = c.height - 4
+            c.add(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%@\"/>", x + 4, y - 4, color))
+            c.text(label, x: x + 12, y: y, anchor: "start", size: 11, pixels: true)
         }
         return c.svg
     }

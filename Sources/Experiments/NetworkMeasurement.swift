@@ -20,28 +20,25 @@ public struct MeasuredNetwork: Codable, Equatable, Sendable {
     public let inferenceMs: Double
     /// dT over the original network (percent) with its 95% bootstrap interval over rounds.
     public let inferenceIncrement: Estimate
-    /// Mean test accuracy minus Full-SA's and the noise it is judged against (2 standard
-    /// errors; see `TicketRule`); nil for the original and Full-SA.
-    public let accuracyMargin: Double?
-    public let accuracyNoise: Double?
+    /// Test accuracy minus Full-SA's with its 95% interval (paired over seeds; see
+    /// `AccuracyComparison`); nil for the original and Full-SA.
+    public let accuracyDifference: AccuracyComparison?
     /// The ticket verdict (nil for the original and Full-SA).
     public let verdict: Verdict?
 
     public init(label: String, scheme: String, connectionRatio: Double, testAccuracies: [Double], validationAccuracy: Double?, parameters: Int,
-                inferenceMs: Double, inferenceIncrement: Estimate, accuracyMargin: Double? = nil, accuracyNoise: Double? = nil, verdict: Verdict? = nil) {
+                inferenceMs: Double, inferenceIncrement: Estimate, accuracyDifference: AccuracyComparison? = nil, verdict: Verdict? = nil) {
         self.label = label
         self.scheme = scheme
         self.connectionRatio = connectionRatio
         self.testAccuracies = testAccuracies
-        let figures = TicketRule.Figures(accuracies: testAccuracies, testImages: 0, parameters: parameters, times: [])
-        testAccuracy = figures.meanAccuracy
-        testAccuracySpread = figures.accuracySpread
+        testAccuracy = Statistics.mean(testAccuracies)
+        testAccuracySpread = Statistics.standardDeviation(testAccuracies)
         self.validationAccuracy = validationAccuracy
         self.parameters = parameters
         self.inferenceMs = inferenceMs
         self.inferenceIncrement = inferenceIncrement
-        self.accuracyMargin = accuracyMargin
-        self.accuracyNoise = accuracyNoise
+        self.accuracyDifference = accuracyDifference
         self.verdict = verdict
     }
 
@@ -55,10 +52,11 @@ public struct MeasuredNetwork: Codable, Equatable, Sendable {
         String(format: "%+.1f [%+.1f, %+.1f]", inferenceIncrement.value, inferenceIncrement.low, inferenceIncrement.high)
     }
 
-    /// "yes", "no", "within noise" or "-", with the accuracy margin when there is one.
+    /// "yes", "no", "within noise" or "-", with the accuracy difference to Full-SA and its 95%
+    /// interval when there is one: "yes (+0.40 [-0.10, +0.90])".
     public var verdictText: String {
         guard let verdict else { return "-" }
-        return verdict.rawValue + (accuracyMargin.map { m in String(format: " (%+.2f ± %.2f)", m, accuracyNoise ?? 0) } ?? "")
+        return verdict.rawValue + (accuracyDifference.map { " (\($0.text))" } ?? "")
     }
 }
 
@@ -85,8 +83,10 @@ public enum NetworkMeasurement {
 
     /// Times every distinct scheme of `entries` in one interleaved measurement (the original
     /// network first), counts parameters through `supernet`, and judges the candidates against
-    /// the entry whose scheme is all ones with `TicketRule`.
-    public static func measure(_ entries: [Entry], supernet: Supernet, config: RunConfig, classes: Int, rounds: Int = NetworkMeasurement.timingRounds) throws -> [MeasuredNetwork] {
+    /// the entry whose scheme is all ones with `TicketRule` and the non-inferiority `margin`
+    /// (accuracy points).
+    public static func measure(_ entries: [Entry], supernet: Supernet, config: RunConfig, classes: Int, margin: Double,
+                               rounds: Int = NetworkMeasurement.timingRounds) throws -> [MeasuredNetwork] {
         let stages = supernet.net.spec.blocksPerStage
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
         var distinct: [Scheme] = [original, full]
@@ -101,18 +101,18 @@ public enum NetworkMeasurement {
         return entries.map { e in
             let f = figures(e)
             let validations = e.trained.compactMap(\.validationAccuracy)
-            var margin: (difference: Double, noise: Double)? = nil
+            var difference: AccuracyComparison? = nil
             var verdict: Verdict? = nil
             if e.candidate, let fullEntry {
-                margin = TicketRule.accuracyMargin(f, fullSA: figures(fullEntry))
-                verdict = e.scheme == original || e.scheme == full ? .no : TicketRule.verdict(f, fullSA: figures(fullEntry))
+                difference = TicketRule.accuracyDifference(f, fullSA: figures(fullEntry))
+                verdict = e.scheme == original || e.scheme == full ? .no : TicketRule.verdict(f, fullSA: figures(fullEntry), margin: margin)
             }
             return MeasuredNetwork(label: e.label, scheme: e.scheme.description, connectionRatio: e.scheme.connectionRatio,
                                    testAccuracies: f.accuracies,
                                    validationAccuracy: validations.isEmpty ? nil : validations.reduce(0, +) / Double(validations.count),
                                    parameters: f.parameters, inferenceMs: median(f.times),
                                    inferenceIncrement: InferenceTiming.increment(f.times, over: times[original]!),
-                                   accuracyMargin: margin?.difference, accuracyNoise: margin?.noise, verdict: verdict)
+                                   accuracyDifference: difference, verdict: verdict)
         }
     }
 }

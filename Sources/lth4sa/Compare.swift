@@ -18,6 +18,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Evaluation budget: schemes scored per searcher.") var budget: Int = 100
     @Option(help: "Best schemes (by reward) of each searcher retrained from scratch.") var candidates: Int = 1
     @Option(help: "Enumerate the landscape for Top 5%? up to this many blocks (0 = never).") var landscapeMaxBlocks: Int = 12
+    @Option(help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
+    var margin: Double = TicketRule.defaultMargin
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -29,6 +31,7 @@ struct CompareCommand: ParsableCommand {
         guard !searcherList.isEmpty else { throw ValidationError("--searchers lists no searcher") }
         guard Set(searcherList).count == searcherList.count else { throw ValidationError("--searchers lists a searcher twice: \(searchers)") }
         if budget < 1 { throw ValidationError("--budget must be at least 1, got \(budget)") }
+        guard margin.isFinite && margin >= 0 else { throw ValidationError("--margin must be a finite number of accuracy points >= 0, got \(margin)") }
         if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }
         for o in searcherOptions where !o.contains(":") || !o.contains("=") {
             throw ValidationError("--searcher-opt '\(o)' must be id:key=value, e.g. ga:population=10")
@@ -39,7 +42,7 @@ struct CompareCommand: ParsableCommand {
         runtime.apply()
         var settings = Comparison.Settings(recipe: study.recipe(seed: runtime.seed))
         // --searcher-opt id:key=value goes to the searcher whose descriptor id is `id`
-        let stages = try ModelSpec(study.model).blocksPerStage
+        let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
         let ids = try searcherList.map { try Comparison.searcherId($0, stageSizes: stages) }
         for o in searcherOptions where !ids.contains(String(o.prefix { $0 != ":" })) {
             throw LTHError("--searcher-opt '\(o)' names no searcher of --searchers (\(ids.joined(separator: ",")))")
@@ -52,6 +55,7 @@ struct CompareCommand: ParsableCommand {
         settings.landscapeMaxBlocks = landscapeMaxBlocks
         settings.reward = reward.weights()
         settings.bnRecalibrate = scoring.bnRecalibrate
+        settings.margin = margin
         let dir = try study.directory(output, kind: "compare", seed: runtime.seed)
         let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)
         print("\n" + Comparison.table(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("compare.md").path)")

@@ -18,16 +18,19 @@ struct Run: ParsableCommand {
     @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
     @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
     @Option(help: "Paper recipes: cifar100-resnet164 or cifar100-resnet38 (give --data cifar100:PATH).") var preset: PipelinePreset?
-    @Option(help: "Model (default resnet20; presets set theirs).") var model: String?
-    @Option(help: "Data (default synthetic:4000; presets need cifar100:PATH).") var data: String?
+    @Option(help: "Model (default resnet-basic-14; presets set theirs).") var model: String?
+    @Option(help: "Data (default synthetic-context:4000, the built-in benchmark; presets need cifar100:PATH).") var data: String?
     @Option(help: "Supernet epochs.") var supernetEpochs: Int?
     @Option(help: "Epochs of every network trained from scratch.") var epochs: Int?
     @Option(help: "Search steps.") var searchSteps: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: "Searched schemes retrained from scratch (default 2; presets 3).") var candidates: Int?
-    @Option(help: "Seeds of every retraining (candidates, Full-SA, original); tables show mean ± sd (default 2; presets 1).") var seeds: Int?
+    @Option(help: "Searched schemes retrained from scratch (default 1; presets 3).") var candidates: Int?
+    @Option(help: "Seeds of every retraining (candidates, Full-SA, original: the same seeds for all, compared pairwise); tables show mean ± sd (default 3; presets 1).") var seeds: Int?
     @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
-    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Batch size (default 32; presets 128).") var batch: Int?
+    @Option(help: "Learning rate (default 0.2; presets 0.1).") var lr: Double?
+    @Option(help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
+    var margin: Double = TicketRule.defaultMargin
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -37,15 +40,20 @@ struct Run: ParsableCommand {
 
     func validate() throws {
         if let p = preset, !(data ?? "").hasPrefix("cifar100:") { throw ValidationError("--preset \(p.rawValue) needs --data cifar100:PATH") }
+        if let b = batch, b < 1 { throw ValidationError("--batch must be at least 1, got \(b)") }
+        if let r = lr, !(r.isFinite && r > 0) { throw ValidationError("--lr must be a positive number, got \(r)") }
         if let s = searchSteps, s < 1 { throw ValidationError("--search-steps must be at least 1, got \(s)") }
         if let c = candidates, c < 1 { throw ValidationError("--candidates must be at least 1, got \(c)") }
         if let s = seeds, s < 1 { throw ValidationError("--seeds must be at least 1, got \(s)") }
+        guard margin.isFinite && margin >= 0 else { throw ValidationError("--margin must be a finite number of accuracy points >= 0, got \(margin)") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
     }
 
     /// The recipe: the preset's (or the default), then every flag given.
     func settings() throws -> Pipeline.Settings {
-        var s = Pipeline.Settings(preset: preset, sam: sam, samOptions: samOptions, attach: attach, searcher: searcher, seed: runtime.seed, batch: batch)
+        var s = Pipeline.Settings(preset: preset, sam: sam, samOptions: samOptions, attach: attach, searcher: searcher, seed: runtime.seed)
+        if let b = batch { s.recipe.base.batch = b }
+        if let r = lr { s.recipe.base.lr = Float(r) }
         if let m = model { s.recipe.base.model = m }
         if let d = data { s.recipe.base.data = d }
         if let v = valPerClass { s.recipe.base.valPerClass = v }
@@ -59,6 +67,7 @@ struct Run: ParsableCommand {
         s.recipe.keepProb = keepProb
         if let c = candidates { s.candidates = c }
         if let n = seeds { s.recipe.seeds = n }
+        s.margin = margin
         return s
     }
 

@@ -36,36 +36,44 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "SAM plugin (path or id).") var sam: String = "se"
     @Option(name: .customLong("sam-opt"), help: "SAM option key=value (repeatable).") var samOptions: [String] = []
     @Option(help: "full-sa or full-share supernet.") var attach: AttachMode = .fullSA
-    @Option(help: "Model.") var model: String = "resnet20"
-    @Option(help: "Data.") var data: String = "synthetic:4000"
-    @Option(help: "Supernet epochs.") var supernetEpochs: Int = 4
-    @Option(help: "Epochs of every network trained from scratch.") var epochs: Int = 4
-    @Option(help: "Seeds of every network trained from scratch (seed, seed + 1, ...); tables show mean ± sd.") var seeds: Int = 1
+    @Option(help: "Model (default resnet-basic-14).") var model: String?
+    @Option(help: "Data (default synthetic-context:4000, the built-in benchmark).") var data: String?
+    @Option(help: "Supernet epochs (default 10).") var supernetEpochs: Int?
+    @Option(help: "Epochs of every network trained from scratch (default 5).") var epochs: Int?
+    @Option(help: "Seeds of every network trained from scratch (seed, seed + 1, ...: the same for all, compared pairwise); tables show mean ± sd (default 3).")
+    var seeds: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int = 50
-    @Option(help: "Batch size.") var batch: Int = 128
+    @Option(help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
+    @Option(help: "Batch size (default 32).") var batch: Int?
+    @Option(help: "Learning rate (default 0.2).") var lr: Double?
     @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
 
     func validate() throws {
-        if seeds < 1 { throw ValidationError("--seeds must be at least 1, got \(seeds)") }
+        if let s = seeds, s < 1 { throw ValidationError("--seeds must be at least 1, got \(s)") }
+        if let b = batch, b < 1 { throw ValidationError("--batch must be at least 1, got \(b)") }
+        if let r = lr, !(r.isFinite && r > 0) { throw ValidationError("--lr must be a positive number, got \(r)") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
     }
 
-    /// The study's recipe.
+    /// The study's recipe: the built-in default (`Recipe.builtInDefault`), then every flag given.
     func recipe(seed: UInt64) -> Recipe {
-        var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: batch)
-        c.model = model
-        c.data = data
-        c.valPerClass = valPerClass
-        c.checkFinite = checkFinite ? true : nil
-        var r = Recipe(base: c)
-        (r.supernetEpochs, r.epochs, r.seeds, r.keepProb) = (supernetEpochs, epochs, seeds, keepProb)
+        var r = Recipe.builtInDefault(sam: sam, samOptions: samOptions, attach: attach, seed: seed)
+        if let m = model { r.base.model = m }
+        if let d = data { r.base.data = d }
+        if let v = valPerClass { r.base.valPerClass = v }
+        if let b = batch { r.base.batch = b }
+        if let l = lr { r.base.lr = Float(l) }
+        r.base.checkFinite = checkFinite ? true : nil
+        if let e = supernetEpochs { r.supernetEpochs = e }
+        if let e = epochs { r.epochs = e }
+        if let s = seeds { r.seeds = s }
+        r.keepProb = keepProb
         return r
     }
 
     /// `output`, or `runs/<kind>-<model>-<SAM id from its descriptor>-s<seed>`.
     func directory(_ output: String?, kind: String, seed: UInt64) throws -> String {
         if let output { return output }
-        return "runs/\(kind)-\(model)-\(try SAMPlugin(sam, settings: samOptions).id)-s\(seed)"
+        return "runs/\(kind)-\(recipe(seed: seed).base.model)-\(try SAMPlugin(sam, settings: samOptions).id)-s\(seed)"
     }
 }

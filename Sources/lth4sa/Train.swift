@@ -10,7 +10,7 @@ struct TrainingOptions: ParsableArguments {
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
-    @Option(help: "Data: \(DataSource.usage) (synthetic:N for N training images).") var data = "synthetic"
+    @Option(help: "Data: \(DataSource.usage) (synthetic:N, synthetic-context:N for N training images).") var data = "synthetic"
     @Option(parsing: .unconditional, help: "Epochs.") var epochs = 5
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
     @Option(parsing: .unconditional, help: "Base learning rate.") var lr: Float = 0.1

@@ -283,12 +283,14 @@ final class LandscapeCompareCLITests: CLITestCase {
         // a second run reuses every stage
         let again = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
                              "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"),
-                             "--candidates", "2", "-o", "c"])
+                             "--candidates", "2", "--seeds", "2", "-o", "c"])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("ean: done before"), again.stdout)
         let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
         XCTAssertEqual(rerun.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
         try assertFails(["compare", "--searchers", ","], mentioning: "no searcher")
+        try assertFails(["compare", "--margin", "-1"], mentioning: "--margin")
+        try assertFails(["run", "--margin", "nan"], mentioning: "--margin")
         try assertFails(["compare", "--searchers", "ean,ean"], mentioning: "twice")
         try assertFails(["compare", "--searcher-opt", "population=3"], mentioning: "id:key=value")
         try assertFails(["compare", "--sam", plugin("SE"), "--searchers", plugin("EAN"), "--searcher-opt", "ga:population=3"], mentioning: "names no searcher")

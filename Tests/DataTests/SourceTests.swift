@@ -162,6 +162,68 @@ final class SourceTests: XCTestCase {
         XCTAssertEqual((0..<10).map { k in a.labels.filter { $0 == k }.count }, Array(repeating: 4, count: 10))
     }
 
+    /// `synthetic-context` is deterministic in its seed, balanced, and every image shows its
+    /// rule: a light frame with the label's hue on the solid disk, or a dark frame with it on
+    /// the striped square (hues decoded back from the pixels).
+    func testSyntheticContextFollowsItsRule() throws {
+        let count = 60, seed: UInt64 = 5
+        let set = SyntheticContext.generate(count: count, seed: seed)
+        guard case .bytes(let pixels) = set.pixels, case .bytes(let again) = SyntheticContext.generate(count: count, seed: seed).pixels,
+              case .bytes(let other) = SyntheticContext.generate(count: count, seed: seed + 1).pixels else { return XCTFail() }
+        XCTAssertEqual(pixels, again)
+        XCTAssertNotEqual(pixels, other)
+        XCTAssertEqual((0..<10).map { k in set.labels.filter { $0 == k }.count }, Array(repeating: 6, count: 10))
+        let side = SyntheticContext.side
+        var readsDisk = 0
+        for i in 0..<count {
+            let scene = SyntheticContext.scene(index: i, seed: seed)
+            XCTAssertEqual(scene.label, Int(set.labels[i]))
+            XCTAssertNotEqual(scene.disk.hue, scene.square.hue)
+            if scene.readsDisk { readsDisk += 1 }
+            let image = Array(pixels[(i * side * side * 3)..<((i + 1) * side * side * 3)])
+            // mean RGB over the pixels a predicate selects
+            func mean(_ inside: (Int, Int) -> Bool) -> (Double, Double, Double) {
+                var sum = (0.0, 0.0, 0.0), n = 0.0
+                for y in 0..<side { for x in 0..<side where inside(x, y) {
+                    let o = (y * side + x) * 3
+                    sum = (sum.0 + Double(image[o]), sum.1 + Double(image[o + 1]), sum.2 + Double(image[o + 2]))
+                    n += 1
+                } }
+                XCTAssertGreaterThan(n, 0)
+                return (sum.0 / n, sum.1 / n, sum.2 / n)
+            }
+            func hue(_ c: (Double, Double, Double)) -> Int {
+                let mx = max(c.0, c.1, c.2), mn = min(c.0, c.1, c.2), d = max(mx - mn, 1e-9)
+                var h = mx == c.0 ? (c.1 - c.2) / d : mx == c.1 ? 2 + (c.2 - c.0) / d : 4 + (c.0 - c.1) / d
+                if h < 0 { h += 6 }
+                return Int((h / 6 * 10).rounded()) % 10
+            }
+            let frame = mean { x, y in min(x, y, side - 1 - x, side - 1 - y) < SyntheticContext.frame }
+            XCTAssertEqual((frame.0 + frame.1 + frame.2) / 3 > 128, scene.readsDisk, "image \(i): light frame = read the disk")
+            let d = scene.disk, q = scene.square, half = q.radius * 0.85
+            func inDisk(_ x: Int, _ y: Int) -> Bool {
+                let dx = Float(x) + 0.5 - d.x, dy = Float(y) + 0.5 - d.y
+                return dx * dx + dy * dy <= d.radius * d.radius
+            }
+            func inSquare(_ x: Int, _ y: Int) -> Bool { abs(Float(x) + 0.5 - q.x) <= half && abs(Float(y) + 0.5 - q.y) <= half }
+            XCTAssertEqual(hue(mean(inDisk)), d.hue, "image \(i): the disk's hue")
+            XCTAssertEqual(hue(mean { x, y in inSquare(x, y) && y % 2 == 0 }), q.hue, "image \(i): the square's hue")
+            let stripes = mean { x, y in inSquare(x, y) && y % 2 == 1 }
+            XCTAssertLessThan(max(stripes.0, stripes.1, stripes.2), 40, "image \(i): the square's odd rows are black")
+            for o in [d, q] {
+                XCTAssertGreaterThanOrEqual(min(o.x, o.y) - o.radius, Float(SyntheticContext.frame) - 1e-4, "image \(i): inside the frame")
+                XCTAssertLessThanOrEqual(max(o.x, o.y) + o.radius, Float(side - SyntheticContext.frame) + 1e-4)
+            }
+            for y in 0..<side { for x in 0..<side { XCTAssertFalse(inDisk(x, y) && inSquare(x, y), "image \(i): the objects overlap") } }
+        }
+        XCTAssertGreaterThan(readsDisk, 15, "both cues occur")
+        XCTAssertLessThan(readsDisk, 45)
+        let source = try DataSource.load("synthetic-context:200", seed: 1)
+        XCTAssertEqual(source.train.count, 200)
+        XCTAssertEqual(source.test.count, 40)
+        XCTAssertThrowsError(try DataSource.load("synthetic-context:5")) { XCTAssertTrue("\($0)".contains("synthetic-context:N"), "\($0)") }
+    }
+
     func testStratifiedSplit() throws {
         let labels = (0..<100).map { Int32($0 % 4) }
         let s = try Split(labels: labels, classes: 4, perClass: 5, seed: 1)

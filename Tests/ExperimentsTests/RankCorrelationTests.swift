@@ -42,4 +42,17 @@ final class RankCorrelationTests: XCTestCase {
         XCTAssertEqual(Correlation.stratifiedSchemes(stageSizes: stages, count: 12, seed: 0), s, "seeded")
         XCTAssertEqual(Correlation.stratifiedSchemes(stageSizes: [1, 1, 1], count: 12, seed: 0).count, 6, "all 2^3 - 2 when fewer exist")
     }
+
+    /// `correlate` says so when the stand-alone accuracies lie within their own noise (the
+    /// issue's 1-epoch case: 8.7-12.7%, all at chance) and stays quiet when they separate.
+    func testNothingToRankIsDetected() throws {
+        // one seed, 300 test images: 2 standard errors of a difference at p = 0.107 = 5.05 points
+        let chance = [[8.7], [12.7], [10.3], [11.0]]
+        let warning = try XCTUnwrap(Correlation.nothingToRank(chance, testImages: 300, classes: 10))
+        XCTAssertTrue(warning.contains("nothing to rank") && warning.contains("near chance"), warning)
+        XCTAssertNil(Correlation.nothingToRank([[50.0], [100.0], [75.0]], testImages: 800, classes: 10))
+        // seeds: pooled sd 1 over 3 seeds -> 2 sqrt(2 / 3) = 1.63 points; a 1-point spread is noise, a 3-point one is not
+        XCTAssertNotNil(Correlation.nothingToRank([[79, 80, 81], [80, 81, 82]], testImages: 2000, classes: 10))
+        XCTAssertNil(Correlation.nothingToRank([[79, 80, 81], [82, 83, 84]], testImages: 2000, classes: 10))
+    }
 }
