@@ -52,11 +52,11 @@ public struct MeasuredNetwork: Codable, Equatable, Sendable {
         String(format: "%+.1f [%+.1f, %+.1f]", inferenceIncrement.value, inferenceIncrement.low, inferenceIncrement.high)
     }
 
-    /// "yes", "no", "within noise" or "-", with the accuracy difference to Full-SA and its 95%
-    /// interval when there is one: "yes (+0.40 [-0.10, +0.90])".
+    /// "yes", "no", "within noise" or "-", with the accuracy difference to Full-SA, its 95%
+    /// interval and how it was taken when there is one: "yes (+0.40 [-0.10, +0.90], paired t)".
     public var verdictText: String {
         guard let verdict else { return "-" }
-        return verdict.rawValue + (accuracyDifference.map { " (\($0.text))" } ?? "")
+        return verdict.rawValue + (accuracyDifference.map { " (\($0.text), \($0.method.rawValue))" } ?? "")
     }
 }
 

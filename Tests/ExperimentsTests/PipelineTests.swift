@@ -55,6 +55,7 @@ final class PipelineTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(row.inferenceIncrement.high, row.inferenceIncrement.value)
             XCTAssertEqual(row.testAccuracies.count, 2, "two seeds")
             XCTAssertEqual(row.accuracyDifference?.method, .paired, "the same two seeds for every network: paired differences")
+            XCTAssertTrue(row.verdictText.hasSuffix(", paired t)"), row.verdictText)
             XCTAssertEqual(row.testAccuracy, (row.testAccuracies[0] + row.testAccuracies[1]) / 2, accuracy: 1e-9)
         }
         XCTAssertEqual(result.ticket.measured, Pipeline.chooseTicket(result.rows))
