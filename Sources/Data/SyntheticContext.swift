@@ -64,12 +64,14 @@ public enum SyntheticContext {
         let lo = Float(frame), hi = Float(side - frame)
         var rd = rng.uniform(5.5, 7.5), rs = rng.uniform(5.5, 7.5)
         var d = (x: Float(0), y: Float(0)), s = (x: Float(0), y: Float(0))
-        for attempt in 0..<200 {
+        var placed = false
+        for attempt in 0..<200 where !placed {
             if attempt == 100 { (rd, rs) = (5.5, 5.5) }
             d = (rng.uniform(lo + rd, hi - rd), rng.uniform(lo + rd, hi - rd))
             s = (rng.uniform(lo + rs, hi - rs), rng.uniform(lo + rs, hi - rs))
-            if ((d.x - s.x) * (d.x - s.x) + (d.y - s.y) * (d.y - s.y)).squareRoot() > rd + rs * 1.2 + 1 { break }
+            placed = ((d.x - s.x) * (d.x - s.x) + (d.y - s.y) * (d.y - s.y)).squareRoot() > rd + rs * 1.2 + 1
         }
+        if !placed { (d, s) = ((lo + rd, lo + rd), (hi - rs, hi - rs)) }  // opposite corners: 21 pixels apart, never touching
         return Scene(readsDisk: readsDisk, disk: Object(x: d.x, y: d.y, radius: rd, hue: readsDisk ? label : other),
                      square: Object(x: s.x, y: s.y, radius: rs, hue: readsDisk ? other : label))
     }

@@ -141,8 +141,7 @@ public enum Correlation {
         }
 
         context.progress(.phase(number: 4, total: 4, "rank agreement (\(settings.resamples) bootstrap resamples)"))
-        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(max(v.count, 1)) }
-        let truth = trained.map { mean($0.map(\.testAccuracy)) }
+        let truth = trained.map { Statistics.mean($0.map(\.testAccuracy)) }
         func agreement(_ name: String, _ scores: [Double]) -> Agreement {
             Agreement(scoring: name,
                       kendallTau: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.kendallTau),
@@ -152,7 +151,7 @@ public enum Correlation {
         let rows = schemes.indices.map { i in
             Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, supernetAccuracy: plain[i],
                 recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
-                standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : mean(trained[i].compactMap(\.validationAccuracy)))
+                standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : Statistics.mean(trained[i].compactMap(\.validationAccuracy)))
         }
         let warning = nothingToRank(trained.map { $0.map(\.testAccuracy) }, testImages: trained.first?.first?.testImages ?? 0,
                                     classes: trainer.source.train.classes)

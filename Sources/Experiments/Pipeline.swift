@@ -31,7 +31,7 @@ public enum Pipeline {
         public var margin = TicketRule.defaultMargin
 
         /// The default recipe (`Recipe.builtInDefault`: the synthetic-context benchmark, 100
-        /// search steps, the best candidate; about 5 minutes on 2 cores) or a preset's (the
+        /// search steps, the best candidate; 5m37s measured on 2 cores) or a preset's (the
         /// paper's: 3 candidates, 1 seed).
         public init(preset: PipelinePreset? = nil, sam: String = "se", samOptions: [String] = [], attach: AttachMode = .fullSA,
                     searcher: String = "ean", seed: UInt64 = 0) {

@@ -38,10 +38,6 @@ public enum TicketRule {
             self.parameters = parameters
             self.times = times
         }
-
-        public var meanAccuracy: Double { Statistics.mean(accuracies) }
-        /// Sample standard deviation over seeds (0 with one seed).
-        public var accuracySpread: Double { Statistics.standardDeviation(accuracies) }
     }
 
     /// The accuracy difference (scheme - Full-SA) with its 95% interval, and how it was taken.
@@ -70,7 +66,7 @@ public enum TicketRule {
             + "(scheme - Full-SA) test accuracy is above -\(String(format: "%.2f", margin)) (\(interval)), the scheme has fewer parameters "
             + "and its inference time is below Full-SA's beyond the 95% bootstrap interval of the difference; no when the interval's upper end "
             + "is below -\(String(format: "%.2f", margin)), or parameters or time are not lower; otherwise within noise. "
-            + "In parentheses: the mean difference and its 95% interval"
+            + "In parentheses: the mean difference, its 95% interval and how it was taken"
     }
 
     /// The verdict for `candidate` against Full-SA with the non-inferiority `margin` (points).
