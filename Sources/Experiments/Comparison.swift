@@ -101,7 +101,7 @@ public enum Comparison {
         let again = "run the same command again to continue"
 
         context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
-        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
+        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
 
         context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each, seed \(base.seed)"))
         var found: [(searcher: String, schemes: [(Scheme, RewardParts)], seconds: Double)] = []

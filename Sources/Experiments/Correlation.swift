@@ -20,6 +20,9 @@ public enum Correlation {
         /// Base configuration, epochs, keep-prob and seeds of the stand-alone trainings (the
         /// reference is their mean test accuracy).
         public var recipe: Recipe
+        /// The supernet strategies compared, each with its own supernet (default: the
+        /// recipe's); the stand-alone trainings are shared.
+        public var samplings: [SupernetSampling]
         /// Schemes drawn stratified by connection ratio (Full-SA and the original come on top).
         public var schemes = 12
         /// Mini-batches of the recalibrated scoring.
@@ -28,29 +31,41 @@ public enum Correlation {
         public var topK = 3
         /// Bootstrap resamples of the intervals.
         public var resamples = 2000
-        public init(recipe: Recipe) { self.recipe = recipe }
+        public init(recipe: Recipe, samplings: [SupernetSampling]? = nil) {
+            self.recipe = recipe
+            self.samplings = samplings ?? [recipe.supernetSampling]
+        }
     }
 
-    /// One scheme: its two supernet scores and its stand-alone accuracies.
+    /// One scheme's supernet scores under one supernet strategy.
+    public struct Scores: Codable, Equatable, Sendable {
+        public let sampling: SupernetSampling
+        /// Validation accuracy through the supernet with its own BN statistics.
+        public let bnStatistics: Double
+        /// Validation accuracy through the supernet with recalibrated BN statistics.
+        public let recalibrated: Double
+    }
+
+    /// One scheme: its supernet scores (one per strategy) and its stand-alone accuracies.
     public struct Row: Codable, Equatable, Sendable {
         public let scheme: String
         public let connectionRatio: Double
-        /// Supernet validation accuracy with the supernet's own BN statistics.
-        public let supernetAccuracy: Double
-        /// Supernet validation accuracy with recalibrated BN statistics.
-        public let recalibratedAccuracy: Double
+        public let scores: [Scores]
         /// Mean over seeds, and every seed's value.
         public let standAloneTestAccuracy: Double
         public let standAloneTestAccuracies: [Double]
         public let standAloneValidationAccuracy: Double?
     }
 
-    /// How well one scoring ranks the schemes (against stand-alone test accuracy).
+    /// How well one scoring of one supernet ranks the schemes (against stand-alone test accuracy).
     public struct Agreement: Codable, Equatable, Sendable {
+        public let sampling: SupernetSampling
         public let scoring: String
         public let kendallTau: Estimate
         public let spearmanRho: Estimate
         public let topOverlap: Double
+        /// Wall time of the supernet's training (its last session's, when it was resumed).
+        public let supernetSeconds: Double?
     }
 
     /// `correlate.json`.
@@ -108,6 +123,9 @@ public enum Correlation {
         return out
     }
 
+    /// The name of the scoring with the supernet's own batch-norm statistics.
+    public static let bnStatisticsScoring = "supernet BN statistics"
+
     static func binomial(_ n: Int, _ k: Int) -> Double { (0..<k).reduce(1.0) { $0 * Double(n - $1) / Double($1 + 1) } }
 
     /// Runs the study in `directory`, reusing every finished part.
@@ -120,17 +138,29 @@ public enum Correlation {
         defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"
 
-        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs"))
-        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
-
         let schemes = [Scheme.all(false, stageSizes: stages), .all(true, stageSizes: stages)]
             + stratifiedSchemes(stageSizes: stages, count: settings.schemes, seed: base.seed)
-        context.progress(.phase(number: 2, total: 4, "scoring \(schemes.count) schemes through the supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
-        let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
-        let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
+        let phases = 2 * settings.samplings.count + 2
+        var scores: [[Scores]] = Array(repeating: [], count: schemes.count)
+        var supernetSeconds: [Double?] = []
+        var classes = 0
+        for (k, sampling) in settings.samplings.enumerated() {
+            var recipe = settings.recipe
+            recipe.supernetSampling = sampling
+            context.progress(.phase(number: 2 * k + 1, total: phases,
+                                    "supernet (\(sampling), \(sampling.passesPerStep) pass(es) per step): \(base.model) + \(samId) (\(base.attach)), \(recipe.supernetEpochs) epochs"))
+            let trainer = try SupernetTraining.train(recipe.supernet, directory: root.child(recipe.supernetFolder).path, context: context, howToContinue: again)
+            supernetSeconds.append(AtomicFile.readJSON(TrainingSummary.self, from: root.child(recipe.supernetFolder).child(TrainingSummary.fileName))?.seconds)
+            classes = trainer.source.train.classes
+            context.progress(.phase(number: 2 * k + 2, total: phases,
+                                    "scoring \(schemes.count) schemes through the \(sampling) supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
+            let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
+            let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
+            for i in schemes.indices { scores[i].append(Scores(sampling: sampling, bnStatistics: plain[i], recalibrated: recalibrated[i])) }
+        }
 
         let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
-        context.progress(.phase(number: 3, total: 4, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.recipe.epochs) epochs each"))
+        context.progress(.phase(number: phases - 1, total: phases, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.recipe.epochs) epochs each"))
         var trained: [[TrainingSummary]] = []
         for s in schemes {
             let c = settings.recipe.network(s)
@@ -140,25 +170,26 @@ public enum Correlation {
             }.map(\.summary))
         }
 
-        context.progress(.phase(number: 4, total: 4, "rank agreement (\(settings.resamples) bootstrap resamples)"))
+        context.progress(.phase(number: phases, total: phases, "rank agreement (\(settings.resamples) bootstrap resamples)"))
         let truth = trained.map { Statistics.mean($0.map(\.testAccuracy)) }
-        func agreement(_ name: String, _ scores: [Double]) -> Agreement {
-            Agreement(scoring: name,
+        func agreement(_ sampling: Int, _ name: String, _ scores: [Double]) -> Agreement {
+            Agreement(sampling: settings.samplings[sampling], scoring: name,
                       kendallTau: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.kendallTau),
                       spearmanRho: RankCorrelation.bootstrap(scores, truth, resamples: settings.resamples, seed: base.seed, RankCorrelation.spearmanRho),
-                      topOverlap: RankCorrelation.topOverlap(scores, truth, k: settings.topK))
+                      topOverlap: RankCorrelation.topOverlap(scores, truth, k: settings.topK), supernetSeconds: supernetSeconds[sampling])
         }
         let rows = schemes.indices.map { i in
-            Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, supernetAccuracy: plain[i],
-                recalibratedAccuracy: recalibrated[i], standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
+            Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, scores: scores[i],
+                standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
                 standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : Statistics.mean(trained[i].compactMap(\.validationAccuracy)))
         }
-        let warning = nothingToRank(trained.map { $0.map(\.testAccuracy) }, testImages: trained.first?.first?.testImages ?? 0,
-                                    classes: trainer.source.train.classes)
+        let warning = nothingToRank(trained.map { $0.map(\.testAccuracy) }, testImages: trained.first?.first?.testImages ?? 0, classes: classes)
         if let warning { context.progress(.line("warning: " + warning)) }
-        let result = Result(settings: settings, rows: rows,
-                            agreements: [agreement("supernet BN statistics", plain), agreement("BN recalibrated (\(settings.bnRecalibrate) batches)", recalibrated)],
-                            warning: warning)
+        let agreements = settings.samplings.indices.flatMap { k in
+            [agreement(k, bnStatisticsScoring, scores.map { $0[k].bnStatistics }),
+             agreement(k, "BN recalibrated (\(settings.bnRecalibrate) batches)", scores.map { $0[k].recalibrated })]
+        }
+        let result = Result(settings: settings, rows: rows, agreements: agreements, warning: warning)
         guard context.writes else { return result }
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
@@ -170,25 +201,29 @@ public enum Correlation {
     /// The agreement table as Markdown (after the warning, when there is one).
     public static func table(_ result: Result) -> String {
         var t = result.warning.map { "**Warning: \($0).**\n\n" } ?? ""
-        t += "| scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap |\n|---|---|---|---|\n"
+        t += "| supernet sampling | scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap | supernet wall time |\n|---|---|---|---|---|---|\n"
         for a in result.agreements {
-            t += String(format: "| %@ | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f |\n", a.scoring, a.kendallTau.value, a.kendallTau.low, a.kendallTau.high,
-                        a.spearmanRho.value, a.spearmanRho.low, a.spearmanRho.high, a.topOverlap)
+            t += String(format: "| %@ | %@ | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f | %@ |\n", a.sampling.rawValue, a.scoring,
+                        a.kendallTau.value, a.kendallTau.low, a.kendallTau.high,
+                        a.spearmanRho.value, a.spearmanRho.low, a.spearmanRho.high, a.topOverlap, a.supernetSeconds.map(formatDuration) ?? "-")
         }
         return t
     }
 
     static func report(_ result: Result, samId: String) -> String {
         let s = result.settings
-        var rows = "| scheme | ratio | supernet acc (%) | recalibrated acc (%) | stand-alone test acc (%) |\n|---|---|---|---|---|\n"
+        let columns = s.samplings.flatMap { ["\($0) supernet BN (%)", "\($0) recalibrated (%)"] }
+        var rows = "| scheme | ratio | " + columns.joined(separator: " | ") + " | stand-alone test acc (%) |\n|---|---|"
+            + String(repeating: "---|", count: columns.count) + "---|\n"
         for r in result.rows {
-            rows += String(format: "| %@ | %.2f | %.2f | %.2f | %.2f |\n", r.scheme, r.connectionRatio, r.supernetAccuracy, r.recalibratedAccuracy,
-                           r.standAloneTestAccuracy)
+            rows += String(format: "| %@ | %.2f | ", r.scheme, r.connectionRatio)
+                + r.scores.map { String(format: "%.2f | %.2f", $0.bnStatistics, $0.recalibrated) }.joined(separator: " | ")
+                + String(format: " | %.2f |\n", r.standAloneTestAccuracy)
         }
         return """
         # lth4sa correlate: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
-        Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)); \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) from \(s.recipe.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
+        Data \(s.recipe.base.data); supernets of \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)) trained with \(s.samplings.map(\.rawValue).joined(separator: ", ")) sampling; \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) from \(s.recipe.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
 
         \(table(result))
         \(rows)
@@ -199,8 +234,14 @@ public enum Correlation {
 /// The scatter plot of `correlate`: supernet score (x) against stand-alone accuracy (y), one
 /// colour per scoring.
 enum CorrelationPlot {
+    /// The two scorings of the supernet strategy whose best scoring ranks best (Kendall tau).
     static func scatter(_ result: Correlation.Result, title: String) -> String {
-        let xs = result.rows.flatMap { [$0.supernetAccuracy, $0.recalibratedAccuracy] }, ys = result.rows.map(\.standAloneTestAccuracy)
+        let best = result.agreements.max { $0.kendallTau.value < $1.kendallTau.value }?.sampling ?? result.settings.samplings.first ?? .bernoulli
+        let k = result.settings.samplings.firstIndex(of: best) ?? 0
+        let series: [(label: String, color: String, x: (Correlation.Row) -> Double)] = [
+            ("\(best): supernet BN statistics", "#1f77b4", { $0.scores[k].bnStatistics }),
+            ("\(best): BN recalibrated", "#d62728", { $0.scores[k].recalibrated })]
+        let xs = result.rows.flatMap { r in series.map { $0.x(r) } }, ys = result.rows.map(\.standAloneTestAccuracy)
         func padded(_ v: [Double]) -> ClosedRange<Double> {
             let lo = v.min() ?? 0, hi = v.max() ?? 1, pad = max((hi - lo) * 0.05, 0.5)
             return (lo - pad)...(hi + pad)
@@ -209,24 +250,19 @@ enum CorrelationPlot {
         let step = max(1, Int(((c.xRange.upperBound - c.xRange.lowerBound) / 8).rounded()))
         let ticks = stride(from: Int(c.xRange.lowerBound.rounded(.up)), through: Int(c.xRange.upperBound), by: step).map { (Double($0), "\($0)") }
         c.axes(title: title, xLabel: "supernet validation accuracy (%)", yLabel: "stand-alone test accuracy (%)", xTicks: ticks)
-        for (series, color) in [("supernet BN statistics", "#1f77b4"), ("BN recalibrated", "#d62728")] {
-            for r in result.rows {
-                let x = series.hasPrefix("supernet") ? r.supernetAccuracy : r.recalibratedAccuracy
-                c.dot(x, r.standAloneTestAccuracy, radius: 4, fill: color, opacity: 0.8)
-            }
+        for s in series {
+            for r in result.rows { c.dot(s.x(r), r.standAloneTestAccuracy, radius: 4, fill: s.color, opacity: 0.8) }
         }
         // the original (row 0) and Full-SA (row 1) named beside both of their dots
         for (i, name) in [(0, "original"), (1, "Full-SA")] where i < result.rows.count {
             let r = result.rows[i]
-            for x in [r.supernetAccuracy, r.recalibratedAccuracy] {
-                c.text(name, x: c.px(x) + 6, y: c.py(r.standAloneTestAccuracy) - 6, anchor: "start", size: 10, pixels: true)
-            }
+            for s in series { c.text(name, x: c.px(s.x(r)) + 6, y: c.py(r.standAloneTestAccuracy) - 6, anchor: "start", size: 10, pixels: true) }
         }
         // the legend in the bottom margin, below the x axis: never over a point
-        for (k, (label, color)) in [("supernet BN statistics", "#1f77b4"), ("BN recalibrated", "#d62728")].enumerated() {
-            let x = c.left + Double(k) * 190, y = c.height - 4
-            c.add(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%@\"/>", x + 4, y - 4, color))
-            c.text(label, x: x + 12, y: y, anchor: "start", size: 11, pixels: true)
+        for (k, s) in series.enumerated() {
+            let x = c.left + Double(k) * 230, y = c.height - 4
+            c.add(String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%@\"/>", x + 4, y - 4, s.color))
+            c.text(s.label, x: x + 12, y: y, anchor: "start", size: 11, pixels: true)
         }
         return c.svg
     }

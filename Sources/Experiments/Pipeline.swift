@@ -130,7 +130,7 @@ public enum Pipeline {
 
         context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
         var clock = Date()
-        let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child("supernet").path, context: context, howToContinue: again)
+        let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
         let supernetSeconds = Date().timeIntervalSince(clock)
         phaseLog?.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
 

@@ -14,6 +14,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var keepProb = 0.5
     /// Seeds of every network trained from scratch: seed, seed + 1, ...
     public var seeds = 1
+    /// Which sub-networks every supernet mini-batch trains.
+    public var supernetSampling = SupernetSampling.bernoulli
 
     public init(base: RunConfig) { self.base = base }
 
@@ -39,8 +41,12 @@ public struct Recipe: Codable, Equatable, Sendable {
         var c = base
         c.epochs = supernetEpochs
         c.keepProb = keepProb
+        c.supernetSampling = supernetSampling == .bernoulli ? nil : supernetSampling
         return c
     }
+
+    /// The folder of the supernet inside a study's run directory.
+    public var supernetFolder: String { SupernetTraining.folderName(supernetSampling) }
 
     /// The configuration of the stand-alone network with `scheme`.
     public func network(_ scheme: Scheme) -> RunConfig {

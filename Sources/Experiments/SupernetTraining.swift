@@ -23,9 +23,16 @@ public enum SupernetTraining {
         return trainer
     }
 
-    /// The trained supernet of run directory `runDirectory` (in `runDirectory/supernet`).
-    public static func trained(in runDirectory: String, context: ExperimentContext) throws -> Trainer {
-        let directory = URL(fileURLWithPath: runDirectory).child("supernet").path
+    /// The trained supernet of run directory `runDirectory` (its `folderName(sampling)`; with
+    /// `sampling` nil, the only supernet folder it holds).
+    public static func trained(in runDirectory: String, sampling: SupernetSampling? = nil, context: ExperimentContext) throws -> Trainer {
+        let root = URL(fileURLWithPath: runDirectory)
+        let held = SupernetSampling.allCases.filter { root.child(folderName($0)).child("checkpoint.safetensors").exists }
+        let chosen: SupernetSampling
+        if let sampling { chosen = sampling } else if held.count > 1 {
+            throw LTHError("'\(runDirectory)' holds supernets trained with \(held.map(\.rawValue).joined(separator: ", ")); choose one with --supernet-sampling")
+        } else { chosen = held.first ?? .bernoulli }
+        let directory = root.child(folderName(chosen)).path
         guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: directory).child("checkpoint.safetensors").path),
               let text = meta["config"] else {
             throw LTHError("no trained supernet in '\(directory)'; run `lth4sa run` or `lth4sa supernet train -o \(directory)` first")
@@ -33,19 +40,31 @@ public enum SupernetTraining {
         return try train(try RunConfig.decode(text), directory: directory, context: context)
     }
 
-    /// Makes `trainer` train a supernet: a fresh scheme d ~ Bernoulli(keep-prob)^L before every
-    /// step, depending only on (seed, epoch, step) so resumes are exact; Full-SA for evaluation.
+    /// Makes `trainer` train a supernet: before every step, d ~ Bernoulli(keep-prob)^L drawn
+    /// from (seed, epoch, step) only, so resumes are exact, and the passes of the config's
+    /// `SupernetSampling` (d alone, the sandwich, d and 1 - d, or Full-SA teaching d);
+    /// Full-SA for evaluation.
     @discardableResult
     public static func sampleSchemes(_ trainer: Trainer) throws -> Supernet {
         let supernet = try Supernet(trainer.net)
         let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
+        let sampling = trainer.config.supernetSampling ?? .bernoulli
         let stages = trainer.net.spec.blocksPerStage
-        trainer.beforeTrainingStep = { epoch, step in
+        trainer.passesOfStep = { epoch, step in
             var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
-            supernet.apply(supernet.sample(keepProbability: p, rng: &rng))
+            return supernet.passes(sampling, keepProbability: p, rng: &rng).map { pass in
+                TrainingPass(select: { supernet.apply(pass.scheme) }, teacher: pass.teacher)
+            }
         }
         trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: stages)) }
         return supernet
+    }
+
+    /// The folder of a study's supernet inside its run directory: `supernet` for the paper's
+    /// Bernoulli sampling (as every earlier run directory has it), `supernet-<sampling>` for
+    /// the others, so studies of several strategies share one run directory.
+    public static func folderName(_ sampling: SupernetSampling) -> String {
+        sampling == .bernoulli ? "supernet" : "supernet-\(sampling)"
     }
 
     /// `count` mini-batches (the recipe's batch size) of the sub-training split for BN

@@ -49,3 +49,59 @@ public final class Supernet {
         Scheme(bits: attentions.indices.map { _ in Double(rng.uniform()) < p }, stageSizes: net.spec.blocksPerStage)
     }
 }
+
+/// How a supernet is trained: which sub-networks each mini-batch trains, and on what targets.
+/// Every strategy draws from the same d ~ Bernoulli(p)^L; they differ in what they add to it.
+public enum SupernetSampling: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
+    /// The paper's (METHOD.md section 3): one sampled scheme d per mini-batch.
+    case bernoulli
+    /// BigNAS's sandwich rule: Full-SA, the original network and d, gradients summed.
+    case sandwich
+    /// FairNAS's strict fairness: d and its complement 1 - d, gradients summed, so every
+    /// block's SAM trains on exactly half of the passes.
+    case fair
+    /// In-place distillation (BigNAS): Full-SA on the labels, then d on Full-SA's softmax
+    /// predictions of the same images (no gradient through the teacher), gradients summed.
+    case distill
+
+    public var description: String { rawValue }
+
+    /// Forward-backward passes per mini-batch (the strategy's cost relative to `bernoulli`).
+    public var passesPerStep: Int {
+        switch self {
+        case .bernoulli: return 1
+        case .fair, .distill: return 2
+        case .sandwich: return 3
+        }
+    }
+}
+
+/// One forward-backward pass of a supernet training step: the sub-network it trains and, for
+/// in-place distillation, the earlier pass of the same step whose predictions are its targets.
+public struct SupernetPass: Equatable, Sendable {
+    public let scheme: Scheme
+    /// Index of the teacher pass in the step's list (nil: the labels are the targets).
+    public let teacher: Int?
+}
+
+extension Supernet {
+    /// The passes of one training step under `sampling`, with d ~ Bernoulli(keepProbability)^L
+    /// drawn from `rng` (one draw of L uniforms for every strategy).
+    public func passes(_ sampling: SupernetSampling, keepProbability p: Double, rng: inout RNG) -> [SupernetPass] {
+        let d = sample(keepProbability: p, rng: &rng)
+        let stages = net.spec.blocksPerStage
+        switch sampling {
+        case .bernoulli:
+            return [SupernetPass(scheme: d, teacher: nil)]
+        case .sandwich:
+            return [SupernetPass(scheme: .all(true, stageSizes: stages), teacher: nil),
+                    SupernetPass(scheme: .all(false, stageSizes: stages), teacher: nil),
+                    SupernetPass(scheme: d, teacher: nil)]
+        case .fair:
+            return [SupernetPass(scheme: d, teacher: nil),
+                    SupernetPass(scheme: Scheme(bits: d.bits.map { !$0 }, stageSizes: stages), teacher: nil)]
+        case .distill:
+            return [SupernetPass(scheme: .all(true, stageSizes: stages), teacher: nil), SupernetPass(scheme: d, teacher: 0)]
+        }
+    }
+}

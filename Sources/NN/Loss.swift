@@ -47,3 +47,48 @@ public final class SoftmaxCrossEntropy {
         }
     }
 }
+
+/// Cross-entropy against soft targets (in-place distillation: a teacher's softmax
+/// predictions), averaged over the batch, with its gradient; no gradient reaches the teacher.
+///
+///     logits [N, K], targets [N, K] (rows sum to 1)
+///       -> loss = -(1/N) sum_n sum_k targets_nk log softmax(logits_n)_k
+///     dlogits = (softmax(logits) - targets) / N
+public final class SoftTargetCrossEntropy {
+    private let grads = BufferPool()
+    public init() {}
+
+    public func callAsFunction(_ logits: Tensor, targets: Tensor) -> (loss: Double, gradient: Tensor) {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        precondition(targets.shape == logits.shape, "targets \(targets.shape) for logits \(logits.shape)")
+        let d = grads.get(logits.shape)
+        var loss = 0.0
+        for r in 0..<n {
+            let row = logits.data + r * k, t = targets.data + r * k, g = d.data + r * k
+            var mx = row[0]
+            for j in 1..<k where row[j] > mx { mx = row[j] }
+            var z: Float = 0
+            for j in 0..<k { g[j] = expf(row[j] - mx); z += g[j] }
+            let logZ = logf(z)
+            for j in 0..<k {
+                loss -= Double(t[j]) * Double(row[j] - mx - logZ)
+                g[j] = (g[j] / z - t[j]) / Float(n)
+            }
+        }
+        return (loss / Double(n), d)
+    }
+
+    /// Row-wise softmax of `logits` into `out` (same shape): the targets a teacher's logits give.
+    public static func softmax(_ logits: Tensor, into out: Tensor) {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        precondition(out.shape == logits.shape)
+        for r in 0..<n {
+            let row = logits.data + r * k, o = out.data + r * k
+            var mx = row[0]
+            for j in 1..<k where row[j] > mx { mx = row[j] }
+            var z: Float = 0
+            for j in 0..<k { o[j] = expf(row[j] - mx); z += o[j] }
+            for j in 0..<k { o[j] /= z }
+        }
+    }
+}

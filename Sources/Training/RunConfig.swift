@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import NN
 import Tensor
 
@@ -32,6 +33,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Supernet training: the retaining probability p of d ~ Bernoulli(p)^L per mini-batch
     /// (nil = an ordinary network).
     public var keepProb: Double? = nil
+    /// Supernet training: which sub-networks every mini-batch trains (nil = `bernoulli`, the
+    /// paper's one sampled scheme; recorded so a resume continues the same way).
+    public var supernetSampling: SupernetSampling? = nil
     /// Check every attention output and gradient for NaN/Inf and stop naming the block
     /// (`--check-finite`; nil = off).
     public var checkFinite: Bool? = nil
@@ -60,6 +64,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
         if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("--keep-prob must be in (0, 1], got \(p)") }
         if keepProb != nil && sam == nil { throw LTHError("supernet training needs a --sam plugin") }
+        if supernetSampling != nil && keepProb == nil { throw LTHError("--supernet-sampling is a supernet setting; use it with `supernet train`, `run`, `compare` or `correlate`") }
         if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }
         guard ["sgd", "adam"].contains(optimizer) else { throw LTHError("--optimizer '\(optimizer)' unknown; expected sgd or adam") }
         _ = try parsedSchedule()

@@ -15,6 +15,20 @@ public struct Evaluation: Sendable {
     public let count: Int
 }
 
+/// One forward-backward pass of a training step (a step's passes sum their gradients).
+public struct TrainingPass {
+    /// Selects what the pass trains (e.g. a supernet's sub-network); called before its forward.
+    public var select: () -> Void
+    /// The earlier pass of the same step whose softmax predictions are this pass's targets
+    /// (in-place distillation; no gradient reaches the teacher); nil = the labels.
+    public var teacher: Int?
+
+    public init(select: @escaping () -> Void = {}, teacher: Int? = nil) {
+        self.select = select
+        self.teacher = teacher
+    }
+}
+
 /// Trains a ResNet with SGD/Adam on a data source, logging to and checkpointing into a run
 /// directory. Resumable: the batch order and augmentation of every epoch depend only on
 /// (seed, epoch), and checkpoints hold weights, BN statistics, optimizer state and position.
@@ -48,9 +62,10 @@ public final class Trainer {
     public var checkpointInterval: Double = 600
     /// Stop (with a checkpoint) after this many steps of this session: simulates a killed run.
     public var stopAfterSteps: Int? = nil
-    /// Called before every training step with (epoch, step in epoch), e.g. to sample the
-    /// supernet's scheme for the mini-batch; must depend only on its arguments for exact resume.
-    public var beforeTrainingStep: ((Int, Int) -> Void)? = nil
+    /// The forward-backward passes of training step (epoch, step in epoch), whose gradients
+    /// are summed before the optimizer step (e.g. a supernet's sampled sub-networks); nil = one
+    /// pass on the labels. Must depend only on its arguments, for exact resume.
+    public var passesOfStep: ((Int, Int) -> [TrainingPass])? = nil
     /// Called before every evaluation (e.g. to select the Full-SA sub-network).
     public var beforeEvaluation: (() -> Void)? = nil
 
@@ -95,6 +110,9 @@ public final class Trainer {
                 }
                 if (saved.sam == nil) != (config.sam == nil) {
                     throw LTHError("run directory '\(d)' was trained \(saved.sam.map { "with SAM \($0)" } ?? "without a SAM"); pass the same --sam to resume it")
+                }
+                if (saved.supernetSampling ?? .bernoulli) != (config.supernetSampling ?? .bernoulli) && config.keepProb != nil {
+                    throw LTHError("run directory '\(d)' holds a supernet trained with --supernet-sampling \(saved.supernetSampling ?? .bernoulli), not \(config.supernetSampling ?? .bernoulli); pass the same to resume it or choose another --output")
                 }
                 // the run continues with its own settings; only the epoch budget may grow
                 let epochs = config.epochs
@@ -218,8 +236,8 @@ public final class Trainer {
                 if skipped < resumeAt { skipped += 1; continue }
                 let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
                 optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
-                beforeTrainingStep?(epoch, stepInEpoch)
-                let local = try accumulateGradients(batch, groups: groupsPerRank)
+                let passes = passesOfStep?(epoch, stepInEpoch) ?? [TrainingPass()]
+                let local = try accumulateGradients(batch.images, labels: batch.labels, passes: passes)
                 try dataParallel.finishOverlappedSum(of: net)
                 let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
                 optimizer.step()
@@ -277,35 +295,61 @@ public final class Trainer {
     }
 
     /// Forward and backward of this rank's part of a mini-batch, in `groups` equal batch-norm
-    /// groups; parameter gradients are this rank's share of the global mean gradient (each
-    /// group's mean-loss gradient weighted by its images / the global batch), and with several
-    /// ranks their sum over the ranks is started during the last backward (finished by the
-    /// caller). Returns the summed loss, correct predictions and images of the part.
-    private func accumulateGradients(_ batch: Batch, groups: Int) throws -> (loss: Double, correct: Double, count: Double) {
+    /// groups, once per pass (gradients summed over the passes); parameter gradients are this
+    /// rank's share of the global gradient (each group's mean-loss gradient weighted by its
+    /// images / the global batch), and with several ranks their sum over the ranks is started
+    /// during the last backward (finished by the caller). Returns the labels' cross-entropy
+    /// summed over images and passes, correct predictions, and images x passes.
+    /// Leaves the parameters' `grad` holding the step's gradient (no optimizer step). With
+    /// several ranks it is collective and the caller finishes the sum (as `train` does).
+    public func accumulateGradients(_ batchImages: Tensor, labels: [Int32], passes: [TrainingPass] = [TrainingPass()]) throws
+        -> (loss: Double, correct: Double, count: Double) {
+        let groups = max(1, (config.bnGroups ?? 1) / group.size)
+        let batch = (images: batchImages, labels: labels)
         net.zeroGrad()
         let n = batch.labels.count
         var loss = 0.0, correct = 0.0
-        for g in 0..<groups {
-            let range = contiguousPart(g, of: groups, count: n)
-            let images: Tensor
-            if groups == 1 { images = batch.images } else {
-                let per = batch.images.count / max(n, 1)
-                images = groupImages.get([range.count] + batch.images.shape.dropFirst())
-                images.data.update(from: batch.images.data + range.lowerBound * per, count: range.count * per)
+        for (p, pass) in passes.enumerated() {
+            precondition(pass.teacher.map { $0 < p } ?? true, "pass \(p)'s teacher \(pass.teacher!) does not come before it")
+            let keepsTargets = passes.contains { $0.teacher == p }
+            pass.select()
+            for g in 0..<groups {
+                let range = contiguousPart(g, of: groups, count: n)
+                let images: Tensor
+                if groups == 1 { images = batch.images } else {
+                    let per = batch.images.count / max(n, 1)
+                    images = groupImages.get([range.count] + batch.images.shape.dropFirst())
+                    images.data.update(from: batch.images.data + range.lowerBound * per, count: range.count * per)
+                }
+                let logits = try net.forward(images, training: true)
+                let out = self.loss(logits, Array(batch.labels[range]))
+                guard out.loss.isFinite else {
+                    throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
+                }
+                if keepsTargets { SoftTargetCrossEntropy.softmax(logits, into: targets(pass: p, group: g, shape: logits.shape)) }
+                let gradient = pass.teacher.map { softLoss(logits, targets: targets(pass: $0, group: g, shape: logits.shape)).gradient } ?? out.gradient
+                let weight = Float(range.count) / Float(config.batch)  // exactly 1 when one process trains whole batches
+                if weight != 1 { for i in 0..<gradient.count { gradient[i] *= weight } }
+                if p == passes.count - 1 && g == groups - 1 { dataParallel.overlapSum(withNextBackwardOf: net) }  // the last gradients are final
+                try net.backward(gradient)
+                loss += out.loss * Double(range.count)
+                correct += Double(out.correct)
             }
-            let out = self.loss(try net.forward(images, training: true), Array(batch.labels[range]))
-            guard out.loss.isFinite else {
-                throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
-            }
-            let weight = Float(range.count) / Float(config.batch)  // exactly 1 when one process trains whole batches
-            if weight != 1 { for i in 0..<out.gradient.count { out.gradient[i] *= weight } }
-            if g == groups - 1 { dataParallel.overlapSum(withNextBackwardOf: net) }  // the last group's gradients are final
-            try net.backward(out.gradient)
-            loss += out.loss * Double(range.count)
-            correct += Double(out.correct)
         }
-        return (loss, correct, Double(n))
+        return (loss, correct, Double(n * passes.count))
     }
+
+    /// A teacher pass's softmax predictions for batch-norm group `group`, kept for the later
+    /// passes of the same step.
+    private func targets(pass: Int, group: Int, shape: [Int]) -> Tensor {
+        let key = [pass, group] + shape
+        if let t = teacherTargets[key] { return t }
+        let t = Tensor(shape)
+        teacherTargets[key] = t
+        return t
+    }
+    private var teacherTargets: [[Int]: Tensor] = [:]
+    private let softLoss = SoftTargetCrossEntropy()
 
     private let groupImages = BufferPool()
     private lazy var dataParallel = DataParallel(group: group)

@@ -30,6 +30,9 @@ struct CompareCommand: ParsableCommand {
     func validate() throws {
         guard !searcherList.isEmpty else { throw ValidationError("--searchers lists no searcher") }
         guard Set(searcherList).count == searcherList.count else { throw ValidationError("--searchers lists a searcher twice: \(searchers)") }
+        if let m = study.supernetSampling, m.values.count > 1 {
+            throw ValidationError("compare trains one supernet; give one --supernet-sampling, got \(m.values.map { $0.rawValue }.joined(separator: ","))")
+        }
         if budget < 1 { throw ValidationError("--budget must be at least 1, got \(budget)") }
         guard margin.isFinite && margin >= 0 else { throw ValidationError("--margin must be a finite number of accuracy points >= 0, got \(margin)") }
         if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }

@@ -27,7 +27,7 @@ struct CorrelateCommand: ParsableCommand {
 
     func run() throws {
         runtime.apply()
-        var settings = Correlation.Settings(recipe: study.recipe(seed: runtime.seed))
+        var settings = Correlation.Settings(recipe: study.recipe(seed: runtime.seed), samplings: study.supernetSampling?.values)
         (settings.schemes, settings.bnRecalibrate, settings.topK, settings.resamples) = (schemes, bnRecalibrate, topK, resamples)
         let dir = try study.directory(output, kind: "correlate", seed: runtime.seed)
         let result = try Correlation.run(settings, directory: dir, context: Console.shared.context)

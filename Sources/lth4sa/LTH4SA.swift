@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Experiments
 import Foundation
+import Models
 import PluginHost
 import Tensor
 import Training
@@ -147,6 +148,18 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension AttachMode: ExpressibleByArgument {}
+extension SupernetSampling: ExpressibleByArgument {}
+
+/// `--supernet-sampling a,b,...`: one or more supernet strategies (correlate compares several).
+struct SupernetSamplings: ExpressibleByArgument {
+    let values: [SupernetSampling]
+    init?(argument: String) {
+        let parts = argument.split(separator: ",").map { SupernetSampling(rawValue: String($0).trimmingCharacters(in: .whitespaces)) }
+        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+        values = parts.map { $0! }
+    }
+    static var allValueStrings: [String] { SupernetSampling.allCases.map { $0.rawValue } }
+}
 extension PipelinePreset: ExpressibleByArgument {}
 extension CheckpointEvaluation.Subset: ExpressibleByArgument {}
 

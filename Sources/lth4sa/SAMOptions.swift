@@ -1,5 +1,6 @@
 import ArgumentParser
 import Experiments
+import Models
 import PluginHost
 import Training
 
@@ -43,6 +44,8 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "Seeds of every network trained from scratch (seed, seed + 1, ...: the same for all, compared pairwise); tables show mean ± sd (default 3).")
     var seeds: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
+    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d); default \(Recipe.builtInDefault(sam: "se").supernetSampling)). `correlate` takes a comma-separated list.", valueName: "strategy"))
+    var supernetSampling: SupernetSamplings?
     @Option(help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
     @Option(help: "Batch size (default 32).") var batch: Int?
     @Option(help: "Learning rate (default 0.2).") var lr: Double?
@@ -68,6 +71,7 @@ struct StudyOptions: ParsableArguments {
         if let e = epochs { r.epochs = e }
         if let s = seeds { r.seeds = s }
         r.keepProb = keepProb
+        if let first = supernetSampling?.values.first { r.supernetSampling = first }
         return r
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Data
 import Experiments
 import Foundation
+import Models
 import Tensor
 import Training
 
@@ -103,6 +104,8 @@ struct SupernetTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Pre-train the supernet with random schemes per mini-batch.")
     @OptionGroup var options: TrainingOptions
     @Option(help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
+    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d).", valueName: "strategy"))
+    var supernetSampling: SupernetSampling = .bernoulli
 
     func validate() throws {
         guard options.samOptions.sam != nil else { throw ValidationError("supernet train needs --sam PLUGIN") }
@@ -114,6 +117,7 @@ struct SupernetTrain: ParsableCommand {
         options.runtime.apply()
         var config = options.config
         config.keepProb = keepProb
+        config.supernetSampling = supernetSampling == .bernoulli ? nil : supernetSampling
         let dir = options.directory("supernet-")
         let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, group: Console.shared.group, attach: SAMAttachment.attach)
         try SupernetTraining.sampleSchemes(trainer)
