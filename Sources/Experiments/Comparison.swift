@@ -31,8 +31,25 @@ public enum Comparison {
         public var bnRecalibrate = 0
         /// Non-inferiority margin of the verdict, accuracy points (`TicketRule`).
         public var margin = TicketRule.defaultMargin
+        /// Searches per searcher on the same supernet, with seeds seed, seed + 1, ... (the
+        /// searcher's and the reward's randomness; the retraining seeds stay the recipe's).
+        public var searchSeeds = 1
 
         public init(recipe: Recipe) { self.recipe = recipe }
+
+        // written by earlier versions without `searchSeeds`
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            recipe = try c.decode(Recipe.self, forKey: .recipe)
+            searchers = try c.decode([SearcherChoice].self, forKey: .searchers)
+            budget = try c.decode(Int.self, forKey: .budget)
+            candidates = try c.decode(Int.self, forKey: .candidates)
+            landscapeMaxBlocks = try c.decode(Int.self, forKey: .landscapeMaxBlocks)
+            reward = try c.decode(RewardWeights.self, forKey: .reward)
+            bnRecalibrate = try c.decode(Int.self, forKey: .bnRecalibrate)
+            margin = try c.decode(Double.self, forKey: .margin)
+            searchSeeds = try c.decodeIfPresent(Int.self, forKey: .searchSeeds) ?? 1
+        }
     }
 
     /// One searcher of a comparison: its plugin (path or id) and `key=value` options.
@@ -60,8 +77,8 @@ public enum Comparison {
         public static let fileName = "search-summary.json"
     }
 
-    /// One row of the table: the measured network (its label is the searcher's id, or
-    /// "original" / "Full-SA") and what the search said of it.
+    /// One row of the table: the measured network (its label is the searcher's id, with the
+    /// search seed when there are several, or "original" / "Full-SA") and what the search said of it.
     public struct Row: Codable, Equatable, Sendable {
         public let network: MeasuredNetwork
         public let supernetValAcc: Double?
@@ -69,6 +86,28 @@ public enum Comparison {
         /// "yes (rank 3)", "no (rank 40)" or "-" without a landscape.
         public let top5: String
         public let searchSeconds: Double?
+        /// The searcher's id and search seed (nil for the original and Full-SA).
+        public let searcher: String?
+        public let searchSeed: UInt64?
+    }
+
+    /// One searcher over its search seeds: the stand-alone accuracy of its pick (its best
+    /// scheme by reward; mean over the retraining seeds) per search seed, against Random
+    /// search's pick with the same search seed and budget, and the regret to the best scheme
+    /// any network of the study reached stand-alone.
+    public struct SearcherSummary: Codable, Equatable, Sendable {
+        public let searcher: String
+        /// Per search seed, in seed order.
+        public let pickAccuracies: [Double]
+        public let picks: [String]
+        /// Mean and sample standard deviation over search seeds.
+        public let meanAccuracy: Double
+        public let accuracySpread: Double
+        /// (this pick - Random's pick), paired over search seeds; nil for Random itself or
+        /// without Random in the study.
+        public let versusRandom: AccuracyComparison?
+        /// Mean over search seeds of (best stand-alone accuracy of the study - pick's).
+        public let regret: Double
     }
 
     /// `compare.json`.
@@ -77,6 +116,11 @@ public enum Comparison {
         public let rows: [Row]
         /// Schemes in the landscape (nil when it was skipped).
         public let landscapeSchemes: Int?
+        /// Every searcher over its search seeds (the pick's accuracy, Random, regret).
+        public let searchers: [SearcherSummary]?
+        /// The best stand-alone mean accuracy among the study's networks, and its scheme.
+        public let bestStandAlone: Double?
+        public let bestScheme: String?
         public static let fileName = "compare.json"
     }
 
@@ -103,39 +147,16 @@ public enum Comparison {
         context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
         let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
 
-        context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each, seed \(base.seed)"))
-        var found: [(searcher: String, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
+        let seedsSearched = settings.searchSeeds > 1 ? ", \(settings.searchSeeds) search seeds from \(base.seed)" : ", seed \(base.seed)"
+        context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each\(seedsSearched)"))
+        var found: [(searcher: String, searchSeed: UInt64, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
         for (s, id) in zip(settings.searchers, ids) {
-            let dir = root.child("search-\(id)")
-            if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
-            let summaryURL = dir.child(SearchSummary.fileName)
-            if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget {
-                found.append((id, try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds))
-                context.progress(.line("   \(id): done before (\(formatDuration(done.seconds)))"))
-                continue
+            for k in 0..<max(settings.searchSeeds, 1) {
+                let seed = base.seed + UInt64(k)
+                let r = try search(s, id: id, seed: seed, directory: root.child("search-\(id)" + (k > 0 ? "-seed\(k)" : "")), trainer: trainer,
+                                   settings: settings, context: context, howToContinue: again)
+                found.append((id, seed, r.schemes, r.seconds))
             }
-            // a search stopped before continues from its checkpoint; its wall time adds up
-            let elapsedURL = dir.child("elapsed.json")
-            let stateExists = dir.child("search-state.json").exists
-            let before = stateExists ? (AtomicFile.readJSON([String: Double].self, from: elapsedURL)?["seconds"] ?? 0) : 0
-            let start = Date()
-            let loop: SearchLoop
-            do {
-                // a fresh evaluator per searcher: no searcher profits from another's cache in its wall time
-                loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
-                                            settings: .init(searcher: s.spec, options: s.options, steps: settings.budget, evaluations: settings.budget,
-                                                            reward: settings.reward, bnRecalibrate: settings.bnRecalibrate),
-                                            resume: stateExists, context: context, howToContinue: again)
-            } catch {
-                if context.writes { try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL) }
-                throw error
-            }
-            let seconds = before + Date().timeIntervalSince(start)
-            if context.writes {
-                try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
-                                                       best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
-            }
-            found.append((id, loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds))
         }
 
         let L = stages.reduce(0, +)
@@ -168,11 +189,12 @@ public enum Comparison {
         context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
         var entries: [NetworkMeasurement.Entry] = [.init(label: "original", scheme: original, trained: trained[original]!, candidate: false),
                                                    .init(label: "Full-SA", scheme: full, trained: trained[full]!, candidate: false)]
-        var searched: [(RewardParts, Double)] = []
+        var searched: [(parts: RewardParts, seconds: Double, searcher: String, seed: UInt64)] = []
         for f in found {
             for (s, parts) in f.schemes {
-                entries.append(.init(label: f.searcher, scheme: s, trained: trained[s]!, candidate: true))
-                searched.append((parts, f.seconds))
+                let label = settings.searchSeeds > 1 ? "\(f.searcher) (search seed \(f.searchSeed))" : f.searcher
+                entries.append(.init(label: label, scheme: s, trained: trained[s]!, candidate: true))
+                searched.append((parts, f.seconds, f.searcher, f.searchSeed))
             }
         }
         let supernet = try Supernet(trainer.net)
@@ -184,14 +206,84 @@ public enum Comparison {
             return (l.isTop(accuracy: entry.accuracy) ? "yes" : "no") + " (rank \(l.rank(accuracy: entry.accuracy)))"
         }
         let rows = measured.enumerated().map { i, m in
-            Row(network: m, supernetValAcc: i < 2 ? nil : searched[i - 2].0.accuracy, reward: i < 2 ? nil : searched[i - 2].0.reward,
-                top5: top(m.scheme), searchSeconds: i < 2 ? nil : searched[i - 2].1)
+            let s = i < 2 ? nil : searched[i - 2]
+            return Row(network: m, supernetValAcc: s?.parts.accuracy, reward: s?.parts.reward, top5: top(m.scheme), searchSeconds: s?.seconds,
+                       searcher: s?.searcher, searchSeed: s?.seed)
         }
-        let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count)
+        let meanAccuracy = trained.mapValues { Statistics.mean($0.map(\.testAccuracy)) }
+        let best = meanAccuracy.max { $0.value < $1.value || ($0.value == $1.value && $0.key.description > $1.key.description) }
+        let picks = ids.map { id in found.filter { $0.searcher == id }.compactMap { f in f.schemes.first.map { (f.searchSeed, $0.0) } } }
+        let summaries = zip(ids, picks).map { id, p in
+            searcherSummary(id, picks: p.map { ($0.1.description, meanAccuracy[$0.1]!) },
+                            random: ids.firstIndex(of: "random").flatMap { id == "random" ? nil : picks[$0].map { meanAccuracy[$0.1]! } },
+                            best: best?.value ?? 0, testImages: trained[original]!.first?.testImages ?? 0)
+        }
+        let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count, searchers: summaries,
+                            bestStandAlone: best?.value, bestScheme: best?.key.description)
         guard context.writes else { return result }
         try AtomicFile.write(report(result, samId: samId), to: root.child("compare.md"))
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         return result
+    }
+
+    /// One searcher's picks (scheme and stand-alone mean accuracy per search seed) against
+    /// Random's with the same search seeds (paired), and their regret to `best`.
+    public static func searcherSummary(_ id: String, picks: [(scheme: String, accuracy: Double)], random: [Double]?, best: Double,
+                                       testImages: Int) -> SearcherSummary {
+        let accuracies = picks.map(\.accuracy)
+        return SearcherSummary(searcher: id, pickAccuracies: accuracies, picks: picks.map(\.scheme), meanAccuracy: Statistics.mean(accuracies),
+                               accuracySpread: Statistics.standardDeviation(accuracies),
+                               versusRandom: random.map { AccuracyComparison(accuracies, $0, testImages: testImages) },
+                               regret: Statistics.mean(accuracies.map { best - $0 }))
+    }
+
+    /// Runs (or reuses, or continues) one search of `choice` with `seed` in `directory`;
+    /// returns its best `settings.candidates` schemes and its wall time.
+    static func search(_ choice: SearcherChoice, id: String, seed: UInt64, directory dir: URL, trainer: Trainer, settings: Settings,
+                       context: ExperimentContext, howToContinue again: String) throws -> (schemes: [(Scheme, RewardParts)], seconds: Double) {
+        let stages = trainer.net.spec.blocksPerStage
+        let name = settings.searchSeeds > 1 ? "\(id) (search seed \(seed))" : id
+        if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
+        let summaryURL = dir.child(SearchSummary.fileName)
+        if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget {
+            context.progress(.line("   \(name): done before (\(formatDuration(done.seconds)))"))
+            return (try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds)
+        }
+        // a search stopped before continues from its checkpoint; its wall time adds up
+        let elapsedURL = dir.child("elapsed.json")
+        let stateExists = dir.child("search-state.json").exists
+        let before = stateExists ? (AtomicFile.readJSON([String: Double].self, from: elapsedURL)?["seconds"] ?? 0) : 0
+        let start = Date()
+        let loop: SearchLoop
+        do {
+            // a fresh evaluator per search: no searcher profits from another's cache in its wall time
+            loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
+                                        settings: .init(searcher: choice.spec, options: choice.options, steps: settings.budget, evaluations: settings.budget,
+                                                        reward: settings.reward, bnRecalibrate: settings.bnRecalibrate, seed: seed),
+                                        resume: stateExists, context: context, howToContinue: again)
+        } catch {
+            if context.writes { try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL) }
+            throw error
+        }
+        let seconds = before + Date().timeIntervalSince(start)
+        if context.writes {
+            try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
+                                                   best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
+        }
+        return (loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds)
+    }
+
+    /// The searchers over their search seeds as Markdown.
+    public static func searcherTable(_ result: Result) -> String {
+        guard let summaries = result.searchers, !summaries.isEmpty else { return "" }
+        var t = "| searcher | picks (per search seed) | pick's stand-alone test acc. (%), mean ± sd over search seeds | - Random's pick [95% CI] | regret to the best (\(result.bestScheme ?? "-"), \(result.bestStandAlone.map { String(format: "%.2f", $0) } ?? "-")%) |\n"
+        t += "|---|---|---|---|---|\n"
+        for s in summaries {
+            let versus = s.versusRandom.map { "\($0.text) (\($0.method.rawValue))" } ?? "-"
+            t += String(format: "| %@ | %@ | %.2f ± %.2f | %@ | %.2f |\n", s.searcher, s.picks.joined(separator: ", "), s.meanAccuracy, s.accuracySpread,
+                        versus, s.regret)
+        }
+        return t
     }
 
     /// The table as Markdown.
@@ -216,6 +308,11 @@ public enum Comparison {
         dT = inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?": \(TicketRule.ruleText(margin: s.margin, seeds: s.recipe.seeds))). Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))
+        ## Searchers over search seeds
+
+        Each searcher searched \(s.searchSeeds) time(s) on the same supernet (search seeds \(s.recipe.base.seed)...\(s.recipe.base.seed + UInt64(max(s.searchSeeds, 1) - 1))); its pick is its best scheme by reward, its accuracy the mean over the \(s.recipe.seeds) retraining seed(s). "- Random's pick": the difference to Random search's pick with the same search seed and budget, paired over search seeds (Student's t; with one search seed, the test set's binomial error only). Regret: the study's best stand-alone accuracy minus the pick's, mean over search seeds.
+
+        \(searcherTable(result))
         """
     }
 }

@@ -26,9 +26,12 @@ public enum SchemeSearch {
         /// Training mini-batches that re-estimate each scheme's BN statistics before it is
         /// scored (0 = the supernet's own statistics, the paper's setting).
         public var bnRecalibrate: Int
+        /// The searcher's and the reward's random seed (nil = the supernet's seed).
+        public var seed: UInt64?
 
         public init(searcher: String, options: [String] = [], steps: Int = 100, evaluations: Int? = nil, reward: RewardWeights = RewardWeights(),
-                    bnRecalibrate: Int = 0) {
+                    bnRecalibrate: Int = 0, seed: UInt64? = nil) {
+            self.seed = seed
             self.searcher = searcher
             self.options = options
             self.steps = steps
@@ -47,7 +50,8 @@ public enum SchemeSearch {
         let evaluator = try makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate)
         let supernet = evaluator.supernet
         let stages = net.spec.blocksPerStage
-        let host = PluginHostContext(seed: config.seed)
+        let seed = settings.seed ?? config.seed
+        let host = PluginHostContext(seed: seed)
         let sites = supernet.attentions.map { $0 as? SAMSite }
         let searcher = try SearcherPlugin(
             settings.searcher, settings: settings.options, stageSizes: stages, host: host,
@@ -71,7 +75,7 @@ public enum SchemeSearch {
             context.progress(.line("SAM cost per block (ms at batch \(config.batch)): " + costs!.milliseconds.map { String(format: "%.2f", $0) }.joined(separator: " ")))
         }
         let loop = SearchLoop(searcher: searcher, stageSizes: stages,
-                              reward: try RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: config.seed,
+                              reward: try RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: seed,
                                                       blockCosts: costs?.milliseconds),
                               accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
         loop.evaluationBudget = settings.evaluations

@@ -17,6 +17,8 @@ struct CompareCommand: ParsableCommand {
     var searcherOptions: [String] = []
     @Option(help: "Evaluation budget: schemes scored per searcher.") var budget: Int = 100
     @Option(help: "Best schemes (by reward) of each searcher retrained from scratch.") var candidates: Int = 1
+    @Option(help: "Searches per searcher on the same supernet, with seeds --seed, --seed + 1, ...; each pick retrained, compared with Random's pick of the same search seed (paired).")
+    var searchSeeds: Int = 1
     @Option(help: "Enumerate the landscape for Top 5%? up to this many blocks (0 = never).") var landscapeMaxBlocks: Int = 12
     @Option(help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
     var margin: Double = TicketRule.defaultMargin
@@ -33,6 +35,7 @@ struct CompareCommand: ParsableCommand {
         if let m = study.supernetSampling, m.values.count > 1 {
             throw ValidationError("compare trains one supernet; give one --supernet-sampling, got \(m.values.map { $0.rawValue }.joined(separator: ","))")
         }
+        if searchSeeds < 1 { throw ValidationError("--search-seeds must be at least 1, got \(searchSeeds)") }
         if budget < 1 { throw ValidationError("--budget must be at least 1, got \(budget)") }
         guard margin.isFinite && margin >= 0 else { throw ValidationError("--margin must be a finite number of accuracy points >= 0, got \(margin)") }
         if candidates < 1 { throw ValidationError("--candidates must be at least 1, got \(candidates)") }
@@ -59,8 +62,9 @@ struct CompareCommand: ParsableCommand {
         settings.reward = reward.weights()
         settings.bnRecalibrate = scoring.bnRecalibrate
         settings.margin = margin
+        settings.searchSeeds = searchSeeds
         let dir = try study.directory(output, kind: "compare", seed: runtime.seed)
         let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)
-        print("\n" + Comparison.table(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("compare.md").path)")
+        print("\n" + Comparison.table(result) + "\n" + Comparison.searcherTable(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("compare.md").path)")
     }
 }

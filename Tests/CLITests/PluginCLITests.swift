@@ -287,7 +287,29 @@ final class LandscapeCompareCLITests: CLITestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("ean: done before"), again.stdout)
         let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
-        XCTAssertEqual(rerun.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
+        let mainTable = rerun.components(separatedBy: "## Searchers over search seeds")[0]
+        XCTAssertEqual(mainTable.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
+        // several search seeds on a fair supernet: one search folder per (searcher, seed), the picks against Random's
+        let seeded = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
+                              "--budget", "6", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", "\(plugin("EAN")),\(plugin("Random"))",
+                              "--search-seeds", "2", "--seeds", "1", "--supernet-sampling", "fair", "-o", "c2"])
+        XCTAssertEqual(seeded.status, 0, seeded.stderr)
+        for folder in ["supernet-fair", "search-ean", "search-ean-seed1", "search-random", "search-random-seed1"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c2/\(folder)").path), folder)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c2/supernet").path), "a fair supernet is not the Bernoulli one")
+        let seededJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("c2/compare.json"))) as! [String: Any]
+        let summaries = seededJSON["searchers"] as! [[String: Any]]
+        XCTAssertEqual(summaries.map { $0["searcher"] as! String }, ["ean", "random"])
+        XCTAssertEqual((summaries[0]["pick_accuracies"] as! [Double]).count, 2)
+        XCTAssertEqual((summaries[0]["versus_random"] as! [String: Any])["method"] as? String, "paired t", "paired over the 2 search seeds")
+        XCTAssertNil(summaries[1]["versus_random"], "Random is not compared with itself")
+        XCTAssertEqual((seededJSON["rows"] as! [[String: Any]]).count, 6, "original, Full-SA, 2 searchers x 2 search seeds")
+        XCTAssertTrue(seeded.stdout.contains("| ean (search seed 1) |"), seeded.stdout)
+        XCTAssertTrue(seeded.stdout.contains("regret to the best"), seeded.stdout)
+        try assertFails(["compare", "--search-seeds", "0"], mentioning: "--search-seeds")
+        try assertFails(["compare", "--supernet-sampling", "fair,sandwich"], mentioning: "one supernet")
+        try assertFails(["compare", "--supernet-sampling", "greedy"], mentioning: "supernet-sampling")
         try assertFails(["compare", "--searchers", ","], mentioning: "no searcher")
         try assertFails(["compare", "--margin", "-1"], mentioning: "--margin")
         try assertFails(["run", "--margin", "nan"], mentioning: "--margin")

@@ -37,6 +37,26 @@ final class PipelineTests: XCTestCase {
         return s
     }
 
+    /// A searcher's picks over search seeds against Random's, paired by search seed: the
+    /// difference's interval is mean ± t(0.975, 2) sd / sqrt(3) with t = 4.303, and the regret
+    /// is the mean gap to the best scheme.
+    func testSearchSeedTablePairsWithRandom() {
+        let s = Comparison.searcherSummary("ean", picks: [("10-00-00", 100), ("10-00-00", 98), ("01-00-00", 70)], random: [50, 52, 49],
+                                           best: 100, testImages: 500)
+        XCTAssertEqual(s.meanAccuracy, 268.0 / 3, accuracy: 1e-9)
+        XCTAssertEqual(s.accuracySpread, Statistics.standardDeviation([100, 98, 70]), accuracy: 1e-9)
+        let d = [50.0, 46, 21], m = d.reduce(0, +) / 3
+        let sd = (d.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 2).squareRoot()
+        let versus = try! XCTUnwrap(s.versusRandom)
+        XCTAssertEqual(versus.method, .paired)
+        XCTAssertEqual(versus.difference.value, m, accuracy: 1e-9)
+        XCTAssertEqual(versus.difference.low, m - 4.303 * sd / 3.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(versus.difference.high, m + 4.303 * sd / 3.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(s.regret, (0 + 2 + 30) / 3.0, accuracy: 1e-9)
+        XCTAssertEqual(s.picks, ["10-00-00", "10-00-00", "01-00-00"])
+        XCTAssertNil(Comparison.searcherSummary("random", picks: [("1", 50)], random: nil, best: 100, testImages: 500).versusRandom)
+    }
+
     func testWholePipelineThroughTheLibrary() throws {
         var events: [ProgressEvent] = []
         let context = ExperimentContext(progress: { events.append($0) })
