@@ -140,6 +140,9 @@ public enum Comparison {
         var ids: [String] = []
         for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
         guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
+        guard settings.recipe.supernetSampling != .fewshot else {
+            throw LTHError("--supernet-sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+        }
         let lock = try context.lock(root)  // one writer per run directory, held to the end
         defer { withExtendedLifetime(lock) {} }
         let again = "run the same command again to continue"

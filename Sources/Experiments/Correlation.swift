@@ -149,13 +149,13 @@ public enum Correlation {
             recipe.supernetSampling = sampling
             context.progress(.phase(number: 2 * k + 1, total: phases,
                                     "supernet (\(sampling), \(sampling.passesPerStep) pass(es) per step): \(base.model) + \(samId) (\(base.attach)), \(recipe.supernetEpochs) epochs"))
-            let trainer = try SupernetTraining.train(recipe.supernet, directory: root.child(recipe.supernetFolder).path, context: context, howToContinue: again)
-            supernetSeconds.append(AtomicFile.readJSON(TrainingSummary.self, from: root.child(recipe.supernetFolder).child(TrainingSummary.fileName))?.seconds)
-            classes = trainer.source.train.classes
+            let supernets = try SupernetSet.train(recipe, root: root, context: context, howToContinue: again)
+            supernetSeconds.append(supernets.seconds)
+            classes = supernets.fullSA.source.train.classes
             context.progress(.phase(number: 2 * k + 2, total: phases,
                                     "scoring \(schemes.count) schemes through the \(sampling) supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
-            let plain = try SchemeSearch.makeEvaluator(trainer).accuracies(schemes)
-            let recalibrated = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate).accuracies(schemes)
+            let plain = try supernets.accuracies(schemes)
+            let recalibrated = try supernets.accuracies(schemes, bnRecalibrate: settings.bnRecalibrate)
             for i in schemes.indices { scores[i].append(Scores(sampling: sampling, bnStatistics: plain[i], recalibrated: recalibrated[i])) }
         }
 

@@ -119,6 +119,9 @@ public enum Pipeline {
         // both plugins and their options are checked before any training starts
         let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
         let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
+        guard settings.recipe.supernetSampling != .fewshot else {
+            throw LTHError("--supernet-sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+        }
         let lock = try context.lock(root)  // one writer per run directory, held to the end
         defer { withExtendedLifetime(lock) {} }
         var phaseLog: MetricsLog? = nil

@@ -49,14 +49,18 @@ public enum SupernetTraining {
         let supernet = try Supernet(trainer.net)
         let p = trainer.config.keepProb ?? 0.5, seed = trainer.config.seed
         let sampling = trainer.config.supernetSampling ?? .bernoulli
+        let split = (trainer.config.supernetSplit ?? "").map { $0 == "1" }
         let stages = trainer.net.spec.blocksPerStage
+        guard split.count < stages.reduce(0, +) else { throw LTHError("a supernet split of \(split.count) bits leaves no block of \(trainer.net.spec) to sample") }
         trainer.passesOfStep = { epoch, step in
             var rng = RNG(seed: seed ^ (UInt64(epoch + 1) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step + 1) &* 0xC2B2_AE3D_27D4_EB4F))
-            return supernet.passes(sampling, keepProbability: p, rng: &rng).map { pass in
+            return supernet.passes(sampling, keepProbability: p, split: split, rng: &rng).map { pass in
                 TrainingPass(select: { supernet.apply(pass.scheme) }, teacher: pass.teacher)
             }
         }
-        trainer.beforeEvaluation = { supernet.apply(.all(true, stageSizes: stages)) }
+        // validation: Full-SA, or the split's all-ones scheme
+        let evaluated = Scheme(bits: split + Array(repeating: true, count: stages.reduce(0, +) - split.count), stageSizes: stages)
+        trainer.beforeEvaluation = { supernet.apply(evaluated) }
         return supernet
     }
 

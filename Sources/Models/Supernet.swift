@@ -44,6 +44,9 @@ public final class Supernet {
         return total
     }
 
+    /// Leading blocks a few-shot supernet is split on: 2^fewShotBits supernets.
+    public static let fewShotBits = 2
+
     /// d ~ Bernoulli(keepProbability)^L.
     public func sample(keepProbability p: Double, rng: inout RNG) -> Scheme {
         Scheme(bits: attentions.indices.map { _ in Double(rng.uniform()) < p }, stageSizes: net.spec.blocksPerStage)
@@ -63,13 +66,17 @@ public enum SupernetSampling: String, CaseIterable, Codable, Sendable, CustomStr
     /// In-place distillation (BigNAS): Full-SA on the labels, then d on Full-SA's softmax
     /// predictions of the same images (no gradient through the teacher), gradients summed.
     case distill
+    /// Few-shot supernets (Zhao et al., ICML 2021): one supernet per setting of the first
+    /// `Supernet.fewShotBits` blocks, each trained with d on the other bits and those fixed;
+    /// a scheme is scored by the supernet of its split. Costs one supernet per split.
+    case fewshot
 
     public var description: String { rawValue }
 
     /// Forward-backward passes per mini-batch (the strategy's cost relative to `bernoulli`).
     public var passesPerStep: Int {
         switch self {
-        case .bernoulli: return 1
+        case .bernoulli, .fewshot: return 1
         case .fair, .distill: return 2
         case .sandwich: return 3
         }
@@ -87,11 +94,16 @@ public struct SupernetPass: Equatable, Sendable {
 extension Supernet {
     /// The passes of one training step under `sampling`, with d ~ Bernoulli(keepProbability)^L
     /// drawn from `rng` (one draw of L uniforms for every strategy).
-    public func passes(_ sampling: SupernetSampling, keepProbability p: Double, rng: inout RNG) -> [SupernetPass] {
-        let d = sample(keepProbability: p, rng: &rng)
+    /// `split` fixes the leading bits of d (a few-shot supernet's split; empty: none).
+    public func passes(_ sampling: SupernetSampling, keepProbability p: Double, split: [Bool] = [], rng: inout RNG) -> [SupernetPass] {
+        var d = sample(keepProbability: p, rng: &rng)
         let stages = net.spec.blocksPerStage
+        if !split.isEmpty {
+            precondition(split.count <= d.bits.count, "split of \(split.count) bits for \(d.bits.count) blocks")
+            d = Scheme(bits: split + d.bits.dropFirst(split.count), stageSizes: stages)
+        }
         switch sampling {
-        case .bernoulli:
+        case .bernoulli, .fewshot:
             return [SupernetPass(scheme: d, teacher: nil)]
         case .sandwich:
             return [SupernetPass(scheme: .all(true, stageSizes: stages), teacher: nil),

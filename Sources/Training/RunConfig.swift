@@ -36,6 +36,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Supernet training: which sub-networks every mini-batch trains (nil = `bernoulli`, the
     /// paper's one sampled scheme; recorded so a resume continues the same way).
     public var supernetSampling: SupernetSampling? = nil
+    /// A few-shot supernet's split: the fixed values (`0`/`1`) of its leading blocks.
+    public var supernetSplit: String? = nil
     /// Check every attention output and gradient for NaN/Inf and stop naming the block
     /// (`--check-finite`; nil = off).
     public var checkFinite: Bool? = nil
@@ -65,6 +67,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("--keep-prob must be in (0, 1], got \(p)") }
         if keepProb != nil && sam == nil { throw LTHError("supernet training needs a --sam plugin") }
         if supernetSampling != nil && keepProb == nil { throw LTHError("--supernet-sampling is a supernet setting; use it with `supernet train`, `run`, `compare` or `correlate`") }
+        if let split = supernetSplit {
+            guard supernetSampling == .fewshot, !split.isEmpty, split.allSatisfy({ $0 == "0" || $0 == "1" }) else {
+                throw LTHError("supernet split '\(split)' needs --supernet-sampling fewshot and only the digits 0 and 1")
+            }
+        }
         if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }
         guard ["sgd", "adam"].contains(optimizer) else { throw LTHError("--optimizer '\(optimizer)' unknown; expected sgd or adam") }
         _ = try parsedSchedule()

@@ -106,10 +106,14 @@ struct SupernetTrain: ParsableCommand {
     @Option(help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
     @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d).", valueName: "strategy"))
     var supernetSampling: SupernetSampling = .bernoulli
+    @Option(help: "With --supernet-sampling fewshot: the fixed values of the leading blocks of this split (e.g. 01).") var supernetSplit: String?
 
     func validate() throws {
         guard options.samOptions.sam != nil else { throw ValidationError("supernet train needs --sam PLUGIN") }
         guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
+        guard (supernetSampling == .fewshot) == (supernetSplit != nil) else {
+            throw ValidationError("--supernet-sampling fewshot trains one split at a time: give --supernet-split BITS with it (and only with it)")
+        }
         guard options.samOptions.scheme == nil else { throw ValidationError("a supernet attaches the SAM at every block; drop --scheme") }
     }
 
@@ -118,6 +122,7 @@ struct SupernetTrain: ParsableCommand {
         var config = options.config
         config.keepProb = keepProb
         config.supernetSampling = supernetSampling == .bernoulli ? nil : supernetSampling
+        config.supernetSplit = supernetSplit
         let dir = options.directory("supernet-")
         let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, group: Console.shared.group, attach: SAMAttachment.attach)
         try SupernetTraining.sampleSchemes(trainer)

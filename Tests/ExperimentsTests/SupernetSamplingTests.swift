@@ -67,11 +67,22 @@ final class SupernetSamplingTests: XCTestCase {
             XCTAssertEqual(distill.map(\.scheme), [.all(true, stageSizes: stages), bernoulli[0].scheme])
             XCTAssertEqual(distill.map(\.teacher), [nil, 0], "Full-SA on the labels teaches d")
             XCTAssertEqual(fair[0].scheme, bernoulli[0].scheme)
+            // a few-shot split fixes the leading bits and samples the rest like Bernoulli
+            var e = RNG(seed: 9)
+            let fewshot = supernet.passes(.fewshot, keepProbability: p, split: [false, true], rng: &e)
+            XCTAssertEqual(fewshot.map(\.scheme.bits), [[false, true] + bernoulli[0].scheme.bits.dropFirst(2)])
             for s in SupernetSampling.allCases {
                 var r = RNG(seed: 9)
                 XCTAssertEqual(supernet.passes(s, keepProbability: p, rng: &r).count, s.passesPerStep, "\(s)")
             }
         }
+    }
+
+    /// The few-shot splits cover every scheme exactly once.
+    func testFewShotSplitsPartitionTheSchemes() {
+        XCTAssertEqual(SupernetSet.splits(bits: 2), [[false, false], [false, true], [true, false], [true, true]])
+        XCTAssertEqual(SupernetSet.splits(bits: 1), [[false], [true]])
+        XCTAssertEqual(Set(SupernetSet.splits(bits: 3)).count, 8)
     }
 
     /// The sandwich step's gradient is the sum of the three schemes' gradients computed in
