@@ -44,6 +44,10 @@ public enum Correlation {
         public let bnStatistics: Double
         /// Validation accuracy through the supernet with recalibrated BN statistics.
         public let recalibrated: Double
+        /// Mean validation cross-entropy with the supernet's and with recalibrated statistics
+        /// (lower is better: the scorings rank by its negative).
+        public let bnStatisticsLoss: Double
+        public let recalibratedLoss: Double
     }
 
     /// One scheme: its supernet scores (one per strategy) and its stand-alone accuracies.
@@ -154,9 +158,12 @@ public enum Correlation {
             classes = supernets.fullSA.source.train.classes
             context.progress(.phase(number: 2 * k + 2, total: phases,
                                     "scoring \(schemes.count) schemes through the \(sampling) supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
-            let plain = try supernets.accuracies(schemes)
-            let recalibrated = try supernets.accuracies(schemes, bnRecalibrate: settings.bnRecalibrate)
-            for i in schemes.indices { scores[i].append(Scores(sampling: sampling, bnStatistics: plain[i], recalibrated: recalibrated[i])) }
+            let plain = try supernets.scores(schemes)
+            let recalibrated = try supernets.scores(schemes, bnRecalibrate: settings.bnRecalibrate)
+            for i in schemes.indices {
+                scores[i].append(Scores(sampling: sampling, bnStatistics: plain.accuracies[i], recalibrated: recalibrated.accuracies[i],
+                                        bnStatisticsLoss: plain.losses[i], recalibratedLoss: recalibrated.losses[i]))
+            }
         }
 
         let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
@@ -187,7 +194,9 @@ public enum Correlation {
         if let warning { context.progress(.line("warning: " + warning)) }
         let agreements = settings.samplings.indices.flatMap { k in
             [agreement(k, bnStatisticsScoring, scores.map { $0[k].bnStatistics }),
-             agreement(k, "BN recalibrated (\(settings.bnRecalibrate) batches)", scores.map { $0[k].recalibrated })]
+             agreement(k, "BN recalibrated (\(settings.bnRecalibrate) batches)", scores.map { $0[k].recalibrated }),
+             agreement(k, "validation loss, supernet BN statistics", scores.map { -$0[k].bnStatisticsLoss }),
+             agreement(k, "validation loss, BN recalibrated", scores.map { -$0[k].recalibratedLoss })]
         }
         let result = Result(settings: settings, rows: rows, agreements: agreements, warning: warning)
         guard context.writes else { return result }
@@ -223,7 +232,7 @@ public enum Correlation {
         return """
         # lth4sa correlate: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
-        Data \(s.recipe.base.data); supernets of \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)) trained with \(s.samplings.map(\.rawValue).joined(separator: ", ")) sampling; \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) from \(s.recipe.base.seed). Supernet scores are validation accuracies through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
+        Data \(s.recipe.base.data); supernets of \(s.recipe.supernetEpochs) epochs (keep-prob \(s.recipe.keepProb)) trained with \(s.samplings.map(\.rawValue).joined(separator: ", ")) sampling; \(result.rows.count) schemes (the original, Full-SA and \(s.schemes) drawn stratified by connection ratio), each trained stand-alone for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) from \(s.recipe.base.seed). Supernet scores are validation accuracies (and mean validation cross-entropies, lower ranking higher) through the supernet, with its own BN statistics and with statistics re-estimated on \(s.bnRecalibrate) training mini-batches per scheme; a few-shot supernet scores each scheme with the supernet of its split; the reference is the stand-alone test accuracy (mean over seeds). Intervals: percentile bootstrap over schemes (\(s.resamples) resamples).
 
         \(table(result))
         \(rows)

@@ -51,16 +51,17 @@ public struct SupernetSet {
         return SupernetSet(parts: parts, seconds: seconds)
     }
 
-    /// Validation accuracies of `schemes`, each through the supernet of its split (with
-    /// `bnRecalibrate` mini-batches of BN recalibration per scheme when > 0).
-    public func accuracies(_ schemes: [Scheme], bnRecalibrate: Int = 0) throws -> [Double] {
-        var out = [Double](repeating: .nan, count: schemes.count)
+    /// Validation accuracies and mean cross-entropies of `schemes`, each through the supernet
+    /// of its split (with `bnRecalibrate` mini-batches of BN recalibration per scheme when > 0).
+    public func scores(_ schemes: [Scheme], bnRecalibrate: Int = 0) throws -> (accuracies: [Double], losses: [Double]) {
+        var accuracies = [Double](repeating: .nan, count: schemes.count), losses = accuracies
         for part in parts {
             let mine = schemes.indices.filter { schemes[$0].bits.starts(with: part.split) }
             guard !mine.isEmpty else { continue }
-            let scores = try SchemeSearch.makeEvaluator(part.trainer, bnRecalibrate: bnRecalibrate).accuracies(mine.map { schemes[$0] })
-            for (i, a) in zip(mine, scores) { out[i] = a }
+            let evaluator = try SchemeSearch.makeEvaluator(part.trainer, bnRecalibrate: bnRecalibrate)
+            let chosen = mine.map { schemes[$0] }
+            for (i, (a, l)) in zip(mine, zip(try evaluator.accuracies(chosen), try evaluator.losses(chosen))) { (accuracies[i], losses[i]) = (a, l) }
         }
-        return out
+        return (accuracies, losses)
     }
 }

@@ -24,13 +24,18 @@ import Tensor
 /// collective.
 public final class SchemeEvaluator {
     public let supernet: Supernet
-    let batches: [(images: Tensor, labels: [Int32])]
+    /// This rank's validation images and labels.
+    public let batches: [(images: Tensor, labels: [Int32])]
     /// Training images (normalised, not augmented) for BN recalibration; empty = score with
     /// the supernet's own running statistics (the paper's setting).
     public let calibration: [Tensor]
     /// Restart at stage boundaries (stateful SAMs carry state through a stage).
     let restartAtStage: Bool
     private var cache: [String: Double] = [:]
+    /// Mean validation cross-entropy per evaluated scheme (a finer score than accuracy when
+    /// many schemes tie near 100%).
+    private var lossCache: [String: Double] = [:]
+    private let crossEntropy = SoftmaxCrossEntropy()
     /// Sum of |logits| per evaluated scheme: a fingerprint of the outputs, for tests.
     public private(set) var logitFingerprint: [String: Double] = [:]
     /// Blocks run so far (for the prefix-sharing statistics).
@@ -81,6 +86,7 @@ public final class SchemeEvaluator {
             try checkSameSchemesOnEveryRank(missing)
             var correct = [Int](repeating: 0, count: parsed.count)
             var fingerprint = [Double](repeating: 0, count: parsed.count)
+            var lossSum = [Double](repeating: 0, count: parsed.count)
             let net = supernet.net
             defer { supernet.apply(.all(true, stageSizes: net.spec.blocksPerStage)) }  // leave the supernet whole for other users
             let trained = recalibrates ? net.namedBuffers().map { $0.1.tensor.clone() } : []  // the supernet's own statistics
@@ -115,19 +121,29 @@ public final class SchemeEvaluator {
                     let logits = net.fc.forward(net.pool.forward(h))
                     try net.passes.check()
                     for i in 0..<logits.count { fingerprint[k] += Double(abs(logits[i])) }
-                    for (p, label) in zip(SoftmaxCrossEntropy.predictions(logits), batch.labels) where p == Int(label) { correct[k] += 1 }
+                    let scored = crossEntropy(logits, batch.labels)
+                    correct[k] += scored.correct
+                    lossSum[k] += scored.loss * Double(batch.labels.count)
                     previous = scheme.bits
                 }
             }
-            let counts = try group.sum(correct.map(Double.init) + fingerprint)  // the whole validation set's
+            let counts = try group.sum(correct.map(Double.init) + fingerprint + lossSum)  // the whole validation set's
             for (k, key) in missing.enumerated() {
                 cache[key] = 100 * counts[k] / Double(max(validationCount, 1))
+                lossCache[key] = counts[2 * missing.count + k] / Double(max(validationCount, 1))
                 fingerprint[k] = counts[missing.count + k]
                 logitFingerprint[key] = fingerprint[k]
             }
             schemesEvaluated += missing.count
         }
         return schemes.map { cache[$0.description]! }
+    }
+
+    /// Mean validation cross-entropy of `schemes` (evaluating those not scored yet, as
+    /// `accuracies` does).
+    public func losses(_ schemes: [Scheme]) throws -> [Double] {
+        _ = try accuracies(schemes)
+        return schemes.map { lossCache[$0.description]! }
     }
 
     /// Throws when the ranks are about to sum counts of different schemes (their searchers or

@@ -41,6 +41,26 @@ final class SearchEnvironmentTests: XCTestCase {
         }
     }
 
+    /// The evaluator's validation loss is the mean cross-entropy of the scheme's own eval-mode
+    /// forward pass (float32 logits; relative tolerance 1e-4), prefix-shared or not.
+    func testValidationLossEqualsDirectCrossEntropy() throws {
+        let evaluator = try Self.evaluator("SE", mode: .fullSA)
+        let schemes = ["10-01-11", "00-00-00", "11-11-11", "10-01-10"].map { try! Scheme(parsing: $0, stageSizes: [2, 2, 2]) }
+        let losses = try evaluator.losses(schemes)
+        let direct = try Self.evaluator("SE", mode: .fullSA)
+        let ce = SoftmaxCrossEntropy()
+        for (scheme, loss) in zip(schemes, losses) {
+            direct.supernet.apply(scheme)
+            var sum = 0.0, count = 0
+            for b in direct.batches {
+                sum += ce(try direct.supernet.net.forward(b.images, training: false), b.labels).loss * Double(b.labels.count)
+                count += b.labels.count
+            }
+            XCTAssertEqual(loss, sum / Double(count), accuracy: 1e-4 * max(1, abs(loss)), "\(scheme)")
+        }
+        XCTAssertNotEqual(losses[0], losses[1], "schemes differ in their loss")
+    }
+
     func testRewardComposition() throws {
         var w = RewardWeights()
         w.curiosity = 0
