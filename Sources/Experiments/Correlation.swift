@@ -80,6 +80,11 @@ public enum Correlation {
         /// Set when the stand-alone accuracies give nothing to rank (`nothingToRank`): the
         /// correlations are then those of noise.
         public let warning: String?
+        /// How well the stand-alone results rank themselves: Kendall tau between the mean
+        /// accuracies of the first and the second half of the seeds (nil with one seed). No
+        /// scoring can be expected to agree with the stand-alone ranking much better than a
+        /// second set of seeds does.
+        public let splitHalfTau: Estimate?
         public static let fileName = "correlate.json"
     }
 
@@ -104,6 +109,16 @@ public enum Correlation {
         let atChance = hi <= chance + noise ? String(format: ", all near chance (%.1f%%): the networks learned nothing", chance) : ""
         return String(format: "nothing to rank: the stand-alone accuracies (%.2f-%.2f%%) lie within their own noise (2 standard errors of a difference, %.2f points)%@; the correlations below are those of noise -- train longer (--epochs) or with more seeds (--seeds)",
                       lo, hi, noise, atChance)
+    }
+
+    /// Kendall tau (bootstrap 95% interval over schemes) between the mean accuracies of the
+    /// first half of the seeds (rounded down) and of the rest; nil with fewer than 2 seeds.
+    public static func splitHalf(_ accuracies: [[Double]], resamples: Int, seed: UInt64) -> Estimate? {
+        let seeds = accuracies.map(\.count).min() ?? 0
+        guard seeds >= 2, accuracies.count >= 3 else { return nil }
+        let first = accuracies.map { Statistics.mean(Array($0.prefix(seeds / 2))) }
+        let second = accuracies.map { Statistics.mean(Array($0[(seeds / 2)..<seeds])) }
+        return RankCorrelation.bootstrap(first, second, resamples: resamples, seed: seed, RankCorrelation.kendallTau)
     }
 
     /// `count` schemes with evenly spread numbers of connected blocks (1 ... L-1), each a
@@ -198,7 +213,11 @@ public enum Correlation {
              agreement(k, "validation loss, supernet BN statistics", scores.map { -$0[k].bnStatisticsLoss }),
              agreement(k, "validation loss, BN recalibrated", scores.map { -$0[k].recalibratedLoss })]
         }
-        let result = Result(settings: settings, rows: rows, agreements: agreements, warning: warning)
+        let reliability = splitHalf(trained.map { $0.map(\.testAccuracy) }, resamples: settings.resamples, seed: base.seed)
+        if let r = reliability {
+            context.progress(.line(String(format: "split-half reliability of the stand-alone ranking: Kendall tau %.2f [%.2f, %.2f]", r.value, r.low, r.high)))
+        }
+        let result = Result(settings: settings, rows: rows, agreements: agreements, warning: warning, splitHalfTau: reliability)
         guard context.writes else { return result }
         try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
         try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
@@ -210,6 +229,11 @@ public enum Correlation {
     /// The agreement table as Markdown (after the warning, when there is one).
     public static func table(_ result: Result) -> String {
         var t = result.warning.map { "**Warning: \($0).**\n\n" } ?? ""
+        if let r = result.splitHalfTau {
+            let s = result.settings.recipe.seeds
+            t += String(format: "Split-half reliability of the stand-alone ranking (mean of the first %d seed(s) against the other %d): Kendall tau %.2f [%.2f, %.2f].\n\n",
+                        s / 2, s - s / 2, r.value, r.low, r.high)
+        }
         t += "| supernet sampling | scoring | Kendall tau [95% CI] | Spearman rho [95% CI] | top-\(result.settings.topK) overlap | supernet wall time |\n|---|---|---|---|---|---|\n"
         for a in result.agreements {
             t += String(format: "| %@ | %@ | %.2f [%.2f, %.2f] | %.2f [%.2f, %.2f] | %.2f | %@ |\n", a.sampling.rawValue, a.scoring,
