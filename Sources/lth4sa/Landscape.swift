@@ -10,7 +10,9 @@ import Models
 struct LandscapeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "landscape", abstract: "Evaluate every scheme (or a sample per ratio) through a trained supernet: distribution, ranks, connection scores.")
-    @Option(name: .shortAndLong, help: "Run directory (its supernet/ must hold a trained supernet).") var output: String
+    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).") var output: String
+    @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy"))
+    var supernetSampling: SupernetSampling?
     @Option(help: "Enumerate all 2^L schemes up to this many blocks; sample above it.") var maxEnumerate: Int = 16
     @Option(help: "Random schemes per number of connected blocks when sampling.") var perRatio: Int = 50
     @Option(help: "Scheme to rank and mark in the plot (repeatable).") var mark: [String] = []
@@ -30,7 +32,7 @@ struct LandscapeCommand: ParsableCommand {
     func run() throws {
         runtime.apply()
         let context = Console.shared.context
-        let trainer = try SupernetTraining.trained(in: output, context: context)
+        let trainer = try SupernetTraining.trained(in: output, sampling: supernetSampling, context: context)
         let stages = trainer.net.spec.blocksPerStage
         var settings = LandscapeSurvey.Settings()
         settings.maxEnumerate = maxEnumerate

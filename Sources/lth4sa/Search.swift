@@ -2,13 +2,16 @@ import ArgumentParser
 import Checkpoint
 import Experiments
 import Foundation
+import Models
 import Search
 import Tensor
 
 /// `lth4sa search`: the search phase on a run directory holding a trained supernet.
 struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Search connection schemes through a trained supernet (run directory of `lth4sa run`).")
-    @Option(name: .shortAndLong, help: "Run directory (its supernet/ must hold a trained supernet).") var output: String
+    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).") var output: String
+    @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy"))
+    var supernetSampling: SupernetSampling?
     @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
     @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
     @Option(help: "Search steps (the evaluation budget).") var steps: Int = 100
@@ -26,7 +29,7 @@ struct SearchCommand: ParsableCommand {
         let context = Console.shared.context
         let lock = try context.lock(URL(fileURLWithPath: output))
         defer { withExtendedLifetime(lock) {} }
-        let trainer = try SupernetTraining.trained(in: output, context: context)
+        let trainer = try SupernetTraining.trained(in: output, sampling: supernetSampling, context: context)
         let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: reward.weights(),
                                              bnRecalibrate: scoring.bnRecalibrate)
         let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)

@@ -179,7 +179,7 @@ final class PipelineCLITests: CLITestCase {
     func testPipelineEndToEnd() throws {
         let r = try run(["--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searcher", plugin("EAN"), "-o", "p"] + tiny)
         XCTAssertEqual(r.status, 0, r.stderr)
-        for f in ["pipeline.json", "metrics.jsonl", "supernet/checkpoint.safetensors", "search.jsonl", "search-state.json", "ticket.json", "report.md"] {
+        for f in ["pipeline.json", "metrics.jsonl", "supernet-fair/checkpoint.safetensors", "search.jsonl", "search-state.json", "ticket.json", "report.md"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("p/\(f)").path), f)
         }
         let report = try String(contentsOf: dir.appendingPathComponent("p/report.md"), encoding: .utf8)
@@ -289,15 +289,15 @@ final class LandscapeCompareCLITests: CLITestCase {
         let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
         let mainTable = rerun.components(separatedBy: "## Searchers over search seeds")[0]
         XCTAssertEqual(mainTable.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
-        // several search seeds on a fair supernet: one search folder per (searcher, seed), the picks against Random's
+        // several search seeds on a sandwich supernet: one search folder per (searcher, seed), the picks against Random's
         let seeded = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
                               "--budget", "6", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", "\(plugin("EAN")),\(plugin("Random"))",
-                              "--search-seeds", "2", "--seeds", "1", "--supernet-sampling", "fair", "-o", "c2"])
+                              "--search-seeds", "2", "--seeds", "1", "--supernet-sampling", "sandwich", "-o", "c2"])
         XCTAssertEqual(seeded.status, 0, seeded.stderr)
-        for folder in ["supernet-fair", "search-ean", "search-ean-seed1", "search-random", "search-random-seed1"] {
+        for folder in ["supernet-sandwich", "search-ean", "search-ean-seed1", "search-random", "search-random-seed1"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c2/\(folder)").path), folder)
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c2/supernet").path), "a fair supernet is not the Bernoulli one")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("c2/supernet").path), "a sandwich supernet is not the Bernoulli one")
         let seededJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("c2/compare.json"))) as! [String: Any]
         let summaries = seededJSON["searchers"] as! [[String: Any]]
         XCTAssertEqual(summaries.map { $0["searcher"] as! String }, ["ean", "random"])

@@ -96,7 +96,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(costs.milliseconds.allSatisfy { $0 >= 0 && $0.isFinite } && costs.milliseconds.reduce(0, +) > 0, "\(costs)")
         let log = try String(contentsOf: root.appendingPathComponent("search.jsonl"), encoding: .utf8)
         XCTAssertTrue(log.contains("\"relativeCost\""), "the latency term's relative cost is logged")
-        let supernetSummary = try XCTUnwrap(AtomicFile.readJSON(TrainingSummary.self, from: root.appendingPathComponent("supernet/summary.json")))
+        let supernetSummary = try XCTUnwrap(AtomicFile.readJSON(TrainingSummary.self, from: root.appendingPathComponent("supernet-fair/summary.json")), "the default recipe's fair supernet")
         XCTAssertEqual(supernetSummary.epochs, 1)
         // a second run without --resume is refused; with it, every phase is reused
         XCTAssertThrowsError(try Pipeline.run(tinySettings(), directory: run, resume: false, context: ExperimentContext())) {
