@@ -97,14 +97,16 @@ public enum Comparison {
     /// any network of the study reached stand-alone.
     public struct SearcherSummary: Codable, Equatable, Sendable {
         public let searcher: String
-        /// Per search seed, in seed order.
+        /// Per search seed, in seed order: the mean over the retraining seeds, and every one.
         public let pickAccuracies: [Double]
+        public let pickSeedAccuracies: [[Double]]
         public let picks: [String]
         /// Mean and sample standard deviation over search seeds.
         public let meanAccuracy: Double
         public let accuracySpread: Double
-        /// (this pick - Random's pick), paired over search seeds; nil for Random itself or
-        /// without Random in the study.
+        /// (this pick - Random's pick), paired over search seeds and retraining seeds
+        /// (`AccuracyComparison(searchSeeds:_:testImages:)`); nil for Random itself or without
+        /// Random in the study.
         public let versusRandom: AccuracyComparison?
         /// Mean over search seeds of (best stand-alone accuracy of the study - pick's).
         public let regret: Double
@@ -213,12 +215,13 @@ public enum Comparison {
             return Row(network: m, supernetValAcc: s?.parts.accuracy, reward: s?.parts.reward, top5: top(m.scheme), searchSeconds: s?.seconds,
                        searcher: s?.searcher, searchSeed: s?.seed)
         }
-        let meanAccuracy = trained.mapValues { Statistics.mean($0.map(\.testAccuracy)) }
-        let best = meanAccuracy.max { $0.value < $1.value || ($0.value == $1.value && $0.key.description > $1.key.description) }
-        let picks = ids.map { id in found.filter { $0.searcher == id }.compactMap { f in f.schemes.first.map { (f.searchSeed, $0.0) } } }
+        let seedAccuracies = trained.mapValues { $0.map(\.testAccuracy) }
+        let best = seedAccuracies.mapValues(Statistics.mean).max { $0.value < $1.value || ($0.value == $1.value && $0.key.description > $1.key.description) }
+        let picks = ids.map { id in found.filter { $0.searcher == id }.compactMap { $0.schemes.first?.0 } }
+        let randomPicks = ids.firstIndex(of: "random").map { picks[$0] }
         let summaries = zip(ids, picks).map { id, p in
-            searcherSummary(id, picks: p.map { ($0.1.description, meanAccuracy[$0.1]!) },
-                            random: ids.firstIndex(of: "random").flatMap { id == "random" ? nil : picks[$0].map { meanAccuracy[$0.1]! } },
+            searcherSummary(id, picks: p.map { ($0.description, seedAccuracies[$0]!) },
+                            random: id == "random" ? nil : randomPicks?.map { seedAccuracies[$0]! },
                             best: best?.value ?? 0, testImages: trained[original]!.first?.testImages ?? 0)
         }
         let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count, searchers: summaries,
@@ -229,15 +232,16 @@ public enum Comparison {
         return result
     }
 
-    /// One searcher's picks (scheme and stand-alone mean accuracy per search seed) against
-    /// Random's with the same search seeds (paired), and their regret to `best`.
-    public static func searcherSummary(_ id: String, picks: [(scheme: String, accuracy: Double)], random: [Double]?, best: Double,
+    /// One searcher's picks (scheme and stand-alone accuracies of every retraining seed, per
+    /// search seed) against Random's with the same search seeds (paired over both seeds), and
+    /// their regret to `best`.
+    public static func searcherSummary(_ id: String, picks: [(scheme: String, accuracies: [Double])], random: [[Double]]?, best: Double,
                                        testImages: Int) -> SearcherSummary {
-        let accuracies = picks.map(\.accuracy)
-        return SearcherSummary(searcher: id, pickAccuracies: accuracies, picks: picks.map(\.scheme), meanAccuracy: Statistics.mean(accuracies),
-                               accuracySpread: Statistics.standardDeviation(accuracies),
-                               versusRandom: random.map { AccuracyComparison(accuracies, $0, testImages: testImages) },
-                               regret: Statistics.mean(accuracies.map { best - $0 }))
+        let means = picks.map { Statistics.mean($0.accuracies) }
+        return SearcherSummary(searcher: id, pickAccuracies: means, pickSeedAccuracies: picks.map(\.accuracies), picks: picks.map(\.scheme),
+                               meanAccuracy: Statistics.mean(means), accuracySpread: Statistics.standardDeviation(means),
+                               versusRandom: random.map { AccuracyComparison(searchSeeds: picks.map(\.accuracies), $0, testImages: testImages) },
+                               regret: Statistics.mean(means.map { best - $0 }))
     }
 
     /// Runs (or reuses, or continues) one search of `choice` with `seed` in `directory`;
@@ -313,7 +317,7 @@ public enum Comparison {
         \(table(result))
         ## Searchers over search seeds
 
-        Each searcher searched \(s.searchSeeds) time(s) on the same supernet (search seeds \(s.recipe.base.seed)...\(s.recipe.base.seed + UInt64(max(s.searchSeeds, 1) - 1))); its pick is its best scheme by reward, its accuracy the mean over the \(s.recipe.seeds) retraining seed(s). "- Random's pick": the difference to Random search's pick with the same search seed and budget, paired over search seeds (Student's t; with one search seed, the test set's binomial error only). Regret: the study's best stand-alone accuracy minus the pick's, mean over search seeds.
+        Each searcher searched \(s.searchSeeds) time(s) on the same supernet (search seeds \(s.recipe.base.seed)...\(s.recipe.base.seed + UInt64(max(s.searchSeeds, 1) - 1))); its pick is its best scheme by reward, its accuracy the mean over the \(s.recipe.seeds) retraining seed(s). "- Random's pick": the difference to Random search's pick with the same search seed and budget, paired over search seeds and retraining seeds: mean ± t(0.975, K - 1) sqrt(v / K) over K search seeds, v the larger of the search seeds' variance and the pooled retraining-seed variance / S (one search seed: the retraining seeds' paired t; one of each: the test set's binomial error). Regret: the study's best stand-alone accuracy minus the pick's, mean over search seeds.
 
         \(searcherTable(result))
         """

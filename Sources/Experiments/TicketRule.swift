@@ -93,6 +93,7 @@ public struct AccuracyComparison: Codable, Equatable, Sendable {
         case paired = "paired t"
         case binomial = "binomial"
         case unpaired = "unpaired t"
+        case twoLevel = "paired t over search seeds, training-seed variance included"
     }
     /// Mean difference (points) and its 95% interval.
     public let difference: Estimate
@@ -120,6 +121,38 @@ public struct AccuracyComparison: Codable, Equatable, Sendable {
             (method, seeds) = (.binomial, min(a.count, b.count))
         }
         difference = Estimate(value: meanDifference, low: meanDifference - half, high: meanDifference + half)
+    }
+
+    /// Two searchers' picks compared over K search seeds x S training seeds each
+    /// (`a[k][s] - b[k][s]` pairs by both seeds): the mean difference with a 95% interval
+    /// mean ± t(0.975, K - 1) sqrt(v / K), where v, the variance of one search seed's mean
+    /// difference, is the larger of its sample variance over the K search seeds and the
+    /// pooled training-seed variance / S. The first alone can vanish by chance when the
+    /// per-seed outcomes are discrete (every pick finding the gate in 2 of 3 trainings), the
+    /// second is what training noise alone puts into each search seed's mean. With K = 1: the
+    /// training seeds' paired t. Falls back to the per-seed means when the shapes differ.
+    public init(searchSeeds a: [[Double]], _ b: [[Double]], testImages: Int) {
+        let shapesMatch = a.count == b.count && zip(a, b).allSatisfy { $0.count == $1.count } && Set(a.map(\.count)).count == 1
+        guard shapesMatch, let S = a.first?.count, S > 1 || a.count > 1 else {
+            self.init(a.map(Statistics.mean), b.map(Statistics.mean), testImages: testImages)
+            return
+        }
+        let d = zip(a, b).map { zip($0, $1).map { $0 - $1 } }
+        let means = d.map(Statistics.mean), K = d.count
+        let within = Statistics.mean(d.map(Statistics.variance))  // 0 with one training seed
+        let half: Double
+        if K == 1 {
+            half = Statistics.studentT975(degreesOfFreedom: S - 1) * (within / Double(S)).squareRoot()
+        } else {
+            let v = max(Statistics.variance(means), within / Double(S))
+            half = Statistics.studentT975(degreesOfFreedom: K - 1) * (v / Double(K)).squareRoot()
+        }
+        let m = Statistics.mean(means)
+        self.init(difference: Estimate(value: m, low: m - half, high: m + half), method: .twoLevel, seeds: K)
+    }
+
+    private init(difference: Estimate, method: Method, seeds: Int) {
+        (self.difference, self.method, self.seeds) = (difference, method, seeds)
     }
 
     /// "+1.20 [-0.40, +2.80]".

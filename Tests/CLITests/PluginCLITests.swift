@@ -302,7 +302,9 @@ final class LandscapeCompareCLITests: CLITestCase {
         let summaries = seededJSON["searchers"] as! [[String: Any]]
         XCTAssertEqual(summaries.map { $0["searcher"] as! String }, ["ean", "random"])
         XCTAssertEqual((summaries[0]["pick_accuracies"] as! [Double]).count, 2)
-        XCTAssertEqual((summaries[0]["versus_random"] as! [String: Any])["method"] as? String, "paired t", "paired over the 2 search seeds")
+        XCTAssertEqual((summaries[0]["versus_random"] as! [String: Any])["method"] as? String, "paired t over search seeds, training-seed variance included",
+                       "paired over the 2 search seeds")
+        XCTAssertEqual((summaries[0]["pick_seed_accuracies"] as! [[Double]]).map(\.count), [1, 1], "2 search seeds x 1 retraining seed")
         XCTAssertNil(summaries[1]["versus_random"], "Random is not compared with itself")
         XCTAssertEqual((seededJSON["rows"] as! [[String: Any]]).count, 6, "original, Full-SA, 2 searchers x 2 search seeds")
         XCTAssertTrue(seeded.stdout.contains("| ean (search seed 1) |"), seeded.stdout)

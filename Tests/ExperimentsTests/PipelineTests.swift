@@ -37,24 +37,36 @@ final class PipelineTests: XCTestCase {
         return s
     }
 
-    /// A searcher's picks over search seeds against Random's, paired by search seed: the
-    /// difference's interval is mean ± t(0.975, 2) sd / sqrt(3) with t = 4.303, and the regret
-    /// is the mean gap to the best scheme.
+    /// A searcher's picks over search seeds against Random's, paired by search seed and
+    /// retraining seed. Each EAN pick finds the gate in 2 of 3 trainings, each Random pick in
+    /// 3 of 3: the search seeds' means agree exactly (variance 0), so the interval comes from
+    /// the training seeds: v = var([0, 0, -51]) / 3 = 289, mean -17 ± 4.303 sqrt(289 / 3).
     func testSearchSeedTablePairsWithRandom() {
-        let s = Comparison.searcherSummary("ean", picks: [("10-00-00", 100), ("10-00-00", 98), ("01-00-00", 70)], random: [50, 52, 49],
-                                           best: 100, testImages: 500)
-        XCTAssertEqual(s.meanAccuracy, 268.0 / 3, accuracy: 1e-9)
-        XCTAssertEqual(s.accuracySpread, Statistics.standardDeviation([100, 98, 70]), accuracy: 1e-9)
-        let d = [50.0, 46, 21], m = d.reduce(0, +) / 3
-        let sd = (d.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 2).squareRoot()
+        let ean: [(scheme: String, accuracies: [Double])] = [("10-11-00", [100, 100, 49]), ("10-10-01", [100, 49, 100]), ("11-00-10", [49, 100, 100])]
+        let random = [[Double]](repeating: [100, 100, 100], count: 3)
+        let s = Comparison.searcherSummary("ean", picks: ean, random: random, best: 100, testImages: 800)
+        XCTAssertEqual(s.pickAccuracies, [83, 83, 83])
+        XCTAssertEqual(s.meanAccuracy, 83, accuracy: 1e-9)
+        XCTAssertEqual(s.accuracySpread, 0, accuracy: 1e-9)
+        XCTAssertEqual(s.regret, 17, accuracy: 1e-9)
+        XCTAssertEqual(s.picks, ["10-11-00", "10-10-01", "11-00-10"])
         let versus = try! XCTUnwrap(s.versusRandom)
-        XCTAssertEqual(versus.method, .paired)
-        XCTAssertEqual(versus.difference.value, m, accuracy: 1e-9)
-        XCTAssertEqual(versus.difference.low, m - 4.303 * sd / 3.0.squareRoot(), accuracy: 1e-9)
-        XCTAssertEqual(versus.difference.high, m + 4.303 * sd / 3.0.squareRoot(), accuracy: 1e-9)
-        XCTAssertEqual(s.regret, (0 + 2 + 30) / 3.0, accuracy: 1e-9)
-        XCTAssertEqual(s.picks, ["10-00-00", "10-00-00", "01-00-00"])
-        XCTAssertNil(Comparison.searcherSummary("random", picks: [("1", 50)], random: nil, best: 100, testImages: 500).versusRandom)
+        XCTAssertEqual(versus.method, .twoLevel)
+        XCTAssertEqual(versus.difference.value, -17, accuracy: 1e-9)
+        XCTAssertEqual(versus.difference.high - versus.difference.value, 4.303 * (289.0 / 3).squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(TicketRule.accuracyVerdict(versus, margin: 0), .withinNoise, "6 of 9 against 9 of 9 trainings: not beyond noise")
+        // search seeds that disagree: their own variance (833.33) exceeds the training seeds' (0)
+        let apart = Comparison.searcherSummary("ean", picks: [("a", [100, 100, 100]), ("b", [50, 50, 50]), ("c", [100, 100, 100])],
+                                               random: [[Double]](repeating: [50, 50, 50], count: 3), best: 100, testImages: 800)
+        let d = try! XCTUnwrap(apart.versusRandom)
+        XCTAssertEqual(d.difference.value, 100.0 / 3, accuracy: 1e-9)
+        XCTAssertEqual(d.difference.high - d.difference.value, 4.303 * (Statistics.variance([50, 0, 50]) / 3).squareRoot(), accuracy: 1e-9)
+        // one search seed: the retraining seeds' paired t (2 degrees of freedom)
+        let one = Comparison.searcherSummary("ean", picks: [("a", [100, 60, 80])], random: [[90, 50, 80]], best: 100, testImages: 800)
+        let o = try! XCTUnwrap(one.versusRandom)
+        XCTAssertEqual(o.difference.value, 20.0 / 3, accuracy: 1e-9)
+        XCTAssertEqual(o.difference.high - o.difference.value, 4.303 * (Statistics.variance([10, 10, 0]) / 3).squareRoot(), accuracy: 1e-9)
+        XCTAssertNil(Comparison.searcherSummary("random", picks: [("1", [50])], random: nil, best: 100, testImages: 800).versusRandom)
     }
 
     func testWholePipelineThroughTheLibrary() throws {
