@@ -31,7 +31,7 @@ public enum Pipeline {
         public var margin = TicketRule.defaultMargin
 
         /// The default recipe (`Recipe.builtInDefault`: the synthetic-context benchmark, 100
-        /// search steps, the best candidate; 5m37s measured on 2 cores) or a preset's (the
+        /// search steps, the best candidate; 5m29s measured on 2 cores with the fair supernet) or a preset's (the
         /// paper's: 3 candidates, 1 seed).
         public init(preset: PipelinePreset? = nil, sam: String = "se", samOptions: [String] = [], attach: AttachMode = .fullSA,
                     searcher: String = "ean", seed: UInt64 = 0) {
@@ -131,7 +131,7 @@ public enum Pipeline {
         }
         let again = "continue with --resume -o \(directory)"
 
-        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, keep-prob \(settings.recipe.keepProb)"))
+        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, \(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)"))
         var clock = Date()
         let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
         let supernetSeconds = Date().timeIntervalSince(clock)
@@ -211,7 +211,7 @@ public enum Pipeline {
         """
         # lth4sa: \(settings.recipe.base.model) + \(samId) searched by \(searcherId)
 
-        Data \(settings.recipe.base.data); supernet \(settings.recipe.supernetEpochs) epochs (keep-prob \(settings.recipe.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.recipe.epochs) epochs per network trained from scratch; seed \(settings.recipe.base.seed).
+        Data \(settings.recipe.base.data); supernet \(settings.recipe.supernetEpochs) epochs (\(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.recipe.epochs) epochs per network trained from scratch; seed \(settings.recipe.base.seed).
         Test accuracy: mean ± sd over \(settings.recipe.seeds) seed(s). dT = relative inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds; 95% bootstrap interval over rounds).
         Ticket? (the rule of `TicketRule`, \(TicketRule.ruleText(margin: settings.margin, seeds: settings.recipe.seeds))).
         The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.

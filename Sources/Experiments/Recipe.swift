@@ -23,8 +23,9 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// The built-in default of `run`, `compare` and `correlate`: the `synthetic-context`
     /// benchmark (a task where attention placement matters) with ResNet-14 (2-2-2 basic
     /// blocks, 64 schemes), 4,000 training images (50 per class held out for the search),
-    /// batch 32, learning rate 0.2 (cosine), 10 supernet epochs and 5 epochs per network, 3
-    /// seeds. About 27 s per network on 2 cores (AVX2): Full-SE reaches 100% in each seed
+    /// batch 32, learning rate 0.2 (cosine), a 10-epoch supernet trained with strict fairness
+    /// (the strategy that ranks schemes there: README, "Scoring sub-networks"), 5 epochs per
+    /// network, 3 seeds. About 25 s per network on 2 cores (AVX2): Full-SE reaches 100% in each seed
     /// measured, the original about 50% (README, "The built-in benchmark").
     public static func builtInDefault(sam: String, samOptions: [String] = [], attach: AttachMode = .fullSA, seed: UInt64 = 0) -> Recipe {
         var c = SAMAttachment.baseConfig(sam: sam, samOptions: samOptions, attach: attach, seed: seed, batch: 32)
