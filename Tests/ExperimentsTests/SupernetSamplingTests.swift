@@ -182,6 +182,38 @@ final class SupernetSamplingTests: XCTestCase {
         XCTAssertLessThan(worst, 1e-4 * largest)
     }
 
+    /// `correlate` with several strategies: one supernet folder each (few-shot: one per split),
+    /// shared stand-alone trainings, four scorings per strategy, the split-half reliability;
+    /// a second run reuses everything.
+    func testCorrelateComparesStrategiesOnSharedTrainings() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-correlate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var recipe = Recipe.builtInDefault(sam: PipelineTests.plugin("SE"), samOptions: ["reduction=4"])
+        recipe.base.model = "resnet-basic-8"
+        recipe.base.data = "synthetic-context:200"
+        recipe.base.valPerClass = 2
+        (recipe.supernetEpochs, recipe.epochs, recipe.seeds) = (1, 1, 2)
+        var settings = Correlation.Settings(recipe: recipe, samplings: [.bernoulli, .fair, .fewshot])
+        (settings.schemes, settings.bnRecalibrate, settings.resamples) = (3, 1, 200)
+        let result = try Correlation.run(settings, directory: dir.path, context: ExperimentContext())
+        for folder in ["supernet", "supernet-fair", "supernet-fewshot/split-00", "supernet-fewshot/split-11", "train/000", "train/000-seed1"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(folder).path), folder)
+        }
+        XCTAssertEqual(result.rows.count, 5, "the original, Full-SA and 3 drawn")
+        XCTAssertTrue(result.rows.allSatisfy { $0.scores.map(\.sampling) == [.bernoulli, .fair, .fewshot] && $0.standAloneTestAccuracies.count == 2 })
+        XCTAssertTrue(result.rows.allSatisfy { $0.scores.allSatisfy { (0...100).contains($0.bnStatistics) && $0.bnStatisticsLoss > 0 } })
+        XCTAssertEqual(result.agreements.count, 12, "4 scorings x 3 strategies")
+        XCTAssertTrue(result.agreements.allSatisfy { ($0.supernetSeconds ?? 0) > 0 })
+        XCTAssertNotNil(result.splitHalfTau)
+        XCTAssertTrue(Correlation.table(result).contains("| fewshot | validation loss, BN recalibrated |"))
+        // everything reused: no training runs again
+        var lines: [String] = []
+        let again = try Correlation.run(settings, directory: dir.path, context: ExperimentContext(progress: { if case .line(let l) = $0 { lines.append(l) } }))
+        XCTAssertEqual(again.rows.map(\.standAloneTestAccuracies), result.rows.map(\.standAloneTestAccuracies))
+        XCTAssertEqual(again.rows.map(\.scores), result.rows.map(\.scores), "the same supernets give the same scores")
+        XCTAssertFalse(lines.contains { $0.contains("epoch 1/1") }, "\(lines)")
+    }
+
     /// A supernet resumed with another strategy is refused, naming both.
     func testResumeWithAnotherStrategyIsRefused() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-sampling-\(UUID().uuidString)")
