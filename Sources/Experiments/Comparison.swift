@@ -34,6 +34,8 @@ public enum Comparison {
         /// Searches per searcher on the same supernet, with seeds seed, seed + 1, ... (the
         /// searcher's and the reward's randomness; the retraining seeds stay the recipe's).
         public var searchSeeds = 1
+        /// What the reward's accuracy term measures (nil = accuracy, the paper's).
+        public var score: SchemeScore?
 
         public init(recipe: Recipe) { self.recipe = recipe }
 
@@ -49,6 +51,7 @@ public enum Comparison {
             bnRecalibrate = try c.decode(Int.self, forKey: .bnRecalibrate)
             margin = try c.decode(Double.self, forKey: .margin)
             searchSeeds = try c.decodeIfPresent(Int.self, forKey: .searchSeeds) ?? 1
+            score = try c.decodeIfPresent(SchemeScore.self, forKey: .score)
         }
     }
 
@@ -266,7 +269,8 @@ public enum Comparison {
             // a fresh evaluator per search: no searcher profits from another's cache in its wall time
             loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
                                         settings: .init(searcher: choice.spec, options: choice.options, steps: settings.budget, evaluations: settings.budget,
-                                                        reward: settings.reward, bnRecalibrate: settings.bnRecalibrate, seed: seed),
+                                                        reward: settings.reward, bnRecalibrate: settings.bnRecalibrate, seed: seed,
+                                                        score: settings.score),
                                         resume: stateExists, context: context, howToContinue: again)
         } catch {
             if context.writes { try? AtomicFile.writeJSON(["seconds": before + Date().timeIntervalSince(start)], to: elapsedURL) }
@@ -311,7 +315,7 @@ public enum Comparison {
         return """
         # lth4sa compare: \(s.recipe.base.model) + \(samId) (\(s.recipe.base.attach))
 
-        Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (\(s.recipe.supernetSampling) sampling, keep-prob \(s.recipe.keepProb)); every searcher scored \(s.budget) schemes through the same supernet with seed \(s.recipe.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) (test accuracy: mean ± sd).
+        Data \(s.recipe.base.data); supernet \(s.recipe.supernetEpochs) epochs (\(s.recipe.supernetSampling) sampling, keep-prob \(s.recipe.keepProb)); every searcher scored \(s.budget) schemes through the same supernet (validation \(s.score ?? .accuracy)\(s.bnRecalibrate > 0 ? ", BN statistics recalibrated on \(s.bnRecalibrate) batches" : "")) with seed \(s.recipe.base.seed) and the same reward; its best \(s.candidates) scheme(s) by reward trained from scratch for \(s.recipe.epochs) epochs with \(s.recipe.seeds) seed(s) (test accuracy: mean ± sd).
         dT = inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds, 95% bootstrap interval over rounds). Ticket? follows `TicketRule` (README, "Is it a ticket?": \(TicketRule.ruleText(margin: s.margin, seeds: s.recipe.seeds))). Top 5%?: among the best 5% of all \(result.landscapeSchemes.map { "\($0)" } ?? "-") schemes by supernet validation accuracy (rank in parentheses). Search time: wall time of the searcher's search (fresh evaluation cache for each).
 
         \(table(result))

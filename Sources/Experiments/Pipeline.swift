@@ -53,6 +53,7 @@ public enum Pipeline {
                 (recipe.supernetEpochs, recipe.epochs, recipe.seeds) = (epochs.supernet, epochs.network, 1)
             }
             search = SchemeSearch.Settings(searcher: SAMAttachment.recorded(searcher), steps: steps)
+            if preset == nil { (search.bnRecalibrate, search.score) = (Recipe.builtInScoring.bnRecalibrate, Recipe.builtInScoring.score) }
         }
 
         public static let fileName = "pipeline.json"
@@ -211,7 +212,7 @@ public enum Pipeline {
         """
         # lth4sa: \(settings.recipe.base.model) + \(samId) searched by \(searcherId)
 
-        Data \(settings.recipe.base.data); supernet \(settings.recipe.supernetEpochs) epochs (\(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)); \(settings.search.steps) search steps scored \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.recipe.epochs) epochs per network trained from scratch; seed \(settings.recipe.base.seed).
+        Data \(settings.recipe.base.data); supernet \(settings.recipe.supernetEpochs) epochs (\(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)); \(settings.search.steps) search steps scored by validation \(settings.search.score ?? .accuracy) \(settings.search.bnRecalibrate > 0 ? "with BN statistics recalibrated on \(settings.search.bnRecalibrate) batches" : "with the supernet's BN statistics"); \(settings.recipe.epochs) epochs per network trained from scratch; seed \(settings.recipe.base.seed).
         Test accuracy: mean ± sd over \(settings.recipe.seeds) seed(s). dT = relative inference-time increment over the original network (the deployed network: batch norms folded into the convolutions; forward, batch 50, median of \(NetworkMeasurement.timingRounds) interleaved rounds; 95% bootstrap interval over rounds).
         Ticket? (the rule of `TicketRule`, \(TicketRule.ruleText(margin: settings.margin, seeds: settings.recipe.seeds))).
         The ticket in ticket.json is the candidate with the best validation accuracy (\(result.ticket.scheme)); test accuracy is reported, never chosen on.

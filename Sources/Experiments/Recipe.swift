@@ -1,5 +1,6 @@
 import Models
 import PluginHost
+import Search
 import Training
 
 /// What every study (`run`, `compare`, `correlate`) shares: the configuration its networks
@@ -38,6 +39,13 @@ public struct Recipe: Codable, Equatable, Sendable {
         r.supernetSampling = .fair  // ranks best per pass on the benchmark (README, "Scoring sub-networks")
         return r
     }
+
+    /// How the built-in default scores sub-networks in the search: the likelihood (100
+    /// exp(-validation cross-entropy)) with every scheme's BN statistics recalibrated on 10
+    /// mini-batches -- with the fair supernet, the scoring that ranked schemes best over two
+    /// seeds (README, "Scoring sub-networks"). Presets keep the paper's (accuracy, no
+    /// recalibration).
+    public static let builtInScoring = (bnRecalibrate: 10, score: SchemeScore.likelihood)
 
     /// The supernet's configuration.
     public var supernet: RunConfig {

@@ -28,10 +28,13 @@ public enum SchemeSearch {
         public var bnRecalibrate: Int
         /// The searcher's and the reward's random seed (nil = the supernet's seed).
         public var seed: UInt64?
+        /// What the reward's accuracy term measures (nil = accuracy, the paper's).
+        public var score: SchemeScore?
 
         public init(searcher: String, options: [String] = [], steps: Int = 100, evaluations: Int? = nil, reward: RewardWeights = RewardWeights(),
-                    bnRecalibrate: Int = 0, seed: UInt64? = nil) {
+                    bnRecalibrate: Int = 0, seed: UInt64? = nil, score: SchemeScore? = nil) {
             self.seed = seed
+            self.score = score
             self.searcher = searcher
             self.options = options
             self.steps = steps
@@ -77,7 +80,7 @@ public enum SchemeSearch {
         let loop = SearchLoop(searcher: searcher, stageSizes: stages,
                               reward: try RewardModel(blocks: stages.reduce(0, +), weights: settings.reward, seed: seed,
                                                       blockCosts: costs?.milliseconds),
-                              accuracies: { try evaluator.accuracies($0) }, directory: directory, rngState: host.rngState)
+                              accuracies: { try evaluator.scores($0, by: settings.score ?? .accuracy) }, directory: directory, rngState: host.rngState)
         loop.evaluationBudget = settings.evaluations
         loop.writes = context.writes
         if resume && dir.child("search-state.json").exists {

@@ -72,12 +72,13 @@ public enum SupernetTraining {
     }
 
     /// `count` mini-batches (the recipe's batch size) of the sub-training split for BN
-    /// recalibration: normalised as in training, not augmented, in an order fixed by the seed.
+    /// recalibration -- at most as many as the split holds, so a default of 10 also serves a
+    /// small data set: normalised as in training, not augmented, in an order fixed by the seed.
     public static func calibrationBatches(_ t: Trainer, count: Int) throws -> [Tensor] {
         guard count > 0 else { return [] }
         let available = t.split.train.count / t.config.batch
-        guard count <= available else {
-            throw LTHError("--bn-recalibrate \(count) asks for \(count) mini-batches of \(t.config.batch); the training split holds \(available)")
+        guard available >= 1 else {
+            throw LTHError("--bn-recalibrate \(count) needs a mini-batch of \(t.config.batch) images; the training split holds \(t.split.train.count): lower --batch or use --bn-recalibrate 0")
         }
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.train, batchSize: t.config.batch, shuffle: true,
                                  augmentation: .none, mean: t.mean, std: t.std, seed: t.config.seed ^ 0xBA7C_4EA1, epoch: 0, dropLast: true)

@@ -4,6 +4,17 @@ import Models
 import NN
 import Tensor
 
+/// What a scheme's supernet score measures on the validation images.
+public enum SchemeScore: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+    /// Accuracy in percent (the paper's).
+    case accuracy
+    /// 100 exp(-mean cross-entropy): the geometric mean of the probability given to the true
+    /// class, in percent. Ranks as the validation loss does, finer than accuracy where many
+    /// schemes tie near 100%, on the same 0-100 scale as accuracy in the reward.
+    case likelihood
+    public var description: String { rawValue }
+}
+
 /// Scores schemes through a trained supernet on fixed validation batches, in eval mode and at
 /// inference speed (no gradient bookkeeping), with two savings:
 /// - a cache: a scheme evaluated once is never evaluated again;
@@ -137,6 +148,14 @@ public final class SchemeEvaluator {
             schemesEvaluated += missing.count
         }
         return schemes.map { cache[$0.description]! }
+    }
+
+    /// The `score` of `schemes` (evaluating those not scored yet).
+    public func scores(_ schemes: [Scheme], by score: SchemeScore) throws -> [Double] {
+        switch score {
+        case .accuracy: return try accuracies(schemes)
+        case .likelihood: return try losses(schemes).map { 100 * Foundation.exp(-$0) }
+        }
     }
 
     /// Mean validation cross-entropy of `schemes` (evaluating those not scored yet, as

@@ -3,6 +3,7 @@ import Experiments
 import Foundation
 import Models
 import PluginHost
+import Search
 import Tensor
 
 /// `lth4sa compare`: several searchers on one supernet with the same evaluation budget and
@@ -60,7 +61,7 @@ struct CompareCommand: ParsableCommand {
         settings.candidates = candidates
         settings.landscapeMaxBlocks = landscapeMaxBlocks
         settings.reward = reward.weights()
-        settings.bnRecalibrate = scoring.bnRecalibrate
+        (settings.bnRecalibrate, settings.score) = scoring.resolved
         settings.margin = margin
         settings.searchSeeds = searchSeeds
         let dir = try study.directory(output, kind: "compare", seed: runtime.seed)

@@ -4,6 +4,7 @@ import Experiments
 import Foundation
 import Models
 import PluginHost
+import Search
 import Tensor
 import Training
 
@@ -149,6 +150,7 @@ struct ModelOptions: ParsableArguments {
 
 extension AttachMode: ExpressibleByArgument {}
 extension SupernetSampling: ExpressibleByArgument {}
+extension SchemeScore: ExpressibleByArgument {}
 
 /// `--supernet-sampling a,b,...`: one or more supernet strategies (correlate compares several).
 struct SupernetSamplings: ExpressibleByArgument {

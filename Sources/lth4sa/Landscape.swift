@@ -3,6 +3,7 @@ import Checkpoint
 import Experiments
 import Foundation
 import Models
+import Search
 
 /// `lth4sa landscape`: the accuracy of every connection scheme through a trained supernet (or a
 /// sample per connection ratio for large L), with ranks, the Top-5% set and connection scores,
@@ -26,12 +27,14 @@ struct LandscapeCommand: ParsableCommand {
         guard maxEnumerate >= 1 && maxEnumerate <= 24 else { throw ValidationError("--max-enumerate must be in 1...24, got \(maxEnumerate)") }
         guard perRatio >= 1 else { throw ValidationError("--per-ratio must be at least 1, got \(perRatio)") }
         guard fraction > 0 && fraction <= 0.5 else { throw ValidationError("--fraction must be in (0, 0.5], got \(fraction)") }
+        if let s = scoring.score, s != .accuracy { throw ValidationError("landscape shows validation accuracies; drop --score \(s)") }
         if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1, got \(l)") }
     }
 
     func run() throws {
         runtime.apply()
         let context = Console.shared.context
+        let bnRecalibrate = scoring.bnRecalibrate ?? 0  // a landscape of the supernet's own accuracies unless asked
         let trainer = try SupernetTraining.trained(in: output, sampling: supernetSampling, context: context)
         let stages = trainer.net.spec.blocksPerStage
         var settings = LandscapeSurvey.Settings()
@@ -41,11 +44,11 @@ struct LandscapeCommand: ParsableCommand {
         settings.marks = try mark.map { let s = try Scheme(parsing: $0, stageSizes: stages); return (s.description, s) }
         settings.limit = limit
         settings.sharePrefixes = !noShare
-        let name = (noShare ? "landscape-noshare" : "landscape") + (scoring.bnRecalibrate > 0 ? "-bn\(scoring.bnRecalibrate)" : "")
+        let name = (noShare ? "landscape-noshare" : "landscape") + (bnRecalibrate > 0 ? "-bn\(bnRecalibrate)" : "")
         let directory = URL(fileURLWithPath: output).appendingPathComponent(name).path
         let lock = try context.lock(URL(fileURLWithPath: directory))
         defer { withExtendedLifetime(lock) {} }
-        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: scoring.bnRecalibrate, splitImages: false)  // the ranks split the schemes
+        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: bnRecalibrate, splitImages: false)  // the ranks split the schemes
         let result = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator, directory: directory,
                                              settings: settings, context: context)
         Console.shared.endStatus()

@@ -65,7 +65,8 @@ struct Run: ParsableCommand {
         if let n = searchSteps { s.search.steps = n }
         s.search.options = searcherOptions
         s.search.reward = reward.weights()
-        s.search.bnRecalibrate = scoring.bnRecalibrate
+        if let b = scoring.bnRecalibrate { s.search.bnRecalibrate = b }  // else the recipe's (Pipeline.Settings)
+        if let score = scoring.score { s.search.score = score }
         s.recipe.keepProb = keepProb
         if let m = supernetSampling { s.recipe.supernetSampling = m }
         if let c = candidates { s.candidates = c }

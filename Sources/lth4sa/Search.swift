@@ -31,7 +31,7 @@ struct SearchCommand: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         let trainer = try SupernetTraining.trained(in: output, sampling: supernetSampling, context: context)
         let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: reward.weights(),
-                                             bnRecalibrate: scoring.bnRecalibrate)
+                                             bnRecalibrate: scoring.resolved.bnRecalibrate, score: scoring.resolved.score)
         let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)
         for (i, b) in loop.best.prefix(5).enumerated() {
             print(String(format: "%d. %@  reward %.3f  accuracy %.2f%%  sparsity %.3f", i + 1, b.scheme.description, b.parts.reward, b.parts.accuracy, b.parts.sparsity))
@@ -41,11 +41,18 @@ struct SearchCommand: ParsableCommand {
 
 /// How sub-networks are scored through the supernet.
 struct ScoringOptions: ParsableArguments {
-    @Option(help: "Re-estimate each scheme's BN statistics on N training mini-batches before scoring it (0 = the supernet's own statistics, the paper's setting).")
-    var bnRecalibrate: Int = 0
+    @Option(help: "Re-estimate each scheme's BN statistics on N training mini-batches (at most those the training split holds) before scoring it (0 = the supernet's own statistics, the paper's setting; default \(Recipe.builtInScoring.bnRecalibrate), with --preset 0).")
+    var bnRecalibrate: Int?
+    @Option(help: ArgumentHelp("What the reward's accuracy term measures: accuracy (the paper's) or likelihood (100 exp(-validation cross-entropy)); default \(Recipe.builtInScoring.score), with --preset accuracy.", valueName: "score"))
+    var score: SchemeScore?
 
     func validate() throws {
-        if bnRecalibrate < 0 { throw ValidationError("--bn-recalibrate must be >= 0, got \(bnRecalibrate)") }
+        if let b = bnRecalibrate, b < 0 { throw ValidationError("--bn-recalibrate must be >= 0, got \(b)") }
+    }
+
+    /// The scoring asked for, the built-in default's where nothing was given.
+    var resolved: (bnRecalibrate: Int, score: SchemeScore) {
+        (bnRecalibrate ?? Recipe.builtInScoring.bnRecalibrate, score ?? Recipe.builtInScoring.score)
     }
 }
 

@@ -37,6 +37,21 @@ final class PipelineTests: XCTestCase {
         return s
     }
 
+    /// The built-in default searches with the fair supernet and the recalibrated likelihood;
+    /// the paper's presets keep Bernoulli sampling and accuracy with the supernet's statistics.
+    func testDefaultsFollowTheMeasurements() {
+        let d = Pipeline.Settings()
+        XCTAssertEqual(d.recipe.supernetSampling, .fair)
+        XCTAssertEqual(d.search.score, .likelihood)
+        XCTAssertEqual(d.search.bnRecalibrate, 10)
+        XCTAssertEqual(d.recipe.supernetFolder, "supernet-fair")
+        let paper = Pipeline.Settings(preset: .cifar100ResNet164)
+        XCTAssertEqual(paper.recipe.supernetSampling, .bernoulli)
+        XCTAssertNil(paper.search.score)
+        XCTAssertEqual(paper.search.bnRecalibrate, 0)
+        XCTAssertEqual(paper.recipe.supernetFolder, "supernet")
+    }
+
     /// A searcher's picks over search seeds against Random's, paired by search seed and
     /// retraining seed. Each EAN pick finds the gate in 2 of 3 trainings, each Random pick in
     /// 3 of 3: the search seeds' means agree exactly (variance 0), so the interval comes from

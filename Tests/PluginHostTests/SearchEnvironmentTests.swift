@@ -59,6 +59,9 @@ final class SearchEnvironmentTests: XCTestCase {
             XCTAssertEqual(loss, sum / Double(count), accuracy: 1e-4 * max(1, abs(loss)), "\(scheme)")
         }
         XCTAssertNotEqual(losses[0], losses[1], "schemes differ in their loss")
+        // the likelihood score is 100 exp(-loss): the geometric mean probability of the true class
+        for (l, score) in zip(losses, try evaluator.scores(schemes, by: .likelihood)) { XCTAssertEqual(score, 100 * exp(-l), accuracy: 1e-9) }
+        XCTAssertEqual(try evaluator.scores(schemes, by: .accuracy), try evaluator.accuracies(schemes))
     }
 
     func testRewardComposition() throws {
