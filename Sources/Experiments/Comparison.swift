@@ -73,6 +73,10 @@ public enum Comparison {
             public let parts: RewardParts
         }
         public let budget: Int
+        /// The scoring and search seed it ran with (nil in files of earlier versions: not reused).
+        public let bnRecalibrate: Int?
+        public let score: SchemeScore?
+        public let seed: UInt64?
         public let seconds: Double
         public let evaluations: Int
         /// Every kept best scheme (a re-run may ask for more candidates).
@@ -255,13 +259,15 @@ public enum Comparison {
         let name = settings.searchSeeds > 1 ? "\(id) (search seed \(seed))" : id
         if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
         let summaryURL = dir.child(SearchSummary.fileName)
-        if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget {
+        if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget,
+           done.bnRecalibrate == settings.bnRecalibrate, (done.score ?? .accuracy) == (settings.score ?? .accuracy), done.seed == seed {
             context.progress(.line("   \(name): done before (\(formatDuration(done.seconds)))"))
             return (try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds)
         }
         // a search stopped before continues from its checkpoint; its wall time adds up
         let elapsedURL = dir.child("elapsed.json")
-        let stateExists = dir.child("search-state.json").exists
+        // a search finished with other settings starts over; a stopped one with these continues
+        let stateExists = dir.child("search-state.json").exists && !summaryURL.exists
         let before = stateExists ? (AtomicFile.readJSON([String: Double].self, from: elapsedURL)?["seconds"] ?? 0) : 0
         let start = Date()
         let loop: SearchLoop
@@ -278,7 +284,8 @@ public enum Comparison {
         }
         let seconds = before + Date().timeIntervalSince(start)
         if context.writes {
-            try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, seconds: seconds, evaluations: loop.records.count,
+            try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, bnRecalibrate: settings.bnRecalibrate, score: settings.score, seed: seed,
+                                                   seconds: seconds, evaluations: loop.records.count,
                                                    best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
         }
         return (loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds)

@@ -289,6 +289,13 @@ final class LandscapeCompareCLITests: CLITestCase {
         let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
         let mainTable = rerun.components(separatedBy: "## Searchers over search seeds")[0]
         XCTAssertEqual(mainTable.components(separatedBy: "| ean | ").count - 1, 2, "the reused search still offers --candidates 2:\n\(rerun)")
+        // another scoring searches again instead of reusing a search scored differently
+        let rescored = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
+                                "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"),
+                                "--seeds", "2", "--score", "accuracy", "--bn-recalibrate", "0", "-o", "c"])
+        XCTAssertEqual(rescored.status, 0, rescored.stderr)
+        XCTAssertFalse(rescored.stdout.contains("ean: done before"), rescored.stdout)
+        XCTAssertTrue(rescored.stdout.contains("search ean: "), rescored.stdout)
         // several search seeds on a sandwich supernet: one search folder per (searcher, seed), the picks against Random's
         let seeded = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
                               "--budget", "6", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", "\(plugin("EAN")),\(plugin("Random"))",
