@@ -102,24 +102,32 @@ final class MPITests: CLITestCase {
     }
 
     /// A search on two ranks (each scores the asked schemes on half the validation images, the
-    /// counts summed) proposes and scores exactly what one process does.
+    /// counts and loss sums summed) proposes and scores what one process does: the same schemes
+    /// in the same order, with the paper's accuracy exactly, and with the default likelihood
+    /// (a sum of float losses in another order) within 1e-6 relative.
     func testSearchOverTwoRanksEqualsOneProcess() throws {
         let trained = try run(supernetArgs + ["--sam", se, "--epochs", "1", "--output", "a/supernet"])
         XCTAssertEqual(trained.status, 0, trained.stderr)
-        try FileManager.default.copyItem(at: dir.appendingPathComponent("a"), to: dir.appendingPathComponent("b"))
+        for copy in ["b", "c", "d"] { try FileManager.default.copyItem(at: dir.appendingPathComponent("a"), to: dir.appendingPathComponent(copy)) }
         let search = ["search", "--searcher", repository.appendingPathComponent("plugins/libEAN.so").path, "--steps", "8", "--threads", "1"]
-        XCTAssertEqual(try run(search + ["-o", "a"]).status, 0)
-        let two = try mpirun(2, search + ["-o", "b"])
-        XCTAssertEqual(two.status, 0, two.stderr)
-        func records(_ run: String) throws -> [String] {  // scheme, accuracy and reward of every scored scheme, in order
+        func records(_ run: String) throws -> [(scheme: String, score: Double, reward: Double)] {  // every scored scheme, in order
             try String(contentsOf: dir.appendingPathComponent("\(run)/search.jsonl"), encoding: .utf8).split(separator: "\n").map { line in
                 let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-                return "\(r["scheme"] ?? "") \(r["accuracy"] ?? "") \(r["reward"] ?? "")"
+                return (r["scheme"] as? String ?? "", r["accuracy"] as? Double ?? .nan, r["reward"] as? Double ?? .nan)
             }
         }
-        let a = try records("a")
-        XCTAssertGreaterThanOrEqual(a.count, 8)
-        XCTAssertEqual(try records("b"), a)
+        for (one, two, scoring, tolerance) in [("a", "b", ["--score", "accuracy", "--bn-recalibrate", "0"], 0.0), ("c", "d", [], 1e-6)] {
+            XCTAssertEqual(try run(search + scoring + ["-o", one]).status, 0)
+            let ranks = try mpirun(2, search + scoring + ["-o", two])
+            XCTAssertEqual(ranks.status, 0, ranks.stderr)
+            let a = try records(one), b = try records(two)
+            XCTAssertGreaterThanOrEqual(a.count, 8)
+            XCTAssertEqual(b.map(\.scheme), a.map(\.scheme), "\(scoring)")
+            for (x, y) in zip(a, b) {
+                XCTAssertEqual(y.score, x.score, accuracy: tolerance * abs(x.score), "\(scoring) \(x.scheme)")
+                XCTAssertEqual(y.reward, x.reward, accuracy: tolerance * max(1, abs(x.reward)), "\(scoring) \(x.scheme)")
+            }
+        }
     }
 
     /// The whole pipeline on two ranks: rank 0 alone writes the report and ticket, the search
