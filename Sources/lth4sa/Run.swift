@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "Epochs of every network trained from scratch.") var epochs: Int?
     @Option(help: "Search steps.") var searchSteps: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d); default \(Recipe.builtInDefault(sam: "se").supernetSampling)).", valueName: "strategy"))
+    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks); default \(Recipe.builtInDefault(sam: "se").supernetSampling)).", valueName: "strategy"))
     var supernetSampling: SupernetSampling?
     @Option(help: "Searched schemes retrained from scratch (default 1; presets 3).") var candidates: Int?
     @Option(help: "Seeds of every retraining (candidates, Full-SA, original: the same seeds for all, compared pairwise); tables show mean ± sd (default 3; presets 1).") var seeds: Int?

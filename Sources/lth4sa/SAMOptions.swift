@@ -44,7 +44,7 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "Seeds of every network trained from scratch (seed, seed + 1, ...: the same for all, compared pairwise); tables show mean ± sd (default 3).")
     var seeds: Int?
     @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d); default \(Recipe.builtInDefault(sam: "se").supernetSampling)). `correlate` takes a comma-separated list.", valueName: "strategy"))
+    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks); default \(Recipe.builtInDefault(sam: "se").supernetSampling)). `correlate` takes a comma-separated list.", valueName: "strategy"))
     var supernetSampling: SupernetSamplings?
     @Option(help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
     @Option(help: "Batch size (default 32).") var batch: Int?

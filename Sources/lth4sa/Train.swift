@@ -104,7 +104,7 @@ struct SupernetTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Pre-train the supernet with random schemes per mini-batch.")
     @OptionGroup var options: TrainingOptions
     @Option(help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
-    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d).", valueName: "strategy"))
+    @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks).", valueName: "strategy"))
     var supernetSampling: SupernetSampling = .bernoulli
     @Option(help: "With --supernet-sampling fewshot: the fixed values of the leading blocks of this split (e.g. 01).") var supernetSplit: String?
 
