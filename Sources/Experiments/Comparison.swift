@@ -38,21 +38,6 @@ public enum Comparison {
         public var score: SchemeScore?
 
         public init(recipe: Recipe) { self.recipe = recipe }
-
-        // written by earlier versions without `searchSeeds`
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            recipe = try c.decode(Recipe.self, forKey: .recipe)
-            searchers = try c.decode([SearcherChoice].self, forKey: .searchers)
-            budget = try c.decode(Int.self, forKey: .budget)
-            candidates = try c.decode(Int.self, forKey: .candidates)
-            landscapeMaxBlocks = try c.decode(Int.self, forKey: .landscapeMaxBlocks)
-            reward = try c.decode(RewardWeights.self, forKey: .reward)
-            bnRecalibrate = try c.decode(Int.self, forKey: .bnRecalibrate)
-            margin = try c.decode(Double.self, forKey: .margin)
-            searchSeeds = try c.decodeIfPresent(Int.self, forKey: .searchSeeds) ?? 1
-            score = try c.decodeIfPresent(SchemeScore.self, forKey: .score)
-        }
     }
 
     /// One searcher of a comparison: its plugin (path or id) and `key=value` options.

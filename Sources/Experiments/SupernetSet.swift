@@ -14,11 +14,6 @@ public struct SupernetSet {
     /// when a part's summary is missing.
     public let seconds: Double?
 
-    /// The supernet that scores `scheme`.
-    public func part(for scheme: Scheme) -> Trainer {
-        parts.first { scheme.bits.starts(with: $0.split) }!.trainer
-    }
-
     /// The supernet holding Full-SA (the split of all ones, or the only one).
     public var fullSA: Trainer { parts.first { $0.split.allSatisfy { $0 } }!.trainer }
 
