@@ -32,6 +32,7 @@ public final class TrainingBenchmark {
                                  for: "training \(spec) at batch \(batch) with \(classes) classes", fix: "lower --batch or --classes")
         net = ResNet(spec, classes: classes, seed: seed)
         _ = try SAMAttachment.attach(config, to: net)
+        net.passes.checkFinite = config.checkFinite ?? true
         if supernet {
             guard config.sam != nil, config.scheme == nil else { throw LTHError("a supernet benchmark needs a SAM at every block (--sam, no --scheme)") }
             self.supernet = try Supernet(net)
@@ -62,7 +63,10 @@ public final class TrainingBenchmark {
         let exchange = DispatchTime.now().uptimeNanoseconds
         try dataParallel.finishOverlappedSum(of: net)
         let exchanged = DispatchTime.now().uptimeNanoseconds
+        let checks = net.passes.checkFinite  // timed as training runs them (on by default)
+        if checks, let bad = Profiler.shared.measure("finite check", { net.firstNonFiniteGradient() }) { throw LTHError("the benchmark's gradient of \(bad.name) holds \(bad.value)") }
         optimizer.step()
+        if checks, let bad = Profiler.shared.measure("finite check", { net.firstNonFiniteState() }) { throw LTHError("the benchmark's \(bad.name) holds \(bad.value) after the step") }
         let end = DispatchTime.now().uptimeNanoseconds
         return (Double(end - start) / 1e9, Double(exchanged - exchange) / 1e9, out.loss)
     }

@@ -49,11 +49,19 @@ public final class PassContext {
     public private(set) var backward = 0
     /// The first attention failure since the pass began.
     public private(set) var failure: Error? = nil
-    /// Attentions check every tensor they produce for NaN/Inf and fail with their block's name
-    /// (`--check-finite`; costs a pass over each attention output).
-    public var checkFinite = false
+    /// Attentions check what their plugin writes (attention, state, extract and recalibrated
+    /// outputs, gradients of state and parameters) for NaN/Inf and fail with their block's
+    /// name. On by default: one SIMD read pass over each, nothing for the host's own outputs.
+    public var checkFinite = true
+    /// With `checkFinite`: the plugin's input gradient too (a tensor of the feature map's size,
+    /// ~1% of a step). Off by default: a NaN there reaches the gradient of the batch norm before
+    /// the SAM, which training checks before every optimizer step; it then replays the step with
+    /// this on to name the plugin (`Trainer`).
+    public var checkInputGradients = false
 
-    public init() {}
+    public init(checkInputGradients: Bool = false) {
+        self.checkInputGradients = checkInputGradients
+    }
 
     public func beginForward() {
         forward &+= 1

@@ -85,6 +85,19 @@ extension Module {
         return out
     }
 
+    /// The first parameter whose gradient holds NaN/Inf (its dotted name, the element and its
+    /// value); nil when every gradient is finite.
+    public func firstNonFiniteGradient() -> (name: String, index: Int, value: Float)? {
+        for (name, p) in namedParameters() { if let i = p.grad.firstNonFinite() { return (name, i, p.grad.data[i]) } }
+        return nil
+    }
+
+    /// The first parameter or buffer (running statistics) holding NaN/Inf; nil when all finite.
+    public func firstNonFiniteState() -> (name: String, index: Int, value: Float)? {
+        for (name, t, _) in stateEntries() { if let i = t.firstNonFinite() { return (name, i, t.data[i]) } }
+        return nil
+    }
+
     public var parameterCount: Int { namedParameters().reduce(0) { $0 + $1.1.value.count } }
 
     public func zeroGrad() { for (_, p) in namedParameters() { p.grad.zero() } }

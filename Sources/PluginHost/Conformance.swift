@@ -51,7 +51,7 @@ public enum Conformance {
             let inst = try newInstance()
             let stateful = try inst.layout(shape).state_count > 0
             // two call sites on one instance (one stage of two blocks when stateful)
-            let chain = StageStateChain(), passes = PassContext()
+            let chain = StageStateChain(), passes = PassContext(checkInputGradients: true)
             let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain, passes: passes),
                          SAMSiteFactory.make(inst, position: 1, chain: chain, passes: passes)]
             let xs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
@@ -141,7 +141,7 @@ public enum Conformance {
             let dF = try formed.backwardChecked(r).clone()
             let grads = inst.parameters.map { $0.1.grad.clone() }
             for (_, p) in inst.parameters { p.grad.zero() }
-            let passes = PassContext(), unformed = SAMSiteFactory.make(inst, position: 0, passes: passes)
+            let passes = PassContext(checkInputGradients: true), unformed = SAMSiteFactory.make(inst, position: 0, passes: passes)
             let scaled = unformed.scale(branchShape: shape, training: true, fromChannelMeans: { s })
             try passes.check()
             guard let attention = scaled else { return (true, "flag declared; the layout does not allow training without F") }

@@ -86,7 +86,6 @@ public final class SAMSite: BranchAttention {
             Profiler.shared.measure("sam combine+join") {
                 ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             }
-            try requireFinite(out, "joined output")
             if training { keepForBackward(f, s, a) }
             return out
         } catch {
@@ -112,7 +111,6 @@ public final class SAMSite: BranchAttention {
             precondition(means.shape == [n, c], "channel means \(means.shape) for F \(branchShape)")
             let s = extractedPool.get([n, c])
             s.copy(from: means)
-            try requireFinite(s, "extract output")
             var f = try unformedInput(branchShape)
             let a = attentionPool.get([n, 1, 1, c])
             var sv = view(s), av = view(a)
@@ -217,19 +215,21 @@ public final class SAMSite: BranchAttention {
         let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
         var inViews = chain.state!.map(view), outViews = outs.map(view)
         try checked(id, "process") { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
+        for (k, t) in outs.enumerated() { try requireFinite(t, "state output \(k) (process)") }
         // fresh tensors for the state handed on, so the next block's outputs never alias ours
         chain.state = outs.map { $0.clone() }
         chain.forwardPass = passes.forward
         return a
     }
 
-    /// With `passes.checkFinite`: fails when `t` holds NaN/Inf, naming the plugin, block and stage.
-    func requireFinite(_ t: Tensor, _ what: String) throws {
-        guard passes.checkFinite else { return }
-        let p = t.data
-        for i in 0..<t.count where !p[i].isFinite {
-            throw LTHError("plugin \(id) at \(label) produced \(p[i]) in its \(what) (element \(i) of \(t.shape)); --check-finite stopped the run, the last checkpoint is kept")
-        }
+    /// With `passes.checkFinite` (the default): fails when `t`, a tensor the plugin wrote, holds
+    /// NaN/Inf, naming the plugin, block and stage. One SIMD read pass (`Tensor.firstNonFinite`).
+    /// `inputGradient`: `t` is the full-size dF, checked only with `passes.checkInputGradients`.
+    func requireFinite(_ t: Tensor, _ what: String, inputGradient: Bool = false) throws {
+        if inputGradient && !passes.checkInputGradients { return }
+        guard passes.checkFinite, let i = Profiler.shared.measure("finite check", { t.firstNonFinite() }) else { return }
+        throw LTHError("plugin \(id) at \(label) produced \(t.data[i]) in its \(what) (element \(i) of \(t.shape)); "
+                       + "stopped before it reached any weight")
     }
 
     /// F [B,H,W,C] -> F'
@@ -245,7 +245,7 @@ public final class SAMSite: BranchAttention {
         } else {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
-        try requireFinite(out, "recalibrated output")
+        if api.recalibrate != nil { try requireFinite(out, "recalibrated output") }
         if training { keepForBackward(f, s, a) }
         return out
     }
@@ -253,7 +253,7 @@ public final class SAMSite: BranchAttention {
     /// S = extract(F), A = process(F, S), each checked for NaN/Inf when asked (`layout` set).
     private func extractAndProcess(_ f: Tensor, training: Bool) throws -> (extracted: Tensor, attention: Tensor) {
         let s = try extract(f, training: training)
-        try requireFinite(s, "extract output")
+        if api.extract != nil { try requireFinite(s, "extract output") }
         let a = try process(f, s, training: training)
         try requireFinite(a, "attention (process)")
         return (s, a)
@@ -293,6 +293,7 @@ public final class SAMSite: BranchAttention {
                 api.process_backward(handle, slot, &fv, &sv, &dAV, &dOutViews, &dSV, &dInViews, &dFV, err)
             }
             dOutState = []
+            for (k, t) in dIn.enumerated() { try requireFinite(t, "gradient of state input \(k) (process_backward)") }
             chain.stateGradient = dIn
             chain.backwardPass = passes.backward
         } else {
@@ -303,7 +304,7 @@ public final class SAMSite: BranchAttention {
         } else {
             Profiler.shared.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
         }
-        try requireFinite(dF, "input gradient (backward)")
+        try requireFinite(dF, "input gradient (backward)", inputGradient: true)
         for (name, p) in instance.parameters { try requireFinite(p.grad, "gradient of \(name)") }
         return dF
     }
@@ -361,10 +362,10 @@ public final class SAMSite: BranchAttention {
 
 
 /// Builds stand-alone sites (tests and the conformance kit): a fresh state chain and pass
-/// context each unless given.
+/// context each unless given (one checking everything the plugin writes, input gradients too).
 public enum SAMSiteFactory {
     public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain(),
-                            passes: PassContext = PassContext()) -> SAMSite {
+                            passes: PassContext = PassContext(checkInputGradients: true)) -> SAMSite {
         SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(), label: "site \(position)")
     }
 }

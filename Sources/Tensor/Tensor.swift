@@ -151,6 +151,39 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
+    /// Index of the first NaN or +-Inf, nil when every element is finite: one SIMD read pass
+    /// (x * 0 is 0 exactly when x is finite), on the thread pool when large.
+    public func firstNonFinite() -> Int? {
+        let workers = max(Threads.current, 1)
+        var firstBad = [Int](repeating: Int.max, count: workers)
+        firstBad.withUnsafeMutableBufferPointer { bad in
+            Threads.parallelForWorkers(count) { worker, part in
+                if let i = Tensor.firstNonFinite(data + part.lowerBound, count: part.count) { bad[worker] = min(bad[worker], part.lowerBound + i) }
+            }
+        }
+        let first = firstBad.min()!
+        return first == Int.max ? nil : first
+    }
+
+    /// `firstNonFinite` over `count` floats at `p`, on the calling thread.
+    public static func firstNonFinite(_ p: UnsafePointer<Float>, count: Int) -> Int? {
+        typealias Lanes = SIMD8<Float>
+        let width = Lanes.scalarCount, block = 256  // a branch per block of 256 vectors, not per vector
+        let raw = UnsafeRawPointer(p), vectors = count / width
+        var start = 0
+        while start < vectors {
+            let end = min(start + block, vectors)
+            var zero = Lanes.zero
+            for v in start..<end { zero += raw.loadUnaligned(fromByteOffset: v * width * 4, as: Lanes.self) * 0 }
+            if zero != Lanes.zero {
+                for i in (start * width)..<(end * width) where !p[i].isFinite { return i }
+            }
+            start = end
+        }
+        for i in (vectors * width)..<count where !p[i].isFinite { return i }
+        return nil
+    }
+
     public func clone() -> Tensor {
         let t = Tensor(shape)
         t.copy(from: self)

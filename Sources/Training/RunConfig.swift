@@ -38,8 +38,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var supernetSampling: SupernetSampling? = nil
     /// A few-shot supernet's split: the fixed values (`0`/`1`) of its leading blocks.
     public var supernetSplit: String? = nil
-    /// Check every attention output and gradient for NaN/Inf and stop naming the block
-    /// (`--check-finite`; nil = off).
+    /// Check what every attention plugin writes, the parameter gradients before each optimizer
+    /// step and the parameters after it for NaN/Inf, and stop naming the block or tensor
+    /// (nil = on; false: `--no-check-finite`).
     public var checkFinite: Bool? = nil
     /// Batch norm statistics per mini-batch over this many equal groups (ghost batch norm;
     /// nil = 1). Data-parallel ranks each normalise their own part, so N ranks use at least N

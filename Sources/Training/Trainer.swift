@@ -151,7 +151,7 @@ public final class Trainer {
         }
         net = ResNet(spec, classes: src.train.classes, seed: config.seed)
         extraMetadata = try attach?(config, net) ?? [:]
-        net.passes.checkFinite = config.checkFinite ?? false
+        net.passes.checkFinite = config.checkFinite ?? true
         let params = net.namedParameters()
         optimizer = config.optimizer == "adam"
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
@@ -240,7 +240,12 @@ public final class Trainer {
                 let local = try accumulateGradients(batch.images, labels: batch.labels, passes: passes)
                 try dataParallel.finishOverlappedSum(of: net)
                 let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
+                if net.passes.checkFinite, let bad = net.firstNonFiniteGradient() {
+                    try replayNamingThePlugin(batch.images, labels: batch.labels, passes: passes)
+                    try requireFinite(bad, "gradient")
+                }
                 optimizer.step()
+                try requireFinite(net.firstNonFiniteState(), "value")
                 stepInEpoch += 1
                 stepsDone += 1
                 seen += step[2]
@@ -294,6 +299,27 @@ public final class Trainer {
         return true
     }
 
+    /// With finite checks on (`RunConfig.checkFinite`, the default): throws when `found`, the
+    /// first NaN/Inf in a parameter's gradient (before the optimizer step) or in a parameter or
+    /// running statistic (after it), names one. Every plugin output was checked during the pass,
+    /// so a value found here came from the network itself.
+    private func requireFinite(_ found: (name: String, index: Int, value: Float)?, _ what: String) throws {
+        guard net.passes.checkFinite, let found else { return }
+        throw LTHError("training produced \(found.value) in the \(what) of \(found.name) (element \(found.index)) at epoch \(epoch + 1) "
+                       + "step \(stepInEpoch + 1), while every attention plugin's output was finite: the network diverged; "
+                       + "lower --lr (now \(config.lr)); the last checkpoint is kept")
+    }
+
+    /// After a step whose gradients hold NaN/Inf: the same forward and backward on this rank
+    /// alone, with the plugins' input gradients checked too, so that a plugin that wrote the
+    /// value is named (it throws); returns when none did. The parameters are those of the
+    /// failed step (no optimizer step ran).
+    private func replayNamingThePlugin(_ images: Tensor, labels: [Int32], passes: [TrainingPass]) throws {
+        net.passes.checkInputGradients = true
+        defer { net.passes.checkInputGradients = false }
+        _ = try accumulateGradients(images, labels: labels, passes: passes, sumOverRanks: false)
+    }
+
     /// Forward and backward of this rank's part of a mini-batch, in `groups` equal batch-norm
     /// groups, once per pass (gradients summed over the passes); parameter gradients are this
     /// rank's share of the global gradient (each group's mean-loss gradient weighted by its
@@ -303,6 +329,11 @@ public final class Trainer {
     /// Leaves the parameters' `grad` holding the step's gradient (no optimizer step). With
     /// several ranks it is collective and the caller finishes the sum (as `train` does).
     public func accumulateGradients(_ batchImages: Tensor, labels: [Int32], passes: [TrainingPass] = [TrainingPass()]) throws
+        -> (loss: Double, correct: Double, count: Double) {
+        try accumulateGradients(batchImages, labels: labels, passes: passes, sumOverRanks: true)
+    }
+
+    private func accumulateGradients(_ batchImages: Tensor, labels: [Int32], passes: [TrainingPass], sumOverRanks: Bool) throws
         -> (loss: Double, correct: Double, count: Double) {
         let groups = max(1, (config.bnGroups ?? 1) / group.size)
         let batch = (images: batchImages, labels: labels)
@@ -330,7 +361,7 @@ public final class Trainer {
                 let gradient = pass.teacher.map { softLoss(logits, targets: targets(pass: $0, group: g, shape: logits.shape)).gradient } ?? out.gradient
                 let weight = Float(range.count) / Float(config.batch)  // exactly 1 when one process trains whole batches
                 if weight != 1 { for i in 0..<gradient.count { gradient[i] *= weight } }
-                if p == passes.count - 1 && g == groups - 1 { dataParallel.overlapSum(withNextBackwardOf: net) }  // the last gradients are final
+                if sumOverRanks && p == passes.count - 1 && g == groups - 1 { dataParallel.overlapSum(withNextBackwardOf: net) }  // the last gradients are final
                 try net.backward(gradient)
                 loss += out.loss * Double(range.count)
                 correct += Double(out.correct)

@@ -34,6 +34,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 10
     @Flag(help: "Print time per operation kind.") var profile = false
     @Flag(help: "Supernet training: the SAM at every block, a random sub-network per step (needs --sam).") var supernet = false
+    @OptionGroup var finiteChecks: FiniteCheckOptions
 
     func validate() throws {
         if supernet && samOptions.sam == nil { throw ValidationError("--supernet needs --sam") }
@@ -44,6 +45,7 @@ struct BenchTrain: ParsableCommand {
         runtime.apply()
         var config = RunConfig()
         samOptions.apply(to: &config)
+        config.checkFinite = finiteChecks.setting
         let group = Console.shared.group
         let bench = try TrainingBenchmark(model: modelOptions.model, classes: sizes.classes, batch: sizes.batch, config: config, seed: runtime.seed,
                                             supernet: supernet, group: group)

@@ -38,7 +38,7 @@ struct Run: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(name: .shortAndLong, help: "Run directory (default runs/pipeline-<model>-<sam>-<searcher>-s<seed>).") var output: String?
     @Flag(help: "Continue the run in --output where it stopped.") var resume = false
-    @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
+    @OptionGroup var finiteChecks: FiniteCheckOptions
 
     func validate() throws {
         if let p = preset, !(data ?? "").hasPrefix("cifar100:") { throw ValidationError("--preset \(p.rawValue) needs --data cifar100:PATH") }
@@ -59,7 +59,7 @@ struct Run: ParsableCommand {
         if let m = model { s.recipe.base.model = m }
         if let d = data { s.recipe.base.data = d }
         if let v = valPerClass { s.recipe.base.valPerClass = v }
-        if checkFinite { s.recipe.base.checkFinite = true }
+        s.recipe.base.checkFinite = finiteChecks.setting
         if let e = supernetEpochs { s.recipe.supernetEpochs = e }
         if let e = epochs { s.recipe.epochs = e }
         if let n = searchSteps { s.search.steps = n }

@@ -32,6 +32,16 @@ struct SAMOptions: ParsableArguments {
     }
 }
 
+/// `--check-finite` (the default) / `--no-check-finite`.
+struct FiniteCheckOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo,
+          help: "Check what every attention plugin writes, the gradients before each optimizer step and the weights after it for NaN/Inf; stop naming the plugin and block, or the tensor.")
+    var checkFinite = true
+
+    /// What `RunConfig.checkFinite` records: nil for the default (on), false when turned off.
+    var setting: Bool? { checkFinite ? nil : false }
+}
+
 /// The recipe flags `compare` and `correlate` share: SAM, supernet, networks trained from scratch.
 struct StudyOptions: ParsableArguments {
     @Option(help: "SAM plugin (path or id).") var sam: String = "se"
@@ -49,7 +59,7 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
     @Option(help: "Batch size (default 32).") var batch: Int?
     @Option(help: "Learning rate (default 0.2).") var lr: Double?
-    @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
+    @OptionGroup var finiteChecks: FiniteCheckOptions
 
     func validate() throws {
         if let s = seeds, s < 1 { throw ValidationError("--seeds must be at least 1, got \(s)") }
@@ -66,7 +76,7 @@ struct StudyOptions: ParsableArguments {
         if let v = valPerClass { r.base.valPerClass = v }
         if let b = batch { r.base.batch = b }
         if let l = lr { r.base.lr = Float(l) }
-        r.base.checkFinite = checkFinite ? true : nil
+        r.base.checkFinite = finiteChecks.setting
         if let e = supernetEpochs { r.supernetEpochs = e }
         if let e = epochs { r.epochs = e }
         if let s = seeds { r.seeds = s }

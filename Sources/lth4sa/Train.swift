@@ -24,7 +24,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Validation images per class held out of training (stratified, fixed by --seed).") var valPerClass = 100
     @Option(parsing: .unconditional, help: "Random-crop padding (0 = no crop).") var cropPadding = 4
     @Flag(help: "No horizontal flips.") var noFlip = false
-    @Flag(help: "Check every attention output and gradient for NaN/Inf; stop naming the block and plugin.") var checkFinite = false
+    @OptionGroup var finiteChecks: FiniteCheckOptions
     @Option(parsing: .unconditional, help: "Batch-norm statistics over N equal groups of each mini-batch (what N data-parallel ranks compute; reproduces an `mpirun -np N` run in one process).") var bnGroups = 1
     @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).") var output: String?
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
@@ -47,7 +47,7 @@ struct TrainingOptions: ParsableArguments {
         c.valPerClass = valPerClass
         c.cropPadding = cropPadding
         c.flip = !noFlip
-        c.checkFinite = checkFinite ? true : nil
+        c.checkFinite = finiteChecks.setting
         c.bnGroups = bnGroups > 1 ? bnGroups : nil
         samOptions.apply(to: &c)
         return c

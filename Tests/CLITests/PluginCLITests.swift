@@ -131,6 +131,24 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(bad.stdout.contains("FAIL  gradients"), bad.stdout)
     }
 
+    /// A plugin writing NaN or Inf into its outputs or gradients fails the kit, and a supernet
+    /// training with it stops naming it (finite checks are on by default) with one line.
+    func testNonFinitePluginsFailTheKitAndStopASupernet() throws {
+        for (flags, text) in [(["-DNAN_INSTEAD", "-DFAIL_AT=1"], "nan in its attention"), (["-DPARAM_GRADIENT", "-DFAIL_AT=1"], "nan in its gradient of gain"),
+                              (["-DGRADIENT_INSTEAD", "-DFAIL_AT=1", "-DBAD_VALUE=INFINITY"], "inf in its input gradient")] {
+            let library = try build("Tests/Fixtures/plugins/process_fails.c", "libnonfinite\(flags.joined()).so", flags: flags)
+            let r = try run(["plugins", "check", library])
+            XCTAssertNotEqual(r.status, 0, "\(flags)")
+            XCTAssertTrue(r.stdout.contains("FAIL  gradients (finite differences)") && r.stdout.contains(text), "\(flags): \(r.stdout)")
+        }
+        let library = try build("Tests/Fixtures/plugins/process_fails.c", "libnanlater.so", flags: ["-DNAN_INSTEAD", "-DFAIL_AT=6"])
+        let t = try run(["supernet", "train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "2", "--batch", "16",
+                         "--val-per-class", "1", "--output", "sn", "--sam", library, "--keep-prob", "0.5"])
+        XCTAssertNotEqual(t.status, 0)
+        let last = t.stderr.split(separator: "\n").last.map(String.init) ?? ""
+        XCTAssertTrue(last.contains("plugin failing at layer") && last.contains("produced nan in its attention"), t.stderr)
+    }
+
     func testEvaluatingWithAnotherSAMIsAnError() throws {
         let path = dir.appendingPathComponent("libX.so").path
         try FileManager.default.copyItem(atPath: se, toPath: path)

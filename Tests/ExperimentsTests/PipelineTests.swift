@@ -226,13 +226,12 @@ final class PipelineTests: XCTestCase {
         try Fixtures.compile("Tests/Fixtures/plugins/process_fails.c", flags: flags, into: dir)
     }
 
-    /// `--check-finite`: a plugin writing NaN into its attention stops the run with the plugin
-    /// and the block named; the checkpoint of the last finished epoch stays loadable.
-    func testCheckFiniteNamesTheBlockAndKeepsTheLastCheckpoint() throws {
+    /// Finite checks (on by default): a plugin writing NaN into its attention stops the run with
+    /// the plugin and the block named; the checkpoint of the last finished epoch stays loadable.
+    func testFiniteChecksNameTheBlockAndKeepTheLastCheckpoint() throws {
         var config = RunConfig()
         (config.model, config.data, config.valPerClass, config.batch, config.epochs) = ("resnet-basic-8", "synthetic:300", 5, 32, 3)
         config.sam = try failingPlugin(["-DNAN_INSTEAD", "-DFAIL_AT=12"])  // 7 training + 1 validation call per epoch: NaN in epoch 2
-        config.checkFinite = true
         let run = dir.appendingPathComponent("nan")
         let trainer = try Trainer(config: config, runDirectory: run.path, attach: SAMAttachment.attach)
         XCTAssertThrowsError(try trainer.train()) {
@@ -243,6 +242,34 @@ final class PipelineTests: XCTestCase {
         let net = ResNet(try ModelSpec("resnet-basic-8"), classes: 10, seed: 0)
         _ = try SAMAttachment.attach(config, to: net)
         XCTAssertNoThrow(try ModelCheckpoint.load(net, from: run.appendingPathComponent("checkpoint.safetensors").path), "finite, loadable")
+        XCTAssertNil(net.firstNonFiniteState())
+    }
+
+    /// Every way a plugin can hand a non-finite value to training is caught by default and names
+    /// the plugin: Inf in the attention, NaN in a parameter's gradient, and NaN in the input
+    /// gradient (not checked on every step: found through the batch norm's gradient, then named
+    /// on the replay). With the checks turned off the same NaN reaches the weights, which is
+    /// what the default prevents.
+    func testFiniteChecksCatchEveryPluginOutputByDefault() throws {
+        var config = RunConfig()
+        (config.model, config.data, config.valPerClass, config.batch, config.epochs) = ("resnet-basic-8", "synthetic:200", 5, 32, 1)
+        let cases: [(flags: [String], message: String)] = [
+            (["-DNAN_INSTEAD", "-DBAD_VALUE=INFINITY", "-DFAIL_AT=6"], "produced inf in its attention (process)"),
+            (["-DPARAM_GRADIENT", "-DFAIL_AT=3"], "produced nan in its gradient of gain"),
+            (["-DGRADIENT_INSTEAD", "-DFAIL_AT=3"], "produced nan in its input gradient (backward)"),
+        ]
+        for (k, c) in cases.enumerated() {
+            config.sam = try failingPlugin(c.flags)
+            let trainer = try Trainer(config: config, runDirectory: dir.appendingPathComponent("bad\(k)").path, attach: SAMAttachment.attach)
+            XCTAssertThrowsError(try trainer.train(), "\(c.flags)") {
+                XCTAssertTrue("\($0)".contains("plugin failing at layer") && "\($0)".contains(c.message), "\(c.flags): \($0)")
+            }
+        }
+        config.sam = try failingPlugin(["-DGRADIENT_INSTEAD", "-DFAIL_AT=3"])
+        config.checkFinite = false
+        let unchecked = try Trainer(config: config, runDirectory: dir.appendingPathComponent("unchecked").path, attach: SAMAttachment.attach)
+        _ = try? unchecked.train()
+        XCTAssertNotNil(unchecked.net.firstNonFiniteState(), "without the checks the NaN reaches the weights")
     }
 
     /// A plugin failing in the middle of a pass is an error thrown by the network, not an exit.

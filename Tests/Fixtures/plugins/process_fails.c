@@ -1,12 +1,28 @@
 /* A SAM that creates and lays out like SE but whose process fails on its FAIL_AT-th call
  * (default 3): the host must turn that into an error thrown by the network's forward, never an
  * exit. With -DNAN_INSTEAD it reports success and writes NaN into its attention instead,
- * which `--check-finite` must catch and name. With -DFALSE_FLAG it never fails but declares
+ * which the finite checks (on by default) must catch and name; -DBAD_VALUE=INFINITY writes +Inf
+ * instead of NaN. With -DGRADIENT_INSTEAD the forward is fine and the backward writes the bad
+ * value into d_extracted from its FAIL_AT-th call on (it reaches the full-size input gradient,
+ * which training checks only on a replay); with -DPARAM_GRADIENT it declares one parameter
+ * ("gain", [C], ones, unused by the forward) whose gradient receives the bad value instead. With -DFALSE_FLAG it never fails but declares
  * LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway, A[n, c] = sigmoid(F[n, 0, 0, c]), and
  * writes d_input in its backward: the conformance kit must report the false claim, and the
  * host's paths without F (which hand it read-only zero pages for F and a sink for d_input)
  * must not crash. */
 #include <lth4sa/helpers.h>
+
+#ifndef BAD_VALUE
+#define BAD_VALUE NAN
+#endif
+#ifndef FAIL_AT
+#define FAIL_AT 3
+#endif
+#ifdef PARAM_GRADIENT
+#define PARAMS 1
+#else
+#define PARAMS 0
+#endif
 
 static const lth4sa_descriptor_t failing_descriptor = {
     .struct_size = sizeof(lth4sa_descriptor_t), .kind = LTH4SA_KIND_SAM, .id = "failing", .name = "Failing",
@@ -14,14 +30,17 @@ static const lth4sa_descriptor_t failing_descriptor = {
 
 typedef struct failing {
     lth4sa_sam_base_t base;
-    int calls;
+    int calls, backward_calls;
 } failing_t;
 
 static lth4sa_status_t failing_create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *options, uint32_t count,
                                       void **instance, lth4sa_error_t *error) {
     (void)options; (void)count;
-    failing_t *f = lth4sa_base_new(sizeof(failing_t), host, "failing", channels, 0);
+    failing_t *f = lth4sa_base_new(sizeof(failing_t), host, "failing", channels, PARAMS);
     if (!f) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "failing: out of memory");
+#ifdef PARAM_GRADIENT
+    lth4sa_declare(&f->base.declared[0], "gain", 1, channels, 0, LTH4SA_INIT_ONES, 0, 0);
+#endif
     *instance = f;
     return LTH4SA_OK;
 }
@@ -46,23 +65,33 @@ static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4s
     return LTH4SA_OK;
 #endif
     failing_t *f = instance;
-#ifndef FAIL_AT
-#define FAIL_AT 3
-#endif
+#if defined(GRADIENT_INSTEAD) || defined(PARAM_GRADIENT)
+    const int broken = 0;
+#else
     const int broken = ++f->calls >= FAIL_AT;
+#endif
 #ifndef NAN_INSTEAD
     if (broken) return lth4sa_fail(error, LTH4SA_ERR_INTERNAL, "failing: deliberate failure on call %d", f->calls);
 #endif
-    for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = broken ? NAN : 1.0f;
+    for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = broken ? BAD_VALUE : 1.0f;
     return LTH4SA_OK;
 }
 
 static lth4sa_status_t failing_backward(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
                                         const lth4sa_tensor_t *d_attention, const lth4sa_tensor_t *d_state_out, lth4sa_tensor_t *d_extracted,
                                         lth4sa_tensor_t *d_state_in, lth4sa_tensor_t *d_input, lth4sa_error_t *error) {
-    (void)instance; (void)call; (void)input; (void)extracted; (void)d_attention; (void)d_state_out; (void)d_state_in; (void)d_input;
+    (void)call; (void)input; (void)extracted; (void)d_attention; (void)d_state_out; (void)d_state_in; (void)d_input;
     (void)error;
+    failing_t *f = instance;
+    const int broken = ++f->backward_calls >= FAIL_AT;
+    (void)broken;
     memset(d_extracted->data, 0, sizeof(float) * (size_t)lth4sa_tensor_count(d_extracted));
+#ifdef GRADIENT_INSTEAD
+    if (broken) d_extracted->data[0] = BAD_VALUE;
+#endif
+#ifdef PARAM_GRADIENT
+    if (broken) f->base.grad[0][0] += BAD_VALUE;
+#endif
 #ifdef FALSE_FLAG
     for (int64_t i = 0; i < lth4sa_tensor_count(d_input); i++) d_input->data[i] += 1.0f;
 #endif
