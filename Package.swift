@@ -26,7 +26,9 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor"], swiftSettings: optimize),
         // The plugin SDK (C headers in SDK/include/lth4sa), built as a C target for the host.
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
-        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "Models", "NN", "Tensor", "Data", "Search",
+        // Which plugin call a fatal signal interrupted (recorded by PluginHost, reported by the CLI's handler).
+        .target(name: "CrashReport"),
+        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "CrashReport", "Models", "NN", "Tensor", "Data", "Search",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: optimize),
         .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint", "Cluster"], swiftSettings: optimize),
         // Ranks of an MPI job (Open MPI loaded at run time, only under mpirun) or this process alone.
@@ -37,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "Cluster", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK",
+                "Tensor", "Cluster", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "CrashReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -11,19 +11,37 @@ public enum Conformance {
         public let name: String
         public let passed: Bool
         public let detail: String
+        public init(name: String, passed: Bool, detail: String) { (self.name, self.passed, self.detail) = (name, passed, detail) }
+    }
+
+    /// Told each check's name before it runs and its result after: a kit run in a child
+    /// process reports where it was when a plugin crashed or hung.
+    public struct Progress {
+        public var started: (String) -> Void = { _ in }
+        public var finished: (Result) -> Void = { _ in }
+        public init(started: @escaping (String) -> Void = { _ in }, finished: @escaping (Result) -> Void = { _ in }) {
+            (self.started, self.finished) = (started, finished)
+        }
+
+        /// Runs check `name` (a throw fails it with the error's text), reports it, appends it.
+        func record(_ name: String, into results: inout [Result], _ body: () throws -> (Bool, String)) {
+            started(name)
+            let result: Result
+            do {
+                let (ok, detail) = try body()
+                result = Result(name: name, passed: ok, detail: detail)
+            } catch {
+                result = Result(name: name, passed: false, detail: "\(error)")
+            }
+            finished(result)
+            results.append(result)
+        }
     }
 
     /// Runs all checks on `plugin` (its resolved options) at `channels`, NHWC input `shape`.
-    public static func run(_ plugin: SAMPlugin, channels: Int = 16, spatial: Int = 5, batch: Int = 3) -> [Result] {
+    public static func run(_ plugin: SAMPlugin, channels: Int = 16, spatial: Int = 5, batch: Int = 3, progress: Progress = Progress()) -> [Result] {
         var results: [Result] = []
-        func record(_ name: String, _ body: () throws -> (Bool, String)) {
-            do {
-                let (ok, detail) = try body()
-                results.append(Result(name: name, passed: ok, detail: detail))
-            } catch {
-                results.append(Result(name: name, passed: false, detail: "\(error)"))
-            }
-        }
+        func record(_ name: String, _ body: () throws -> (Bool, String)) { progress.record(name, into: &results, body) }
         let d = plugin.descriptor
         record("descriptor") {
             var problems: [String] = []

@@ -8,17 +8,24 @@ public enum PluginCheck {
     /// Tolerance of the comparison with reference dumps (max |a - b| / max |b| per tensor).
     public static let referenceTolerance = 1e-4
 
-    /// What was checked (one line) and every check's result.
-    public static func run(_ spec: String, options: [String], channels: Int, references: [String]) throws -> (subject: String, results: [Conformance.Result]) {
+    /// What was checked (one line, told to `subject` before the checks run) and every check's
+    /// result (each also told to `progress`).
+    public static func run(_ spec: String, options: [String], channels: Int, references: [String],
+                           subject: (String) -> Void = { _ in }, progress: Conformance.Progress = Conformance.Progress()) throws
+        -> (subject: String, results: [Conformance.Result]) {
         let library = try PluginDiscovery.resolve(spec)
         if !library.plugins.contains(where: { $0.kind == LTH4SA_KIND_SAM }), let d = library.plugins.first(where: { $0.kind == LTH4SA_KIND_SEARCHER }) {
-            return ("searcher \(d.id) \(d.version) from \(library.path) on a space of 2-2-2 blocks",
-                    SearcherConformance.run(library.path, settings: options))
+            let what = "searcher \(d.id) \(d.version) from \(library.path) on a space of 2-2-2 blocks"
+            subject(what)
+            return (what, SearcherConformance.run(library.path, settings: options, progress: progress))
         }
         let sam = try SAMPlugin(library: library, settings: options)
-        var results = Conformance.run(sam, channels: channels)
+        let what = "\(sam.id) \(sam.descriptor.version) from \(sam.library.path) with \(sam.optionsText.isEmpty ? "no options" : sam.optionsText), \(channels) channels"
+        subject(what)
+        var results = Conformance.run(sam, channels: channels, progress: progress)
         for dir in references {
             let name = "reference \(URL(fileURLWithPath: dir).lastPathComponent)"
+            progress.started(name)
             do {
                 let compared = try ReferenceCheck.run(plugin: sam, directory: dir)
                 guard let worst = compared.max(by: { $0.relativeError < $1.relativeError }) else { throw LTHError("no tensors compared in '\(dir)'") }
@@ -28,7 +35,8 @@ public enum PluginCheck {
             } catch {
                 results.append(.init(name: name, passed: false, detail: "\(error)"))
             }
+            progress.finished(results.last!)
         }
-        return ("\(sam.id) \(sam.descriptor.version) from \(sam.library.path) with \(sam.optionsText.isEmpty ? "no options" : sam.optionsText), \(channels) channels", results)
+        return (what, results)
     }
 }

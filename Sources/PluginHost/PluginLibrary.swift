@@ -12,11 +12,15 @@ public final class PluginLibrary: @unchecked Sendable {
     public let plugins: [PluginDescriptor]
 
     /// Opens and validates `path`. Every failure is a one-line `LTHError` naming the file.
-    public init(path: String) throws {
+    /// `phase` is told each step before it runs ("loading", "lth4sa_plugin_entry",
+    /// "descriptors"), so that a scanner process that dies in one can say where.
+    public init(path: String, phase: (String) -> Void = { _ in }) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw LTHError("plugin '\(path)' does not exist")
         }
+        if let truncated = ELFFile.truncation(path) { throw LTHError("plugin '\(path)' is a truncated ELF file: \(truncated)") }
+        phase("loading")
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw LTHError("plugin '\(path)' is not a loadable shared library: \(reason)")
@@ -25,6 +29,7 @@ public final class PluginLibrary: @unchecked Sendable {
             throw LTHError("'\(path)' is a shared library but not an lth4sa plugin (no \(LTH4SA_ENTRY_SYMBOL) symbol)")
         }
         let function = unsafeBitCast(symbol, to: (@convention(c) () -> UnsafePointer<lth4sa_plugin_entry_t>?).self)
+        phase(LTH4SA_ENTRY_SYMBOL)
         guard let entry = function() else { throw LTHError("plugin '\(path)': \(LTH4SA_ENTRY_SYMBOL)() returned NULL") }
         // ABI version first: a future table layout must not be read any further.
         let version = entry.withMemoryRebound(to: UInt32.self, capacity: 2) { $0[1] }
@@ -35,6 +40,7 @@ public final class PluginLibrary: @unchecked Sendable {
             throw LTHError("plugin '\(path)': entry table of \(entry.pointee.struct_size) bytes is smaller than the \(MemoryLayout<lth4sa_plugin_entry_t>.size) of ABI \(LTH4SA_ABI_VERSION)")
         }
         self.entry = entry
+        phase("descriptors")
         var plugins: [PluginDescriptor] = []
         for i in 0..<entry.pointee.plugin_count {
             guard let d = entry.pointee.descriptor(i) else { throw LTHError("plugin '\(path)': no descriptor for plugin \(i)") }
@@ -72,8 +78,8 @@ public final class PluginLibrary: @unchecked Sendable {
 }
 
 /// One declared option of a plugin.
-public struct PluginOption: Sendable {
-    public enum Kind: String, Sendable { case int, float, bool }
+public struct PluginOption: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case int, float, bool }
     public let name: String, kind: Kind, defaultValue: Double, min: Double, max: Double, doc: String
 
     /// Parses and range-checks `text` for this option.
@@ -97,7 +103,7 @@ public struct PluginOption: Sendable {
 }
 
 /// A plugin's static description (copied out of the library's descriptor).
-public struct PluginDescriptor: @unchecked Sendable {
+public struct PluginDescriptor: Codable, Sendable {
     public let library: String
     public let index: UInt32
     public let kind: UInt32
@@ -182,27 +188,35 @@ public enum PluginDiscovery {
         return URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     }
 
-    /// Every `*.so` in the search folders: loaded libraries and files that failed, with why.
-    public static func scan() -> (loaded: [PluginLibrary], failed: [(path: String, reason: String)]) {
-        var loaded: [PluginLibrary] = [], failed: [(String, String)] = []
-        var seen = Set<String>()
+    /// Every `*.so` in the search folders, in search order, as scanned by `PluginScanner` (in a
+    /// child process when there is a scanner, from its cache when the file is unchanged).
+    public static func scan() -> [ScannedLibrary] {
+        var paths: [String] = [], seen = Set<String>()
         for folder in searchFolders() {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { continue }
             for name in names.sorted() where name.hasSuffix(".so") {
                 let path = URL(fileURLWithPath: folder).appendingPathComponent(name).standardizedFileURL.path
-                guard seen.insert(path).inserted else { continue }
-                do { loaded.append(try PluginLibrary(path: path)) } catch { failed.append((path, "\(error)")) }
+                if seen.insert(path).inserted { paths.append(path) }
             }
         }
-        return (loaded, failed)
+        return PluginScanner.scan(paths)
     }
 
-    /// Resolves `spec`: a path to a library, or a plugin id / file stem found in the search folders.
+    /// Resolves `spec`, a path to a library or a plugin id / file stem found in the search
+    /// folders, and opens that one library in this process. Candidates are scanned first
+    /// (`scan`), so a file that crashes, exits or hangs while loading is an error naming it,
+    /// and no other file is opened here.
     public static func resolve(_ spec: String) throws -> PluginLibrary {
-        if spec.contains("/") || spec.hasSuffix(".so") { return try PluginLibrary(path: spec) }
-        for lib in scan().loaded where lib.plugins.contains(where: { $0.id == spec.lowercased() })
-            || URL(fileURLWithPath: lib.path).lastPathComponent.lowercased() == "lib\(spec.lowercased()).so" {
-            return lib
+        if spec.contains("/") || spec.hasSuffix(".so") {
+            guard FileManager.default.fileExists(atPath: spec) else { throw LTHError("plugin '\(spec)' does not exist") }
+            if let failure = PluginScanner.scan([spec]).first?.failure { throw LTHError(failure) }
+            return try PluginLibrary(path: spec)
+        }
+        let id = spec.lowercased()
+        for scanned in scan() where scanned.plugins.contains(where: { $0.id == id })
+            || URL(fileURLWithPath: scanned.path).lastPathComponent.lowercased() == "lib\(id).so" {
+            if let failure = scanned.failure { throw LTHError(failure) }
+            return try PluginLibrary(path: scanned.path)
         }
         throw LTHError("no plugin '\(spec)' in \(searchFolders().joined(separator: ", ")); give a path to its .so file")
     }

@@ -1,3 +1,4 @@
+import CrashReport
 import Foundation
 import LTH4SASDK
 import NN
@@ -42,9 +43,14 @@ public final class SAMPlugin: @unchecked Sendable {
 
 /// Calls a plugin function that reports errors through `lth4sa_error_t`, turning a failure
 /// into a one-line LTHError.
-func checked(_ plugin: String, _ what: String, _ call: (UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t) throws {
+func checked(_ plugin: String, _ what: String, at site: String = "", _ call: (UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t) throws {
     var error = lth4sa_error_t()
-    let status = withUnsafeMutablePointer(to: &error) { call($0) }
+    // recorded for a crash report (`lth4sa_crash_install`): which plugin, function and block
+    let status = plugin.withCString { p in what.withCString { w in site.withCString { s in
+        lth4sa_crash_enter(p, w, s)
+        defer { lth4sa_crash_leave() }
+        return withUnsafeMutablePointer(to: &error) { call($0) }
+    } } }
     guard status == LTH4SA_OK else {
         let message = withUnsafeBytes(of: error.message) { raw -> String in
             let bytes = raw.bindMemory(to: CChar.self)

@@ -114,7 +114,7 @@ public final class SAMSite: BranchAttention {
             var f = try unformedInput(branchShape)
             let a = attentionPool.get([n, 1, 1, c])
             var sv = view(s), av = view(a)
-            try checked(id, "process") { api.process(instance.handle, slot, &f, &sv, nil, &av, nil, training ? 1 : 0, $0) }
+            try checked(id, "process", at: label) { api.process(instance.handle, slot, &f, &sv, nil, &av, nil, training ? 1 : 0, $0) }
             try requireFinite(a, "attention (process)")
             scaledBranchShape = training ? branchShape : nil
             if training { keepForBackward(nil, s, a) }
@@ -137,7 +137,7 @@ public final class SAMSite: BranchAttention {
             var f = try unformedInput(shape)
             var dF = view(try zeroMapping(&gradientSink, count: shape.reduce(1, *), writable: true), shape: shape)
             var sv = view(s), dAV = view(dA.data, shape: a.shape), dSV = view(dS)
-            try checked(id, "process_backward") { api.process_backward(instance.handle, slot, &f, &sv, &dAV, nil, &dSV, nil, &dF, $0) }
+            try checked(id, "process_backward", at: label) { api.process_backward(instance.handle, slot, &f, &sv, &dAV, nil, &dSV, nil, &dF, $0) }
             try requireFinite(dS, "extract gradient (process_backward)")
             for (name, p) in instance.parameters { try requireFinite(p.grad, "gradient of \(name)") }
         } catch {
@@ -188,7 +188,7 @@ public final class SAMSite: BranchAttention {
         let s = extractedPool.get(dims(layout.extract_ndim, layout.extract_shape))
         if let extract = api.extract {
             var fv = view(f), sv = view(s)
-            try checked(id, "extract") { extract(instance.handle, slot, &fv, &sv, training ? 1 : 0, $0) }
+            try checked(id, "extract", at: label) { extract(instance.handle, slot, &fv, &sv, training ? 1 : 0, $0) }
         } else {
             guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
             Profiler.shared.measure("sam mean") { ChannelOps.shared.mean(f, into: s) }
@@ -203,7 +203,7 @@ public final class SAMSite: BranchAttention {
         let handle = instance.handle, flag: Int32 = training ? 1 : 0
         let stateCount = Int(layout.state_count)
         guard stateCount > 0 else {
-            try checked(id, "process") { api.process(handle, slot, &fv, &sv, nil, &av, nil, flag, $0) }
+            try checked(id, "process", at: label) { api.process(handle, slot, &fv, &sv, nil, &av, nil, flag, $0) }
             return a
         }
         guard let chain else { throw LTHError("plugin \(id) is stateful; attach it with a per-stage state chain") }
@@ -214,7 +214,7 @@ public final class SAMSite: BranchAttention {
         }
         let outs = (0..<stateCount).map { k in statePools[k].get(stateShape) }
         var inViews = chain.state!.map(view), outViews = outs.map(view)
-        try checked(id, "process") { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
+        try checked(id, "process", at: label) { api.process(handle, slot, &fv, &sv, &inViews, &av, &outViews, flag, $0) }
         for (k, t) in outs.enumerated() { try requireFinite(t, "state output \(k) (process)") }
         // fresh tensors for the state handed on, so the next block's outputs never alias ours
         chain.state = outs.map { $0.clone() }
@@ -239,7 +239,7 @@ public final class SAMSite: BranchAttention {
         let out = outputPool.get(f.shape)
         if let recalibrate = api.recalibrate {
             var fv = view(f), av = view(a), ov = view(out)
-            try checked(id, "recalibrate") { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
+            try checked(id, "recalibrate", at: label) { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
         } else if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
             Profiler.shared.measure("sam combine") { ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out) }
         } else {
@@ -276,7 +276,7 @@ public final class SAMSite: BranchAttention {
         let dS = dExtractedPool.get(s.shape)
         var fv = view(f), sv = view(s), av = view(a), dOutV = view(dOut), dFV = view(dF), dAV = view(dA), dSV = view(dS)
         if let rb = api.recalibrate_backward {
-            try checked(id, "recalibrate_backward") { rb(handle, slot, &fv, &av, &dOutV, &dFV, &dAV, $0) }
+            try checked(id, "recalibrate_backward", at: label) { rb(handle, slot, &fv, &av, &dOutV, &dFV, &dAV, $0) }
         } else {
             Profiler.shared.measure("sam combine bwd") {
                 SAMSite.combineBackward(f, a, dOut, add: layout.combine == LTH4SA_COMBINE_ADD, dF: dF, dA: dA)
@@ -289,7 +289,7 @@ public final class SAMSite: BranchAttention {
             var dOutState = last ? (0..<stateCount).map { _ in Tensor(stateShape) } : chain.stateGradient!
             let dIn = (0..<stateCount).map { _ in Tensor(stateShape) }
             var dOutViews = dOutState.map(view), dInViews = dIn.map(view)
-            try checked(id, "process_backward") { err in
+            try checked(id, "process_backward", at: label) { err in
                 api.process_backward(handle, slot, &fv, &sv, &dAV, &dOutViews, &dSV, &dInViews, &dFV, err)
             }
             dOutState = []
@@ -297,10 +297,10 @@ public final class SAMSite: BranchAttention {
             chain.stateGradient = dIn
             chain.backwardPass = passes.backward
         } else {
-            try checked(id, "process_backward") { api.process_backward(handle, slot, &fv, &sv, &dAV, nil, &dSV, nil, &dFV, $0) }
+            try checked(id, "process_backward", at: label) { api.process_backward(handle, slot, &fv, &sv, &dAV, nil, &dSV, nil, &dFV, $0) }
         }
         if let eb = api.extract_backward {
-            try checked(id, "extract_backward") { eb(handle, slot, &fv, &dSV, &dFV, $0) }
+            try checked(id, "extract_backward", at: label) { eb(handle, slot, &fv, &dSV, &dFV, $0) }
         } else {
             Profiler.shared.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
         }

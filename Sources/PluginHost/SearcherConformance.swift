@@ -20,16 +20,10 @@ public enum SearcherConformance {
     /// `stageSizes` blocks per stage. Capabilities the host offers are stubbed (parameters of a
     /// scheme = its connected blocks, every block's SAM parameters = [1, 2, 3], gate gradients
     /// of `QuadraticGates`).
-    public static func run(_ spec: String, settings: [String] = [], stageSizes: [Int] = [2, 2, 2]) -> [Conformance.Result] {
+    public static func run(_ spec: String, settings: [String] = [], stageSizes: [Int] = [2, 2, 2],
+                           progress: Conformance.Progress = Conformance.Progress()) -> [Conformance.Result] {
         var results: [Conformance.Result] = []
-        func record(_ name: String, _ body: () throws -> (Bool, String)) {
-            do {
-                let (ok, detail) = try body()
-                results.append(.init(name: name, passed: ok, detail: detail))
-            } catch {
-                results.append(.init(name: name, passed: false, detail: "\(error)"))
-            }
-        }
+        func record(_ name: String, _ body: () throws -> (Bool, String)) { progress.record(name, into: &results, body) }
         let blocks = stageSizes.reduce(0, +)
         func make(_ seed: UInt64) throws -> SearcherPlugin {
             try SearcherPlugin(spec, settings: settings, stageSizes: stageSizes, host: PluginHostContext(seed: seed),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CrashReport
 import Cluster
 import Experiments
 import Foundation
@@ -32,6 +33,8 @@ struct LTH4SA: ParsableCommand {
             Foundation.exit(1)
         }
         Console.shared.group = group
+        // a plugin crashing in-process is named before the process ends
+        _ = lth4sa_crash_install("the checkpoints written so far are intact (every write is atomic)")
         if !group.isLeader { _ = freopen("/dev/null", "w", stdout) }  // one voice: rank 0's
         func end(_ code: Int32) -> Never {
             (group as? MPIGroup)?.finalize()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CrashReport
 import Foundation
 import LTH4SASDK
 import PluginHost
@@ -8,7 +9,7 @@ import Tensor
 struct Plugins: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List installed plugins, show one, or run the conformance kit on it.",
-        subcommands: [PluginsList.self, PluginsInfo.self, PluginsCheck.self], defaultSubcommand: PluginsList.self)
+        subcommands: [PluginsList.self, PluginsInfo.self, PluginsCheck.self, PluginsScanFile.self], defaultSubcommand: PluginsList.self)
 }
 
 /// `lth4sa plugins [list]`: every plugin found, then every file that failed to load.
@@ -16,7 +17,8 @@ struct PluginsList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "Table of the plugins found in the search folders.")
 
     func run() throws {
-        let (loaded, failed) = PluginDiscovery.scan()
+        let scanned = PluginDiscovery.scan()
+        let loaded = scanned.filter { $0.failure == nil }, failed = scanned.filter { $0.failure != nil }
         print("searched, in order (an id resolves to its first match):")
         for folder in PluginDiscovery.searchFolders() {
             let absolute = URL(fileURLWithPath: folder).standardizedFileURL.path
@@ -27,18 +29,29 @@ struct PluginsList: ParsableCommand {
         print(pad("id", 14) + pad("kind", 10) + pad("version", 9) + pad("abi", 5) + pad("file", 28) + "description")
         var seenIds = Set<String>()
         for lib in loaded {
+            let file = URL(fileURLWithPath: lib.path).lastPathComponent, abi = lib.abiVersion.map(String.init) ?? "?"
             for p in lib.plugins {
                 let shadowed = !seenIds.insert(p.id).inserted
-                print(pad(p.id, 14) + pad(p.kindName, 10) + pad(p.version, 9) + pad(String(lib.entry.pointee.abi_version), 5)
-                      + pad(URL(fileURLWithPath: lib.path).lastPathComponent, 28) + p.description
-                      + (shadowed ? "  [shadowed by an earlier folder: \(lib.path)]" : ""))
+                let row = pad(p.id, 14) + pad(p.kindName, 10) + pad(p.version, 9) + pad(abi, 5) + pad(file, 28) + p.description
+                print(row + (shadowed ? "  [shadowed by an earlier folder: \(lib.path)]" : ""))
             }
         }
         if loaded.isEmpty { print("(no plugins found; build them with ./scripts/setup.sh or set LTH4SA_PLUGIN_PATH)") }
         if !failed.isEmpty {
-            print("\nfiles that failed to load:")
-            for f in failed { print("  \(f.path): \(f.reason)") }
+            print("\nfiles that cannot be used (scanned in a separate process; nothing else is affected):")
+            for f in failed { print("  \(f.path): \(f.failure!)") }
         }
+    }
+}
+
+/// `lth4sa plugins scan-file PATH` (hidden): what the plugin scanner's child process runs.
+struct PluginsScanFile: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "scan-file", abstract: "Scan one plugin file for a parent process.",
+                                                    shouldDisplay: false)
+    @Argument var path: String
+
+    func run() {
+        PluginScanner.scanForParent(path) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
     }
 }
 
@@ -77,12 +90,54 @@ struct PluginsCheck: ParsableCommand {
     @Option(help: "Channel count to test with.") var channels: Int = 16
     @Option(help: "Also compare with reference dumps (a folder laid out as Tests/Fixtures/vectors/<case>; repeatable).") var reference: [String] = []
 
+    @Flag(help: .hidden) var inProcess = false
+
     func run() throws {
-        let (subject, results) = try PluginCheck.run(plugin, options: samOptions, channels: channels, references: reference)
-        print("checking \(subject)")
-        for r in results { print("  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 72)) \(r.detail)") }
+        if !inProcess, let scanner = PluginScanner.executable() { return try runInChild(scanner) }
+        if inProcess { _ = lth4sa_crash_install("") }  // the parent reports the check that crashed
+        let progress = Conformance.Progress(started: { if inProcess { emit("phase " + $0) } }, finished: { emit(line($0)) })
+        let (_, results) = try PluginCheck.run(plugin, options: samOptions, channels: channels, references: reference,
+                                               subject: { emit("checking " + $0) }, progress: progress)
         let failures = results.filter { !$0.passed }.count
         print(failures == 0 ? "all checks passed" : "\(failures) check(s) failed")
         if failures > 0 { throw ExitCode(1) }
     }
+
+    func line(_ r: Conformance.Result) -> String { "  \(r.passed ? "PASS" : "FAIL")  \(pad(r.name, 72)) \(r.detail)" }
+
+    /// Written at once (unbuffered): a parent reads every line up to a crash.
+    func emit(_ text: String) { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
+
+    /// The kit in a child process (the plugin is loaded only there): its lines relayed, a crash
+    /// or a check without an answer for 120 s (`$LTH4SA_PLUGIN_CHECK_TIMEOUT`) reported as that
+    /// check's failure.
+    func runInChild(_ scanner: URL) throws {
+        let limit = ProcessInfo.processInfo.environment["LTH4SA_PLUGIN_CHECK_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } ?? 120
+        var arguments = ["plugins", "check", plugin, "--channels", String(channels), "--in-process"]
+        for o in samOptions { arguments += ["--opt", o] }
+        for r in reference { arguments += ["--reference", r] }
+        let phase = PhaseBox()
+        let run = try ChildRun(scanner, arguments: arguments, timeout: limit, standardError: .standardError) { text in
+            if text.hasPrefix("phase ") { phase.set(String(text.dropFirst(6))) } else { print(text); fflush(stdout) }
+        }
+        switch run.outcome {
+        case .exit(0): return
+        case .exit(let code): throw ExitCode(code)
+        case .signal(let s):
+            let name = phase.get() ?? "loading the plugin"
+            print(line(.init(name: name, passed: false, detail: "the plugin crashed the check's process with \(PluginScanner.signalName(s))")))
+        case .timedOut:
+            print(line(.init(name: phase.get() ?? "loading the plugin", passed: false, detail: "no answer in \(Int(limit)) s; the check's process was killed")))
+        }
+        print("the kit stopped: a plugin that crashes or hangs fails")
+        throw ExitCode(1)
+    }
+}
+
+/// The last phase a child reported (set on the reader thread, read after it exits).
+final class PhaseBox: @unchecked Sendable {  // guarded by `lock`
+    private let lock = NSLock()
+    private var value: String?
+    func set(_ v: String) { lock.lock(); value = v; lock.unlock() }
+    func get() -> String? { lock.lock(); defer { lock.unlock() }; return value }
 }

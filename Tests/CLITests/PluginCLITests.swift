@@ -74,6 +74,62 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(info.stdout.contains("reduction"), info.stdout)
     }
 
+    /// Discovery scans every file in a child process: files that crash, exit or hang while
+    /// loading, or are truncated, are listed with the reason, and neither the listing nor an
+    /// id look-up dies; the scans are cached by path, size and modification time.
+    func testDiscoverySurvivesCrashingExitingAndHangingPlugins() throws {
+        let folder = dir.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: se, toPath: folder.appendingPathComponent("libSE.so").path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: se))
+        try bytes.prefix(bytes.count / 2).write(to: folder.appendingPathComponent("libtruncated.so"))
+        let cases = [("CTOR_SEGV", "crashed with SIGSEGV while loading"), ("CTOR_EXIT", "called exit(3) while loading"),
+                     ("ENTRY_SEGV", "crashed with SIGSEGV in lth4sa_plugin_entry"), ("ENTRY_EXIT", "called exit(3) in lth4sa_plugin_entry"),
+                     ("ENTRY_HANG", "gave no answer in 1 s in lth4sa_plugin_entry"), ("truncated", "is a truncated ELF file")]
+        for (flag, _) in cases where flag != "truncated" {
+            _ = try Fixtures.compile("Tests/Fixtures/plugins/crashing.c", flags: ["-D\(flag)"], into: folder, name: "lib\(flag).so")
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["LTH4SA_PLUGIN_PATH"] = folder.path
+        environment["LTH4SA_PLUGIN_SCAN_TIMEOUT"] = "1"
+        environment["XDG_CACHE_HOME"] = dir.appendingPathComponent("cache").path
+        let list = try run(["plugins"], environment: environment)
+        XCTAssertEqual(list.status, 0, list.stderr)
+        for (flag, reason) in cases {
+            XCTAssertTrue(list.stdout.contains("lib\(flag).so: plugin '") && list.stdout.contains("lib\(flag).so' \(reason)"), "\(flag):\n\(list.stdout)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("cache/lth4sa/plugin-registry.json").path))
+        let again = try run(["plugins"], environment: environment)
+        XCTAssertEqual(again.stdout, list.stdout, "the cached scan lists the same")
+        let info = try run(["info", "--model", "resnet20", "--sam", "se"], environment: environment)
+        XCTAssertEqual(info.status, 0, "an id resolves beside broken files: \(info.stderr)")
+        let direct = try run(["info", "--sam", folder.appendingPathComponent("libENTRY_SEGV.so").path], environment: environment)
+        XCTAssertNotEqual(direct.status, 0)
+        XCTAssertTrue(direct.stderr.contains("crashed with SIGSEGV in lth4sa_plugin_entry") && direct.stderr.split(separator: "\n").count == 1, direct.stderr)
+    }
+
+    /// The conformance kit runs in a child process: a plugin that crashes or hangs fails the
+    /// check it was in; a crash during training names the plugin, the call and the block.
+    func testKitAndTrainingReportPluginCrashes() throws {
+        let segv = try build("Tests/Fixtures/plugins/crashing.c", "libsegv.so", flags: ["-DPROCESS_SEGV=1"])
+        let crashed = try run(["plugins", "check", segv])
+        XCTAssertNotEqual(crashed.status, 0)
+        XCTAssertTrue(crashed.stdout.contains("PASS  descriptor") && crashed.stdout.contains("FAIL  gradients (finite differences)")
+                      && crashed.stdout.contains("crashed the check's process with SIGSEGV"), crashed.stdout)
+        var environment = ProcessInfo.processInfo.environment
+        environment["LTH4SA_PLUGIN_CHECK_TIMEOUT"] = "2"
+        let hangs = try run(["plugins", "check", try build("Tests/Fixtures/plugins/crashing.c", "libhang.so", flags: ["-DCREATE_HANG"])],
+                            environment: environment)
+        XCTAssertNotEqual(hangs.status, 0)
+        XCTAssertTrue(hangs.stdout.contains("FAIL  gradients (finite differences)") && hangs.stdout.contains("no answer in 2 s"), hangs.stdout)
+        let later = try build("Tests/Fixtures/plugins/crashing.c", "libsegvlater.so", flags: ["-DPROCESS_SEGV=5"])
+        let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "16",
+                         "--val-per-class", "1", "--output", "run", "--sam", later])
+        XCTAssertNotEqual(t.status, 0)
+        XCTAssertTrue(t.stderr.contains("lth4sa: plugin crashing crashed with SIGSEGV in process at layer1.0; the checkpoints written so far are intact"),
+                      t.stderr)
+    }
+
     func testEveryFirstPartyPluginPassesTheConformanceKit() throws {
         for name in ["SE", "SGE", "DIA", "GC", "CBAM"] {
             let r = try run(["plugins", "check", repository.appendingPathComponent("plugins/lib\(name).so").path])
