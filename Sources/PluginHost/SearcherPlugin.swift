@@ -143,28 +143,37 @@ public final class SearcherPlugin: Searcher {
         "\(descriptor.id) \(descriptor.version) " + options.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
     }
 
-    /// Bytes after every buffer a plugin writes into: a plugin writing past what it was given
-    /// is caught (the bytes changed) instead of corrupting the host.
-    static let guardBytes = 64, guardValue: UInt8 = 0xA5
-
+    /// Schemes of `blocks` bytes each that the searcher proposes. The buffer is a
+    /// `GuardedBuffer` filled with 0xA5: every byte of the `count` schemes returned must be
+    /// written with 0 or 1, and nothing after them (a scheme of L - 1 or L + 1 bytes is refused
+    /// naming the searcher; a write far past the buffer ends the process naming it).
     public func ask() throws -> [[Bool]] {
         let capacity = 4096
-        var bits = [UInt8](repeating: 0, count: capacity * blocks + Self.guardBytes)
-        for i in (capacity * blocks)..<bits.count { bits[i] = Self.guardValue }
+        let buffer = try GuardedBuffer(count: capacity * blocks, plugin: id)
         var count: UInt32 = 0
         let box = context.takeUnretainedValue()
         box.hostError = nil
         do {
-            try checked(id, "ask") { err in bits.withUnsafeMutableBufferPointer { api.pointee.ask(handle, $0.baseAddress!, UInt32(capacity), &count, err) } }
+            try checked(id, "ask") { err in api.pointee.ask(handle, buffer.pointer, UInt32(capacity), &count, err) }
         } catch let e as LTHError {
             throw box.hostError.map { LTHError("\(e.message) (host: \($0))") } ?? e
         }
-        guard bits[(capacity * blocks)...].allSatisfy({ $0 == Self.guardValue }) else {
+        guard buffer.slackIntact else {
             throw LTHError("plugin \(id): ask wrote past the \(capacity) x \(blocks) bytes it was given")
         }
         guard count >= 1 && Int(count) <= capacity else { throw LTHError("plugin \(id): ask returned \(count) schemes (expected 1...\(capacity))") }
-        if let bad = bits.prefix(Int(count) * blocks).first(where: { $0 > 1 }) {
-            throw LTHError("plugin \(id): ask wrote the byte \(bad) into a scheme; every byte must be 0 or 1")
+        let bits = buffer.bytes, used = Int(count) * blocks
+        if let at = bits.prefix(used).firstIndex(where: { $0 > 1 }) {
+            let bad = bits[at]
+            guard bad == GuardedBuffer.fill else {
+                throw LTHError("plugin \(id): ask wrote the byte \(bad) into a scheme; every byte must be 0 or 1")
+            }
+            throw LTHError("plugin \(id): ask left byte \(at % blocks) of scheme \(at / blocks) unwritten; each of the \(count) scheme(s) it returned "
+                           + "must fill all \(blocks) bytes (one per block)")
+        }
+        if let at = bits[used...].firstIndex(where: { $0 != GuardedBuffer.fill }) {
+            throw LTHError("plugin \(id): ask returned \(count) scheme(s) of \(blocks) bytes but wrote byte \(at) (past the \(used) it returned); "
+                           + "a scheme must be exactly \(blocks) bytes, one per block")
         }
         lastCount = Int(count)
         return (0..<Int(count)).map { j in (0..<blocks).map { bits[j * blocks + $0] != 0 } }
@@ -195,12 +204,12 @@ public final class SearcherPlugin: Searcher {
             throw LTHError("plugin \(id): state_size reports \(reported) bytes, more than the \(Self.maxStateBytes) a searcher state may have")
         }
         let size = Int(reported)
-        var buffer = [UInt8](repeating: Self.guardValue, count: size + Self.guardBytes)
-        try checked(id, "save") { err in buffer.withUnsafeMutableBytes { api.pointee.save(handle, $0.baseAddress!, UInt64(size), err) } }
-        guard buffer[size...].allSatisfy({ $0 == Self.guardValue }) else {
+        let buffer = try GuardedBuffer(count: size, plugin: id)
+        try checked(id, "save") { err in api.pointee.save(handle, buffer.pointer, UInt64(size), err) }
+        guard buffer.slackIntact else {
             throw LTHError("plugin \(id): save wrote past the \(size) bytes state_size asked for")
         }
-        return Array(buffer.prefix(size))
+        return Array(buffer.bytes)
     }
 
     public func loadState(_ state: [UInt8]) throws {

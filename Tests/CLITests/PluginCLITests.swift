@@ -164,7 +164,9 @@ final class PluginCLITests: CLITestCase {
             XCTAssertTrue(r.stdout.contains("save and load resume exactly"), r.stdout)
         }
         for (flag, text) in [("-DBAD_BITS", "must be 0 or 1"), ("-DASK_OVERRUN", "wrote past"), ("-DHUGE_STATE", "state_size reports"),
-                             ("-DSAVE_OVERRUN", "save wrote past")] {
+                             ("-DSAVE_OVERRUN", "save wrote past"), ("-DSHORT_SCHEME", "left byte 5 of scheme 0 unwritten"),
+                             ("-DLONG_SCHEME", "wrote byte 6 (past the 6 it returned)"), ("-DWRONGLEN_MULTI", "wrote past the 4096 x 6 bytes"),
+                             ("-DFAR_OVERRUN", "crashed the check's process with SIGSEGV")] {
             let r = try run(["plugins", "check", try build("Tests/Fixtures/plugins/bad_searcher.c", "libbad\(flag).so", flags: [flag])])
             XCTAssertNotEqual(r.status, 0, flag)
             XCTAssertTrue(r.stdout.contains("FAIL") && r.stdout.contains(text), "\(flag): \(r.stdout)")
@@ -270,6 +272,14 @@ final class PipelineCLITests: CLITestCase {
         let s = try run(["search", "-o", "p", "--searcher", plugin("EAN"), "--steps", "15", "--resume"])
         XCTAssertEqual(s.status, 0, s.stderr)
         XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("p/search.jsonl"), encoding: .utf8).split(separator: "\n").count, 15)
+        // a searcher writing schemes of the wrong length is refused by name; one writing far
+        // past its buffer hits the guard page and is named before the process ends
+        let long = try Fixtures.compile("Tests/Fixtures/plugins/bad_searcher.c", flags: ["-DLONG_SCHEME"], into: dir)
+        try assertFails(["search", "-o", "p", "--searcher", long, "--steps", "3"], mentioning: "plugin badsearcher: ask returned 1 scheme(s) of 3 bytes but wrote byte 3")
+        let far = try Fixtures.compile("Tests/Fixtures/plugins/bad_searcher.c", flags: ["-DFAR_OVERRUN"], into: dir)
+        let crashed = try run(["search", "-o", "p", "--searcher", far, "--steps", "3"])
+        XCTAssertNotEqual(crashed.status, 0)
+        XCTAssertTrue(crashed.stderr.contains("lth4sa: plugin badsearcher crashed with SIGSEGV in ask"), crashed.stderr)
         // a run directory of another model
         try assertFails(["--sam", plugin("SE"), "--searcher", plugin("EAN"), "-o", "p", "--resume"] + tiny.dropLast(2) + ["--model", "resnet20"], mentioning: "resnet-basic-8")
     }

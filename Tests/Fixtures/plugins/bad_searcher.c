@@ -1,5 +1,7 @@
 /* A searcher that breaks the ask/save contracts, one way per build flag: bytes other than 0/1
- * (-DBAD_BITS), bytes past the buffer it was given (-DASK_OVERRUN), an absurd state size
+ * (-DBAD_BITS), bytes past the buffer it was given (-DASK_OVERRUN), a scheme one byte short
+ * (-DSHORT_SCHEME) or long (-DLONG_SCHEME), every scheme of the buffer one byte long
+ * (-DWRONGLEN_MULTI), a write megabytes past the buffer (-DFAR_OVERRUN), an absurd state size
  * (-DHUGE_STATE) or a save past its buffer (-DSAVE_OVERRUN). The host must refuse each. */
 #include <lth4sa/helpers.h>
 #include <stdlib.h>
@@ -28,6 +30,15 @@ static lth4sa_status_t bad_ask(void *i, uint8_t *bits, uint32_t capacity, uint32
     bits[0] = 2;
 #elif defined(ASK_OVERRUN)
     memset(bits, 1, (size_t)capacity * b->blocks + 3);
+#elif defined(SHORT_SCHEME)
+    memset(bits, 0xA5, b->blocks);
+    memset(bits, 0, b->blocks - 1);
+#elif defined(LONG_SCHEME)
+    memset(bits, 0, b->blocks + 1);
+#elif defined(WRONGLEN_MULTI)
+    memset(bits, 1, (size_t)capacity * (b->blocks + 1)); /* every scheme one byte too long */
+#elif defined(FAR_OVERRUN)
+    memset(bits, 1, (size_t)capacity * b->blocks * 4 + (1u << 21));
 #endif
     (void)capacity;
     *count = 1;
