@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "NN", "Tensor", "Data", "Checkpoint"]),
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "Models", "NN", "Tensor", "Data", "Search", "TestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport", "Checkpoint"]),
+        .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport", "Checkpoint", "Tensor"]),
     ],
     swiftLanguageModes: [.v5]
 )

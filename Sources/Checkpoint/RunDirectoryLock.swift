@@ -13,6 +13,7 @@ public final class RunDirectoryLock {
     /// holder's PID when another writer has it.
     public init(_ directory: URL) throws {
         self.directory = directory
+        created = !FileManager.default.fileExists(atPath: directory.path)
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             var p = directory
             while p.path != "/" {
@@ -30,15 +31,56 @@ public final class RunDirectoryLock {
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buffer, buffer.count, 0)
+            var info = stat()
+            let inode = fstat(fd, &info) == 0 ? UInt64(info.st_ino) : nil
             close(fd)
-            let holder = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            let recorded = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            // the kernel knows the holder; the file's PID may be a stale one from before it wrote its own
+            let holder = inode.flatMap(Self.flockHolder(inode:)).map(String.init) ?? recorded
             throw LTHError("run directory '\(directory.path)' is in use by process \(holder); wait for it to finish or choose another --output")
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)
         _ = pwrite(fd, pid, pid.count, 0)
         descriptor = fd
+        RunDirectoryLock.removeAbandonedTemporaries(in: directory)
     }
 
-    deinit { close(descriptor) }  // closing releases the lock
+    /// Whether this lock created the directory (then a command refused before writing anything
+    /// leaves no empty directory behind).
+    private let created: Bool
+
+    deinit {
+        // nothing but the lock file: the command was refused or wrote nothing; leave no trace
+        if created, (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) == [".lock"] {
+            try? FileManager.default.removeItem(at: directory)
+        }
+        close(descriptor)  // closing releases the lock
+    }
+
+    /// Removes the temporary files of atomic writes that a killed writer left in `directory`
+    /// and its subfolders (`.<name>.tmp-<pid>` of `SafeTensors.writeAtomically`, `.dat.nosync*`
+    /// of Foundation's atomic writes). Safe under the lock: no other writer is using them.
+    static func removeAbandonedTemporaries(in directory: URL) {
+        guard let walker = FileManager.default.enumerator(atPath: directory.path) else { return }
+        for case let relative as String in walker {
+            let name = (relative as NSString).lastPathComponent
+            guard (name.hasPrefix(".") && name.contains(".tmp-")) || name.hasPrefix(".dat.nosync") else { continue }
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(relative))
+        }
+    }
+
+    /// The PID holding a `flock` on the file with `inode`, from `/proc/locks` (Linux); nil
+    /// when it cannot be told.
+    static func flockHolder(inode: UInt64) -> Int32? {
+        guard let text = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            // "1: FLOCK  ADVISORY  WRITE 4242 08:01:123456 0 EOF"
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, fields[1] == "FLOCK", let pid = Int32(fields[4]),
+                  let file = fields[5].split(separator: ":").last, UInt64(file) == inode else { continue }
+            return pid
+        }
+        return nil
+    }
 }

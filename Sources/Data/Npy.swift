@@ -177,6 +177,15 @@ public struct NpyArray {
         data.append(contentsOf: [UInt8(len & 0xFF), UInt8(len >> 8)])
         data.append(header.data(using: .ascii)!)
         data.append(bytes)
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw LTHError("cannot write '\(path)': it is a folder; give a file path, e.g. '\(URL(fileURLWithPath: path).appendingPathComponent("logits.npy").path)'")
+        }
+        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            let why = !FileManager.default.fileExists(atPath: parent) ? "its folder '\(parent)' does not exist"
+                : access(parent, W_OK) != 0 ? "its folder '\(parent)' is not writable" : (fileErrorDescription(error) ?? "\(error)")
+            throw LTHError("cannot write '\(path)': \(why)")
+        }
     }
 }

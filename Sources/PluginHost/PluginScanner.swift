@@ -156,7 +156,8 @@ public enum PluginScanner {
 /// A child process run until it exits or stays silent for `timeout` seconds (no new line on
 /// its standard output; then it is killed), its standard output collected and each line told
 /// to `onLine` (on a reader thread) as it arrives. Standard error goes to `standardError`
-/// (default: discarded). Blocks the calling thread.
+/// (default: discarded). The child gets this process's environment without an MPI launcher's
+/// variables. Blocks the calling thread.
 public struct ChildRun {
     public enum Outcome: Equatable, Sendable { case exit(Int32), signal(Int32), timedOut }
     public let output: String
@@ -167,6 +168,10 @@ public struct ChildRun {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        // a helper of one rank is no rank itself: without the launcher's variables it does not join the job
+        process.environment = ProcessInfo.processInfo.environment.filter { key, _ in
+            !["OMPI_", "PMIX_", "PMI_"].contains { key.hasPrefix($0) }
+        }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = standardError

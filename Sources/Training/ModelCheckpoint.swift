@@ -37,9 +37,9 @@ public enum ModelCheckpoint {
         return meta
     }
 
-    /// Loads weights and buffers into `net`. Fails (leaving `net` unchanged) when the file is
-    /// for another model or class count, or a tensor is missing, has another shape or holds a
-    /// non-finite value.
+    /// Loads weights and buffers into `net`, strictly (as PyTorch's `strict=True`). Fails
+    /// (leaving `net` unchanged) when the file is for another model or class count, a tensor is
+    /// missing, has another shape or holds a non-finite value, or a tensor is left over.
     @discardableResult
     public static func load(_ net: ResNet, from path: String) throws -> [String: String] {
         let (tensors, meta) = try SafeTensors.read(path)
@@ -56,6 +56,12 @@ public enum ModelCheckpoint {
             if let bad = l.values.first(where: { !$0.isFinite }) {
                 throw LTHError("checkpoint '\(path)': tensor '\(name)' holds \(bad); a diverged run cannot be evaluated or resumed (use an earlier checkpoint)")
             }
+        }
+        let expected = Set(entries.map { $0.0 })
+        let extra = tensors.keys.filter { !expected.contains($0) }.sorted()
+        if let first = extra.first {
+            throw LTHError("checkpoint '\(path)' holds \(extra.count) tensor(s) that \(net.spec.name) with this SAM placement "
+                           + "does not have (first: '\(first)'); it belongs to another model or scheme, loading is strict")
         }
         for (name, t, _) in entries {
             let l = tensors[name]!

@@ -95,7 +95,17 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
 
     public static func decode(_ json: String) throws -> RunConfig {
-        do { return try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8)) } catch {
+        do { return try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8)) } catch let error as DecodingError {
+            let why: String
+            switch error {
+            case .dataCorrupted: why = "it is not JSON"
+            case .keyNotFound(let key, _): why = "it lacks '\(key.stringValue)'"
+            case .typeMismatch(_, let c), .valueNotFound(_, let c):
+                why = "'\(c.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type (\(c.debugDescription))"
+            @unknown default: why = "\(error)"
+            }
+            throw LTHError("run configuration is not readable: \(why)")
+        } catch {
             throw LTHError("run configuration is not readable: \(error)")
         }
     }

@@ -104,7 +104,10 @@ public final class Trainer {
             let exists = FileManager.default.fileExists(atPath: ckpt)
             if resume {
                 guard exists else { throw LTHError("--resume: no checkpoint in '\(d)' (expected \(ckpt))") }
-                let saved = try RunConfig.decode(try ModelCheckpoint.metadata(ckpt)["config"] ?? "")
+                guard let savedText = try ModelCheckpoint.metadata(ckpt)["config"] else {
+                    throw LTHError("--resume: checkpoint '\(ckpt)' has no run configuration in its metadata (not written by lth4sa's training); it cannot be resumed")
+                }
+                let saved = try RunConfig.decode(savedText)
                 if saved.model != config.model || saved.data != config.data {
                     throw LTHError("run directory '\(d)' is a run of \(saved.model) on \(saved.data), not \(config.model) on \(config.data)")
                 }
@@ -180,6 +183,8 @@ public final class Trainer {
                     default: return true
                     }
                 }
+            } else {  // a fresh run starts a fresh log (a run killed before its first checkpoint leaves one behind)
+                try? FileManager.default.removeItem(atPath: log)
             }
             metrics = try MetricsLog(path: log)
         }
@@ -344,7 +349,9 @@ public final class Trainer {
             precondition(pass.teacher.map { $0 < p } ?? true, "pass \(p)'s teacher \(pass.teacher!) does not come before it")
             let keepsTargets = passes.contains { $0.teacher == p }
             pass.select()
+            let statistics = groups > 1 ? GroupStatistics(net) : nil
             for g in 0..<groups {
+                statistics?.beginGroup()
                 let range = contiguousPart(g, of: groups, count: n)
                 let images: Tensor
                 if groups == 1 { images = batch.images } else {
@@ -353,6 +360,7 @@ public final class Trainer {
                     images.data.update(from: batch.images.data + range.lowerBound * per, count: range.count * per)
                 }
                 let logits = try net.forward(images, training: true)
+                statistics?.endGroup()
                 let out = self.loss(logits, Array(batch.labels[range]))
                 guard out.loss.isFinite else {
                     throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
@@ -366,8 +374,47 @@ public final class Trainer {
                 loss += out.loss * Double(range.count)
                 correct += Double(out.correct)
             }
+            statistics?.finish()
         }
         return (loss, correct, Double(n * passes.count))
+    }
+
+    /// Running statistics over batch-norm groups as data-parallel ranks keep them: every group
+    /// updates from the statistics before the pass, the results are averaged (what averaging
+    /// the ranks' statistics gives, the update being linear) and `num_batches_tracked` grows by
+    /// one per pass, so `--bn-groups G` in one process equals `mpirun -np G` in its running
+    /// statistics as well as its weights.
+    private final class GroupStatistics {
+        private let buffers: [Buffer]
+        private let before: [Tensor], sum: [Tensor]
+        private var groups = 0
+
+        init(_ net: Module) {
+            buffers = net.namedBuffers().map { $0.1 }
+            before = buffers.map { $0.tensor.clone() }
+            sum = buffers.map { Tensor($0.tensor.shape) }
+        }
+
+        /// Every buffer back to its value before the pass.
+        func beginGroup() {
+            if groups > 0 { for (b, t) in zip(buffers, before) { b.tensor.copy(from: t) } }
+        }
+
+        /// Adds this group's updated statistics to the sum.
+        func endGroup() {
+            for (b, s) in zip(buffers, sum) { s.add(b.tensor) }
+            groups += 1
+        }
+
+        /// The average over the groups (integers: the same count each group reached).
+        func finish() {
+            guard groups > 0 else { return }
+            let inverse = 1 / Float(groups)
+            for (b, s) in zip(buffers, sum) {
+                let t = b.tensor
+                for i in 0..<t.count { t.data[i] = b.integer ? (s.data[i] * inverse).rounded() : s.data[i] * inverse }
+            }
+        }
     }
 
     /// A teacher pass's softmax predictions for batch-norm group `group`, kept for the later

@@ -30,8 +30,8 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
     @OptionGroup var sizes: TrainingSizeOptions
-    @Option(help: "Warm-up steps (not timed).") var warmup: Int = 3
-    @Option(help: "Timed steps.") var steps: Int = 10
+    @Option(parsing: .unconditional, help: "Warm-up steps (not timed).") var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "Timed steps.") var steps: Int = 10
     @Flag(help: "Print time per operation kind.") var profile = false
     @Flag(help: "Supernet training: the SAM at every block, a random sub-network per step (needs --sam).") var supernet = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
@@ -96,8 +96,8 @@ struct BenchSAMTraining: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var samOptions: SAMOptions
     @OptionGroup var sizes: TrainingSizeOptions
-    @Option(help: "Warm-up steps of each network (the supernet takes at least 8: a block sets up each of its two states on first use).") var warmup: Int = 3
-    @Option(help: "Timed rounds (one step of each network per round).") var rounds: Int = 20
+    @Option(parsing: .unconditional, help: "Warm-up steps of each network (the supernet takes at least 8: a block sets up each of its two states on first use).") var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "Timed rounds (one step of each network per round).") var rounds: Int = 20
 
     func validate() throws {
         if samOptions.sam == nil { throw ValidationError("sam-training needs --sam (the SAM whose cost it measures)") }
@@ -149,10 +149,10 @@ struct BenchInfer: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "SAM plugin (path or id).") var sam: String
     @Option(name: .customLong("sam-opt"), help: "SAM option key=value (repeatable).") var samOptions: [String] = []
-    @Option(help: "Batch size.") var batch: Int = 50
-    @Option(help: "Classes of the classifier.") var classes: Int = 100
-    @Option(help: "Warm-up rounds (not timed).") var warmup: Int = 3
-    @Option(help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
+    @Option(parsing: .unconditional, help: "Batch size.") var batch: Int = 50
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 100
+    @Option(parsing: .unconditional, help: "Warm-up rounds (not timed).") var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
     @Flag(help: "Time eval-mode forward with separate batch-norm passes instead of the deployed network (BN folded into the convolutions).") var unfolded = false
     @Flag(help: "Print time per operation kind (all networks together).") var profile = false
 
@@ -200,8 +200,8 @@ struct BenchInfer: ParsableCommand {
 struct BenchGEMM: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "gemm", abstract: "What the cores compute at best: a large SGEMM's GFLOP/s.")
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: "Matrix size (square).") var size: Int = 2048
-    @Option(help: "Timed products.") var rounds: Int = 10
+    @Option(parsing: .unconditional, help: "Matrix size (square).") var size: Int = 2048
+    @Option(parsing: .unconditional, help: "Timed products.") var rounds: Int = 10
 
     func validate() throws {
         if size < 1 || size > 16384 { throw ValidationError("--size must be in 1...16384, got \(size)") }

@@ -16,17 +16,17 @@ struct CompareCommand: ParsableCommand {
     @Option(help: "Comma-separated searchers (ids or paths).") var searchers: String = "ean,random,ga,enas,darts,hsp,l1,gm"
     @Option(name: .customLong("searcher-opt"), help: "Option of one searcher as id:key=value, e.g. ga:population=10 (repeatable).")
     var searcherOptions: [String] = []
-    @Option(help: "Evaluation budget: schemes scored per searcher.") var budget: Int = 100
-    @Option(help: "Best schemes (by reward) of each searcher retrained from scratch.") var candidates: Int = 1
-    @Option(help: "Searches per searcher on the same supernet, with seeds --seed, --seed + 1, ...; each pick retrained, compared with Random's pick of the same search seed (paired).")
+    @Option(parsing: .unconditional, help: "Evaluation budget: schemes scored per searcher.") var budget: Int = 100
+    @Option(parsing: .unconditional, help: "Best schemes (by reward) of each searcher retrained from scratch.") var candidates: Int = 1
+    @Option(parsing: .unconditional, help: "Searches per searcher on the same supernet, with seeds --seed, --seed + 1, ...; each pick retrained, compared with Random's pick of the same search seed (paired).")
     var searchSeeds: Int = 1
-    @Option(help: "Enumerate the landscape for Top 5%? up to this many blocks (0 = never).") var landscapeMaxBlocks: Int = 12
-    @Option(help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
+    @Option(parsing: .unconditional, help: "Enumerate the landscape for Top 5%? up to this many blocks (0 = never).") var landscapeMaxBlocks: Int = 12
+    @Option(parsing: .unconditional, help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
     var margin: Double = TicketRule.defaultMargin
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(name: .shortAndLong, help: "Run directory (default runs/compare-<model>-<sam>-s<seed>).") var output: String?
+    @Option(name: .shortAndLong, help: "Run directory (default runs/compare-<model>-<sam>-s<seed>).", transform: runDirectoryPath) var output: String?
 
     var searcherList: [String] { searchers.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 

@@ -10,12 +10,12 @@ struct CorrelateCommand: ParsableCommand {
         commandName: "correlate", abstract: "Rank correlation of supernet scores with stand-alone accuracy (Kendall tau, Spearman rho, top-k).")
 
     @OptionGroup var study: StudyOptions
-    @Option(help: "Schemes drawn stratified by connection ratio (Full-SA and the original come on top).") var schemes: Int = 12
-    @Option(help: "Training mini-batches of the recalibrated scoring.") var bnRecalibrate: Int = 10
-    @Option(help: "k of the top-k overlap.") var topK: Int = 3
-    @Option(help: "Bootstrap resamples of the intervals.") var resamples: Int = 2000
+    @Option(parsing: .unconditional, help: "Schemes drawn stratified by connection ratio (Full-SA and the original come on top).") var schemes: Int = 12
+    @Option(parsing: .unconditional, help: "Training mini-batches of the recalibrated scoring.") var bnRecalibrate: Int = 10
+    @Option(parsing: .unconditional, help: "k of the top-k overlap.") var topK: Int = 3
+    @Option(parsing: .unconditional, help: "Bootstrap resamples of the intervals.") var resamples: Int = 2000
     @OptionGroup var runtime: RuntimeOptions
-    @Option(name: .shortAndLong, help: "Run directory (default runs/correlate-<model>-<sam>-s<seed>; a `run` directory reuses its supernet).")
+    @Option(name: .shortAndLong, help: "Run directory (default runs/correlate-<model>-<sam>-s<seed>; a `run` directory reuses its supernet).", transform: runDirectoryPath)
     var output: String?
 
     func validate() throws {

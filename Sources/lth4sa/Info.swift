@@ -1,4 +1,5 @@
 import ArgumentParser
+import Data
 import Experiments
 import Models
 import Training
@@ -7,11 +8,13 @@ import Training
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a model's layer table and parameter count.")
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "Classes of the classifier.") var classes: Int = 10
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 10
     @OptionGroup var samOptions: SAMOptions
 
     func run() throws {
-        guard classes >= 2 else { throw ValidationError("--classes must be at least 2, got \(classes)") }
+        guard classes >= 2 && classes <= DataSource.maxClasses else {
+            throw ValidationError("--classes must be in 2...\(DataSource.maxClasses), got \(classes)")
+        }
         let spec = try ModelSpec(modelOptions.model)
         let net = ResNet(spec, classes: classes, seed: 0)
         var config = RunConfig()

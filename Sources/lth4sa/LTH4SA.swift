@@ -120,11 +120,29 @@ final class Console: @unchecked Sendable {
 }
 
 /// Options every computing subcommand takes.
+/// `-o`/`--output`: refused when empty (it would write into the current folder) or longer
+/// than the system allows, with the reason (not "the parent is not writable" later).
+func runDirectoryPath(_ text: String) throws -> String {
+    guard !text.isEmpty else { throw ValidationError("an empty run directory would write into the current folder; give a folder name") }
+    let bytes = text.utf8.count, limit = Int(PATH_MAX) - 1
+    guard bytes <= limit else { throw ValidationError("the path has \(bytes) bytes; paths on this system have at most \(limit)") }
+    if let long = text.split(separator: "/").first(where: { $0.utf8.count > Int(NAME_MAX) }) {
+        throw ValidationError("the folder name '\(long.prefix(20))...' has \(long.utf8.count) bytes; names on this system have at most \(NAME_MAX)")
+    }
+    return text
+}
+
+/// `--seed`: a whole number 0...2^64-1, refused with the range otherwise.
+func parseSeed(_ text: String) throws -> UInt64 {
+    guard let seed = UInt64(text) else { throw ValidationError("a seed is a whole number in 0...\(UInt64.max)") }
+    return seed
+}
+
 struct RuntimeOptions: ParsableArguments {
-    @Option(help: "Threads for oneDNN and OpenBLAS (one shared pool); default: the cores other processes leave free (measured at start), or all cores divided among the ranks of an mpirun job on this machine.")
+    @Option(parsing: .unconditional, help: "Threads for oneDNN and OpenBLAS (one shared pool); default: the cores other processes leave free (measured at start), or all cores divided among the ranks of an mpirun job on this machine.")
     var threads: Int?
 
-    @Option(help: "Seed for initialisation, data order, augmentation and splits.")
+    @Option(parsing: .unconditional, help: "Seed for initialisation, data order, augmentation and splits.", transform: parseSeed)
     var seed: UInt64 = 0
 
     func validate() throws {

@@ -11,14 +11,14 @@ import Search
 struct LandscapeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "landscape", abstract: "Evaluate every scheme (or a sample per ratio) through a trained supernet: distribution, ranks, connection scores.")
-    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).") var output: String
+    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).", transform: runDirectoryPath) var output: String
     @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy"))
     var supernetSampling: SupernetSampling?
-    @Option(help: "Enumerate all 2^L schemes up to this many blocks; sample above it.") var maxEnumerate: Int = 16
-    @Option(help: "Random schemes per number of connected blocks when sampling.") var perRatio: Int = 50
+    @Option(parsing: .unconditional, help: "Enumerate all 2^L schemes up to this many blocks; sample above it.") var maxEnumerate: Int = 16
+    @Option(parsing: .unconditional, help: "Random schemes per number of connected blocks when sampling.") var perRatio: Int = 50
     @Option(help: "Scheme to rank and mark in the plot (repeatable).") var mark: [String] = []
-    @Option(help: "Share of the best (and worst) schemes in the Top set and the connection scores.") var fraction: Double = 0.05
-    @Option(help: "Evaluate only N schemes, evenly spaced through the sorted list (benchmarks).") var limit: Int?
+    @Option(parsing: .unconditional, help: "Share of the best (and worst) schemes in the Top set and the connection scores.") var fraction: Double = 0.05
+    @Option(parsing: .unconditional, help: "Evaluate only N schemes, evenly spaced through the sorted list (benchmarks).") var limit: Int?
     @Flag(help: "Evaluate every scheme from the stem (no prefix sharing; for benchmarks).") var noShare = false
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions

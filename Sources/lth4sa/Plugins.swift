@@ -59,7 +59,7 @@ struct PluginsScanFile: ParsableCommand {
 struct PluginsInfo: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Descriptor, options and parameter shapes of one plugin.")
     @Argument(help: "A plugin .so path or id.") var plugin: String
-    @Option(help: "Channel count for the parameter shapes.") var channels: Int = 64
+    @Option(parsing: .unconditional, help: "Channel count for the parameter shapes.") var channels: Int = 64
     @Option(name: .customLong("sam-opt"), help: "Option settings key=value.") var samOptions: [String] = []
 
     func run() throws {
@@ -87,7 +87,7 @@ struct PluginsCheck: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check", abstract: "Conformance checks for plugin authors (non-zero exit on failure).")
     @Argument(help: "A plugin .so path or id.") var plugin: String
     @Option(name: [.customLong("sam-opt"), .customLong("opt")], help: "Option settings key=value (of the SAM or searcher).") var samOptions: [String] = []
-    @Option(help: "Channel count to test with.") var channels: Int = 16
+    @Option(parsing: .unconditional, help: "Channel count to test with.") var channels: Int = 16
     @Option(help: "Also compare with reference dumps (a folder laid out as Tests/Fixtures/vectors/<case>; repeatable).") var reference: [String] = []
 
     @Flag(help: .hidden) var inProcess = false

@@ -20,23 +20,23 @@ struct Run: ParsableCommand {
     @Option(help: "Paper recipes: cifar100-resnet164 or cifar100-resnet38 (give --data cifar100:PATH).") var preset: PipelinePreset?
     @Option(help: "Model (default resnet-basic-14; presets set theirs).") var model: String?
     @Option(help: "Data (default synthetic-context:4000, the built-in benchmark; presets need cifar100:PATH).") var data: String?
-    @Option(help: "Supernet epochs.") var supernetEpochs: Int?
-    @Option(help: "Epochs of every network trained from scratch.") var epochs: Int?
-    @Option(help: "Search steps.") var searchSteps: Int?
-    @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
+    @Option(parsing: .unconditional, help: "Supernet epochs.") var supernetEpochs: Int?
+    @Option(parsing: .unconditional, help: "Epochs of every network trained from scratch.") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Search steps.") var searchSteps: Int?
+    @Option(parsing: .unconditional, help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
     @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks); default \(Recipe.builtInDefault(sam: "se").supernetSampling)).", valueName: "strategy"))
     var supernetSampling: SupernetSampling?
-    @Option(help: "Searched schemes retrained from scratch (default 1; presets 3).") var candidates: Int?
-    @Option(help: "Seeds of every retraining (candidates, Full-SA, original: the same seeds for all, compared pairwise); tables show mean ± sd (default 3; presets 1).") var seeds: Int?
-    @Option(help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
+    @Option(parsing: .unconditional, help: "Searched schemes retrained from scratch (default 1; presets 3).") var candidates: Int?
+    @Option(parsing: .unconditional, help: "Seeds of every retraining (candidates, Full-SA, original: the same seeds for all, compared pairwise); tables show mean ± sd (default 3; presets 1).") var seeds: Int?
+    @Option(parsing: .unconditional, help: "Validation images per class (the search's proxy data).") var valPerClass: Int?
     @Option(parsing: .unconditional, help: "Batch size (default 32; presets 128).") var batch: Int?
-    @Option(help: "Learning rate (default 0.2; presets 0.1).") var lr: Double?
-    @Option(help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
+    @Option(parsing: .unconditional, help: "Learning rate (default 0.2; presets 0.1).") var lr: Double?
+    @Option(parsing: .unconditional, help: "Non-inferiority margin of the ticket verdict, accuracy points: yes needs the 95% interval of (scheme - Full-SA) above -margin.")
     var margin: Double = TicketRule.defaultMargin
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(name: .shortAndLong, help: "Run directory (default runs/pipeline-<model>-<sam>-<searcher>-s<seed>).") var output: String?
+    @Option(name: .shortAndLong, help: "Run directory (default runs/pipeline-<model>-<sam>-<searcher>-s<seed>).", transform: runDirectoryPath) var output: String?
     @Flag(help: "Continue the run in --output where it stopped.") var resume = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
 

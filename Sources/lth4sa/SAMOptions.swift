@@ -49,16 +49,16 @@ struct StudyOptions: ParsableArguments {
     @Option(help: "full-sa or full-share supernet.") var attach: AttachMode = .fullSA
     @Option(help: "Model (default resnet-basic-14).") var model: String?
     @Option(help: "Data (default synthetic-context:4000, the built-in benchmark).") var data: String?
-    @Option(help: "Supernet epochs (default 10).") var supernetEpochs: Int?
-    @Option(help: "Epochs of every network trained from scratch (default 5).") var epochs: Int?
-    @Option(help: "Seeds of every network trained from scratch (seed, seed + 1, ...: the same for all, compared pairwise); tables show mean ± sd (default 3).")
+    @Option(parsing: .unconditional, help: "Supernet epochs (default 10).") var supernetEpochs: Int?
+    @Option(parsing: .unconditional, help: "Epochs of every network trained from scratch (default 5).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "Seeds of every network trained from scratch (seed, seed + 1, ...: the same for all, compared pairwise); tables show mean ± sd (default 3).")
     var seeds: Int?
-    @Option(help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
+    @Option(parsing: .unconditional, help: "Retaining probability of the supernet's SAMs per mini-batch.") var keepProb: Double = 0.5
     @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks); default \(Recipe.builtInDefault(sam: "se").supernetSampling)). `correlate` takes a comma-separated list.", valueName: "strategy"))
     var supernetSampling: SupernetSamplings?
-    @Option(help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
-    @Option(help: "Batch size (default 32).") var batch: Int?
-    @Option(help: "Learning rate (default 0.2).") var lr: Double?
+    @Option(parsing: .unconditional, help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
+    @Option(parsing: .unconditional, help: "Batch size (default 32).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Learning rate (default 0.2).") var lr: Double?
     @OptionGroup var finiteChecks: FiniteCheckOptions
 
     func validate() throws {

@@ -9,12 +9,12 @@ import Tensor
 /// `lth4sa search`: the search phase on a run directory holding a trained supernet.
 struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Search connection schemes through a trained supernet (run directory of `lth4sa run`).")
-    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).") var output: String
+    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).", transform: runDirectoryPath) var output: String
     @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy"))
     var supernetSampling: SupernetSampling?
     @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
     @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
-    @Option(help: "Search steps (the evaluation budget).") var steps: Int = 100
+    @Option(parsing: .unconditional, help: "Search steps (the evaluation budget).") var steps: Int = 100
     @OptionGroup var reward: RewardOptions
     @OptionGroup var scoring: ScoringOptions
     @Flag(help: "Continue a stopped search from its checkpoint.") var resume = false
@@ -41,7 +41,7 @@ struct SearchCommand: ParsableCommand {
 
 /// How sub-networks are scored through the supernet.
 struct ScoringOptions: ParsableArguments {
-    @Option(help: "Re-estimate each scheme's BN statistics on N training mini-batches (at most those the training split holds) before scoring it (0 = the supernet's own statistics, the paper's setting; default \(Recipe.builtInScoring.bnRecalibrate), with --preset 0).")
+    @Option(parsing: .unconditional, help: "Re-estimate each scheme's BN statistics on N training mini-batches (at most those the training split holds) before scoring it (0 = the supernet's own statistics, the paper's setting; default \(Recipe.builtInScoring.bnRecalibrate), with --preset 0).")
     var bnRecalibrate: Int?
     @Option(help: ArgumentHelp("What the reward's accuracy term measures: accuracy (the paper's) or likelihood (100 exp(-validation cross-entropy)); default \(Recipe.builtInScoring.score), with --preset accuracy.", valueName: "score"))
     var score: SchemeScore?

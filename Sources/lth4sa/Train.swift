@@ -26,9 +26,9 @@ struct TrainingOptions: ParsableArguments {
     @Flag(help: "No horizontal flips.") var noFlip = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
     @Option(parsing: .unconditional, help: "Batch-norm statistics over N equal groups of each mini-batch (what N data-parallel ranks compute; reproduces an `mpirun -np N` run in one process).") var bnGroups = 1
-    @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).") var output: String?
+    @Option(name: .shortAndLong, help: "Run directory (default: runs/<model>-<data>-s<seed>).", transform: runDirectoryPath) var output: String?
     @Flag(help: "Continue the run in --output from its last checkpoint.") var resume = false
-    @Option(help: "Stop after N training steps of this session, with a checkpoint (continue with --resume).") var stopAfterSteps: Int?
+    @Option(parsing: .unconditional, help: "Stop after N training steps of this session, with a checkpoint (continue with --resume).") var stopAfterSteps: Int?
 
     var config: RunConfig {
         var c = RunConfig()
@@ -60,6 +60,7 @@ struct TrainingOptions: ParsableArguments {
     func validate() throws {
         do { try config.validate() } catch let e as LTHError { throw ValidationError(e.message) }
         if let n = stopAfterSteps, n < 1 { throw ValidationError("--stop-after-steps must be at least 1, got \(n)") }
+        if bnGroups < 1 { throw ValidationError("--bn-groups must be at least 1 (1 = whole-batch statistics), got \(bnGroups)") }
     }
 
     /// Trains with `trainer` (already configured) through the library, printing what it does.
@@ -103,7 +104,7 @@ struct SupernetCommand: ParsableCommand {
 struct SupernetTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Pre-train the supernet with random schemes per mini-batch.")
     @OptionGroup var options: TrainingOptions
-    @Option(help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
+    @Option(parsing: .unconditional, help: "Retaining probability p of each block's SAM per mini-batch.") var keepProb: Double = 0.5
     @Option(help: ArgumentHelp("How every supernet mini-batch trains: bernoulli (one scheme d ~ Bernoulli(p)^L, the paper), sandwich (Full-SA, original and d), fair (d and 1 - d), distill (Full-SA teaches d), fewshot (correlate only: a supernet per setting of the first 2 blocks).", valueName: "strategy"))
     var supernetSampling: SupernetSampling = .bernoulli
     @Option(help: "With --supernet-sampling fewshot: the fixed values of the leading blocks of this split (e.g. 01).") var supernetSplit: String?

@@ -1,4 +1,6 @@
+import Checkpoint
 import Foundation
+import Tensor
 import XCTest
 
 /// Helpers for end-to-end tests of the `lth4sa` executable (no tests of its own).
@@ -89,6 +91,45 @@ final class CLITests: CLITestCase {
         try assertFails(["train", "--model", "resnet-basic-99999999998"], mentioning: "beyond the supported")
         try Data("a file".utf8).write(to: dir.appendingPathComponent("afile"))
         try assertFails(["train", "--epochs", "1", "-o", "afile/run"], mentioning: "is a file, not a folder")
+        // negative numbers reach the range checks; limits are named
+        try assertFails(["train", "--seed", "-1"], mentioning: "a seed is a whole number in 0...")
+        try assertFails(["train", "--threads", "-1"], mentioning: "got -1")
+        try assertFails(["train", "--stop-after-steps", "-1"], mentioning: "--stop-after-steps must be at least 1, got -1")
+        try assertFails(["train", "--bn-groups", "0"], mentioning: "--bn-groups must be at least 1")
+        try assertFails(["landscape", "-o", "x", "--per-ratio", "-5"], mentioning: "got -5")
+        try assertFails(["search", "-o", "x", "--bn-recalibrate", "-1"], mentioning: "got -1")
+        try assertFails(["info", "--classes", "1000000000"], mentioning: "--classes must be in 2...100000")
+        try assertFails(["train", "-o", ""], mentioning: "an empty run directory would write into the current folder")
+        try assertFails(["train", "-o", String(repeating: "a", count: 5000)], mentioning: "paths on this system have at most")
+        // a command refused after taking its run directory leaves no empty directory behind
+        try assertFails(["train", "--data", "cifar10:/does/not/exist", "--output", "refused"], mentioning: "/does/not/exist")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("refused").path))
+    }
+
+    /// A fresh run over the remains of one killed before its first checkpoint starts a fresh
+    /// log; a resumed run removes the temporary files of writes a kill interrupted; a folder as
+    /// the logits file and a checkpoint without a run configuration are clear errors.
+    func testRemainsOfKilledRunsAreCleanedUp() throws {
+        let run = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try Data("{\"kind\":\"epoch\",\"epoch\":1,\"stale\":true}\n".utf8).write(to: run.appendingPathComponent("metrics.jsonl"))
+        let args = ["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--batch", "32", "--val-per-class", "2", "--output", "run"]
+        XCTAssertEqual(try self.run(args + ["--epochs", "1"]).status, 0)
+        let log = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        XCTAssertFalse(log.contains("stale"), log)
+        XCTAssertEqual(log.components(separatedBy: "\"kind\":\"epoch\"").count, 2, "epoch 1 recorded once: \(log)")
+        for leftover in [".checkpoint.safetensors.tmp-99999", ".dat.nosyncAB12"] {
+            try Data("partial".utf8).write(to: run.appendingPathComponent(leftover))
+        }
+        let resumed = try self.run(args + ["--epochs", "2", "--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let left = try FileManager.default.contentsOfDirectory(atPath: run.path).filter { $0.contains(".tmp-") || $0.contains("nosync") }
+        XCTAssertEqual(left, [])
+        try assertFails(["eval", "--checkpoint", "run", "--save-logits", "run"], mentioning: "it is a folder; give a file path")
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("bare"), withIntermediateDirectories: true)
+        try SafeTensors.write([SafeTensors.Entry("w", Tensor([2]))], metadata: [:], to: dir.appendingPathComponent("bare/checkpoint.safetensors").path)
+        try assertFails(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--output", "bare", "--resume"],
+                        mentioning: "has no run configuration in its metadata")
     }
 
     /// Two processes on one run directory: the second is refused with the first one's PID.

@@ -28,7 +28,7 @@ final class MPITests: CLITestCase {
     }
 
     /// Largest |a - b| of any parameter over the network's largest |b| (running statistics and
-    /// counters skipped: the ranks average theirs, one process updates once per group), and
+    /// counters compared on their own, `worstStatisticsDifference`), and
     /// the tensor where it occurs. Relative to the network's scale, not each tensor's: a BN
     /// bias gradient is a sum that cancels to ~0, so its own scale says nothing about rounding.
     func worstParameterDifference(_ a: String, _ b: String) throws -> (name: String, relative: Float) {
@@ -42,6 +42,21 @@ final class MPITests: CLITestCase {
             guard let u = x[name]?.values, let v = y[name]?.values else { continue }
             let d = zip(u, v).map { abs($0 - $1) }.max() ?? 0
             if d / scale > worst.1 { worst = (name, d / scale) }
+        }
+        return worst
+    }
+
+    /// Largest |a - b| / max |b| over each running statistic (the groups of one process are
+    /// averaged as the ranks' are); `num_batches_tracked` must be equal.
+    func worstStatisticsDifference(_ a: String, _ b: String) throws -> (name: String, relative: Float) {
+        let x = try SafeTensors.read(dir.appendingPathComponent(a).path).tensors
+        let y = try SafeTensors.read(dir.appendingPathComponent(b).path).tensors
+        var worst: (String, Float) = ("", 0)
+        for name in x.keys where name.contains("running_") || name.contains("num_batches") {
+            guard let u = x[name]?.values, let v = y[name]?.values else { XCTFail("\(name) missing"); continue }
+            if name.contains("num_batches") { XCTAssertEqual(u, v, name); continue }
+            let d = (zip(u, v).map { abs($0 - $1) }.max() ?? 0) / max(v.map(abs).max() ?? 1, 1e-6)
+            if d > worst.1 { worst = (name, d) }
         }
         return worst
     }
@@ -63,6 +78,8 @@ final class MPITests: CLITestCase {
         XCTAssertEqual(one.status, 0, one.stderr)
         let worst = try worstParameterDifference("two/checkpoint.safetensors", "one/checkpoint.safetensors")
         XCTAssertLessThan(worst.relative, 1e-5, "largest difference in \(worst.name)")
+        let statistics = try worstStatisticsDifference("two/checkpoint.safetensors", "one/checkpoint.safetensors")
+        XCTAssertLessThan(statistics.relative, 1e-5, "running statistics: largest difference in \(statistics.name)")
         let config = try String(contentsOf: dir.appendingPathComponent("two/config.json"), encoding: .utf8)
         XCTAssertTrue(config.contains("\"worldSize\":2") && config.contains("\"bnGroups\":2"), config)
         let log = try String(contentsOf: dir.appendingPathComponent("two/metrics.jsonl"), encoding: .utf8)
@@ -80,6 +97,8 @@ final class MPITests: CLITestCase {
         XCTAssertEqual(try run(args + ["--epochs", "2", "--bn-groups", "2", "--output", "single"]).status, 0)
         let worst = try worstParameterDifference("mixed/checkpoint.safetensors", "single/checkpoint.safetensors")
         XCTAssertLessThan(worst.relative, 1e-5, "largest difference in \(worst.name)")
+        let statistics = try worstStatisticsDifference("mixed/checkpoint.safetensors", "single/checkpoint.safetensors")
+        XCTAssertLessThan(statistics.relative, 1e-5, "running statistics: largest difference in \(statistics.name)")
     }
 
     /// The landscape split over two ranks (each scores its half of every chunk of schemes on

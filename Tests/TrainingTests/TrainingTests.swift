@@ -24,6 +24,11 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)) { error in
             XCTAssertTrue("\(error)".contains("in use by process \(getpid())"), "\(error)")
         }
+        // the holder is named from the kernel's lock table, not from a stale PID in the file
+        try Data("99999\n".utf8).write(to: dir.appendingPathComponent(".lock"))
+        XCTAssertThrowsError(try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path)) { error in
+            XCTAssertTrue("\(error)".contains("in use by process \(getpid())"), "\(error)")
+        }
         first = nil
         XCTAssertNoThrow(try Trainer(config: smallConfig(epochs: 1), runDirectory: dir.path))
     }
@@ -80,6 +85,22 @@ final class TrainingTests: XCTestCase {
         }
         let moreClasses = ResNet(try ModelSpec("resnet-basic-8"), classes: 7, seed: 0)
         XCTAssertThrowsError(try ModelCheckpoint.load(moreClasses, from: t.checkpointPath!))
+    }
+
+    /// Loading is strict: resnet20's tensors under metadata that names resnet-basic-14 (whose
+    /// tensors are a subset of resnet20's) are refused for the tensors left over.
+    func testCheckpointWithTensorsLeftOverIsRefused() throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("relabelled.safetensors").path
+        let resnet20 = ResNet(try ModelSpec("resnet20"), classes: 10, seed: 0)
+        let entries = resnet20.stateEntries().map { SafeTensors.Entry($0.0, $0.1, integer: $0.2) }
+        try SafeTensors.write(entries, metadata: [ModelCheckpoint.modelKey: "resnet-basic-14", ModelCheckpoint.classesKey: "10"], to: path)
+        let small = ResNet(try ModelSpec("resnet-basic-14"), classes: 10, seed: 0)
+        let before = small.stateEntries().map { $0.1.clone() }
+        XCTAssertThrowsError(try ModelCheckpoint.load(small, from: path)) {
+            XCTAssertTrue("\($0)".contains("tensor(s) that resnet-basic-14") && "\($0)".contains("'layer1.2."), "\($0)")
+        }
+        for (t, b) in zip(small.stateEntries().map { $0.1 }, before) { XCTAssertEqual(t.maxAbsDiff(b), 0, "unchanged after the refusal") }
     }
 
     func testCorruptCheckpointsGiveClearErrors() throws {
