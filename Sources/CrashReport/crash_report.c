@@ -4,11 +4,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The recorded calls of this thread, innermost last (a handler reads them on the crashing
- * thread). Nesting happens when a searcher's callback into the host runs a SAM plugin. */
+/* The recorded calls, innermost last. Process-wide, not per thread: the host calls plugins
+ * from one thread at a time, and a plugin's work may run on pool threads (`parallel_for`), so
+ * a crash on any thread during a call belongs to that call. Nesting happens when a searcher's
+ * callback into the host runs a SAM plugin. */
 #define MAX_DEPTH 8
-static __thread struct { const char *plugin, *function, *site; } calls[MAX_DEPTH];
-static __thread int depth;
+static struct { const char *plugin, *function, *site; } calls[MAX_DEPTH];
+static volatile int depth;
 static char crash_note[256];
 
 void lth4sa_crash_enter(const char *plugin, const char *function, const char *site) {

@@ -3,16 +3,18 @@
  * the handler once. The library only records; installing is the program's decision. */
 #pragma once
 
-/** Records that a call into `plugin`'s `function` at `site` (may be "") starts on this thread.
- *  The strings are borrowed until the matching `lth4sa_crash_leave`. Calls nest; cheap (three
- *  stores). Thread-safe: the record is per thread. */
+/** Records that a call into `plugin`'s `function` at `site` (may be "") starts. The strings
+ *  are borrowed until the matching `lth4sa_crash_leave`. Calls nest; cheap (three stores).
+ *  Process-wide: call from the one thread that calls plugins (the host's design); a crash on
+ *  any thread while a call is recorded (e.g. on a pool thread running the plugin's
+ *  `parallel_for`) is reported as that call's. */
 void lth4sa_crash_enter(const char *plugin, const char *function, const char *site);
 
-/** Ends the innermost call recorded by `lth4sa_crash_enter` on this thread. */
+/** Ends the innermost call recorded by `lth4sa_crash_enter`. */
 void lth4sa_crash_leave(void);
 
 /** Installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT that, when the signal
- *  arrives on a thread inside a recorded plugin call, write one line to stderr
+ *  arrives during a recorded plugin call (on any thread), write one line to stderr
  *  ("lth4sa: plugin P crashed with SIGSEGV in FUNCTION at SITE; NOTE") and then let the
  *  signal end the process as it would have. `note` is copied (at most 255 bytes). Call once,
  *  from the main thread, before plugins run. Returns 0, or -1 when sigaction failed. */
