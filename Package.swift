@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "Cluster", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "CrashReport",
+                "Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "CrashReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

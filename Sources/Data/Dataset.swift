@@ -92,12 +92,12 @@ public struct DataSource: Sendable {
     /// Loads `synthetic`, `synthetic-context`, `cifar10:PATH`, `cifar100:PATH` or `npy:DIR`.
     public static func load(_ spec: String, seed: UInt64 = 0) throws -> DataSource {
         for (name, make) in [("synthetic", SyntheticShapes.make), ("synthetic-context", SyntheticContext.make)] {
-            if spec == name { return make(seed, 10_000, 2_000) }
+            if spec == name { return try make(seed, 10_000, 2_000) }
             if spec.hasPrefix(name + ":") {
                 guard let n = Int(spec.dropFirst(name.count + 1)), n >= 20, n <= maxSyntheticImages else {
                     throw LTHError("data '\(spec)': expected \(name):N with 20 <= N <= \(maxSyntheticImages) training images")
                 }
-                return make(seed, n, max(n / 5, 20))
+                return try make(seed, n, max(n / 5, 20))
             }
         }
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)

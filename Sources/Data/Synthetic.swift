@@ -14,15 +14,15 @@ public enum SyntheticShapes {
                                     "checkered disk", "checkered square"]
     public static let side = 32
 
-    public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) -> DataSource {
-        let train = generate(count: trainCount, seed: seed &* 2 &+ 1)
-        let test = generate(count: testCount, seed: seed &* 2 &+ 2)
+    public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) throws -> DataSource {
+        let train = try generate(count: trainCount, seed: seed &* 2 &+ 1)
+        let test = try generate(count: testCount, seed: seed &* 2 &+ 2)
         return DataSource(name: "synthetic", train: train, test: test)
     }
 
     /// `count` images with balanced labels (i mod 10), deterministic in `seed`.
-    public static func generate(count: Int, seed: UInt64) -> ImageDataset {
-        generate(count: count, seed: seed, classes: 10, side: side) { out, label, rng in draw(into: out, label: label, rng: &rng) }
+    public static func generate(count: Int, seed: UInt64) throws -> ImageDataset {
+        try generate(count: count, seed: seed, classes: 10, side: side) { out, label, rng in draw(into: out, label: label, rng: &rng) }
     }
 
     /// The seed of image `index` of a set generated with `seed`: images are independent.
@@ -31,7 +31,7 @@ public enum SyntheticShapes {
     /// `count` side x side RGB images, image i of class i mod `classes`, each drawn by `draw`
     /// from its own generator (`imageSeed`), in parallel.
     static func generate(count: Int, seed: UInt64, classes: Int, side: Int,
-                         draw: @Sendable (UnsafeMutablePointer<UInt8>, Int, inout RNG) -> Void) -> ImageDataset {
+                         draw: @Sendable (UnsafeMutablePointer<UInt8>, Int, inout RNG) -> Void) throws -> ImageDataset {
         let size = side * side * 3
         var pixels = [UInt8](repeating: 0, count: count * size)
         let workers = max(1, min(count, 8))
@@ -45,7 +45,7 @@ public enum SyntheticShapes {
             }
         }
         let labels = (0..<count).map { Int32($0 % classes) }
-        return try! ImageDataset(pixels: .bytes(pixels), labels: labels, height: side, width: side, channels: 3, classes: classes)
+        return try ImageDataset(pixels: .bytes(pixels), labels: labels, height: side, width: side, channels: 3, classes: classes)
     }
 
     static func randomColour(_ rng: inout RNG) -> (Float, Float, Float) {

@@ -21,9 +21,9 @@ public enum SyntheticContext {
     /// Width of the cue frame in pixels.
     public static let frame = 3
 
-    public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) -> DataSource {
-        let train = generate(count: trainCount, seed: seed &* 2 &+ 1)
-        let test = generate(count: testCount, seed: seed &* 2 &+ 2)
+    public static func make(seed: UInt64, trainCount: Int = 10_000, testCount: Int = 2_000) throws -> DataSource {
+        let train = try generate(count: trainCount, seed: seed &* 2 &+ 1)
+        let test = try generate(count: testCount, seed: seed &* 2 &+ 2)
         return DataSource(name: "synthetic-context", train: train, test: test)
     }
 
@@ -51,8 +51,8 @@ public enum SyntheticContext {
     }
 
     /// `count` images with balanced labels (i mod 10), deterministic in `seed`.
-    public static func generate(count: Int, seed: UInt64) -> ImageDataset {
-        SyntheticShapes.generate(count: count, seed: seed, classes: hueCount, side: side) { out, label, rng in
+    public static func generate(count: Int, seed: UInt64) throws -> ImageDataset {
+        try SyntheticShapes.generate(count: count, seed: seed, classes: hueCount, side: side) { out, label, rng in
             draw(scene(label: label, rng: &rng), into: out, rng: &rng)
         }
     }

@@ -14,13 +14,10 @@ public enum SAMAttachment {
         guard let spec = config.sam else { return [:] }
         let plugin = try SAMPlugin(spec, settings: config.samOptions)
         let stages = net.spec.blocksPerStage
-        let scheme = try config.scheme.map { try Scheme(parsing: $0, stageSizes: stages) } ?? .all(true, stageSizes: stages)
-        guard let mode = AttachMode(rawValue: config.attach) else {
-            throw LTHError("attach mode '\(config.attach)' unknown; expected \(AttachMode.allCases.map(\.rawValue).joined(separator: " or "))")
-        }
-        try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: config.seed)
+        let scheme = try config.scheme?.fitted(to: stages) ?? .all(true, stageSizes: stages)
+        try SAMAttacher.attach(plugin, to: net, mode: config.attach, scheme: scheme, seed: config.seed)
         return ["sam.id": plugin.id, "sam.version": plugin.descriptor.version, "sam.options": plugin.optionsText,
-                "sam.attach": config.attach, "scheme": scheme.description]
+                "sam.attach": config.attach.rawValue, "scheme": scheme.description]
     }
 
     /// The form a plugin spec is recorded in: paths absolute (so a checkpoint resolves its
@@ -34,7 +31,7 @@ public enum SAMAttachment {
         var c = RunConfig()
         c.sam = recorded(sam)
         c.samOptions = samOptions
-        c.attach = attach.rawValue
+        c.attach = attach
         c.seed = seed
         c.batch = batch
         return c

@@ -57,7 +57,7 @@ public enum InferenceTiming {
         for s in schemes {
             let net = ResNet(try ModelSpec(config.model), classes: classes, seed: 0)
             var c = config
-            c.scheme = s.description
+            c.scheme = s
             c.keepProb = nil
             _ = try SAMAttachment.attach(c, to: net)
             nets.append(net)

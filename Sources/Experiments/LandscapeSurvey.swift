@@ -46,7 +46,7 @@ public enum LandscapeSurvey {
     public struct Report: Codable, Sendable {
         public let model: String
         public let sam: String
-        public let attach: String
+        public let attach: AttachMode
         public let stages: [Int]
         public let validationImages: Int
         public let enumerated: Bool

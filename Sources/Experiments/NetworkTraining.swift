@@ -11,7 +11,7 @@ public struct TrainingSummary: Codable, Equatable, Sendable {
     public var data: String
     public var epochs: Int
     /// The connection scheme trained (nil: no SAM, or a supernet).
-    public var scheme: String?
+    public var scheme: Scheme?
     public var parameters: Int
     public var testAccuracy: Double
     public var testLoss: Double

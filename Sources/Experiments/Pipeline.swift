@@ -45,8 +45,8 @@ public enum Pipeline {
                 c.lr = 0.1; c.weightDecay = 1e-4; c.valPerClass = 100
                 let epochs: (supernet: Int, network: Int)
                 switch preset {
-                case .cifar100ResNet164: c.model = "resnet164"; c.schedule = "step:81,122"; epochs = (150, 164)
-                case .cifar100ResNet38: c.model = "resnet38"; c.schedule = "cosine"; c.cropPadding = 0; epochs = (150, 100)
+                case .cifar100ResNet164: c.model = "resnet164"; c.schedule = .step(milestones: [81, 122]); epochs = (150, 164)
+                case .cifar100ResNet38: c.model = "resnet38"; c.schedule = .cosine; c.cropPadding = 0; epochs = (150, 100)
                 }
                 steps = 1000
                 recipe = Recipe(base: c)
@@ -69,7 +69,7 @@ public enum Pipeline {
             public let id: String
             public let path: String
             public let options: [String]
-            public let attach: String
+            public let attach: AttachMode
         }
         public let scheme: String
         public let bits: [Int]
@@ -173,7 +173,8 @@ public enum Pipeline {
             try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: supernetTrainer.source.train.classes, margin: settings.margin)
         }
         let chosen = chooseTicket(rows)
-        let ticket = Ticket(scheme: chosen.scheme, bits: chosen.scheme.filter { $0 != "-" }.map { $0 == "1" ? 1 : 0 }, stages: stages,
+        let chosenScheme = try Scheme(parsing: chosen.scheme, stageSizes: stages)
+        let ticket = Ticket(scheme: chosen.scheme, bits: chosenScheme.bits.map { $0 ? 1 : 0 }, stages: stages,
                             sam: .init(id: samId, path: base.sam ?? "", options: base.samOptions, attach: base.attach), model: base.model, data: base.data,
                             selectedBy: "validation accuracy", measured: chosen, fullSa: rows[1], original: rows[0])
         let allTrained = entries.flatMap(\.trained)

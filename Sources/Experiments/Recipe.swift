@@ -63,7 +63,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public func network(_ scheme: Scheme) -> RunConfig {
         var c = base
         c.epochs = epochs
-        c.scheme = scheme.description
+        c.scheme = scheme
         return c
     }
 }

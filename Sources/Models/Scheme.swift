@@ -3,7 +3,7 @@ import Tensor
 
 /// A connection scheme d in {0,1}^L: block l carries its SAM iff bit l is 1 (block 0 first).
 /// Written as a bit string, optionally with `-` between stages (`0110-1010-0001`).
-public struct Scheme: Hashable, Sendable, CustomStringConvertible {
+public struct Scheme: Hashable, Sendable, CustomStringConvertible, Codable {
     public let bits: [Bool]
     public let stageSizes: [Int]
 
@@ -40,6 +40,35 @@ public struct Scheme: Hashable, Sendable, CustomStringConvertible {
         self.stageSizes = stageSizes
     }
 
+    /// Parses `text` without a model: the stages are the `-`-separated groups (one stage when
+    /// there is no `-`). `fitted(to:)` matches it to a model's stages.
+    public init(unfitted text: String) throws {
+        guard !text.isEmpty, text.allSatisfy({ "01-".contains($0) }) else {
+            throw LTHError("scheme '\(text)' must be bits 0/1, stages optionally separated by '-' (e.g. 0110-1010-0001)")
+        }
+        let groups = text.components(separatedBy: "-").map(\.count)
+        guard !groups.contains(0) else { throw LTHError("scheme '\(text)' has an empty stage between its '-'") }
+        try self.init(parsing: text, stageSizes: groups)
+    }
+
+    /// This scheme for a model with `stageSizes` blocks per stage: the same bits, checked as
+    /// `init(parsing:stageSizes:)` checks a text (a scheme written without `-` fits any stages
+    /// of its length).
+    public func fitted(to stageSizes: [Int]) throws -> Scheme {
+        if stageSizes == self.stageSizes { return self }
+        return try Scheme(parsing: description, stageSizes: stageSizes)
+    }
+
+    /// Encoded as its text (`0110-1010-0001`), as run files have always held it.
+    public init(from decoder: Decoder) throws {
+        try self.init(unfitted: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+
     /// `0110-1010-0001`
     public var description: String {
         var out = "", i = 0
@@ -59,4 +88,12 @@ public struct Scheme: Hashable, Sendable, CustomStringConvertible {
         for (s, n) in stageSizes.enumerated() { for b in 0..<n { out.append((s, b, i)); i += 1 } }
         return out
     }
+}
+
+/// How SAM instances are laid over the blocks.
+public enum AttachMode: String, CaseIterable, Codable, Sendable {
+    /// One instance per connected block (Full-SA when every bit is 1).
+    case fullSA = "full-sa"
+    /// One instance per stage, shared by the stage's connected blocks (Full-Share).
+    case fullShare = "full-share"
 }

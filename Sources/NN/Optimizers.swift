@@ -3,6 +3,11 @@ import Tensor
 
 /// An optimizer updates parameters from their gradients (PyTorch semantics) and exposes its
 /// state as named tensors so checkpoints can save and restore it.
+/// Which optimizer a run uses (written `sgd` / `adam` in run files).
+public enum OptimizerKind: String, CaseIterable, Codable, Sendable {
+    case sgd, adam
+}
+
 public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     /// Number of `step()` calls so far.

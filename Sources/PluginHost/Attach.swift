@@ -3,14 +3,6 @@ import Models
 import NN
 import Tensor
 
-/// How SAM instances are laid over the blocks.
-public enum AttachMode: String, CaseIterable, Sendable {
-    /// One instance per connected block (Full-SA when every bit is 1).
-    case fullSA = "full-sa"
-    /// One instance per stage, shared by the stage's connected blocks (Full-Share).
-    case fullShare = "full-share"
-}
-
 /// Attaches a SAM plugin to a ResNet's blocks according to a scheme.
 public enum SAMAttacher {
     /// Attaches `plugin` at every block whose bit is set; returns the instances created.

@@ -145,7 +145,7 @@ public final class SearchLoop {
                                           sparsity: s.parts.sparsity, curiosity: s.parts.curiosity, pBar: report.pBar)
                 record.relativeCost = s.parts.relativeCost
                 records.append(record)
-                log?.write(Data(jsonLine(record).utf8))
+                log?.write(Data(try jsonLine(record).utf8))
                 remember(scheme, s.parts)
                 progress?(record)
             }
@@ -169,10 +169,10 @@ public final class SearchLoop {
         if best.count > keepBest { best.removeLast(best.count - keepBest) }
     }
 
-    private func jsonLine(_ r: SearchRecord) -> String {
+    private func jsonLine(_ r: SearchRecord) throws -> String {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        return String(decoding: try! enc.encode(r), as: UTF8.self) + "\n"
+        return String(decoding: try enc.encode(r), as: UTF8.self) + "\n"
     }
 }
 

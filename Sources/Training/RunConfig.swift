@@ -12,13 +12,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var batch = 128
     public var lr: Float = 0.1
     /// `cosine`, `step:81,122` (x0.1 at each milestone) or `constant`.
-    public var schedule = "cosine"
+    public var schedule = ScheduleSetting.cosine
     public var warmupEpochs: Double = 0
     public var momentum: Float = 0.9
     public var nesterov = false
     public var weightDecay: Float = 5e-4
-    /// `sgd` or `adam`.
-    public var optimizer = "sgd"
+    public var optimizer = OptimizerKind.sgd
     public var seed: UInt64 = 0
     public var valPerClass = 100
     /// Random crop padding (0 = off) and horizontal flip.
@@ -28,8 +27,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// instances are laid out (`full-sa` / `full-share`) and the connection scheme (nil = all).
     public var sam: String? = nil
     public var samOptions: [String] = []
-    public var attach = "full-sa"
-    public var scheme: String? = nil
+    public var attach = AttachMode.fullSA
+    /// As given (`Scheme(unfitted:)`); fitted to the model's stages when attached.
+    public var scheme: Scheme? = nil
     /// Supernet training: the retaining probability p of d ~ Bernoulli(p)^L per mini-batch
     /// (nil = an ordinary network).
     public var keepProb: Double? = nil
@@ -74,31 +74,24 @@ public struct RunConfig: Codable, Equatable, Sendable {
             }
         }
         if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }
-        guard ["sgd", "adam"].contains(optimizer) else { throw LTHError("--optimizer '\(optimizer)' unknown; expected sgd or adam") }
-        _ = try parsedSchedule()
+        if let scheme { _ = try scheme.fitted(to: try ModelSpec(model).blocksPerStage) }
     }
 
-    public func parsedSchedule() throws -> LRSchedule {
-        if schedule == "cosine" { return .cosine(epochs: epochs) }
-        if schedule == "constant" { return .constant }
-        if schedule.hasPrefix("step:") {
-            let ms = schedule.dropFirst(5).split(separator: ",").map { Int($0) }
-            if !ms.isEmpty, ms.allSatisfy({ ($0 ?? -1) > 0 }) { return .step(milestones: ms.map { $0! }, gamma: 0.1) }
-        }
-        throw LTHError("--schedule '\(schedule)' not understood; expected cosine, constant or step:M1,M2,... (epochs, x0.1 each)")
-    }
-
+    /// The configuration as sorted-key JSON (`config.json`, checkpoint metadata).
     public var json: String {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        return String(data: try! enc.encode(self), encoding: .utf8)!
+        get throws {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            return String(decoding: try enc.encode(self), as: UTF8.self)
+        }
     }
 
     public static func decode(_ json: String) throws -> RunConfig {
         do { return try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8)) } catch let error as DecodingError {
             let why: String
             switch error {
-            case .dataCorrupted: why = "it is not JSON"
+            case .dataCorrupted(let c) where c.codingPath.isEmpty: why = "it is not JSON"
+            case .dataCorrupted(let c): why = "'\(c.codingPath.map(\.stringValue).joined(separator: "."))': \(c.debugDescription)"
             case .keyNotFound(let key, _): why = "it lacks '\(key.stringValue)'"
             case .typeMismatch(_, let c), .valueNotFound(_, let c):
                 why = "'\(c.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type (\(c.debugDescription))"

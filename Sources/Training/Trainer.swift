@@ -138,7 +138,7 @@ public final class Trainer {
         self.config = config
         self.runDirectory = dir
         directoryLock = lock
-        schedule = try config.parsedSchedule()
+        schedule = config.schedule.schedule(epochs: config.epochs)
         let src = try source ?? DataSource.load(config.data, seed: config.seed)
         self.source = src
         split = try Split(labels: src.train.labels, classes: src.train.classes, perClass: config.valPerClass, seed: config.seed)
@@ -156,7 +156,7 @@ public final class Trainer {
         extraMetadata = try attach?(config, net) ?? [:]
         net.passes.checkFinite = config.checkFinite ?? true
         let params = net.namedParameters()
-        optimizer = config.optimizer == "adam"
+        optimizer = config.optimizer == .adam
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
             : SGD(params, lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
         if resume, let ckpt = checkpointPath, let opt = optimizerPath {
@@ -171,7 +171,7 @@ public final class Trainer {
         try dataParallel.broadcastState(net)  // every rank starts from rank 0's network
         // written only once a resume has succeeded: a refused resume leaves the directory as it was
         if let dir, group.isLeader {
-            try SafeTensors.writeAtomically(Data(config.json.utf8), to: dir.appendingPathComponent("config.json").path)
+            try SafeTensors.writeAtomically(Data(try config.json.utf8), to: dir.appendingPathComponent("config.json").path)
             let log = dir.appendingPathComponent("metrics.jsonl").path
             if resume {  // the log ends where the checkpoint does: steps redone are not logged twice
                 let (e, s) = (epoch, stepInEpoch)
@@ -191,12 +191,12 @@ public final class Trainer {
     }
 
     /// Metadata stored with every checkpoint.
-    func checkpointMetadata() -> [String: String] {
+    func checkpointMetadata() throws -> [String: String] {
         let base: [String: String] = [
-            ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": config.json,
+            ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": try config.json,
             "normalization.mean": mean.map { String($0) }.joined(separator: ","),
             "normalization.std": std.map { String($0) }.joined(separator: ","),
-            "data": config.data, "scheme": config.scheme ?? "", "rng": "none kept: batch order and augmentation derive from (seed, epoch)"]
+            "data": config.data, "scheme": config.scheme?.description ?? "", "rng": "none kept: batch order and augmentation derive from (seed, epoch)"]
         return base.merging(extraMetadata) { a, _ in a }
     }
 
@@ -207,7 +207,7 @@ public final class Trainer {
         guard let dir = runDirectory else { return }
         try dataParallel.averageRunningStatistics(net)
         guard group.isLeader else { return }
-        let meta = checkpointMetadata()
+        let meta = try checkpointMetadata()
         try CheckpointSet(directory: dir).commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
                                                  writeOptimizer: { try ModelCheckpoint.saveOptimizer(optimizer, to: $0, metadata: meta) })
     }

@@ -50,7 +50,7 @@ struct BenchTrain: ParsableCommand {
         let bench = try TrainingBenchmark(model: modelOptions.model, classes: sizes.classes, batch: sizes.batch, config: config, seed: runtime.seed,
                                             supernet: supernet, group: group)
         let side = bench.net.spec.imageSize
-        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme ?? "all"))" } ?? ""
+        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme?.description ?? "all"))" } ?? ""
         let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
         print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(sizes.batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
         for _ in 0..<warmup { _ = try bench.step() }

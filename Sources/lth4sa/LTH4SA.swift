@@ -4,6 +4,7 @@ import Cluster
 import Experiments
 import Foundation
 import Models
+import NN
 import PluginHost
 import Search
 import Tensor
@@ -170,6 +171,7 @@ struct ModelOptions: ParsableArguments {
 }
 
 extension AttachMode: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
 extension SupernetSampling: ExpressibleByArgument {}
 extension SchemeScore: ExpressibleByArgument {}
 

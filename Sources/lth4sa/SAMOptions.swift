@@ -15,8 +15,9 @@ struct SAMOptions: ParsableArguments {
     @Option(help: "full-sa (one SAM per connected block) or full-share (one SAM per stage).")
     var attach: AttachMode = .fullSA
 
-    @Option(help: "Connection scheme: one bit per block, block 0 first, stages optionally separated by '-' (default: all 1).")
-    var scheme: String?
+    @Option(help: "Connection scheme: one bit per block, block 0 first, stages optionally separated by '-' (default: all 1).",
+            transform: { try Scheme(unfitted: $0) })
+    var scheme: Scheme?
 
     func validate() throws {
         if sam == nil && (!samOptions.isEmpty || scheme != nil) {
@@ -27,7 +28,7 @@ struct SAMOptions: ParsableArguments {
     func apply(to config: inout RunConfig) {
         config.sam = sam.map(SAMAttachment.recorded)
         config.samOptions = samOptions
-        config.attach = attach.rawValue
+        config.attach = attach
         config.scheme = scheme
     }
 }

@@ -3,6 +3,7 @@ import Data
 import Experiments
 import Foundation
 import Models
+import NN
 import Tensor
 import Training
 
@@ -15,9 +16,10 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs.") var epochs = 5
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
     @Option(parsing: .unconditional, help: "Base learning rate.") var lr: Float = 0.1
-    @Option(help: "cosine | constant | step:M1,M2,... (x0.1 at each milestone epoch).") var schedule = "cosine"
+    @Option(help: "cosine | constant | step:M1,M2,... (x0.1 at each milestone epoch).", transform: { try ScheduleSetting(parsing: $0) })
+    var schedule = ScheduleSetting.cosine
     @Option(parsing: .unconditional, help: "Linear learning-rate warm-up, in epochs.") var warmupEpochs: Double = 0
-    @Option(help: "sgd | adam.") var optimizer = "sgd"
+    @Option(help: "sgd | adam.") var optimizer = OptimizerKind.sgd
     @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Float = 0.9
     @Flag(help: "Nesterov momentum.") var nesterov = false
     @Option(parsing: .unconditional, help: "L2 weight decay.") var weightDecay: Float = 5e-4

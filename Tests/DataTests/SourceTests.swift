@@ -153,9 +153,9 @@ final class SourceTests: XCTestCase {
         }
     }
 
-    func testSyntheticIsDeterministicAndBalanced() {
-        let a = SyntheticShapes.generate(count: 40, seed: 3), b = SyntheticShapes.generate(count: 40, seed: 3)
-        let c = SyntheticShapes.generate(count: 40, seed: 4)
+    func testSyntheticIsDeterministicAndBalanced() throws {
+        let a = try SyntheticShapes.generate(count: 40, seed: 3), b = try SyntheticShapes.generate(count: 40, seed: 3)
+        let c = try SyntheticShapes.generate(count: 40, seed: 4)
         guard case .bytes(let pa) = a.pixels, case .bytes(let pb) = b.pixels, case .bytes(let pc) = c.pixels else { return XCTFail() }
         XCTAssertEqual(pa, pb)
         XCTAssertNotEqual(pa, pc)
@@ -167,9 +167,9 @@ final class SourceTests: XCTestCase {
     /// the striped square (hues decoded back from the pixels).
     func testSyntheticContextFollowsItsRule() throws {
         let count = 60, seed: UInt64 = 5
-        let set = SyntheticContext.generate(count: count, seed: seed)
-        guard case .bytes(let pixels) = set.pixels, case .bytes(let again) = SyntheticContext.generate(count: count, seed: seed).pixels,
-              case .bytes(let other) = SyntheticContext.generate(count: count, seed: seed + 1).pixels else { return XCTFail() }
+        let set = try SyntheticContext.generate(count: count, seed: seed)
+        guard case .bytes(let pixels) = set.pixels, case .bytes(let again) = try SyntheticContext.generate(count: count, seed: seed).pixels,
+              case .bytes(let other) = try SyntheticContext.generate(count: count, seed: seed + 1).pixels else { return XCTFail() }
         XCTAssertEqual(pixels, again)
         XCTAssertNotEqual(pixels, other)
         XCTAssertEqual((0..<10).map { k in set.labels.filter { $0 == k }.count }, Array(repeating: 6, count: 10))

@@ -221,13 +221,18 @@ final class TrainingTests: XCTestCase {
         }
     }
 
-    func testBadConfigurationsAreRejected() {
+    func testBadConfigurationsAreRejected() throws {
         var c = smallConfig()
         c.lr = -0.1
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("-0.1")) }
         c = smallConfig()
-        c.schedule = "linear"
-        XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("linear")) }
+        // the schedule is typed: a bad one is refused where it is read (flag or config.json), named
+        let linear = try c.json.replacingOccurrences(of: "\"schedule\":\"cosine\"", with: "\"schedule\":\"linear\"")
+        XCTAssertTrue(linear.contains("linear"))
+        XCTAssertThrowsError(try RunConfig.decode(linear)) { XCTAssertTrue("\($0)".contains("linear"), "\($0)") }
+        let attach = try c.json.replacingOccurrences(of: "\"attach\":\"full-sa\"", with: "\"attach\":\"everywhere\"")
+        XCTAssertThrowsError(try RunConfig.decode(attach)) { XCTAssertTrue("\($0)".contains("everywhere") && "\($0)".contains("attach"), "\($0)") }
+        XCTAssertEqual(try RunConfig.decode(try c.json), c, "typed fields round-trip through their text")
         c = smallConfig()
         c.model = "vgg16"
         XCTAssertThrowsError(try Trainer(config: c, runDirectory: nil)) { XCTAssertTrue("\($0)".contains("vgg16")) }
