@@ -72,6 +72,27 @@ static lth4sa_mlp_t dia_mlp(const dia_t *s, int side) {
     return p;
 }
 
+enum { WORK_FORWARD, WORK_DGATES, WORK_HIDDEN };
+
+/* Everything process and backward use, for `calls` slots of up to B images (DIA works on
+ * S = [B, C] and its state). */
+static lth4sa_status_t dia_prepare(void *instance, int32_t calls, int64_t B, int64_t height, int64_t width, lth4sa_error_t *error) {
+    (void)height; (void)width;
+    dia_t *s = instance;
+    const int64_t C = s->base.channels, h = s->hidden;
+    lth4sa_saved_t *saved = &s->base.saved;
+    lth4sa_scratch_t *work = &s->base.scratch;
+    const int32_t sizes[][2] = {{SAVE_RU, 0}, {SAVE_RV, 0}, {SAVE_GATES, 1}, {SAVE_S, 2}, {SAVE_H, 2}, {SAVE_C, 2}, {SAVE_CNEW, 2}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        const int64_t n = sizes[k][1] == 0 ? B * h : sizes[k][1] == 1 ? B * 4 * C : B * C;
+        if (!lth4sa_saved_reserve(saved, calls, sizes[k][0], n)) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
+    }
+    if (!lth4sa_scratch_get(work, WORK_FORWARD, 2 * B * h + B * 4 * C) || !lth4sa_scratch_get(work, WORK_DGATES, B * 4 * C) ||
+        !lth4sa_scratch_get(work, WORK_HIDDEN, B * h))
+        return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory preparing for %lld images", (long long)B);
+    return LTH4SA_OK;
+}
+
 static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
                                    const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
                                    int32_t training, lth4sa_error_t *error) {
@@ -80,7 +101,6 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
     if (!state_in || !state_out) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass the (h, c) state");
     const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
     float *ru, *rv, *gates;
-    float *tmp = NULL;
     if (training) {
         ru = lth4sa_saved_get(&s->base.saved, call, SAVE_RU, B * h);
         rv = lth4sa_saved_get(&s->base.saved, call, SAVE_RV, B * h);
@@ -92,7 +112,7 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
         memcpy(H, state_in[0].data, sizeof(float) * (size_t)(B * C));
         memcpy(Cp, state_in[1].data, sizeof(float) * (size_t)(B * C));
     } else {
-        tmp = malloc(sizeof(float) * (size_t)(2 * B * h + B * 4 * C));
+        float *tmp = lth4sa_scratch_get(&s->base.scratch, WORK_FORWARD, 2 * B * h + B * 4 * C);
         if (!tmp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
         ru = tmp;
         rv = tmp + B * h;
@@ -120,7 +140,6 @@ static lth4sa_status_t dia_process(void *instance, int32_t call, const lth4sa_te
         if (!cn) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
         memcpy(cn, c_out, sizeof(float) * (size_t)(B * C));
     }
-    free(tmp);
     return LTH4SA_OK;
 }
 
@@ -141,8 +160,8 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
     if (!S || !H || !Cp || !ru || !rv || !gates || !cn)
         return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: backward of call %d without a training forward", call);
     if (!d_state_in) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "dia: the host must pass d_state_in");
-    float *dgates = malloc(sizeof(float) * (size_t)(B * 4 * C)), *scratch = malloc(sizeof(float) * (size_t)(B * h));
-    if (!dgates || !scratch) { free(dgates); free(scratch); return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory"); }
+    float *dgates = lth4sa_scratch_get(&s->base.scratch, WORK_DGATES, B * 4 * C), *scratch = lth4sa_scratch_get(&s->base.scratch, WORK_HIDDEN, B * h);
+    if (!dgates || !scratch) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "dia: out of memory");
     const float *dA = d_attention->data;
     const float *dh_out = d_state_out ? d_state_out[0].data : NULL, *dc_out = d_state_out ? d_state_out[1].data : NULL;
     float *dc_prev = d_state_in[1].data;
@@ -165,8 +184,6 @@ static lth4sa_status_t dia_process_backward(void *instance, int32_t call, const 
     const lth4sa_mlp_t u = dia_mlp(s, 0), v = dia_mlp(s, 1);
     lth4sa_mlp_backward(s->base.host, &u, S, ru, dgates, B, d_extracted->data, scratch);
     lth4sa_mlp_backward(s->base.host, &v, H, rv, dgates, B, d_state_in[0].data, scratch);
-    free(dgates);
-    free(scratch);
     return LTH4SA_OK;
 }
 
@@ -179,6 +196,8 @@ static const lth4sa_sam_api_t dia_api = {
     .bind = lth4sa_base_bind,
     .layout = dia_layout,
     .process = dia_process,
-    .process_backward = dia_process_backward};
+    .process_backward = dia_process_backward,
+    .prepare = dia_prepare,
+    .allocations = lth4sa_base_allocations};
 
 LTH4SA_SINGLE_SAM_ENTRY(dia_descriptor, dia_api)

@@ -65,12 +65,31 @@ static lth4sa_status_t gc_layout(void *instance, const lth4sa_tensor_t *input, l
     return lth4sa_base_layout(instance, input, LTH4SA_COMBINE_ADD, 0, out, error);
 }
 
+enum { WORK_P, WORK_DP, WORK_FORWARD, WORK_DR };
+
+/* Everything extract, process and their backward use, for `calls` slots of up to B images of
+ * H x W. */
+static lth4sa_status_t gc_prepare(void *instance, int32_t calls, int64_t B, int64_t H, int64_t W, lth4sa_error_t *error) {
+    gc_t *s = instance;
+    const int64_t P = H * W, C = s->base.channels, h = s->hidden;
+    lth4sa_saved_t *saved = &s->base.saved;
+    lth4sa_scratch_t *work = &s->base.scratch;
+    if (!lth4sa_saved_reserve(saved, calls, SAVE_P, B * P) || !lth4sa_saved_reserve(saved, calls, SAVE_S, B * C) ||
+        !lth4sa_saved_reserve(saved, calls, SAVE_XHAT, B * h) || !lth4sa_saved_reserve(saved, calls, SAVE_INVSTD, B) ||
+        !lth4sa_saved_reserve(saved, calls, SAVE_R, B * h) || !lth4sa_scratch_get(work, WORK_P, B * P) ||
+        !lth4sa_scratch_get(work, WORK_DP, P) || !lth4sa_scratch_get(work, WORK_FORWARD, 2 * B * h + B) ||
+        !lth4sa_scratch_get(work, WORK_DR, B * h))
+        return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory preparing for %lld images of %lldx%lld", (long long)B,
+                           (long long)H, (long long)W);
+    return LTH4SA_OK;
+}
+
 /* softmax attention pooling over pixels */
 static lth4sa_status_t gc_extract(void *instance, int32_t call, const lth4sa_tensor_t *input, lth4sa_tensor_t *extracted,
                                   int32_t training, lth4sa_error_t *error) {
     gc_t *s = instance;
     const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels;
-    float *p = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_P, B * P) : malloc(sizeof(float) * (size_t)(B * P));
+    float *p = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_P, B * P) : lth4sa_scratch_get(&s->base.scratch, WORK_P, B * P);
     if (!p) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
     const float *w = s->base.value[MASK_W];
     for (int64_t b = 0; b < B; b++) {
@@ -92,7 +111,6 @@ static lth4sa_status_t gc_extract(void *instance, int32_t call, const lth4sa_ten
             for (int64_t c = 0; c < C; c++) ctx[c] += pb[i] * f[c];
         }
     }
-    if (!training) free(p);
     return LTH4SA_OK;
 }
 
@@ -104,7 +122,7 @@ static lth4sa_status_t gc_extract_backward(void *instance, int32_t call, const l
     const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels;
     float *p = lth4sa_saved_peek(&s->base.saved, call, SAVE_P);
     if (!p) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: backward of call %d without a training forward", call);
-    float *dp = malloc(sizeof(float) * (size_t)P);
+    float *dp = lth4sa_scratch_get(&s->base.scratch, WORK_DP, P);
     if (!dp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
     const float *w = s->base.value[MASK_W];
     for (int64_t b = 0; b < B; b++) {
@@ -128,7 +146,6 @@ static lth4sa_status_t gc_extract_backward(void *instance, int32_t call, const l
             }
         }
     }
-    free(dp);
     return LTH4SA_OK;
 }
 
@@ -138,7 +155,7 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
     (void)input; (void)state_in; (void)state_out;
     gc_t *s = instance;
     const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
-    float *tmp = NULL, *xhat, *invstd, *r;
+    float *xhat, *invstd, *r;
     if (training) {
         float *S = lth4sa_saved_get(&s->base.saved, call, SAVE_S, B * C);
         xhat = lth4sa_saved_get(&s->base.saved, call, SAVE_XHAT, B * h);
@@ -147,7 +164,7 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
         if (!S || !xhat || !invstd || !r) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
         memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
     } else {
-        tmp = malloc(sizeof(float) * (size_t)(2 * B * h + B));
+        float *tmp = lth4sa_scratch_get(&s->base.scratch, WORK_FORWARD, 2 * B * h + B);
         if (!tmp) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
         xhat = tmp; r = tmp + B * h; invstd = tmp + 2 * B * h;
     }
@@ -171,7 +188,6 @@ static lth4sa_status_t gc_process(void *instance, int32_t call, const lth4sa_ten
     float *A = attention->data;
     for (int64_t b = 0; b < B; b++) memcpy(A + b * C, s->base.value[T2_B], sizeof(float) * (size_t)C);
     s->base.host->gemm(s->base.host->context, 0, 1, B, C, h, 1, r, s->base.value[T2_W], 1, A);
-    free(tmp);
     return LTH4SA_OK;
 }
 
@@ -185,7 +201,7 @@ static lth4sa_status_t gc_process_backward(void *instance, int32_t call, const l
     float *S = lth4sa_saved_peek(&s->base.saved, call, SAVE_S), *xhat = lth4sa_saved_peek(&s->base.saved, call, SAVE_XHAT);
     float *invstd = lth4sa_saved_peek(&s->base.saved, call, SAVE_INVSTD), *r = lth4sa_saved_peek(&s->base.saved, call, SAVE_R);
     if (!S || !xhat || !invstd || !r) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "gc: backward of call %d without a training forward", call);
-    float *dr = malloc(sizeof(float) * (size_t)(B * h));
+    float *dr = lth4sa_scratch_get(&s->base.scratch, WORK_DR, B * h);
     if (!dr) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "gc: out of memory");
     const float *dA = d_attention->data;
     s->base.host->gemm(s->base.host->context, 1, 0, C, h, B, 1, dA, r, 1, s->base.grad[T2_W]);
@@ -209,7 +225,6 @@ static lth4sa_status_t gc_process_backward(void *instance, int32_t call, const l
     s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1, dr, S, 1, s->base.grad[T1_W]);
     for (int64_t b = 0; b < B; b++) for (int64_t j = 0; j < h; j++) s->base.grad[T1_B][j] += dr[b * h + j];
     s->base.host->gemm(s->base.host->context, 0, 0, B, C, h, 1, dr, s->base.value[T1_W], 0, d_extracted->data);
-    free(dr);
     return LTH4SA_OK;
 }
 
@@ -224,6 +239,8 @@ static const lth4sa_sam_api_t gc_api = {
     .extract = gc_extract,
     .extract_backward = gc_extract_backward,
     .process = gc_process,
-    .process_backward = gc_process_backward};
+    .process_backward = gc_process_backward,
+    .prepare = gc_prepare,
+    .allocations = lth4sa_base_allocations};
 
 LTH4SA_SINGLE_SAM_ENTRY(gc_descriptor, gc_api)

@@ -21,6 +21,7 @@ static const lth4sa_descriptor_t se_descriptor = {
 
 enum { W1, B1, W2, B2, PARAMS };
 enum { SAVE_S, SAVE_Z, SAVE_A };
+enum { WORK_Z, WORK_DLOGIT, WORK_DZ };
 
 typedef struct se {
     lth4sa_sam_base_t base; /* first: host, channels, parameters, saved contexts */
@@ -51,6 +52,24 @@ static lth4sa_status_t se_layout(void *instance, const lth4sa_tensor_t *input, l
     return status;
 }
 
+/* Everything process and backward use, for `calls` slots of up to B images (no map sizes:
+ * SE works on S = [B, C]). */
+static lth4sa_status_t se_prepare(void *instance, int32_t calls, int64_t B, int64_t height, int64_t width, lth4sa_error_t *error) {
+    (void)height; (void)width;
+    se_t *s = instance;
+    const int64_t C = s->base.channels, h = s->hidden;
+    lth4sa_saved_t *saved = &s->base.saved;
+    if (!lth4sa_saved_reserve(saved, calls, SAVE_S, B * C) || !lth4sa_saved_reserve(saved, calls, SAVE_Z, B * h) ||
+        !lth4sa_saved_reserve(saved, calls, SAVE_A, B * C) || !lth4sa_scratch_get(&s->base.scratch, WORK_Z, B * h) ||
+        !lth4sa_scratch_get(&s->base.scratch, WORK_DLOGIT, B * C)
+#ifndef LTH4SA_TEST_FORGET_RESERVE /* the test suite's proof that the kit sees an allocation in backward */
+        || !lth4sa_scratch_get(&s->base.scratch, WORK_DZ, B * h)
+#endif
+        )
+        return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory preparing for %lld images", (long long)B);
+    return LTH4SA_OK;
+}
+
 /* z = ReLU(S W1^T + b1) [B, h];  a = sigmoid(z W2^T + b2) [B, C] */
 /* fc1 -> ReLU -> fc2 over [B, C] */
 static lth4sa_mlp_t se_mlp(const se_t *s) {
@@ -65,7 +84,7 @@ static lth4sa_status_t se_process(void *instance, int32_t call, const lth4sa_ten
     (void)input; (void)state_in; (void)state_out;
     se_t *s = instance;
     const int64_t B = extracted->shape[0], C = s->base.channels, h = s->hidden;
-    float *z = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_Z, B * h) : malloc(sizeof(float) * (size_t)(B * h));
+    float *z = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_Z, B * h) : lth4sa_scratch_get(&s->base.scratch, WORK_Z, B * h);
     float *S = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_S, B * C) : NULL;
     if (!z || (training && !S)) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
     if (training) memcpy(S, extracted->data, sizeof(float) * (size_t)(B * C));
@@ -78,8 +97,6 @@ static lth4sa_status_t se_process(void *instance, int32_t call, const lth4sa_ten
         float *saved_a = lth4sa_saved_get(&s->base.saved, call, SAVE_A, B * C);
         if (!saved_a) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
         memcpy(saved_a, a, sizeof(float) * (size_t)(B * C));
-    } else {
-        free(z);
     }
     return LTH4SA_OK;
 }
@@ -96,8 +113,8 @@ static lth4sa_status_t se_process_backward(void *instance, int32_t call, const l
     float *S = lth4sa_saved_peek(&s->base.saved, call, SAVE_S), *z = lth4sa_saved_peek(&s->base.saved, call, SAVE_Z);
     float *a = lth4sa_saved_peek(&s->base.saved, call, SAVE_A);
     if (!S || !z || !a) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "se: backward of call %d without a training forward", call);
-    float *dlogit = malloc(sizeof(float) * (size_t)(B * C)), *dz = malloc(sizeof(float) * (size_t)(B * h));
-    if (!dlogit || !dz) { free(dlogit); free(dz); return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory"); }
+    float *dlogit = lth4sa_scratch_get(&s->base.scratch, WORK_DLOGIT, B * C), *dz = lth4sa_scratch_get(&s->base.scratch, WORK_DZ, B * h);
+    if (!dlogit || !dz) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "se: out of memory");
     for (int64_t i = 0; i < B * C; i++) dlogit[i] = d_attention->data[i] * a[i] * (1 - a[i]);
     const lth4sa_mlp_t mlp = se_mlp(s);
     lth4sa_mlp_backward(s->base.host, &mlp, S, z, dlogit, B, d_extracted->data, dz);
@@ -106,8 +123,6 @@ static lth4sa_status_t se_process_backward(void *instance, int32_t call, const l
        hidden gradient), compiled only by the test suite to prove the conformance kit fails */
     s->base.host->gemm(s->base.host->context, 1, 0, h, C, B, 1.0f, dz, S, 1.0f, s->base.grad[W1]);
 #endif
-    free(dlogit);
-    free(dz);
     return LTH4SA_OK;
 }
 
@@ -120,6 +135,8 @@ static const lth4sa_sam_api_t se_api = {
     .bind = lth4sa_base_bind,
     .layout = se_layout,
     .process = se_process,
-    .process_backward = se_process_backward};
+    .process_backward = se_process_backward,
+    .prepare = se_prepare,
+    .allocations = lth4sa_base_allocations};
 
 LTH4SA_SINGLE_SAM_ENTRY(se_descriptor, se_api)

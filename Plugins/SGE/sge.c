@@ -52,14 +52,30 @@ static lth4sa_status_t sge_layout(void *instance, const lth4sa_tensor_t *input, 
     return lth4sa_base_layout(&s->base, input, LTH4SA_COMBINE_MULTIPLY, s->groups, out, error);
 }
 
+enum { WORK_NORM, WORK_STD, WORK_DC };
+
+/* Everything process and backward use, for `calls` slots of up to B images of H x W. */
+static lth4sa_status_t sge_prepare(void *instance, int32_t calls, int64_t B, int64_t H, int64_t W, lth4sa_error_t *error) {
+    sge_t *s = instance;
+    const int64_t P = H * W, G = s->groups;
+    lth4sa_saved_t *saved = &s->base.saved;
+    lth4sa_scratch_t *work = &s->base.scratch;
+    if (!lth4sa_saved_reserve(saved, calls, SAVE_NORM, B * P * G) || !lth4sa_saved_reserve(saved, calls, SAVE_STD, B * G) ||
+        !lth4sa_saved_reserve(saved, calls, SAVE_A, B * P * G) || !lth4sa_scratch_get(work, WORK_NORM, B * P * G) ||
+        !lth4sa_scratch_get(work, WORK_STD, B * G) || !lth4sa_scratch_get(work, WORK_DC, P))
+        return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory preparing for %lld images of %lldx%lld", (long long)B,
+                           (long long)H, (long long)W);
+    return LTH4SA_OK;
+}
+
 static lth4sa_status_t sge_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
                                    const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
                                    int32_t training, lth4sa_error_t *error) {
     (void)state_in; (void)state_out;
     sge_t *s = instance;
     const int64_t B = input->shape[0], P = input->shape[1] * input->shape[2], C = s->base.channels, G = s->groups, K = C / G;
-    float *norm = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_NORM, B * P * G) : malloc(sizeof(float) * (size_t)(B * P * G));
-    float *stdv = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_STD, B * G) : malloc(sizeof(float) * (size_t)(B * G));
+    float *norm = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_NORM, B * P * G) : lth4sa_scratch_get(&s->base.scratch, WORK_NORM, B * P * G);
+    float *stdv = training ? lth4sa_saved_get(&s->base.saved, call, SAVE_STD, B * G) : lth4sa_scratch_get(&s->base.scratch, WORK_STD, B * G);
     if (!norm || !stdv) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
     const float *F = input->data, *S = extracted->data;
     float *A = attention->data;
@@ -89,9 +105,6 @@ static lth4sa_status_t sge_process(void *instance, int32_t call, const lth4sa_te
         float *saved_a = lth4sa_saved_get(&s->base.saved, call, SAVE_A, B * P * G);
         if (!saved_a) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
         memcpy(saved_a, A, sizeof(float) * (size_t)(B * P * G));
-    } else {
-        free(norm);
-        free(stdv);
     }
     return LTH4SA_OK;
 }
@@ -110,7 +123,7 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
     float *norm = lth4sa_saved_peek(&s->base.saved, call, SAVE_NORM), *stdv = lth4sa_saved_peek(&s->base.saved, call, SAVE_STD);
     float *A = lth4sa_saved_peek(&s->base.saved, call, SAVE_A);
     if (!norm || !stdv || !A) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "sge: backward of call %d without a training forward", call);
-    float *dc = malloc(sizeof(float) * (size_t)P);
+    float *dc = lth4sa_scratch_get(&s->base.scratch, WORK_DC, P);
     if (!dc) return lth4sa_fail(error, LTH4SA_ERR_OUT_OF_MEMORY, "sge: out of memory");
     const float *F = input->data, *S = extracted->data, *dA = d_attention->data;
     float *dS = d_extracted->data, *dF = d_input->data;
@@ -144,7 +157,6 @@ static lth4sa_status_t sge_process_backward(void *instance, int32_t call, const 
             }
         }
     }
-    free(dc);
     return LTH4SA_OK;
 }
 
@@ -157,6 +169,8 @@ static const lth4sa_sam_api_t sge_api = {
     .bind = lth4sa_base_bind,
     .layout = sge_layout,
     .process = sge_process,
-    .process_backward = sge_process_backward};
+    .process_backward = sge_process_backward,
+    .prepare = sge_prepare,
+    .allocations = lth4sa_base_allocations};
 
 LTH4SA_SINGLE_SAM_ENTRY(sge_descriptor, sge_api)

@@ -96,6 +96,30 @@ public enum Conformance {
             }
             return (worst.isEmpty, worst.isEmpty ? "inputs of 2 calls\(stateful ? " (state carried)" : "") and \(inst.parameters.count) parameter(s) agree (eps 1e-3, rtol 2e-2)" : worst.joined(separator: "; "))
         }
+        record("no allocation in process or backward after prepare") {
+            let inst = try newInstance()
+            guard inst.plugin.prepare != nil else { return (true, "no prepare call: the plugin allocates on demand (not checked)") }
+            try inst.prepare(slot: 1, shape: shape)
+            guard let prepared = inst.allocations else { return (true, "prepare implemented; allocations not reported (not checked)") }
+            let chain = StageStateChain(), passes = PassContext(checkInputGradients: true)
+            let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain, passes: passes),
+                         SAMSiteFactory.make(inst, position: 1, chain: chain, passes: passes)]
+            let x = Tensor(shape), r = Tensor(shape)
+            rng.fillNormal(x, std: 1)
+            rng.fillNormal(r, std: 1)
+            for round in 0..<2 {  // twice: nothing may be allocated late either
+                passes.beginForward()
+                for site in sites { _ = try site.forwardChecked(x, training: true) }
+                passes.beginBackward()
+                for site in sites.reversed() { _ = try site.backwardChecked(r) }
+                passes.beginForward()
+                for site in sites { _ = try site.forwardChecked(x, training: false) }
+                _ = round
+            }
+            let after = inst.allocations ?? prepared
+            return (after == prepared, "prepare made \(prepared) allocation(s); 2 rounds of 2 training calls, their backward and 2 inference calls made "
+                    + "\(after - prepared)" + (after == prepared ? "" : " (process/backward must use what prepare reserved)"))
+        }
         record("shared instance accumulates over calls") {
             guard try newInstance().layout(shape).state_count == 0 else { return (true, "skipped: stateful SAMs are checked with their state chain above") }
             // one instance called at two sites vs two instances with the same parameters

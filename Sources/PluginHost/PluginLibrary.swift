@@ -61,7 +61,9 @@ public final class PluginLibrary: @unchecked Sendable {
     /// The first plugin of `kind` and its function table for `interface`, checked to be at
     /// least as large as this host's `T`. `role` names the plugin in errors ("SAM",
     /// "searcher"); `hint` says what the option expects.
-    func table<T>(kind: UInt32, interface: String, as _: T.Type, role: String, hint: String) throws -> (PluginDescriptor, UnsafePointer<T>) {
+    /// `minimumSize`: the size of the table's first version (later fields are appended and
+    /// read only when `struct_size` covers them); default all of `T`.
+    func table<T>(kind: UInt32, interface: String, as _: T.Type, role: String, hint: String, minimumSize: Int? = nil) throws -> (PluginDescriptor, UnsafePointer<T>) {
         guard let d = plugins.first(where: { $0.kind == kind }) else {
             let kinds = plugins.map { "\($0.id) (\($0.kindName))" }.joined(separator: ", ")
             throw LTHError("'\(path)' holds no \(role) plugin (it has \(kinds)); \(hint)")
@@ -70,8 +72,9 @@ public final class PluginLibrary: @unchecked Sendable {
             throw LTHError("plugin \(d.id) in '\(path)' does not implement \(interface)")
         }
         let size = raw.load(as: UInt32.self)  // every table starts with its struct_size
-        guard size >= UInt32(MemoryLayout<T>.size) else {
-            throw LTHError("plugin \(d.id): \(role) table of \(size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(MemoryLayout<T>.size)")
+        let needed = minimumSize ?? MemoryLayout<T>.size
+        guard size >= UInt32(needed) else {
+            throw LTHError("plugin \(d.id): \(role) table of \(size) bytes, ABI \(LTH4SA_ABI_VERSION) needs \(needed)")
         }
         return (d, raw.assumingMemoryBound(to: T.self))
     }

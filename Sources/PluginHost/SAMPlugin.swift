@@ -19,12 +19,38 @@ public final class SAMPlugin: @unchecked Sendable {
 
     public init(library: PluginLibrary, settings: [String] = []) throws {
         let (d, api) = try library.table(kind: LTH4SA_KIND_SAM, interface: LTH4SA_SAM_INTERFACE, as: lth4sa_sam_api_t.self,
-                                         role: "SAM", hint: "--sam needs a self-attention module")
+                                         role: "SAM", hint: "--sam needs a self-attention module", minimumSize: SAMPlugin.firstTableSize)
         self.library = library
         descriptor = d
         self.api = api
         options = try d.resolveOptions(settings)
+        // the functions the ABI requires must be there: a NULL one is refused, never called
+        let required: [(String, PartialKeyPath<lth4sa_sam_api_t>)] = [
+            ("create", \.create), ("destroy", \.destroy), ("param_count", \.param_count), ("param_info", \.param_info),
+            ("bind", \.bind), ("layout", \.layout), ("process", \.process), ("process_backward", \.process_backward)]
+        for (name, field) in required {
+            let offset = MemoryLayout<lth4sa_sam_api_t>.offset(of: field)!
+            guard UnsafeRawPointer(api).load(fromByteOffset: offset, as: UnsafeRawPointer?.self) != nil else {
+                throw LTHError("plugin \(d.id): its SAM table has no \(name) function (NULL); the ABI requires it")
+            }
+        }
+        // fields appended after the first version, present only when the table is large enough
+        let size = Int(api.pointee.struct_size)
+        func has<F>(_ field: KeyPath<lth4sa_sam_api_t, F>) -> Bool {
+            size >= MemoryLayout<lth4sa_sam_api_t>.offset(of: field)! + MemoryLayout<F>.size
+        }
+        prepare = has(\.prepare) ? api.pointee.prepare : nil
+        allocations = has(\.allocations) ? api.pointee.allocations : nil
     }
+
+    /// The SAM table's size in its first version (up to `recalibrate_backward`): plugins built
+    /// against that header keep loading.
+    static let firstTableSize = MemoryLayout<lth4sa_sam_api_t>.offset(of: \.prepare)!
+
+    /// The optional `prepare` call (nil: not in the plugin's table, or NULL).
+    let prepare: (@convention(c) (UnsafeMutableRawPointer, Int32, Int64, Int64, Int64, UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t)?
+    /// The optional `allocations` report (nil: not in the plugin's table, or NULL).
+    let allocations: (@convention(c) (UnsafeMutableRawPointer) -> UInt64)?
 
     public var id: String { descriptor.id }
 
@@ -164,6 +190,26 @@ public final class SAMInstance: Module, @unchecked Sendable {
     }
 
     deinit { plugin.api.pointee.destroy(handle) }
+
+    /// What the last `prepare` covered: call slots, images, height, width (nil: not prepared).
+    private var prepared: (calls: Int, batch: Int, height: Int, width: Int)?
+
+    /// Calls the plugin's `prepare` (when it has one) so that call `slot` on an input of
+    /// `shape` [B, H, W, C] finds everything allocated: again only when a size grows (each to
+    /// the largest seen).
+    func prepare(slot: Int, shape: [Int]) throws {
+        guard let prepare = plugin.prepare else { return }
+        let need = (calls: max(slot + 1, slotsAssigned, prepared?.calls ?? 0), batch: max(shape[0], prepared?.batch ?? 0),
+                    height: max(shape[1], prepared?.height ?? 0), width: max(shape[2], prepared?.width ?? 0))
+        if let p = prepared, p == need { return }
+        try checked(plugin.id, "prepare for \(need.calls) call(s) of [\(need.batch), \(need.height), \(need.width), \(channels)]") {
+            prepare(handle, Int32(need.calls), Int64(need.batch), Int64(need.height), Int64(need.width), $0)
+        }
+        prepared = need
+    }
+
+    /// Heap allocations the plugin reports for this instance (nil: it does not report them).
+    public var allocations: UInt64? { plugin.allocations.map { $0(handle) } }
 
     /// Whether the SAM carries state from block to block (DIA).
     public var isStateful: Bool {

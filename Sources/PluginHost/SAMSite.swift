@@ -79,6 +79,7 @@ public final class SAMSite: BranchAttention {
         guard api.recalibrate == nil else { return nil }
         do {
             layout = try instance.layout(f.shape)
+            try instance.prepare(slot: Int(slot), shape: f.shape)
             guard layout.state_count == 0,
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
             let (s, a) = try extractAndProcess(f, training: training)
@@ -102,6 +103,7 @@ public final class SAMSite: BranchAttention {
         guard api.extract == nil, api.recalibrate == nil else { return nil }
         do {
             layout = try instance.layout(branchShape)
+            try instance.prepare(slot: Int(slot), shape: branchShape)
             let (n, c) = (branchShape[0], branchShape[3])
             guard layout.flags & LTH4SA_SAM_PROCESS_IGNORES_INPUT != 0, layout.state_count == 0,
                   layout.combine == LTH4SA_COMBINE_MULTIPLY,
@@ -180,6 +182,7 @@ public final class SAMSite: BranchAttention {
     /// A = process(F, S) at inference, for the conformance kit (which checks declared flags).
     func inferenceAttention(input f: Tensor, extracted s: Tensor) throws -> Tensor {
         layout = try instance.layout(f.shape)
+        try instance.prepare(slot: Int(slot), shape: f.shape)
         return try process(f, s, training: false)
     }
 
@@ -235,6 +238,7 @@ public final class SAMSite: BranchAttention {
     /// F [B,H,W,C] -> F'
     public func forwardChecked(_ f: Tensor, training: Bool) throws -> Tensor {
         layout = try instance.layout(f.shape)
+        try instance.prepare(slot: Int(slot), shape: f.shape)
         let (s, a) = try extractAndProcess(f, training: training)
         let out = outputPool.get(f.shape)
         if let recalibrate = api.recalibrate {

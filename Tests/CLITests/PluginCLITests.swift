@@ -24,6 +24,8 @@ final class PluginCLITests: CLITestCase {
         try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/future_abi.c", "libfuture.so")], mentioning: "ABI version 99")
         try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/create_fails.c", "librefuser.so")], mentioning: "deliberately refuses")
         try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/searcher_kind.c", "libsearch.so")], mentioning: "holds no SAM plugin")
+        try assertFails(["info", "--sam", try build("Tests/Fixtures/plugins/process_fails.c", "libnullprocess.so", flags: ["-DNULL_PROCESS"])],
+                        mentioning: "its SAM table has no process function (NULL)")
         try assertFails(["info", "--sam", se, "--sam-opt", "bogus=1"], mentioning: "has no option 'bogus'")
         try assertFails(["info", "--sam", se, "--sam-opt", "reduction=0"], mentioning: "out of range")
         try assertFails(["info", "--sam", se, "--sam-opt", "reduction=two"], mentioning: "not a valid int")
@@ -187,6 +189,18 @@ final class PluginCLITests: CLITestCase {
         let bad = try run(["plugins", "check", broken])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stdout.contains("FAIL  gradients"), bad.stdout)
+        // SE whose prepare forgets one work buffer: its backward allocates, and the kit says so
+        let late = try run(["plugins", "check", try build("Plugins/SE/se.c", "libLateSE.so", flags: ["-DLTH4SA_TEST_FORGET_RESERVE"])])
+        XCTAssertNotEqual(late.status, 0)
+        XCTAssertTrue(late.stdout.contains("FAIL  no allocation in process or backward after prepare") && late.stdout.contains("made 1"), late.stdout)
+        XCTAssertTrue(good.stdout.contains("PASS  no allocation in process or backward after prepare") && good.stdout.contains("made 0"), good.stdout)
+        // a plugin built against the first ABI 1 header (a table without prepare) still loads, passes and trains
+        let old = try build("Tests/Fixtures/plugins/process_fails.c", "libOldTable.so", flags: ["-DOLD_TABLE", "-DFAIL_AT=1000000"])
+        let oldCheck = try run(["plugins", "check", old])
+        XCTAssertTrue(oldCheck.stdout.contains("no prepare call"), oldCheck.stdout)
+        let trained = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:100", "--epochs", "1", "--batch", "16",
+                               "--val-per-class", "1", "--output", "old", "--sam", old])
+        XCTAssertEqual(trained.status, 0, trained.stderr)
     }
 
     /// A plugin writing NaN or Inf into its outputs or gradients fails the kit, and a supernet

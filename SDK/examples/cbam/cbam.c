@@ -40,6 +40,9 @@ typedef struct cbam {
 } cbam_t;
 
 static float *slot(cbam_t *s, int32_t call, int k, int64_t n) { return lth4sa_saved_get(&s->base.saved, call, k, n); }
+/* Work buffers of one call (reserved by `prepare`, so process and backward never allocate). */
+enum { WORK_FORWARD, WORK_SPLIT, WORK_DMC, WORK_DLOG, WORK_DP, WORK_DIN, WORK_HIDDEN };
+static float *work(cbam_t *s, int k, int64_t n) { return lth4sa_scratch_get(&s->base.scratch, k, n); }
 static float *peek(cbam_t *s, int32_t call, int k) { return lth4sa_saved_peek(&s->base.saved, call, k); }
 
 static lth4sa_status_t create(const lth4sa_host_t *host, int64_t channels, const lth4sa_option_value_t *opts, uint32_t n, void **out, lth4sa_error_t *e) {
@@ -66,6 +69,22 @@ static lth4sa_status_t layout(void *inst, const lth4sa_tensor_t *x, lth4sa_sam_l
     lth4sa_status_t st = lth4sa_base_layout(&s->base, x, LTH4SA_COMBINE_MULTIPLY, s->base.channels, out, e);
     out->extract_shape[1] = 2 * s->base.channels;
     return st;
+}
+
+/* Reserves every saved and work buffer for `calls` slots of up to B images of H x W. */
+static lth4sa_status_t prepare(void *inst, int32_t calls, int64_t B, int64_t H, int64_t W, lth4sa_error_t *e) {
+    cbam_t *s = inst;
+    const int64_t P = H * W, C = s->base.channels, h = s->h;
+    lth4sa_saved_t *saved = &s->base.saved;
+    const int64_t sizes[SAVES] = {[SAVE_ARGMAX] = B * C, [SAVE_HA] = B * h, [SAVE_HM] = B * h, [SAVE_MC] = B * C,
+                                  [SAVE_P] = B * P * 2, [SAVE_PARG] = B * P, [SAVE_MS] = B * P};
+    for (int k = 0; k < SAVES; k++)
+        if (!lth4sa_saved_reserve(saved, calls, k, sizes[k])) return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory");
+    if (!work(s, WORK_FORWARD, 2 * B * h + B * C + B * P * 4) || !work(s, WORK_SPLIT, 2 * B * C) || !work(s, WORK_DMC, B * C) ||
+        !work(s, WORK_DLOG, B * P) || !work(s, WORK_DP, B * P * 2) || !work(s, WORK_DIN, B * C) || !work(s, WORK_HIDDEN, B * h))
+        return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory preparing for %lld images of %lldx%lld", (long long)B,
+                           (long long)H, (long long)W);
+    return LTH4SA_OK;
 }
 
 /* S = [avg | max] over pixels; the arg-max pixel of every (b, c) is saved when training. */
@@ -125,17 +144,17 @@ static lth4sa_status_t process(void *inst, int32_t call, const lth4sa_tensor_t *
     (void)si; (void)so;
     cbam_t *s = inst;
     const int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], P = H * W, C = s->base.channels, h = s->h;
-    float *tmp = NULL;
     float *ha, *hm, *mc, *pm, *parg, *ms;
     if (training) {
         ha = slot(s, call, SAVE_HA, B * h); hm = slot(s, call, SAVE_HM, B * h); mc = slot(s, call, SAVE_MC, B * C);
         pm = slot(s, call, SAVE_P, B * P * 2); parg = slot(s, call, SAVE_PARG, B * P); ms = slot(s, call, SAVE_MS, B * P);
     } else {
-        tmp = malloc(sizeof(float) * (size_t)(2 * B * h + B * C + B * P * 4));
+        float *tmp = work(s, WORK_FORWARD, 2 * B * h + B * C + B * P * 4);
+        if (!tmp) return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory");
         ha = tmp; hm = ha + B * h; mc = hm + B * h; pm = mc + B * C; parg = pm + B * P * 2; ms = parg + B * P;
     }
-    float *split = malloc(sizeof(float) * (size_t)(2 * B * C));
-    if (!ha || !hm || !mc || !pm || !parg || !ms || !split) { free(tmp); free(split); return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory"); }
+    float *split = work(s, WORK_SPLIT, 2 * B * C);
+    if (!ha || !hm || !mc || !pm || !parg || !ms || !split) return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory");
     split_pools(S, B, C, split);
     memset(mc, 0, sizeof(float) * (size_t)(B * C));
     const lth4sa_mlp_t m = mlp_of(s);
@@ -180,8 +199,6 @@ static lth4sa_status_t process(void *inst, int32_t call, const lth4sa_tensor_t *
             const float m = ms[b * P + i];
             for (int64_t c = 0; c < C; c++) a[c] = mc[b * C + c] * m;
         }
-    free(split);
-    free(tmp);
     return LTH4SA_OK;
 }
 
@@ -193,13 +210,11 @@ static lth4sa_status_t process_backward(void *inst, int32_t call, const lth4sa_t
     float *ha = peek(s, call, SAVE_HA), *hm = peek(s, call, SAVE_HM), *mc = peek(s, call, SAVE_MC);
     float *pm = peek(s, call, SAVE_P), *parg = peek(s, call, SAVE_PARG), *ms = peek(s, call, SAVE_MS);
     if (!ha || !hm || !mc || !pm || !parg || !ms) return lth4sa_fail(e, LTH4SA_ERR_INVALID_ARGUMENT, "cbam: backward of call %d without a training forward", call);
-    float *dmc = calloc((size_t)(B * C), sizeof(float)), *dlog = malloc(sizeof(float) * (size_t)(B * P));
-    float *dp = calloc((size_t)(B * P * 2), sizeof(float)), *split = calloc((size_t)(2 * B * C), sizeof(float));
-    float *din = malloc(sizeof(float) * (size_t)(B * C)), *scratch = malloc(sizeof(float) * (size_t)(B * h));
-    if (!dmc || !dlog || !dp || !split || !din || !scratch) {
-        free(dmc); free(dlog); free(dp); free(split); free(din); free(scratch);
-        return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory");
-    }
+    float *dmc = work(s, WORK_DMC, B * C), *dlog = work(s, WORK_DLOG, B * P), *dp = work(s, WORK_DP, B * P * 2);
+    float *split = work(s, WORK_SPLIT, 2 * B * C), *din = work(s, WORK_DIN, B * C), *scratch = work(s, WORK_HIDDEN, B * h);
+    if (!dmc || !dlog || !dp || !split || !din || !scratch) return lth4sa_fail(e, LTH4SA_ERR_OUT_OF_MEMORY, "cbam: out of memory");
+    memset(dmc, 0, sizeof(float) * (size_t)(B * C));
+    memset(dp, 0, sizeof(float) * (size_t)(B * P * 2));
     /* A = Mc * Ms: dMs = sum_c dA Mc, dMc = sum_i dA Ms */
     for (int64_t b = 0; b < B; b++)
         for (int64_t i = 0; i < P; i++) {
@@ -252,7 +267,6 @@ static lth4sa_status_t process_backward(void *inst, int32_t call, const lth4sa_t
     for (int64_t b = 0; b < B; b++) memcpy(dS->data + b * 2 * C, din + b * C, sizeof(float) * (size_t)C);
     lth4sa_mlp_backward(s->base.host, &m, split + B * C, hm, dmc, B, din, scratch);
     for (int64_t b = 0; b < B; b++) memcpy(dS->data + b * 2 * C + C, din + b * C, sizeof(float) * (size_t)C);
-    free(dmc); free(dlog); free(dp); free(split); free(din); free(scratch);
     return LTH4SA_OK;
 }
 
@@ -267,6 +281,8 @@ static const lth4sa_sam_api_t api = {
     .extract = extract,
     .extract_backward = extract_backward,
     .process = process,
-    .process_backward = process_backward};
+    .process_backward = process_backward,
+    .prepare = prepare,
+    .allocations = lth4sa_base_allocations};
 
 LTH4SA_SINGLE_SAM_ENTRY(descriptor, api)

@@ -6,6 +6,7 @@
  *   lth4sa_option            option lookup by name
  *   lth4sa_sigmoid           common activations
  *   lth4sa_saved_*           per-call-slot saved tensors (a SAM instance serves several blocks)
+ *   lth4sa_scratch_*         per-call work buffers, reserved in `prepare` so calls never allocate
  *   lth4sa_declare[4]        parameter declarations
  *   lth4sa_mlp_*             a two-layer MLP forward/backward through the host's GEMM
  *   lth4sa_sam_base_t        the instance base: parameters, binding, default layout
@@ -54,6 +55,7 @@ typedef struct lth4sa_saved {
     int32_t count;
     float *(*buffers)[LTH4SA_MAX_SAVED];
     int64_t (*sizes)[LTH4SA_MAX_SAVED];
+    uint64_t allocations; /* heap (re)allocations made, for the `allocations` ABI call */
 } lth4sa_saved_t;
 
 /** Buffer `k` of slot `call` with room for `n` floats (NULL when out of memory). */
@@ -67,6 +69,7 @@ static inline float *lth4sa_saved_get(lth4sa_saved_t *s, int32_t call, int32_t k
         void *z = realloc(s->sizes, sizeof *s->sizes * (size_t)grown);
         if (!z) return NULL;
         s->sizes = z;
+        s->allocations += 2;
         for (int32_t c = s->count; c < grown; c++) {
             memset(s->buffers[c], 0, sizeof s->buffers[c]);
             memset(s->sizes[c], 0, sizeof s->sizes[c]);
@@ -78,8 +81,36 @@ static inline float *lth4sa_saved_get(lth4sa_saved_t *s, int32_t call, int32_t k
         if (!p) return NULL;
         s->buffers[call][k] = p;
         s->sizes[call][k] = n;
+        s->allocations++;
     }
     return s->buffers[call][k];
+}
+
+/** Work buffers of one call, not kept between calls (what `process` or a backward would
+ *  otherwise malloc and free): buffer `k` has room for `sizes[k]` floats. Reserve them in
+ *  `prepare`; `lth4sa_scratch_get` then never allocates. */
+typedef struct lth4sa_scratch {
+    float *buffers[LTH4SA_MAX_SAVED];
+    int64_t sizes[LTH4SA_MAX_SAVED];
+    uint64_t allocations;
+} lth4sa_scratch_t;
+
+/** Work buffer `k` with room for `n` floats, grown on demand (NULL when out of memory). */
+static inline float *lth4sa_scratch_get(lth4sa_scratch_t *s, int32_t k, int64_t n) {
+    if (k < 0 || k >= LTH4SA_MAX_SAVED) return NULL;
+    if (s->sizes[k] < n) {
+        float *p = realloc(s->buffers[k], sizeof(float) * (size_t)(n > 0 ? n : 1));
+        if (!p) return NULL;
+        s->buffers[k] = p;
+        s->sizes[k] = n;
+        s->allocations++;
+    }
+    return s->buffers[k];
+}
+
+static inline void lth4sa_scratch_free(lth4sa_scratch_t *s) {
+    for (int32_t k = 0; k < LTH4SA_MAX_SAVED; k++) free(s->buffers[k]);
+    memset(s, 0, sizeof *s);
 }
 
 /** The buffer saved by the forward of `call` (NULL if that forward did not save it). */
@@ -175,6 +206,7 @@ typedef struct lth4sa_sam_base {
     lth4sa_param_t declared[LTH4SA_MAX_PARAMS];
     float *value[LTH4SA_MAX_PARAMS], *grad[LTH4SA_MAX_PARAMS];
     lth4sa_saved_t saved;
+    lth4sa_scratch_t scratch;
 } lth4sa_sam_base_t;
 
 /** Allocates an instance of `size` bytes whose first member is the base. */
@@ -191,7 +223,23 @@ static inline void *lth4sa_base_new(size_t size, const lth4sa_host_t *host, cons
 static inline void lth4sa_base_destroy(void *instance) {
     lth4sa_sam_base_t *b = instance;
     lth4sa_saved_free(&b->saved);
+    lth4sa_scratch_free(&b->scratch);
     free(b);
+}
+
+/** The `allocations` ABI call for instances built on the base: what `lth4sa_saved_get` and
+ *  `lth4sa_scratch_get` allocated (a SAM that mallocs elsewhere must count that too). */
+static inline uint64_t lth4sa_base_allocations(void *instance) {
+    const lth4sa_sam_base_t *b = instance;
+    return b->saved.allocations + b->scratch.allocations;
+}
+
+/** Reserves saved buffer `k` of `n` floats in every call slot < `calls` (for `prepare`);
+ *  0 when out of memory. */
+static inline int lth4sa_saved_reserve(lth4sa_saved_t *s, int32_t calls, int32_t k, int64_t n) {
+    for (int32_t c = 0; c < calls; c++)
+        if (!lth4sa_saved_get(s, c, k, n)) return 0;
+    return 1;
 }
 
 static inline uint32_t lth4sa_base_param_count(void *instance) { return ((lth4sa_sam_base_t *)instance)->param_count; }

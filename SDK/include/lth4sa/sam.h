@@ -150,6 +150,21 @@ typedef struct lth4sa_sam_api {
                                                             const lth4sa_tensor_t *LTH4SA_NONNULL attention, const lth4sa_tensor_t *LTH4SA_NONNULL d_output,
                                                             lth4sa_tensor_t *LTH4SA_NONNULL d_input, lth4sa_tensor_t *LTH4SA_NONNULL d_attention,
                                                             lth4sa_error_t *LTH4SA_NONNULL error);
+
+    /* Appended (the host reads them only when `struct_size` covers them; a table built with an
+     * older header simply lacks them). */
+
+    /** Optional (NULL: allocate on demand). Sizes the instance for call slots `call` <
+     *  `calls`, batches of at most `max_batch` images and `height` x `width` maps. The host
+     *  calls it after `bind` and before the first `extract`/`process`, and again whenever one
+     *  of the four grows; the SAM allocates here everything its `extract`, `process`,
+     *  `recalibrate` and their backward calls need, so that those never allocate (CLAP's
+     *  `activate`). [main thread] */
+    lth4sa_status_t (*LTH4SA_NULLABLE prepare)(void *LTH4SA_NONNULL instance, int32_t calls, int64_t max_batch, int64_t height,
+                                               int64_t width, lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Optional (NULL: not reported). Heap allocations the instance has made since it was
+     *  created; the conformance kit checks that calls after `prepare` add none. [any thread] */
+    uint64_t (*LTH4SA_NULLABLE allocations)(void *LTH4SA_NONNULL instance);
 } lth4sa_sam_api_t;
 
 #ifdef __cplusplus

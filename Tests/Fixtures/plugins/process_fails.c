@@ -98,9 +98,19 @@ static lth4sa_status_t failing_backward(void *instance, int32_t call, const lth4
     return LTH4SA_OK;
 }
 
+/* -DOLD_TABLE: the table of the first ABI 1 header, which ended before `prepare`. */
 static const lth4sa_sam_api_t failing_api = {
-    .struct_size = sizeof(lth4sa_sam_api_t), .create = failing_create, .destroy = lth4sa_base_destroy,
+#ifdef OLD_TABLE
+    .struct_size = offsetof(lth4sa_sam_api_t, prepare),
+#else
+    .struct_size = sizeof(lth4sa_sam_api_t),
+#endif
+    .create = failing_create, .destroy = lth4sa_base_destroy,
     .param_count = lth4sa_base_param_count, .param_info = lth4sa_base_param_info, .bind = lth4sa_base_bind,
-    .layout = failing_layout, .process = failing_process, .process_backward = failing_backward};
+    .layout = failing_layout,
+#ifndef NULL_PROCESS /* -DNULL_PROCESS: a required function left NULL, which the host must refuse */
+    .process = failing_process,
+#endif
+    .process_backward = failing_backward};
 
 LTH4SA_SINGLE_SAM_ENTRY(failing_descriptor, failing_api)
