@@ -33,11 +33,12 @@ public enum InferenceTiming {
         let sizes = spec.blocksPerStage
         let half = Scheme(bits: (0..<spec.blockCount).map { $0 % 2 == 0 }, stageSizes: sizes)
         var nets: [(String, ResNet)] = []
+        let context = ComputeContext()  // one for all: they run one after another, and one profile covers them
         for (label, mode, scheme) in [("original", AttachMode.fullSA, Scheme.all(false, stageSizes: sizes)),
                                       ("Full-SA", .fullSA, .all(true, stageSizes: sizes)),
                                       ("Full-Share", .fullShare, .all(true, stageSizes: sizes)),
                                       ("half \(half)", .fullSA, half)] {
-            let net = ResNet(spec, classes: classes, seed: seed)
+            let net = ResNet(spec, classes: classes, seed: seed, context: context)
             try SAMAttacher.attach(plugin, to: net, mode: mode, scheme: scheme, seed: seed)
             nets.append((label, net))
         }

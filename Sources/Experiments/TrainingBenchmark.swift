@@ -64,9 +64,9 @@ public final class TrainingBenchmark {
         try dataParallel.finishOverlappedSum(of: net)
         let exchanged = DispatchTime.now().uptimeNanoseconds
         let checks = net.passes.checkFinite  // timed as training runs them (on by default)
-        if checks, let bad = Profiler.shared.measure("finite check", { net.firstNonFiniteGradient() }) { throw LTHError("the benchmark's gradient of \(bad.name) holds \(bad.value)") }
+        if checks, let bad = net.context.profiler.measure("finite check", { net.firstNonFiniteGradient() }) { throw LTHError("the benchmark's gradient of \(bad.name) holds \(bad.value)") }
         optimizer.step()
-        if checks, let bad = Profiler.shared.measure("finite check", { net.firstNonFiniteState() }) { throw LTHError("the benchmark's \(bad.name) holds \(bad.value) after the step") }
+        if checks, let bad = net.context.profiler.measure("finite check", { net.firstNonFiniteState() }) { throw LTHError("the benchmark's \(bad.name) holds \(bad.value) after the step") }
         let end = DispatchTime.now().uptimeNanoseconds
         return (Double(end - start) / 1e9, Double(exchanged - exchange) / 1e9, out.loss)
     }

@@ -44,9 +44,9 @@ extension ResidualBlock {
 public final class Downsample: Module {
     public let conv: Conv2d, bn: BatchNorm2d
     public var children: [(String, Module)] { [("0", conv), ("1", bn)] }
-    init(_ inC: Int, _ outC: Int, stride: Int, gradients: GradientRing) {
-        conv = Conv2d(inC, outC, kernel: 1, stride: stride, gradients: gradients)
-        bn = BatchNorm2d(outC, gradients: gradients)
+    init(_ inC: Int, _ outC: Int, stride: Int, gradients: GradientRing, context: ComputeContext) {
+        conv = Conv2d(inC, outC, kernel: 1, stride: stride, gradients: gradients, context: context)
+        bn = BatchNorm2d(outC, gradients: gradients, context: context)
     }
     func forward(_ x: Tensor, training: Bool) -> Tensor { bn.forward(conv.forward(x), training: training) }
     func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy))! }
@@ -58,12 +58,12 @@ final class ResidualTail {
     private let join: AddReLU
     /// The block's input at the last training forward (owned by the layer before; `maskInput`).
     private var input: Tensor?
-    init(gradients: GradientRing) { join = AddReLU(gradients: gradients) }
+    init(gradients: GradientRing, context: ComputeContext) { join = AddReLU(gradients: gradients, context: context) }
 
     /// dx += dShortcut, then with `maskInput` dx *= (x > 0) for the block's input x (the ReLU
     /// backward of the block before), in one pass.
     func addShortcutGradient(_ dShortcut: Tensor, to dx: Tensor, maskInput: Bool) {
-        Profiler.shared.measure("shortcut grad add") {
+        join.context.profiler.measure("shortcut grad add") {
             if maskInput, let x = input { dx.addThenReLUBackward(dShortcut, reluOutput: x) } else { dx.add(dShortcut) }
         }
     }
@@ -180,14 +180,15 @@ public final class BasicBlock: ResidualBlock {
 
     /// `gradients`, `scratch`: the gradient ring and transient buffers of the network the block
     /// belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool()) {
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool(),
+                context: ComputeContext = ComputeContext()) {
         self.scratch = scratch
-        conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
-        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
-        conv2 = Conv2d(planes, planes, kernel: 3, padding: 1, gradients: gradients)
-        bn2 = BatchNorm2d(planes, gradients: gradients)
-        downsample = (stride != 1 || inC != planes) ? Downsample(inC, planes, stride: stride, gradients: gradients) : nil
-        tail = ResidualTail(gradients: gradients)
+        conv1 = Conv2d(inC, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients, context: context)
+        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients, context: context)
+        conv2 = Conv2d(planes, planes, kernel: 3, padding: 1, gradients: gradients, context: context)
+        bn2 = BatchNorm2d(planes, gradients: gradients, context: context)
+        downsample = (stride != 1 || inC != planes) ? Downsample(inC, planes, stride: stride, gradients: gradients, context: context) : nil
+        tail = ResidualTail(gradients: gradients, context: context)
         outChannels = planes
         self.stride = stride
     }
@@ -243,17 +244,18 @@ public final class Bottleneck: ResidualBlock {
 
     /// `gradients`, `scratch`: the gradient ring and transient buffers of the network the block
     /// belongs to.
-    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool()) {
+    public init(_ inC: Int, _ planes: Int, stride: Int, gradients: GradientRing = GradientRing(), scratch: BufferPool = BufferPool(),
+                context: ComputeContext = ComputeContext()) {
         self.scratch = scratch
         let outC = planes * Bottleneck.expansion
-        conv1 = Conv2d(inC, planes, kernel: 1, gradients: gradients)
-        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
-        conv2 = Conv2d(planes, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients)
-        bn2 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients)
-        conv3 = Conv2d(planes, outC, kernel: 1, gradients: gradients)
-        bn3 = BatchNorm2d(outC, gradients: gradients)
-        downsample = (stride != 1 || inC != outC) ? Downsample(inC, outC, stride: stride, gradients: gradients) : nil
-        tail = ResidualTail(gradients: gradients)
+        conv1 = Conv2d(inC, planes, kernel: 1, gradients: gradients, context: context)
+        bn1 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients, context: context)
+        conv2 = Conv2d(planes, planes, kernel: 3, stride: stride, padding: 1, gradients: gradients, context: context)
+        bn2 = BatchNorm2d(planes, fusedReLU: true, gradients: gradients, context: context)
+        conv3 = Conv2d(planes, outC, kernel: 1, gradients: gradients, context: context)
+        bn3 = BatchNorm2d(outC, gradients: gradients, context: context)
+        downsample = (stride != 1 || inC != outC) ? Downsample(inC, outC, stride: stride, gradients: gradients, context: context) : nil
+        tail = ResidualTail(gradients: gradients, context: context)
         outChannels = outC
         self.stride = stride
     }

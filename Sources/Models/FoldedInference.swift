@@ -104,7 +104,7 @@ extension FoldedBlock {
         if workerBuffers.count < workers || zip(workerBuffers[0], intermediates).contains(where: { $0.count < $1 }) {
             workerBuffers = (0..<workers).map { _ in intermediates.map { Tensor([$0]) } }
         }
-        Profiler.shared.measure("block infer (by image group)") {
+        last.conv.context.profiler.measure("block infer (by image group)") {
             Threads.parallelForWorkers(n, grain: 1) { worker, images in
                 for first in stride(from: images.lowerBound, to: images.upperBound, by: imagesPerCall) {
                     let count = min(imagesPerCall, images.upperBound - first)

@@ -98,7 +98,7 @@ public final class ResNet: Module {
     public var onGradientsReady: (([Module]) -> Void)? = nil
     public let maxpool: MaxPool2d?
     public let stages: [Stage]
-    public let pool = GlobalAvgPool()
+    public let pool: GlobalAvgPool
     public let fc: Linear
 
     public var children: [(String, Module)] {
@@ -114,20 +114,26 @@ public final class ResNet: Module {
         return blocks.map(norms)
     }
 
-    public init(_ spec: ModelSpec, classes: Int, seed: UInt64) {
+    /// The compute resources every layer of this network runs on (engine, stream, scratch,
+    /// caches, profiler): the network's own unless given.
+    public let context: ComputeContext
+
+    public init(_ spec: ModelSpec, classes: Int, seed: UInt64, context: ComputeContext = ComputeContext()) {
         self.spec = spec
         self.classes = classes
+        self.context = context
+        pool = GlobalAvgPool(context: context)
         let planes: [Int]
         switch spec.family {
         case .cifarBasic, .cifarBottleneck:
-            conv1 = Conv2d(3, 16, kernel: 3, padding: 1, gradients: gradients)
-            bn1 = BatchNorm2d(16, fusedReLU: true, gradients: gradients)
+            conv1 = Conv2d(3, 16, kernel: 3, padding: 1, gradients: gradients, context: context)
+            bn1 = BatchNorm2d(16, fusedReLU: true, gradients: gradients, context: context)
             maxpool = nil
             planes = [16, 32, 64]
         case .imagenetBottleneck:
-            conv1 = Conv2d(3, 64, kernel: 7, stride: 2, padding: 3, gradients: gradients)
-            bn1 = BatchNorm2d(64, fusedReLU: true, gradients: gradients)
-            maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+            conv1 = Conv2d(3, 64, kernel: 7, stride: 2, padding: 3, gradients: gradients, context: context)
+            bn1 = BatchNorm2d(64, fusedReLU: true, gradients: gradients, context: context)
+            maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1, context: context)
             planes = [64, 128, 256, 512]
         }
         conv1.needsInputGrad = false
@@ -138,8 +144,8 @@ public final class ResNet: Module {
             for b in 0..<n {
                 let stride = (s > 0 && b == 0) ? 2 : 1
                 let block: ResidualBlock = spec.family == .cifarBasic
-                    ? BasicBlock(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch)
-                    : Bottleneck(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch)
+                    ? BasicBlock(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch, context: context)
+                    : Bottleneck(inC, planes[s], stride: stride, gradients: gradients, scratch: scratch, context: context)
                 inC = block.outChannels
                 blocks.append(block)
             }

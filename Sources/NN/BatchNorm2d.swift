@@ -49,10 +49,15 @@ public final class BatchNorm2d: Module {
          ("num_batches_tracked", Buffer(batchesTracked, integer: true))]
     }
 
-    /// `gradients`: the ring input gradients are handed out from (a network shares one).
+    /// Where its primitives run (a network's layers share one).
+    public let context: ComputeContext
+
+    /// `gradients`: the ring input gradients are handed out from (a network shares one);
+    /// `context`: the compute context (a network shares one).
     public init(_ channels: Int, fusedReLU: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1,
-                gradients: GradientRing = GradientRing()) {
+                gradients: GradientRing = GradientRing(), context: ComputeContext = ComputeContext()) {
         self.gradients = gradients
+        self.context = context
         self.channels = channels
         self.eps = eps
         self.momentum = momentum
@@ -83,7 +88,7 @@ public final class BatchNorm2d: Module {
                 (Int32(DNNL_ARG_VARIANCE), UnsafeMutableRawPointer(plan.variance.data)),
             ]
             if let ws = plan.workspace { args.append((Int32(DNNL_ARG_WORKSPACE), ws.pointer)) }
-            Profiler.shared.measure("bn fwd") { plan.forward.execute(args) }
+            context.profiler.measure("bn fwd") { plan.forward.execute(args) }
             plan.imageMeansValid = false
             keepForBackward(x, plan)
         } else {
@@ -112,7 +117,7 @@ public final class BatchNorm2d: Module {
         precondition(x.shape.count == 4 && x.shape[3] == channels, "batch norm expects [N,H,W,\(channels)], got \(x.shape)")
         precondition(computesStatisticsAlone, "statistics alone need a multiple of 8 channels and no fused ReLU")
         let plan = self.plan(PlanKey(shape: x.shape, training: true))
-        Profiler.shared.measure("bn statistics") {
+        context.profiler.measure("bn statistics") {
             ChannelStatistics.compute(x, mean: plan.mean.data, variance: plan.variance.data, imageMeans: imageMeans ? plan.imageMeans.data : nil)
         }
         plan.imageMeansValid = imageMeans
@@ -155,7 +160,7 @@ public final class BatchNorm2d: Module {
         precondition((a == nil) == (attentionBackward == nil), "an attention and its backward go together")
         precondition(!fusedReLU, "two-pass batch norm backward of a batch norm with a fused ReLU")
         let dx = gradients.next(x.shape)
-        Profiler.shared.measure(a == nil ? "bn bwd (two passes)" : "bn scaled bwd") {
+        context.profiler.measure(a == nil ? "bn bwd (two passes)" : "bn scaled bwd") {
             AttendedNormBackward.run(x: x, g: g, attention: a.map { ($0, attentionBackward!, plan.imageMeans) }, mean: plan.mean,
                                      variance: plan.variance, eps: eps, gamma: gamma.value, beta: beta.value,
                                      dGamma: plan.dGamma, dBeta: plan.dBeta, into: dx, workspace: plan.attendedWorkspace)
@@ -172,7 +177,7 @@ public final class BatchNorm2d: Module {
     public func recomputeOutput(in pool: BufferPool) -> Tensor {
         guard let plan = current, let x = savedInput, let replay = plan.replay else { fatalError("batch norm recompute before a training forward") }
         let out = pool.get(x.shape)
-        Profiler.shared.measure("bn recompute") {
+        context.profiler.measure("bn recompute") {
             replay.execute([
                 (Int32(DNNL_ARG_SRC), UnsafeMutableRawPointer(x.data)), (Int32(DNNL_ARG_DST), UnsafeMutableRawPointer(out.data)),
                 (Int32(DNNL_ARG_SCALE), UnsafeMutableRawPointer(gamma.value.data)),
@@ -206,7 +211,7 @@ public final class BatchNorm2d: Module {
             // oneDNN needs DST for the fused ReLU's mask (taken from the workspace).
             args.append((Int32(DNNL_ARG_WORKSPACE), plan.workspace!.pointer))
         }
-        Profiler.shared.measure("bn bwd") { bwd.execute(args) }
+        context.profiler.measure("bn bwd") { bwd.execute(args) }
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)
         return dx
@@ -289,13 +294,13 @@ public final class BatchNorm2d: Module {
                 var d = dnnl_batch_normalization_desc_t()
                 DNNL.check(dnnl_batch_normalization_forward_desc_init(
                     &d, dnnl_forward_inference, &data, bn.eps, flags | UInt32(dnnl_use_global_stats.rawValue)), "bn inference desc")
-                return withUnsafePointer(to: &d) { Primitive(desc: $0) }
+                return withUnsafePointer(to: &d) { Primitive(desc: $0, context: bn.context) }
             }
             let fwd: Primitive
             if key.training {
                 var fd = dnnl_batch_normalization_desc_t()
                 DNNL.check(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &data, bn.eps, flags), "bn fwd desc")
-                fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+                fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, context: bn.context) }
                 replay = inference()
             } else {
                 fwd = inference()
@@ -305,7 +310,7 @@ public final class BatchNorm2d: Module {
             if key.training {
                 var bd = dnnl_batch_normalization_desc_t()
                 DNNL.check(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &data, &data, bn.eps, flags), "bn bwd desc")
-                backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+                backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd, context: bn.context) }
                 let wsBytes = DNNL.bytes(fwd.argDesc(Int32(DNNL_ARG_WORKSPACE)))
                 workspace = wsBytes > 0 ? RawBuffer(bytes: wsBytes) : nil
             } else {

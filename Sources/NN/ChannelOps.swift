@@ -8,9 +8,13 @@ import Tensor
 ///     combineJoin:  F, A, shortcut -> ReLU(F * A + shortcut)        (inference, one pass)
 ///     addReLU:      a, b -> ReLU(a + b);  reluBackward: dy * (y > 0)  (the residual join)
 ///
-/// Primitives are created once per shape and cached. Use from one thread.
+/// Primitives are created once per shape and cached, one set per compute context
+/// (`ChannelOps.of`). Use from one thread.
 public final class ChannelOps {
-    public static let shared = ChannelOps()
+    /// The context's instance (kept by the context, made on first use).
+    public static func of(_ context: ComputeContext) -> ChannelOps { context.cached(ChannelOps.self) { ChannelOps(context: context) } }
+    private unowned let context: ComputeContext
+    private init(context: ComputeContext) { self.context = context }
     private var means: [[Int]: Primitive] = [:]
     private var binaries: [BinaryKey: Primitive] = [:]
     private var reluBackwards: [[Int]: Primitive] = [:]
@@ -44,7 +48,7 @@ public final class ChannelOps {
                 if key.plusShortcut { DNNL.check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &full), "post-op add") }
                 if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
             }
-            let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops) }
+            let p = withUnsafePointer(to: &d) { Primitive(desc: $0, postOps: ops, context: context) }
             if let ops { dnnl_post_ops_destroy(ops) }
             return p
         }
@@ -73,7 +77,7 @@ public final class ChannelOps {
             var d = dnnl_pooling_v2_desc_t()
             DNNL.check(dnnl_pooling_v2_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_avg_exclude_padding, &src, &dst,
                                                          one, k, zero, zero, zero), "global pooling desc")
-            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0) }
+            let prim = withUnsafePointer(to: &d) { Primitive(desc: $0, context: context) }
             means[f.shape] = prim
             return prim
         }()
@@ -117,10 +121,10 @@ public final class ChannelOps {
             var data = DNNL.nhwc(y.shape), diff = DNNL.nhwc(y.shape)
             var f = dnnl_eltwise_desc_t()
             DNNL.check(dnnl_eltwise_forward_desc_init(&f, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &data, 0, 0), "relu fwd desc")
-            let hint = withUnsafePointer(to: &f) { Primitive(desc: $0) }
+            let hint = withUnsafePointer(to: &f) { Primitive(desc: $0, context: context) }
             var b = dnnl_eltwise_desc_t()
             DNNL.check(dnnl_eltwise_backward_desc_init(&b, dnnl_eltwise_relu_use_dst_for_bwd, &diff, &data, 0, 0), "relu bwd desc")
-            let prim = withUnsafePointer(to: &b) { Primitive(desc: $0, hint: hint) }
+            let prim = withUnsafePointer(to: &b) { Primitive(desc: $0, hint: hint, context: context) }
             reluBackwards[y.shape] = prim
             return prim
         }()

@@ -22,11 +22,15 @@ public final class Conv2d: Module {
     private var savedInput: Tensor?
 
     public var localParameters: [(String, Parameter)] { [("weight", weight)] }
+    /// Where its primitives run (a network's layers share one).
+    public let context: ComputeContext
 
-    /// `gradients`: the ring input gradients are handed out from (a network shares one).
+    /// `gradients`: the ring input gradients are handed out from (a network shares one);
+    /// `context`: the compute context (a network shares one).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                gradients: GradientRing = GradientRing()) {
+                gradients: GradientRing = GradientRing(), context: ComputeContext = ComputeContext()) {
         self.gradients = gradients
+        self.context = context
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernel = kernel
@@ -54,7 +58,7 @@ public final class Conv2d: Module {
         savedInput = x
         plan.refreshWeights(weight)
         let y = plan.output
-        Profiler.shared.measure("conv fwd") {
+        context.profiler.measure("conv fwd") {
             let src = plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)
             let dst = plan.blocked?.outputBuffer() ?? UnsafeMutableRawPointer(y.data)
             plan.forward.execute([
@@ -78,7 +82,7 @@ public final class Conv2d: Module {
         // dy in the primitives' layout (kept for backward-data)
         var diffDst = UnsafeMutableRawPointer(dy.data)
         // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
-        Profiler.shared.measure("conv bwd-weights") {
+        context.profiler.measure("conv bwd-weights") {
         if let blocked = plan.blocked { diffDst = blocked.outputGradient(diffDst) }
         plan.backwardWeights.execute([
             (Int32(DNNL_ARG_SRC), plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)),
@@ -95,7 +99,7 @@ public final class Conv2d: Module {
         }
         guard needsInputGrad else { return nil }
         let dx = gradients.next(x.shape)
-        Profiler.shared.measure("conv bwd-data") {
+        context.profiler.measure("conv bwd-data") {
             let diffSrc = plan.blocked?.inputGradientBuffer ?? UnsafeMutableRawPointer(dx.data)
             plan.backwardData.execute([
                 (Int32(DNNL_ARG_DIFF_DST), diffDst),
@@ -139,7 +143,7 @@ public final class Conv2d: Module {
             let strides: [Int64] = [Int64(c.stride), Int64(c.stride)]
             let pads: [Int64] = [Int64(c.padding), Int64(c.padding)]
 
-            if c.triesWinograd, let w = Plan.winograd(xShape, yShape, anyW, strides, pads) {
+            if c.triesWinograd, let w = Plan.winograd(xShape, yShape, anyW, strides, pads, context: c.context) {
                 (forward, backwardData, backwardWeights, blocked) = w
             } else {
                 (forward, backwardData, backwardWeights) = Plan.direct(c, &src, &dst, anyW, strides, pads)
@@ -152,32 +156,32 @@ public final class Conv2d: Module {
             fwdWeights = RawBuffer(bytes: DNNL.bytes(fwdW))
             bwdWeights = RawBuffer(bytes: DNNL.bytes(bwdWDesc))
             diffWeights = RawBuffer(bytes: DNNL.bytes(diffW))
-            toFwdWeights = Primitive(reorderFrom: oihw, to: fwdW)
-            toBwdWeights = Primitive(reorderFrom: oihw, to: bwdWDesc)
-            diffWeightsToOIHW = DNNL.equal(diffW, oihw) ? nil : Primitive(reorderFrom: diffW, to: oihw)
+            toFwdWeights = Primitive(reorderFrom: oihw, to: fwdW, context: c.context)
+            toBwdWeights = Primitive(reorderFrom: oihw, to: bwdWDesc, context: c.context)
+            diffWeightsToOIHW = DNNL.equal(diffW, oihw) ? nil : Primitive(reorderFrom: diffW, to: oihw, context: c.context)
             output = Tensor(yShape)
             dwOIHW = Tensor(wDims)
         }
 
         /// Winograd primitives with the activations in the layout oneDNN picks (blocked), or nil
         /// when oneDNN has no Winograd kernel for this machine or shape.
-        static func winograd(_ xShape: [Int], _ yShape: [Int], _ anyW: dnnl_memory_desc_t, _ strides: [Int64], _ pads: [Int64])
-            -> (Primitive, Primitive, Primitive, BlockedActivations)? {
+        static func winograd(_ xShape: [Int], _ yShape: [Int], _ anyW: dnnl_memory_desc_t, _ strides: [Int64], _ pads: [Int64],
+                             context: ComputeContext) -> (Primitive, Primitive, Primitive, BlockedActivations)? {
             var w = anyW
             var src = DNNL.desc([xShape[0], xShape[3], xShape[1], xShape[2]], dnnl_format_tag_any)
             var dst = DNNL.desc([yShape[0], yShape[3], yShape[1], yShape[2]], dnnl_format_tag_any)
             var fd = dnnl_convolution_desc_t(), bd = dnnl_convolution_desc_t(), wd = dnnl_convolution_desc_t()
             guard dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_winograd, &src, &w, nil, &dst,
                                                      strides, pads, pads) == dnnl_success,
-                  let fwd = withUnsafePointer(to: &fd, { Primitive.ifImplemented(desc: $0) }) else { return nil }
+                  let fwd = withUnsafePointer(to: &fd, { Primitive.ifImplemented(desc: $0, context: context) }) else { return nil }
             var blockedSrc = fwd.argDesc(Int32(DNNL_ARG_SRC)), blockedDst = fwd.argDesc(Int32(DNNL_ARG_DST))
             guard dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_winograd, &blockedSrc, &w, &blockedDst,
                                                            strides, pads, pads) == dnnl_success,
-                  let bwdD = withUnsafePointer(to: &bd, { Primitive.ifImplemented(desc: $0, hint: fwd) }),
+                  let bwdD = withUnsafePointer(to: &bd, { Primitive.ifImplemented(desc: $0, hint: fwd, context: context) }),
                   dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_winograd, &blockedSrc, &w, nil, &blockedDst,
                                                               strides, pads, pads) == dnnl_success,
-                  let bwdW = withUnsafePointer(to: &wd, { Primitive.ifImplemented(desc: $0, hint: fwd) }) else { return nil }
-            return (fwd, bwdD, bwdW, BlockedActivations(input: xShape, blockedInput: blockedSrc, output: yShape, blockedOutput: blockedDst))
+                  let bwdW = withUnsafePointer(to: &wd, { Primitive.ifImplemented(desc: $0, hint: fwd, context: context) }) else { return nil }
+            return (fwd, bwdD, bwdW, BlockedActivations(input: xShape, blockedInput: blockedSrc, output: yShape, blockedOutput: blockedDst, context: context))
         }
 
         /// oneDNN's direct convolutions on our NHWC activations.
@@ -192,11 +196,11 @@ public final class Conv2d: Module {
             // kernel at batch 128 (2.9 vs 1.4 ms, 32x32; measured per implementation, equal
             // for 128 -> 32 and 256 -> 64): take the next implementation for those.
             let reducing1x1 = c.kernel == 1 && c.stride == 1 && c.outChannels < c.inChannels
-            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, avoiding: reducing1x1 ? "brgconv_1x1" : nil) }
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, avoiding: reducing1x1 ? "brgconv_1x1" : nil, context: c.context) }
             var bd = dnnl_convolution_desc_t()
             DNNL.check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &src, &anyW, &dst,
                                                                 strides, pads, pads), "conv bwd-data desc")
-            let bwdD = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+            let bwdD = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd, context: c.context) }
             var wd = dnnl_convolution_desc_t()
             DNNL.check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &anyW, nil, &dst,
                                                                    strides, pads, pads), "conv bwd-weights desc")
@@ -204,7 +208,7 @@ public final class Conv2d: Module {
             // multiples of 8 returns wrong values now and then (caught by the layer tests):
             // take its next implementation for those shapes.
             let oddStrided1x1 = c.kernel == 1 && c.stride > 1 && (c.inChannels % 8 != 0 || c.outChannels % 8 != 0)
-            let bwdW = withUnsafePointer(to: &wd) { Primitive(desc: $0, hint: fwd, avoiding: oddStrided1x1 ? "1x1" : nil) }
+            let bwdW = withUnsafePointer(to: &wd) { Primitive(desc: $0, hint: fwd, avoiding: oddStrided1x1 ? "1x1" : nil, context: c.context) }
             return (fwd, bwdD, bwdW)
         }
 
@@ -226,22 +230,25 @@ public final class Conv2d: Module {
 final class BlockedActivations {
     private let inputIn: Primitive, outputOut: Primitive
     /// The backward's reorders (made on first use: inference needs none).
-    private lazy var inputOut = Primitive(reorderFrom: blockedInput, to: DNNL.nhwc(inputShape))
-    private lazy var outputIn = Primitive(reorderFrom: DNNL.nhwc(outputShape), to: blockedOutput)
+    private lazy var inputOut = Primitive(reorderFrom: blockedInput, to: DNNL.nhwc(inputShape), context: context)
+    private lazy var outputIn = Primitive(reorderFrom: DNNL.nhwc(outputShape), to: blockedOutput, context: context)
     private let inputShape: [Int], outputShape: [Int], blockedInput: dnnl_memory_desc_t, blockedOutput: dnnl_memory_desc_t
     private let inputBytes: Int, outputBytes: Int
 
+    private unowned let context: ComputeContext
+
     /// `input`, `output`: NHWC shapes of the primitive's source and destination.
-    init(input: [Int], blockedInput: dnnl_memory_desc_t, output: [Int], blockedOutput: dnnl_memory_desc_t) {
+    init(input: [Int], blockedInput: dnnl_memory_desc_t, output: [Int], blockedOutput: dnnl_memory_desc_t, context: ComputeContext) {
+        self.context = context
         (inputShape, outputShape, self.blockedInput, self.blockedOutput) = (input, output, blockedInput, blockedOutput)
-        inputIn = Primitive(reorderFrom: DNNL.nhwc(input), to: blockedInput)
-        outputOut = Primitive(reorderFrom: blockedOutput, to: DNNL.nhwc(output))
+        inputIn = Primitive(reorderFrom: DNNL.nhwc(input), to: blockedInput, context: context)
+        outputOut = Primitive(reorderFrom: blockedOutput, to: DNNL.nhwc(output), context: context)
         inputBytes = DNNL.bytes(blockedInput)
         outputBytes = DNNL.bytes(blockedOutput)
     }
 
     private func buffer(_ slot: Int, _ bytes: Int, _ lane: ExecutionLane?) -> UnsafeMutableRawPointer {
-        (lane?.transientLayouts ?? DNNL.shared.transientLayouts).slot(slot, bytes: bytes)
+        (lane?.transientLayouts ?? context.transientLayouts).slot(slot, bytes: bytes)
     }
 
     private func reorder(_ p: Primitive, _ from: UnsafeMutableRawPointer, _ to: UnsafeMutableRawPointer, _ lane: ExecutionLane?) {

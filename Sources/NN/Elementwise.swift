@@ -6,7 +6,11 @@ public final class ReLU: Module {
     private var savedOutput: Tensor?
     /// Where backward's input gradients come from (shared by the layers of one network).
     let gradients: GradientRing
-    public init(gradients: GradientRing = GradientRing()) { self.gradients = gradients }
+    /// Where it runs (a network's layers share one).
+    public let context: ComputeContext
+    public init(gradients: GradientRing = GradientRing(), context: ComputeContext = ComputeContext()) {
+        (self.gradients, self.context) = (gradients, context)
+    }
 
     /// x [*] -> y [*]
     public func forward(_ x: Tensor) -> Tensor {
@@ -22,7 +26,7 @@ public final class ReLU: Module {
         guard let y = savedOutput else { fatalError("ReLU backward before forward") }
         let dx = gradients.next(dy.shape)
         let g = dy.data, o = y.data, d = dx.data
-        Profiler.shared.measure("relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
+        context.profiler.measure("relu bwd") { for i in 0..<dy.count { let gi = g[i]; d[i] = o[i] > 0 ? gi : 0 } }
         return dx
     }
 }
@@ -35,14 +39,18 @@ public final class AddReLU: Module {
     private var savedOutput: Tensor?
     /// Where backward's input gradients come from (shared by the layers of one network).
     let gradients: GradientRing
-    public init(gradients: GradientRing = GradientRing()) { self.gradients = gradients }
+    /// Where it runs (a network's layers share one).
+    public let context: ComputeContext
+    public init(gradients: GradientRing = GradientRing(), context: ComputeContext = ComputeContext()) {
+        (self.gradients, self.context) = (gradients, context)
+    }
 
     /// a [N,H,W,C], b [N,H,W,C] -> y [N,H,W,C]. Inference (`training` false) runs one oneDNN
     /// pass on the shared thread pool and keeps nothing for backward.
     public func forward(_ a: Tensor, _ b: Tensor, training: Bool = true) -> Tensor {
         precondition(a.shape == b.shape, "residual add of \(a.shape) and \(b.shape)")
         let y = outputs.get(a.shape)
-        Profiler.shared.measure(training ? "add+relu fwd" : "add+relu infer") { ChannelOps.shared.addReLU(a, b, into: y) }
+        context.profiler.measure(training ? "add+relu fwd" : "add+relu infer") { ChannelOps.of(context).addReLU(a, b, into: y) }
         savedOutput = training ? y : nil
         return y
     }
@@ -75,7 +83,7 @@ public final class AddReLU: Module {
         precondition(x.shape == b.shape, "join of \(x.shape) and \(b.shape)")
         let (n, c) = (x.shape[0], x.shape[3]), pixels = x.count / max(n, 1), stride = perImage ? c : 0
         let y = outputs.get(x.shape)
-        Profiler.shared.measure(label) {
+        context.profiler.measure(label) {
             Threads.parallelFor(n, grain: 1) { images in
                 for i in images {
                     Tensor.scaleAddReLU(x.data + i * pixels, scale: scale.data + i * stride, shift: shift.data + i * stride, channels: c,
@@ -99,7 +107,7 @@ public final class AddReLU: Module {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let y = savedOutput else { fatalError("AddReLU backward before forward") }
         let dx = gradients.next(dy.shape)
-        Profiler.shared.measure("add+relu bwd") { ChannelOps.shared.reluBackward(dy, output: y, into: dx) }
+        context.profiler.measure("add+relu bwd") { ChannelOps.of(context).reluBackward(dy, output: y, into: dx) }
         return dx
     }
 }

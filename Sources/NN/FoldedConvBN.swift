@@ -56,7 +56,7 @@ public final class FoldedConvBN {
             precondition(shortcut.shape == plan.output.shape, "shortcut \(shortcut.shape) for a conv output \(plan.output.shape)")
             args.append((Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1), UnsafeMutableRawPointer(shortcut.data)))
         }
-        Profiler.shared.measure("conv+bn infer") { plan.call.execute(args, on: nil) }
+        conv.context.profiler.measure("conv+bn infer") { plan.call.execute(args, on: nil) }
         return plan.output
     }
 
@@ -154,19 +154,19 @@ public final class FoldedConvBN {
                 if key.relu { DNNL.check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "post-op relu") }
             }
             defer { if let ops { dnnl_post_ops_destroy(ops) } }
-            return withUnsafePointer(to: &d) { optional ? Primitive.ifImplemented(desc: $0, postOps: ops) : Primitive(desc: $0, postOps: ops) }
+            return withUnsafePointer(to: &d) { optional ? Primitive.ifImplemented(desc: $0, postOps: ops, context: c.context) : Primitive(desc: $0, postOps: ops, context: c.context) }
         }
         var blocked: BlockedActivations? = nil
         let forward: Primitive
         if c.triesWinograd && key.relu && !key.addsShortcut, let winograd = make(dnnl_convolution_winograd, dnnl_format_tag_any, optional: true) {
             blocked = BlockedActivations(input: key.shape, blockedInput: winograd.argDesc(Int32(DNNL_ARG_SRC)),
-                                         output: yShape, blockedOutput: winograd.argDesc(Int32(DNNL_ARG_DST)))
+                                         output: yShape, blockedOutput: winograd.argDesc(Int32(DNNL_ARG_DST)), context: c.context)
             forward = winograd
         } else {
             forward = make(dnnl_convolution_direct, dnnl_nhwc, optional: false)!
         }
         let wDesc = forward.argDesc(Int32(DNNL_ARG_WEIGHTS)), oihw = DNNL.desc(wDims, dnnl_oihw)
-        return (forward, DNNL.equal(wDesc, oihw) ? nil : Primitive(reorderFrom: oihw, to: wDesc), blocked)
+        return (forward, DNNL.equal(wDesc, oihw) ? nil : Primitive(reorderFrom: oihw, to: wDesc, context: c.context), blocked)
     }
 
     // MARK: a per-image channel scale inside the convolution (SE-like attentions at inference)
@@ -187,7 +187,7 @@ public final class FoldedConvBN {
         let n = x.shape[0], (i, o) = (conv.inChannels, conv.outChannels)
         precondition(given == nil || given!.count == n * i, "input means \(given!.shape) for \(x.shape)")
         let inputMeans = given ?? meanBuffers.get([n, i]), means = meanBuffers.get([n, o])
-        if given == nil { ChannelOps.shared.mean(x, into: inputMeans) }
+        if given == nil { ChannelOps.of(conv.context).mean(x, into: inputMeans) }
         for b in 0..<n { (means.data + b * o).update(from: bias.data, count: o) }
         BLAS.gemm(false, true, m: n, n: o, k: i, inputMeans.data, weights.data, beta: 1, means.data)
         return means
@@ -209,7 +209,7 @@ public final class FoldedConvBN {
     /// call on the main thread before running them on the workers. Returns the worker count.
     public static func prepareWorkers(_ layers: [FoldedConvBN]) -> Int {
         let count = max(Threads.current, 1)
-        DNNL.shared.prepareExecutionLanes(count)
+        for layer in layers { layer.conv.context.prepareExecutionLanes(count) }
         for layer in layers { while layer.lanes.count < count { layer.lanes.append(Lane()) } }
         return count
     }
@@ -221,7 +221,7 @@ public final class FoldedConvBN {
                     relu: Bool, into y: UnsafeMutablePointer<Float>, worker: Int) {
         var shape = imageShape
         shape[0] = images
-        let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
+        let lane = lanes[worker], execution = conv.context.executionLanes[worker]
         let key = PlanKey(shape: shape, addsShortcut: shortcut != nil, relu: relu)
         let call = lane.calls.memoized(key) { ConvolutionCall(convolution(key)) }
         call.refresh(from: self, on: execution)
@@ -237,7 +237,7 @@ public final class FoldedConvBN {
     /// rows of the OIHW weights and to the bias, shortcut and ReLU as post-ops; on `worker`.
     func runScaled(imageShape: [Int], _ x: UnsafeMutablePointer<Float>, scale: UnsafeMutablePointer<Float>,
                    adding shortcut: UnsafeMutablePointer<Float>, into y: UnsafeMutablePointer<Float>, worker: Int) {
-        let lane = lanes[worker], execution = DNNL.shared.executionLanes[worker]
+        let lane = lanes[worker], execution = conv.context.executionLanes[worker]
         let call = lane.scaledCall.memoized(imageShape) { ConvolutionCall(convolution(PlanKey(shape: imageShape, addsShortcut: true, relu: true))) }
         let o = conv.outChannels, perOutput = weights.count / o
         if lane.scaledWeights.count != weights.count { (lane.scaledWeights, lane.scaledBias) = (Tensor(weights.shape), Tensor([o])) }
@@ -302,7 +302,7 @@ public final class FoldedConvBN {
         let workers = FoldedConvBN.prepareWorkers([self])
         let scalesWeights = weights.count * 16 <= perOutput && !alsoUnscaled
         let imagesPerCall = max(1, min((n + workers - 1) / workers, (256 << 10) / (perOutput * 4), 8))
-        Profiler.shared.measure("conv+bn+scale infer") {
+        conv.context.profiler.measure("conv+bn+scale infer") {
             Threads.parallelForWorkers(n, grain: 1) { worker, images in
                 if scalesWeights {
                     for i in images {

@@ -17,10 +17,10 @@ import Tensor
 //   of the same shape later. Parameter gradients accumulate (+=) into `Parameter.grad`.
 // - Parameters. Values and gradients are owned by `Parameter`, also those of SAM plugins
 //   (the host allocates them and binds views); optimizers and checkpoints see only these.
-// - Per network, never per process. A network owns its gradient ring and its `PassContext`;
-//   two networks never share buffers or pass state. What is process-wide is only caches of
-//   compute resources: the oneDNN engine and stream (`DNNL.shared`), cached oneDNN primitives
-//   (`ChannelOps.shared`) and the opt-in `Profiler`; these are used from one thread at a time.
+// - Per network, never per process. A network owns its gradient ring, its `PassContext` and
+//   its `ComputeContext` (oneDNN engine and stream, scratchpad, cached channel primitives via
+//   `ChannelOps.of`, profiler), which every layer is given at construction; networks that run
+//   one after another may share a context (`ResNet(..., context:)`). Nothing is process-wide.
 
 /// A trainable tensor: its value and its gradient, both owned by the host.
 /// `version` increases whenever `value` changes (layers use it to refresh cached reorders).

@@ -5,12 +5,14 @@ import Tensor
 public final class GlobalAvgPool: Module {
     private let outputs = BufferPool(), grads = BufferPool()
     private var inputShape: [Int] = []
-    public init() {}
+    /// Where it runs (a network's layers share one).
+    public let context: ComputeContext
+    public init(context: ComputeContext = ComputeContext()) { self.context = context }
 
     public func forward(_ x: Tensor) -> Tensor {
         inputShape = x.shape
         let y = outputs.get([x.shape[0], x.shape[3]])
-        ChannelOps.shared.mean(x, into: y)
+        ChannelOps.of(context).mean(x, into: y)
         return y
     }
 
@@ -29,7 +31,10 @@ public final class MaxPool2d: Module {
     public let kernel: Int, stride: Int, padding: Int
     private var plans: [[Int]: Plan] = [:]
     private var current: Plan?
-    public init(kernel: Int, stride: Int, padding: Int) {
+    /// Where its primitives run (a network's layers share one).
+    public let context: ComputeContext
+    public init(kernel: Int, stride: Int, padding: Int, context: ComputeContext = ComputeContext()) {
+        self.context = context
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
@@ -74,11 +79,11 @@ public final class MaxPool2d: Module {
             let pad: [Int64] = [Int64(p.padding), Int64(p.padding)], dil: [Int64] = [0, 0]
             var fd = dnnl_pooling_v2_desc_t()
             DNNL.check(dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max, &src, &dst, s, k, dil, pad, pad), "pool fwd desc")
-            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0) }
+            let fwd = withUnsafePointer(to: &fd) { Primitive(desc: $0, context: p.context) }
             forward = fwd
             var bd = dnnl_pooling_v2_desc_t()
             DNNL.check(dnnl_pooling_v2_backward_desc_init(&bd, dnnl_pooling_max, &src, &dst, s, k, dil, pad, pad), "pool bwd desc")
-            backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd) }
+            backward = withUnsafePointer(to: &bd) { Primitive(desc: $0, hint: fwd, context: p.context) }
             workspace = RawBuffer(bytes: DNNL.bytes(fwd.argDesc(Int32(DNNL_ARG_WORKSPACE))))
             output = Tensor(yShape)
             inputGrad = Tensor(xShape)

@@ -44,7 +44,7 @@ public enum SAMAttacher {
                     }
                 }
                 block.attention = SAMSite(instance: instance, position: b, chain: chain, passes: net.passes, gradients: net.gradients,
-                                          label: "layer\(s + 1).\(b)")
+                                          label: "layer\(s + 1).\(b)", context: net.context)
             }
         }
         return instances

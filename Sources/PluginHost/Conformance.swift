@@ -168,7 +168,8 @@ public enum Conformance {
             let x = Tensor(shape), other = Tensor(shape), s = Tensor([batch, channels])
             rng.fillNormal(x, std: 1)
             rng.fillNormal(other, std: 3)
-            ChannelOps.shared.mean(x, into: s)
+            let context = ComputeContext()
+            withExtendedLifetime(context) { ChannelOps.of(context).mean(x, into: s) }
             let site = SAMSiteFactory.make(inst, position: 0)
             let a = try site.inferenceAttention(input: x, extracted: s).clone(), b = try site.inferenceAttention(input: other, extracted: s)
             let diff = a.maxAbsDiff(b)

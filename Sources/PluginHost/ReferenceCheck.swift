@@ -60,11 +60,12 @@ public enum ReferenceCheck {
         let scheme = m.scheme ?? Array(repeating: 1, count: m.calls)
         let connected = scheme.enumerated().filter { $0.element == 1 }.map { $0.offset }
         var instances: [SAMInstance] = []
-        let chain = StageStateChain(), passes = PassContext(), host = PluginHostContext(seed: 0)
+        let chain = StageStateChain(), passes = PassContext(), host = PluginHostContext(seed: 0), context = ComputeContext()
         var sites: [Int: SAMSite] = [:]
         for block in connected {
             if instances.isEmpty || !m.shared { instances.append(try configured.instantiate(channels: m.C, rng: &rng, host: host)) }
-            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain, passes: passes, gradients: GradientRing(), label: "call \(block)")
+            sites[block] = SAMSite(instance: instances.last!, position: block, chain: chain, passes: passes, gradients: GradientRing(), label: "call \(block)",
+                                   context: context)
         }
         // parameter values from the reference (every instance gets the same values)
         for inst in instances {

@@ -30,6 +30,8 @@ public final class SAMSite: BranchAttention {
     let passes: PassContext
     /// The network's gradient ring (dF comes from it).
     let gradients: GradientRing
+    /// The network's compute context (the host's channel operations and profiler).
+    let context: ComputeContext
     /// Where the site is, for messages ("layer2.1").
     public let label: String
     /// One pool per role so same-shaped intermediates never share storage.
@@ -41,8 +43,10 @@ public final class SAMSite: BranchAttention {
     private var attention: Tensor?
     private var layout = lth4sa_sam_layout_t()
 
-    init(instance: SAMInstance, position: Int, chain: StageStateChain?, passes: PassContext, gradients: GradientRing, label: String) {
+    init(instance: SAMInstance, position: Int, chain: StageStateChain?, passes: PassContext, gradients: GradientRing, label: String,
+         context: ComputeContext) {
         self.label = label
+        self.context = context
         self.passes = passes
         self.gradients = gradients
         self.instance = instance
@@ -84,8 +88,8 @@ public final class SAMSite: BranchAttention {
                   dims(layout.attention_ndim, layout.attention_shape) == [f.shape[0], 1, 1, f.shape[3]] else { return nil }
             let (s, a) = try extractAndProcess(f, training: training)
             precondition(out.shape == f.shape, "joined output \(out.shape) for F \(f.shape)")
-            Profiler.shared.measure("sam combine+join") {
-                ChannelOps.shared.combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
+            context.profiler.measure("sam combine+join") {
+                ChannelOps.of(context).combineJoin(f, a, shortcut: shortcut, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
             }
             if training { keepForBackward(f, s, a) }
             return out
@@ -194,7 +198,7 @@ public final class SAMSite: BranchAttention {
             try checked(id, "extract", at: label) { extract(instance.handle, slot, &fv, &sv, training ? 1 : 0, $0) }
         } else {
             guard s.shape == [f.shape[0], f.shape[3]] else { throw LTHError("plugin \(id): default extract needs S = [B, C], layout says \(s.shape)") }
-            Profiler.shared.measure("sam mean") { ChannelOps.shared.mean(f, into: s) }
+            context.profiler.measure("sam mean") { ChannelOps.of(context).mean(f, into: s) }
         }
         return s
     }
@@ -230,7 +234,7 @@ public final class SAMSite: BranchAttention {
     /// `inputGradient`: `t` is the full-size dF, checked only with `passes.checkInputGradients`.
     func requireFinite(_ t: Tensor, _ what: String, inputGradient: Bool = false) throws {
         if inputGradient && !passes.checkInputGradients { return }
-        guard passes.checkFinite, let i = Profiler.shared.measure("finite check", { t.firstNonFinite() }) else { return }
+        guard passes.checkFinite, let i = context.profiler.measure("finite check", { t.firstNonFinite() }) else { return }
         throw LTHError("plugin \(id) at \(label) produced \(t.data[i]) in its \(what) (element \(i) of \(t.shape)); "
                        + "stopped before it reached any weight")
     }
@@ -245,7 +249,7 @@ public final class SAMSite: BranchAttention {
             var fv = view(f), av = view(a), ov = view(out)
             try checked(id, "recalibrate", at: label) { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
         } else if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
-            Profiler.shared.measure("sam combine") { ChannelOps.shared.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out) }
+            context.profiler.measure("sam combine") { ChannelOps.of(context).combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out) }
         } else {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
@@ -282,7 +286,7 @@ public final class SAMSite: BranchAttention {
         if let rb = api.recalibrate_backward {
             try checked(id, "recalibrate_backward", at: label) { rb(handle, slot, &fv, &av, &dOutV, &dFV, &dAV, $0) }
         } else {
-            Profiler.shared.measure("sam combine bwd") {
+            context.profiler.measure("sam combine bwd") {
                 SAMSite.combineBackward(f, a, dOut, add: layout.combine == LTH4SA_COMBINE_ADD, dF: dF, dA: dA)
             }
         }
@@ -306,7 +310,7 @@ public final class SAMSite: BranchAttention {
         if let eb = api.extract_backward {
             try checked(id, "extract_backward", at: label) { eb(handle, slot, &fv, &dSV, &dFV, $0) }
         } else {
-            Profiler.shared.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
+            context.profiler.measure("sam mean bwd") { ChannelOps.meanBackward(dS, into: dF, accumulate: true) }
         }
         try requireFinite(dF, "input gradient (backward)", inputGradient: true)
         for (name, p) in instance.parameters { try requireFinite(p.grad, "gradient of \(name)") }
@@ -369,7 +373,8 @@ public final class SAMSite: BranchAttention {
 /// context each unless given (one checking everything the plugin writes, input gradients too).
 public enum SAMSiteFactory {
     public static func make(_ instance: SAMInstance, position: Int, chain: StageStateChain? = StageStateChain(),
-                            passes: PassContext = PassContext(checkInputGradients: true)) -> SAMSite {
-        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(), label: "site \(position)")
+                            passes: PassContext = PassContext(checkInputGradients: true), context: ComputeContext = ComputeContext()) -> SAMSite {
+        SAMSite(instance: instance, position: position, chain: chain, passes: passes, gradients: GradientRing(), label: "site \(position)",
+                context: context)
     }
 }

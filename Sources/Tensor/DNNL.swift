@@ -1,19 +1,22 @@
 import CKernels
 import Foundation
 
-/// The process-wide oneDNN CPU engine and stream, plus helpers to build memory descriptors.
-/// oneDNN uses logical NCHW dims whatever the physical layout; our activations are NHWC.
-/// Primitives run one at a time on the one stream (not thread-safe: call from one thread).
-public final class DNNL: @unchecked Sendable {
-    public static let shared = DNNL()
+/// The compute resources a network runs on, owned by the network (or given to it) rather than
+/// held process-wide (ggml's `ggml_context` is the model): the oneDNN CPU engine and stream,
+/// the scratchpad every primitive shares (they run one after another), one execution lane per
+/// worker of the pool, transient layout buffers, the profiler, and caches that higher layers
+/// keep per context (`cached`). Not thread-safe: one thread at a time, like the network.
+public final class ComputeContext {
     public let engine: dnnl_engine_t
     public let stream: dnnl_stream_t
-    /// Scratch memory shared by every primitive (they run one after another); grows to the
-    /// largest request and is never freed.
+    /// Scratch memory shared by every primitive; grows to the largest request.
     private var scratch: UnsafeMutableRawPointer? = nil
     private var scratchBytes = 0
+    /// Wall time per operation kind when enabled (`lth4sa bench --profile`).
+    public let profiler = Profiler()
+    private var caches: [ObjectIdentifier: AnyObject] = [:]
 
-    private init() {
+    public init() {
         var e: dnnl_engine_t? = nil
         DNNL.check(dnnl_engine_create(&e, dnnl_cpu, 0), "engine create")
         engine = e!
@@ -22,10 +25,12 @@ public final class DNNL: @unchecked Sendable {
         stream = s!
     }
 
-    /// Aborts with the oneDNN status: a failure here is a bug in lth4sa (shapes are checked
-    /// before primitives are created), never a user error.
-    public static func check(_ status: dnnl_status_t, _ what: String) {
-        if status != dnnl_success { fatalError("oneDNN \(what) failed: status \(status.rawValue)") }
+    deinit {
+        caches.removeAll()          // their primitives first
+        executionLanes.removeAll()  // their streams before the engine
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+        free(scratch)
     }
 
     /// One execution lane per worker of the pool (`Primitive.execute(_:on:)`); grown by
@@ -34,7 +39,7 @@ public final class DNNL: @unchecked Sendable {
 
     /// Makes room for `count` workers (main thread).
     public func prepareExecutionLanes(_ count: Int) {
-        while executionLanes.count < count { executionLanes.append(ExecutionLane()) }
+        while executionLanes.count < count { executionLanes.append(ExecutionLane(engine: engine)) }
     }
 
     /// A scratchpad pointer of at least `bytes` bytes.
@@ -43,6 +48,25 @@ public final class DNNL: @unchecked Sendable {
     /// Transient copies of activations in a primitive's own layout (a blocked layout around a
     /// Winograd convolution), main thread only: see `TransientBuffers`.
     public let transientLayouts = TransientBuffers(slots: 3)
+
+    /// The object of type `T` this context keeps for a higher layer (e.g. `ChannelOps`' cached
+    /// primitives), made by `make` on first use.
+    public func cached<T: AnyObject>(_ type: T.Type, _ make: () -> T) -> T {
+        if let c = caches[ObjectIdentifier(type)] as? T { return c }
+        let c = make()
+        caches[ObjectIdentifier(type)] = c
+        return c
+    }
+}
+
+/// oneDNN helpers: status checks and memory descriptors. oneDNN uses logical NCHW dims
+/// whatever the physical layout; our activations are NHWC.
+public enum DNNL {
+    /// Aborts with the oneDNN status: a failure here is a bug in lth4sa (shapes are checked
+    /// before primitives are created), never a user error.
+    public static func check(_ status: dnnl_status_t, _ what: String) {
+        if status != dnnl_success { fatalError("oneDNN \(what) failed: status \(status.rawValue)") }
+    }
 
     // MARK: memory descriptors
 
@@ -87,14 +111,14 @@ private func growScratch(_ buffer: inout UnsafeMutableRawPointer?, _ size: inout
 /// A stream and a scratchpad of one's own, for primitives run by one worker thread of the
 /// OpenMP pool while the other workers run theirs (`Primitive.execute(_:on:)`). Used by one
 /// thread at a time; owns its stream and scratch memory.
-public final class ExecutionLane: @unchecked Sendable {
+public final class ExecutionLane {
     let stream: dnnl_stream_t
     private var scratch: UnsafeMutableRawPointer? = nil
     private var scratchBytes = 0
 
-    public init() {
+    init(engine: dnnl_engine_t) {
         var s: dnnl_stream_t? = nil
-        DNNL.check(dnnl_stream_create(&s, DNNL.shared.engine, UInt32(dnnl_stream_default_flags.rawValue)), "stream create")
+        DNNL.check(dnnl_stream_create(&s, engine, UInt32(dnnl_stream_default_flags.rawValue)), "stream create")
         stream = s!
     }
 
@@ -112,7 +136,7 @@ public final class ExecutionLane: @unchecked Sendable {
 /// A few raw buffers, each grown to the largest request made of it and freed with the owner:
 /// transient copies of activations in a primitive's layout (slot k valid until slot k is asked
 /// for again). Used by one thread at a time.
-public final class TransientBuffers: @unchecked Sendable {
+public final class TransientBuffers {
     private var buffers: [(pointer: UnsafeMutableRawPointer?, bytes: Int)]
     init(slots: Int) { buffers = Array(repeating: (nil, 0), count: slots) }
     deinit { for b in buffers { free(b.pointer) } }
@@ -125,7 +149,10 @@ public final class TransientBuffers: @unchecked Sendable {
 
 /// One oneDNN primitive with its memory objects, created once for a shape and executed many
 /// times with fresh data pointers. Owns the primitive and descriptor; destroyed with it.
-public final class Primitive: @unchecked Sendable {
+public final class Primitive {
+    /// The context whose engine made it and whose stream and scratchpad run it (it must outlive
+    /// the primitive: layers hold both).
+    unowned let context: ComputeContext
     public let pd: dnnl_primitive_desc_t
     let primitive: dnnl_primitive_t
     private var memories: [Int32: dnnl_memory_t] = [:]
@@ -136,18 +163,21 @@ public final class Primitive: @unchecked Sendable {
     /// `avoiding`: skip implementations whose name contains this text (oneDNN's first choice
     /// is taken otherwise).
     /// `postOps`: fused operations applied to the result (ownership stays with the caller).
-    public convenience init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil, postOps: dnnl_post_ops_t? = nil) {
-        self.init(desc: desc, hint: hint, avoiding: avoiding, postOps: postOps, optional: false)!
+    public convenience init(desc: UnsafeRawPointer, hint: Primitive? = nil, avoiding: String? = nil, postOps: dnnl_post_ops_t? = nil,
+                            context: ComputeContext) {
+        self.init(desc: desc, hint: hint, avoiding: avoiding, postOps: postOps, optional: false, context: context)!
     }
 
     /// The primitive when oneDNN implements `desc` on this machine (e.g. a Winograd
     /// convolution, which oneDNN has only for AVX-512), else nil.
-    public static func ifImplemented(desc: UnsafeRawPointer, hint: Primitive? = nil, postOps: dnnl_post_ops_t? = nil) -> Primitive? {
-        Primitive(desc: desc, hint: hint, avoiding: nil, postOps: postOps, optional: true)
+    public static func ifImplemented(desc: UnsafeRawPointer, hint: Primitive? = nil, postOps: dnnl_post_ops_t? = nil,
+                                     context: ComputeContext) -> Primitive? {
+        Primitive(desc: desc, hint: hint, avoiding: nil, postOps: postOps, optional: true, context: context)
     }
 
-    private init?(desc: UnsafeRawPointer, hint: Primitive?, avoiding: String?, postOps: dnnl_post_ops_t?, optional: Bool) {
-        let dnnl = DNNL.shared
+    private init?(desc: UnsafeRawPointer, hint: Primitive?, avoiding: String?, postOps: dnnl_post_ops_t?, optional: Bool, context: ComputeContext) {
+        self.context = context
+        let dnnl = context
         var attr: dnnl_primitive_attr_t? = nil
         DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
         defer { dnnl_primitive_attr_destroy(attr) }
@@ -186,8 +216,9 @@ public final class Primitive: @unchecked Sendable {
     }
 
     /// A reorder from `src` to `dst` layout.
-    public init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t) {
-        let dnnl = DNNL.shared
+    public init(reorderFrom src: dnnl_memory_desc_t, to dst: dnnl_memory_desc_t, context: ComputeContext) {
+        self.context = context
+        let dnnl = context
         var s = src, d = dst
         var attr: dnnl_primitive_attr_t? = nil
         DNNL.check(dnnl_primitive_attr_create(&attr), "attr create")
@@ -220,9 +251,9 @@ public final class Primitive: @unchecked Sendable {
     }
 
     /// Runs the primitive with `args` (DNNL_ARG_* -> data pointer) and waits for it, on the
-    /// shared stream and scratchpad (main thread).
+    /// context's stream and scratchpad (main thread).
     public func execute(_ args: [(Int32, UnsafeMutableRawPointer)]) {
-        execute(args, stream: DNNL.shared.stream, scratchpad: DNNL.shared.scratchpad(scratchBytes))
+        execute(args, stream: context.stream, scratchpad: context.scratchpad(scratchBytes))
     }
 
     /// Runs the primitive on `lane`'s stream and scratchpad: for a worker thread of the pool
@@ -258,7 +289,7 @@ public final class Primitive: @unchecked Sendable {
         var md = argDesc(arg)
         var m: dnnl_memory_t? = nil
         // A non-null placeholder handle; the real pointer is set before every execution.
-        DNNL.check(dnnl_memory_create(&m, &md, DNNL.shared.engine, UnsafeMutableRawPointer(bitPattern: 64)), "memory create")
+        DNNL.check(dnnl_memory_create(&m, &md, context.engine, UnsafeMutableRawPointer(bitPattern: 64)), "memory create")
         memories[arg] = m!
         return m!
     }

@@ -1,9 +1,9 @@
 import Foundation
 
 /// Accumulates wall time per operation kind (e.g. "conv fwd") when enabled, for
-/// `lth4sa bench --profile`. Disabled, `measure` costs one branch. Single-threaded use.
-public final class Profiler: @unchecked Sendable {
-    public static let shared = Profiler()
+/// `lth4sa bench --profile`; each `ComputeContext` has one. Disabled, `measure` costs one
+/// branch. Single-threaded use.
+public final class Profiler {
     public var enabled = false
     private var totals: [String: (seconds: Double, calls: Int)] = [:]
 

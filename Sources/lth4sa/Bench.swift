@@ -55,7 +55,8 @@ struct BenchTrain: ParsableCommand {
         print("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(sizes.batch), \(side)x\(side), \(Threads.current) threads\(ranks)")
         for _ in 0..<warmup { _ = try bench.step() }
         var times: [Double] = [], exchanges: [Double] = []
-        Profiler.shared.enabled = profile
+        let profiler = bench.net.context.profiler
+        profiler.enabled = profile
         for i in 0..<steps {
             let (seconds, communication, loss) = try bench.step()
             times.append(seconds)
@@ -79,7 +80,7 @@ struct BenchTrain: ParsableCommand {
         if profile {
             let total = times.reduce(0, +)
             print("profile (share of timed steps):")
-            for (what, secs, calls) in Profiler.shared.report {
+            for (what, secs, calls) in profiler.report {
                 print(String(format: "  %-18@ %7.1f ms/step  %5.1f%%  (%d calls/step)", what as NSString, secs / Double(steps) * 1000, secs / total * 100, calls / steps))
             }
         }
@@ -174,7 +175,7 @@ struct BenchInfer: ParsableCommand {
         let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: runtime.seed,
                                                              folded: !unfolded) { r, n in
             Console.shared.show(.status("round \(r)/\(n)"))
-            Profiler.shared.enabled = profile && r >= warmup  // the timed rounds only
+            nets[0].1.context.profiler.enabled = profile && r >= warmup  // the timed rounds only (one context for all)
         }
         Console.shared.endStatus()
         print(pad("network", 36) + pad("params", 11) + pad("median ms", 11) + "dT")
@@ -188,7 +189,7 @@ struct BenchInfer: ParsableCommand {
                      + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / (medians[0] / 1000) / 1e9, flops / 1e9))  // medians in ms
         if profile {
             print("profile (ms per round, all \(nets.count) networks):")
-            for (what, secs, calls) in Profiler.shared.report {
+            for (what, secs, calls) in nets[0].1.context.profiler.report {
                 print(String(format: "  %-18@ %8.2f ms  (%d calls per round)", what as NSString, secs / Double(rounds) * 1000, calls / rounds))
             }
         }
