@@ -26,9 +26,10 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["Tensor"], swiftSettings: optimize),
         // The plugin SDK (C headers in SDK/include/lth4sa), built as a C target for the host.
         .target(name: "LTH4SASDK", path: "SDK", exclude: ["README.md", "examples"], sources: ["src"], publicHeadersPath: "include"),
-        // Which plugin call a fatal signal interrupted (recorded by PluginHost, reported by the CLI's handler).
-        .target(name: "CrashReport"),
-        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "CrashReport", "Models", "NN", "Tensor", "Data", "Search",
+        // C helpers for the process: which plugin call a fatal signal interrupted (recorded by
+        // PluginHost, reported by the CLI's handler), C's stdout buffering for the CLI.
+        .target(name: "ProcessSupport"),
+        .target(name: "PluginHost", dependencies: ["LTH4SASDK", "ProcessSupport", "Models", "NN", "Tensor", "Data", "Search",
                                                    .product(name: "Logging", package: "swift-log")], swiftSettings: optimize),
         .target(name: "Search", dependencies: ["Models", "NN", "Tensor", "Checkpoint", "Cluster"], swiftSettings: optimize),
         // Ranks of an MPI job (Open MPI loaded at run time, only under mpirun) or this process alone.
@@ -39,7 +40,7 @@ let package = Package(
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "CrashReport",
+                "Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "ProcessSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -58,5 +59,5 @@ let package = Package(
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "PluginHost", "Search", "Models", "Tensor", "Checkpoint", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["lth4sa", "TestSupport", "Checkpoint", "Tensor"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -122,7 +122,7 @@ public final class MPIGroup: ProcessGroup {
 private struct OpenMPI {
     typealias Handle = OpaquePointer
     static let threadFunneled: Int32 = 1  // MPI_THREAD_FUNNELED in Open MPI's mpi.h
-    static let inPlace = UnsafeRawPointer(bitPattern: 1)  // MPI_IN_PLACE
+    static var inPlace: UnsafeRawPointer? { UnsafeRawPointer(bitPattern: 1) }  // MPI_IN_PLACE
 
     let initThread: @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>?, Int32, UnsafeMutablePointer<Int32>) -> Int32
     let finalize: @convention(c) () -> Int32

@@ -29,7 +29,7 @@ public struct Augmentation: Sendable {
 /// The order of an epoch and its augmentation depend only on (seed, epoch), so a resumed run
 /// sees exactly the batches an uninterrupted run would. Create one loader per pass; iterate
 /// with `next()` from one thread.
-public final class BatchLoader {
+public final class BatchLoader: @unchecked Sendable {  // its shared state is guarded by `lock`
     public let batchCount: Int
     private let dataset: ImageDataset
     private let order: [Int]

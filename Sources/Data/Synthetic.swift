@@ -36,7 +36,7 @@ public enum SyntheticShapes {
         var pixels = [UInt8](repeating: 0, count: count * size)
         let workers = max(1, min(count, 8))
         pixels.withUnsafeMutableBufferPointer { buf in
-            let base = buf.baseAddress!
+            nonisolated(unsafe) let base = buf.baseAddress!  // each worker writes its own images only
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 for i in stride(from: worker, to: count, by: workers) {
                     var rng = RNG(seed: imageSeed(seed, i))

@@ -24,7 +24,7 @@ import Tensor
 
 /// A trainable tensor: its value and its gradient, both owned by the host.
 /// `version` increases whenever `value` changes (layers use it to refresh cached reorders).
-public final class Parameter: @unchecked Sendable {
+public final class Parameter {
     public let value: Tensor
     public let grad: Tensor
     public var version = 0

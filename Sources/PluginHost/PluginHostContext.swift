@@ -11,7 +11,7 @@ import Tensor
 /// Lifetime: every plugin instance created with `table` retains this context (it must outlive
 /// them). Threading: `uniform` is not thread-safe; plugins call it from the thread that called
 /// them, as the ABI states.
-public final class PluginHostContext: @unchecked Sendable {
+public final class PluginHostContext {
     /// The generator `host->uniform` draws from.
     var rng: RNG
     /// Where plugin log lines go (swift-log: the program chooses the backend).
@@ -61,7 +61,7 @@ public final class PluginHostContext: @unchecked Sendable {
     }
 }
 
-struct UnsafeSendable<T>: @unchecked Sendable {
+struct UnsafeSendable<T> {
     let value: T
     init(_ value: T) { self.value = value }
 }

@@ -6,7 +6,7 @@ import Tensor
 /// (ABI version first, then struct sizes) and its plugins' static descriptors read.
 /// Libraries are never closed: plugins built by SwiftPM link the Swift runtime, which does
 /// not support unloading; the handle lives as long as the process.
-public final class PluginLibrary: @unchecked Sendable {
+public final class PluginLibrary {
     public let path: String
     public let entry: UnsafePointer<lth4sa_plugin_entry_t>
     public let plugins: [PluginDescriptor]

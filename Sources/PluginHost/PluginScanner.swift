@@ -164,7 +164,7 @@ public struct ChildRun {
     public let outcome: Outcome
 
     public init(_ executable: URL, arguments: [String], timeout: Double, standardError: FileHandle = .nullDevice,
-                onLine: ((String) -> Void)? = nil) throws {
+                onLine: (@Sendable (String) -> Void)? = nil) throws {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -209,11 +209,11 @@ public struct ChildRun {
     }
 
     /// Output read so far, and whether a line arrived since the last look.
-    private final class Collected: @unchecked Sendable {  // guarded by `lock`
+    private final class Collected: @unchecked Sendable {  // its state is guarded by `lock`
         private let lock = NSLock()
         private var data = Data(), progressed = false, pending = Data()
 
-        func append(_ chunk: Data, onLine: ((String) -> Void)?) {
+        func append(_ chunk: Data, onLine: (@Sendable (String) -> Void)?) {
             lock.lock()
             data.append(chunk)
             pending.append(chunk)

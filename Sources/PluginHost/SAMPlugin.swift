@@ -1,11 +1,11 @@
-import CrashReport
+import ProcessSupport
 import Foundation
 import LTH4SASDK
 import NN
 import Tensor
 
 /// A SAM plugin: its descriptor, its function table (size-checked) and resolved options.
-public final class SAMPlugin: @unchecked Sendable {
+public final class SAMPlugin {
     public let library: PluginLibrary
     public let descriptor: PluginDescriptor
     public let api: UnsafePointer<lth4sa_sam_api_t>
@@ -113,12 +113,13 @@ func dims(_ ndim: Int32, _ tuple: (Int64, Int64, Int64, Int64)) -> [Int] {
     Array([Int(tuple.0), Int(tuple.1), Int(tuple.2), Int(tuple.3)].prefix(Int(ndim)))
 }
 
-private let noName: UnsafePointer<CChar> = UnsafePointer(strdup("")!)
+/// A placeholder name (never written through) for `param_info` to overwrite.
+nonisolated(unsafe) private let noName: UnsafePointer<CChar> = UnsafePointer(strdup("")!)
 
 /// One SAM instance = one set of host-owned parameters, usable at several call sites.
 /// Implements `Module` so the parameters appear in the model's state dict under the name
 /// the instance is attached with (e.g. `layer1.0.se.fc1.weight`).
-public final class SAMInstance: Module, @unchecked Sendable {
+public final class SAMInstance: Module {
     public let plugin: SAMPlugin
     public let channels: Int
     let handle: UnsafeMutableRawPointer

@@ -296,7 +296,7 @@ public final class Primitive {
 }
 
 /// 64-byte aligned raw storage for data in a oneDNN-chosen layout (e.g. blocked weights).
-public final class RawBuffer: @unchecked Sendable {
+public final class RawBuffer {
     public let bytes: Int
     public let pointer: UnsafeMutableRawPointer
     public init(bytes: Int) {

@@ -6,7 +6,7 @@ import Foundation
 /// The tensor owns its storage (or, as a view, keeps the tensor owning it alive); `data` stays
 /// valid for the tensor's lifetime and never moves, so it can be handed to oneDNN or BLAS
 /// directly. Not thread-safe for concurrent writes.
-public final class Tensor: @unchecked Sendable {
+public final class Tensor {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
@@ -208,7 +208,7 @@ public final class Tensor: @unchecked Sendable {
 /// Hands out tensors of a given shape, allocating once per shape and reusing afterwards, so
 /// that the steady state of training allocates nothing. A buffer handed out for a shape is the
 /// same object every time: callers must be done with the previous contents.
-public final class BufferPool: @unchecked Sendable {
+public final class BufferPool {
     private var buffers: [[Int]: Tensor] = [:]
     public init() {}
 
@@ -230,7 +230,7 @@ public final class BufferPool: @unchecked Sendable {
 /// Not thread-safe: one backward pass of its network at a time. A buffer handed out is reused
 /// `depth` requests later, whatever their shapes: a gradient must not be kept across more than
 /// `depth - 1` other requests.
-public final class GradientRing: @unchecked Sendable {
+public final class GradientRing {
     public let depth: Int
     private var storage: [Tensor] = []
     /// Per slot, the views of its storage handed out so far, by shape.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CrashReport
+import ProcessSupport
 import Cluster
 import Experiments
 import Foundation
@@ -27,7 +27,7 @@ struct LTH4SA: ParsableCommand {
     /// Under `mpirun` every rank runs the command (rank 0 alone prints to stdout); a failure on
     /// any rank prints `error: rank R: ...` and ends the whole job.
     static func main() {
-        setvbuf(stdout, nil, _IOLBF, 0)  // line-buffered even into a file, so phase lines and progress interleave
+        lth4sa_stdout_line_buffered()  // line-buffered even into a file, so phase lines and progress interleave
         let group: ProcessGroup
         do { group = try MPIGroup.join() } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
@@ -36,7 +36,7 @@ struct LTH4SA: ParsableCommand {
         Console.shared.group = group
         // a plugin crashing in-process is named before the process ends
         _ = lth4sa_crash_install("the checkpoints written so far are intact (every write is atomic)")
-        if !group.isLeader { _ = freopen("/dev/null", "w", stdout) }  // one voice: rank 0's
+        if !group.isLeader { _ = lth4sa_stdout_silence() }  // one voice: rank 0's
         func end(_ code: Int32) -> Never {
             (group as? MPIGroup)?.finalize()
             Foundation.exit(code)

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CrashReport
+import ProcessSupport
 import Foundation
 import LTH4SASDK
 import PluginHost
@@ -118,7 +118,7 @@ struct PluginsCheck: ParsableCommand {
         for r in reference { arguments += ["--reference", r] }
         let phase = PhaseBox()
         let run = try ChildRun(scanner, arguments: arguments, timeout: limit, standardError: .standardError) { text in
-            if text.hasPrefix("phase ") { phase.set(String(text.dropFirst(6))) } else { print(text); fflush(stdout) }
+            if text.hasPrefix("phase ") { phase.set(String(text.dropFirst(6))) } else { print(text); lth4sa_stdout_flush() }
         }
         switch run.outcome {
         case .exit(0): return
@@ -135,7 +135,7 @@ struct PluginsCheck: ParsableCommand {
 }
 
 /// The last phase a child reported (set on the reader thread, read after it exits).
-final class PhaseBox: @unchecked Sendable {  // guarded by `lock`
+final class PhaseBox: @unchecked Sendable {  // its value is guarded by `lock`
     private let lock = NSLock()
     private var value: String?
     func set(_ v: String) { lock.lock(); value = v; lock.unlock() }

@@ -183,4 +183,4 @@ final class AttachTests: XCTestCase {
     }
 }
 
-var rngForTests = RNG(seed: 77)
+nonisolated(unsafe) var rngForTests = RNG(seed: 77)

@@ -78,7 +78,7 @@ final class BaselineSearcherTests: XCTestCase {
         for seed: UInt64 in 1...6 {
             let enas = try loop("ENAS", seed: seed)
             var pBars: [Double] = []
-            try enas.run(steps: 400) { pBars.append($0.pBar ?? 0) }
+            try enas.run(steps: 400, progress: { pBars.append($0.pBar ?? 0) })
             let best = try XCTUnwrap(enas.best.first).scheme.bits
             XCTAssertLessThanOrEqual(zip(best, target).filter { $0 != $1 }.count, 2, "seed \(seed): best seen \(best)")
             XCTAssertGreaterThan(pBars.suffix(20).reduce(0, +) / 20, 0.7, "seed \(seed): p_bar of the last 20 steps")

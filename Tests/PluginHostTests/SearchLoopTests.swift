@@ -34,7 +34,7 @@ final class SearchLoopTests: XCTestCase {
         for seed: UInt64 in 1...6 {
             let loop = try makeLoop(seed: seed)
             var pBars: [Double] = []
-            try loop.run(steps: 300) { pBars.append($0.pBar ?? 0) }
+            try loop.run(steps: 300, progress: { pBars.append($0.pBar ?? 0) })
             let late = loop.records.suffix(20).map { $0.scheme }
             let mode = Dictionary(grouping: late, by: { $0 }).max { $0.value.count < $1.value.count }!.key
             if mode == optimum { exact += 1 }

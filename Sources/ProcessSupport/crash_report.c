@@ -1,4 +1,4 @@
-#include "crash_report.h"
+#include "process_support.h"
 
 #include <signal.h>
 #include <string.h>
