@@ -40,8 +40,8 @@ public final class PluginHostContext {
             },
             uniform: { context in PluginHostContext.from(context).rng.uniform() },
             parallel_for: { _, count, body, arg in
-                let box = UnsafeSendable(arg)
-                DispatchQueue.concurrentPerform(iterations: Int(count)) { i in body(box.value, Int64(i)) }
+                // the pool everything else runs on (libgomp's, shared by oneDNN and OpenBLAS)
+                Threads.parallelFor(Int(count), grain: 1) { part in for i in part { body(arg, Int64(i)) } }
             }))
         table.pointee.context = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -61,7 +61,3 @@ public final class PluginHostContext {
     }
 }
 
-struct UnsafeSendable<T> {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

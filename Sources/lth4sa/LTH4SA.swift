@@ -67,7 +67,7 @@ struct LTH4SA: ParsableCommand {
 /// Renders the library's progress: the live status on stderr (one updating line on a
 /// terminal, a whole line every 10 s otherwise), phases and finished lines on stdout. Owns the
 /// stop token that SIGINT/SIGTERM set.
-final class Console: @unchecked Sendable {
+final class Console: @unchecked Sendable {  // set up on the main thread before any command runs; the stop token is atomic
     static let shared = Console()
     let stop = StopToken()
     /// The ranks of this job (set once in `main`, before any command runs).

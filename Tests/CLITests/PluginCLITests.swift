@@ -201,6 +201,10 @@ final class PluginCLITests: CLITestCase {
         let trained = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:100", "--epochs", "1", "--batch", "16",
                                "--val-per-class", "1", "--output", "old", "--sam", old])
         XCTAssertEqual(trained.status, 0, trained.stderr)
+        // a plugin that works through the host's parallel_for (run on the shared OpenMP pool)
+        let parallel = try build("Tests/Fixtures/plugins/process_fails.c", "libParallel.so", flags: ["-DPARALLEL_FOR", "-DFAIL_AT=1000000"])
+        let parallelCheck = try run(["plugins", "check", parallel])
+        XCTAssertEqual(parallelCheck.status, 0, parallelCheck.stdout)
     }
 
     /// A plugin writing NaN or Inf into its outputs or gradients fails the kit, and a supernet

@@ -24,6 +24,22 @@ final class PluginValidationTests: XCTestCase {
         try Fixtures.compile("Tests/Fixtures/plugins/\(source).c", flags: flags, into: dir)
     }
 
+    /// The host's `parallel_for` runs every body exactly once on the shared pool: a plugin that
+    /// writes A = 1 one image per body gives F' = F exactly (an image left out would read the
+    /// pool's stale memory; 40 images over the workers).
+    func testParallelForRunsEveryBody() throws {
+        let plugin = try SAMPlugin(try fixture("process_fails", ["-DPARALLEL_FOR", "-DFAIL_AT=1000000"]))
+        var rng = RNG(seed: 3)
+        let instance = try plugin.instantiate(channels: 8, rng: &rng, host: PluginHostContext(seed: 0))
+        let site = SAMSiteFactory.make(instance, position: 0)
+        let x = Tensor([40, 3, 3, 8])
+        rng.fillNormal(x, std: 1)
+        for _ in 0..<3 {
+            let y = try site.forwardChecked(x, training: false)
+            XCTAssertEqual(y.maxAbsDiff(x), 0)
+        }
+    }
+
     func assertRefused(_ body: () throws -> Void, mentioning text: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try body(), file: file, line: line) { XCTAssertTrue("\($0)".contains(text), "'\($0)' should mention '\(text)'", file: file, line: line) }
     }

@@ -33,8 +33,9 @@ typedef struct lth4sa_host {
      *  saved with a search's checkpoint). [calling thread] */
     float (*LTH4SA_NONNULL uniform)(void *LTH4SA_NULLABLE context);
 
-    /** Runs body(arg, i) for i in [0, count) on the host's worker threads (Dispatch's
-     *  concurrentPerform) and returns when all are done. Bodies must not call host services.
+    /** Runs body(arg, i) for i in [0, count) on the host's worker threads (the OpenMP pool that
+     *  oneDNN and OpenBLAS share) and returns when all are done. Bodies must not call host
+     *  services.
      *  [calling thread] */
     void (*LTH4SA_NONNULL parallel_for)(void *LTH4SA_NULLABLE context, int64_t count,
                                         void (*LTH4SA_NONNULL body)(void *LTH4SA_NULLABLE arg, int64_t i),

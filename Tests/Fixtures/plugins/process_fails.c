@@ -53,6 +53,15 @@ static lth4sa_status_t failing_layout(void *instance, const lth4sa_tensor_t *inp
     return status;
 }
 
+#ifdef PARALLEL_FOR
+/* -DPARALLEL_FOR: the attention is written through the host's parallel_for, one image a call. */
+typedef struct fill { float *a; int64_t per_image; } fill_t;
+static void fill_image(void *arg, int64_t i) {
+    const fill_t *f = arg;
+    for (int64_t k = 0; k < f->per_image; k++) f->a[i * f->per_image + k] = 1.0f;
+}
+#endif
+
 static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4sa_tensor_t *input, const lth4sa_tensor_t *extracted,
                                        const lth4sa_tensor_t *state_in, lth4sa_tensor_t *attention, lth4sa_tensor_t *state_out,
                                        int32_t training, lth4sa_error_t *error) {
@@ -73,7 +82,13 @@ static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4s
 #ifndef NAN_INSTEAD
     if (broken) return lth4sa_fail(error, LTH4SA_ERR_INTERNAL, "failing: deliberate failure on call %d", f->calls);
 #endif
+#ifdef PARALLEL_FOR
+    fill_t fill = {attention->data, lth4sa_tensor_count(attention) / attention->shape[0]};
+    f->base.host->parallel_for(f->base.host->context, attention->shape[0], fill_image, &fill);
+    (void)broken;
+#else
     for (int64_t i = 0; i < lth4sa_tensor_count(attention); i++) attention->data[i] = broken ? BAD_VALUE : 1.0f;
+#endif
     return LTH4SA_OK;
 }
 
