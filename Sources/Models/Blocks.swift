@@ -49,7 +49,7 @@ public final class Downsample: Module {
         bn = BatchNorm2d(outC, gradients: gradients, context: context)
     }
     func forward(_ x: Tensor, training: Bool) -> Tensor { bn.forward(conv.forward(x), training: training) }
-    func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy))! }
+    func backward(_ dy: Tensor) -> Tensor { conv.backward(bn.backward(dy)) }
 }
 
 /// The end of every residual block: the attention on the branch (if any), the shortcut, and
@@ -206,8 +206,8 @@ public final class BasicBlock: ResidualBlock {
 
     public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
-        let d = conv2.backward(tail.normalizationBackward(dF, through: bn2, attention: attention), input: bn1.recomputeOutput(in: scratch))!
-        let dx = conv1.backward(bn1.backward(d, overwriting: true))!
+        let d = conv2.backward(tail.normalizationBackward(dF, through: bn2, attention: attention), input: bn1.recomputeOutput(in: scratch))
+        let dx = conv1.backward(bn1.backward(d, overwriting: true))
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx
     }
@@ -275,9 +275,9 @@ public final class Bottleneck: ResidualBlock {
 
     public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
-        var d = conv3.backward(tail.normalizationBackward(dF, through: bn3, attention: attention), input: bn2.recomputeOutput(in: scratch))!
-        d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))!
-        let dx = conv1.backward(bn1.backward(d, overwriting: true))!
+        var d = conv3.backward(tail.normalizationBackward(dF, through: bn3, attention: attention), input: bn2.recomputeOutput(in: scratch))
+        d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))
+        let dx = conv1.backward(bn1.backward(d, overwriting: true))
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx
     }

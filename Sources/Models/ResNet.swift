@@ -199,7 +199,9 @@ public final class ResNet: Module {
             onGradientsReady?([stage])  // a stage's shared modules get gradients from its own blocks only
         }
         if let mp = maxpool { d = mp.backward(d) }
-        let dx = conv1.backward(bn1.backward(d, overwriting: true))
+        let dStem = bn1.backward(d, overwriting: true)
+        let dx: Tensor?
+        if conv1.needsInputGrad { dx = conv1.backward(dStem) } else { conv1.backwardWeights(dStem); dx = nil }
         onGradientsReady?([conv1, bn1])
         try passes.check()
         return dx

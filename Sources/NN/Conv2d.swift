@@ -14,7 +14,8 @@ public final class Conv2d: Module {
     let gradients: GradientRing
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     public let weight: Parameter
-    /// False for a layer whose input needs no gradient (the stem): skips backward-data.
+    /// False for a layer whose input needs no gradient (a network's stem): the network then
+    /// calls `backwardWeights` instead of `backward` (`ResNet.backward`).
     public var needsInputGrad = true
 
     private var plans: [[Int]: Plan] = [:]
@@ -71,33 +72,13 @@ public final class Conv2d: Module {
         return y
     }
 
-    /// dx = conv_transpose(dy, w); weight.grad += x (*) dy. Returns nil when `needsInputGrad` is false.
+    /// dy [N,Ho,Wo,O] -> dx [N,H,W,I] = conv_transpose(dy, w), and weight.grad += x (*) dy.
     /// `input`: forward's input again, for a network that let the buffer it passed be
     /// overwritten and rebuilt it (a recomputed batch-norm output); default: the kept reference.
     @discardableResult
-    public func backward(_ dy: Tensor, input: Tensor? = nil) -> Tensor? {
-        guard let plan = current, let saved = savedInput else { fatalError("conv backward before forward") }
-        precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
-        let x = input ?? saved
-        // dy in the primitives' layout (kept for backward-data)
-        var diffDst = UnsafeMutableRawPointer(dy.data)
-        // weight gradient in oneDNN's layout, reordered to OIHW and accumulated.
-        context.profiler.measure("conv bwd-weights") {
-        if let blocked = plan.blocked { diffDst = blocked.outputGradient(diffDst) }
-        plan.backwardWeights.execute([
-            (Int32(DNNL_ARG_SRC), plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)),
-            (Int32(DNNL_ARG_DIFF_DST), diffDst),
-            (Int32(DNNL_ARG_DIFF_WEIGHTS), plan.diffWeights.pointer),
-        ])
-        if let r = plan.diffWeightsToOIHW {
-            r.execute([(Int32(DNNL_ARG_FROM), plan.diffWeights.pointer), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(plan.dwOIHW.data))])
-            weight.grad.add(plan.dwOIHW)
-        } else {
-            let g = weight.grad.data, d = plan.diffWeights.pointer.assumingMemoryBound(to: Float.self)
-            for i in 0..<weight.grad.count { g[i] += d[i] }
-        }
-        }
-        guard needsInputGrad else { return nil }
+    public func backward(_ dy: Tensor, input: Tensor? = nil) -> Tensor {
+        let (plan, x) = backwardInputs(input)
+        let diffDst = accumulateWeightGradient(dy, x, plan)
         let dx = gradients.next(x.shape)
         context.profiler.measure("conv bwd-data") {
             let diffSrc = plan.blocked?.inputGradientBuffer ?? UnsafeMutableRawPointer(dx.data)
@@ -109,6 +90,41 @@ public final class Conv2d: Module {
             plan.blocked?.inputGradient(diffSrc, into: UnsafeMutableRawPointer(dx.data))
         }
         return dx
+    }
+
+    /// weight.grad += x (*) dy only, no input gradient (a network's first convolution).
+    public func backwardWeights(_ dy: Tensor, input: Tensor? = nil) {
+        let (plan, x) = backwardInputs(input)
+        _ = accumulateWeightGradient(dy, x, plan)
+    }
+
+    /// The plan and input of the last forward (or `input`, checked against it).
+    private func backwardInputs(_ input: Tensor?) -> (Plan, Tensor) {
+        guard let plan = current, let saved = savedInput else { fatalError("conv backward before forward") }
+        precondition(input == nil || input!.shape == saved.shape, "conv backward input \(input!.shape), forward had \(saved.shape)")
+        return (plan, input ?? saved)
+    }
+
+    /// weight.grad += x (*) dy: oneDNN's weight gradient, reordered to OIHW and accumulated.
+    /// Returns dy as the backward-data primitive reads it (a blocked copy under Winograd).
+    private func accumulateWeightGradient(_ dy: Tensor, _ x: Tensor, _ plan: Plan) -> UnsafeMutableRawPointer {
+        var diffDst = UnsafeMutableRawPointer(dy.data)
+        context.profiler.measure("conv bwd-weights") {
+            if let blocked = plan.blocked { diffDst = blocked.outputGradient(diffDst) }
+            plan.backwardWeights.execute([
+                (Int32(DNNL_ARG_SRC), plan.blocked?.input(UnsafeMutableRawPointer(x.data)) ?? UnsafeMutableRawPointer(x.data)),
+                (Int32(DNNL_ARG_DIFF_DST), diffDst),
+                (Int32(DNNL_ARG_DIFF_WEIGHTS), plan.diffWeights.pointer),
+            ])
+            if let r = plan.diffWeightsToOIHW {
+                r.execute([(Int32(DNNL_ARG_FROM), plan.diffWeights.pointer), (Int32(DNNL_ARG_TO), UnsafeMutableRawPointer(plan.dwOIHW.data))])
+                weight.grad.add(plan.dwOIHW)
+            } else {
+                let g = weight.grad.data, d = plan.diffWeights.pointer.assumingMemoryBound(to: Float.self)
+                for i in 0..<weight.grad.count { g[i] += d[i] }
+            }
+        }
+        return diffDst
     }
 
     private func plan(for shape: [Int]) -> Plan { plans.memoized(shape) { Plan(self, shape) } }

@@ -25,7 +25,7 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(y.shape, [2, (hw + 2 * pad - k) / stride + 1, (hw + 2 * pad - k) / stride + 1, outC])
         let r = random(y.shape)
         conv.weight.grad.zero()
-        let dx = conv.backward(r)!.clone()
+        let dx = conv.backward(r).clone()
         let dw = conv.weight.grad.clone()
         let loss = { GradientCheck.project(conv.forward(x), r) }
         let gc = GradientCheck()
@@ -57,7 +57,7 @@ final class LayerGradientTests: XCTestCase {
             let x = random([3, hw, hw, c]), r = random([3, hw, hw, c])
             let y = conv.forward(x).clone()
             conv.weight.grad.zero()
-            let dx = conv.backward(r)!.clone()
+            let dx = conv.backward(r).clone()
             // fp64 loops: y[n,i,j,o] = sum w[o,c,a,b] x[n,i+a-1,j+b-1,c]; dx and dw from r
             let w = conv.weight.value
             var yRef = [Double](repeating: 0, count: y.count), dxRef = [Double](repeating: 0, count: x.count)
