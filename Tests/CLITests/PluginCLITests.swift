@@ -87,13 +87,13 @@ final class PluginCLITests: CLITestCase {
         try bytes.prefix(bytes.count / 2).write(to: folder.appendingPathComponent("libtruncated.so"))
         let cases = [("CTOR_SEGV", "crashed with SIGSEGV while loading"), ("CTOR_EXIT", "called exit(3) while loading"),
                      ("ENTRY_SEGV", "crashed with SIGSEGV in lth4sa_plugin_entry"), ("ENTRY_EXIT", "called exit(3) in lth4sa_plugin_entry"),
-                     ("ENTRY_HANG", "gave no answer in 1 s in lth4sa_plugin_entry"), ("truncated", "is a truncated ELF file")]
+                     ("ENTRY_HANG", "gave no answer in 3 s in lth4sa_plugin_entry"), ("truncated", "is a truncated ELF file")]
         for (flag, _) in cases where flag != "truncated" {
             _ = try Fixtures.compile("Tests/Fixtures/plugins/crashing.c", flags: ["-D\(flag)"], into: folder, name: "lib\(flag).so")
         }
         var environment = ProcessInfo.processInfo.environment
         environment["LTH4SA_PLUGIN_PATH"] = folder.path
-        environment["LTH4SA_PLUGIN_SCAN_TIMEOUT"] = "1"
+        environment["LTH4SA_PLUGIN_SCAN_TIMEOUT"] = "3"  // generous: a loaded CI machine starts the scanner slowly
         environment["XDG_CACHE_HOME"] = dir.appendingPathComponent("cache").path
         let list = try run(["plugins"], environment: environment)
         XCTAssertEqual(list.status, 0, list.stderr)
@@ -119,11 +119,11 @@ final class PluginCLITests: CLITestCase {
         XCTAssertTrue(crashed.stdout.contains("PASS  descriptor") && crashed.stdout.contains("FAIL  gradients (finite differences)")
                       && crashed.stdout.contains("crashed the check's process with SIGSEGV"), crashed.stdout)
         var environment = ProcessInfo.processInfo.environment
-        environment["LTH4SA_PLUGIN_CHECK_TIMEOUT"] = "2"
+        environment["LTH4SA_PLUGIN_CHECK_TIMEOUT"] = "5"  // generous for a loaded machine
         let hangs = try run(["plugins", "check", try build("Tests/Fixtures/plugins/crashing.c", "libhang.so", flags: ["-DCREATE_HANG"])],
                             environment: environment)
         XCTAssertNotEqual(hangs.status, 0)
-        XCTAssertTrue(hangs.stdout.contains("FAIL  gradients (finite differences)") && hangs.stdout.contains("no answer in 2 s"), hangs.stdout)
+        XCTAssertTrue(hangs.stdout.contains("FAIL  gradients (finite differences)") && hangs.stdout.contains("no answer in 5 s"), hangs.stdout)
         let later = try build("Tests/Fixtures/plugins/crashing.c", "libsegvlater.so", flags: ["-DPROCESS_SEGV=5"])
         let t = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "16",
                          "--val-per-class", "1", "--output", "run", "--sam", later])
