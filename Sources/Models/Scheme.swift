@@ -91,9 +91,12 @@ public struct Scheme: Hashable, Sendable, CustomStringConvertible, Codable {
 }
 
 /// How SAM instances are laid over the blocks.
-public enum AttachMode: String, CaseIterable, Codable, Sendable {
+public enum AttachMode: String, CaseIterable, Codable, Sendable, CustomStringConvertible {
     /// One instance per connected block (Full-SA when every bit is 1).
     case fullSA = "full-sa"
     /// One instance per stage, shared by the stage's connected blocks (Full-Share).
     case fullShare = "full-share"
+
+    /// `full-sa` / `full-share`, as flags and run files write it.
+    public var description: String { rawValue }
 }
