@@ -57,7 +57,7 @@ final class PluginCLITests: CLITestCase {
         }
         let info = try installed(["info", "--model", "resnet20", "--sam", "se"])
         XCTAssertEqual(info.status, 0, info.stderr)
-        XCTAssertTrue(info.stdout.contains("SAM se"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("SAM se") && info.stdout.contains(", full-sa, scheme"), info.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: prefix.appendingPathComponent("include/lth4sa/helpers.h").path))
     }
 
