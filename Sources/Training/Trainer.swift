@@ -349,7 +349,8 @@ public final class Trainer {
             precondition(pass.teacher.map { $0 < p } ?? true, "pass \(p)'s teacher \(pass.teacher!) does not come before it")
             let keepsTargets = passes.contains { $0.teacher == p }
             pass.select()
-            let statistics = groups > 1 ? GroupStatistics(net) : nil
+            let statistics = groups > 1 ? groupStatistics : nil
+            statistics?.beginPass()
             for g in 0..<groups {
                 statistics?.beginGroup()
                 let range = contiguousPart(g, of: groups, count: n)
@@ -384,6 +385,7 @@ public final class Trainer {
     /// the ranks' statistics gives, the update being linear) and `num_batches_tracked` grows by
     /// one per pass, so `--bn-groups G` in one process equals `mpirun -np G` in its running
     /// statistics as well as its weights.
+    private lazy var groupStatistics = GroupStatistics(net)
     private final class GroupStatistics {
         private let buffers: [Buffer]
         private let before: [Tensor], sum: [Tensor]
@@ -391,8 +393,15 @@ public final class Trainer {
 
         init(_ net: Module) {
             buffers = net.namedBuffers().map { $0.1 }
-            before = buffers.map { $0.tensor.clone() }
+            before = buffers.map { Tensor($0.tensor.shape) }
             sum = buffers.map { Tensor($0.tensor.shape) }
+        }
+
+        /// Keeps the statistics before the pass and clears the sum (buffers reused every pass).
+        func beginPass() {
+            for (b, t) in zip(buffers, before) { t.copy(from: b.tensor) }
+            for s in sum { s.zero() }
+            groups = 0
         }
 
         /// Every buffer back to its value before the pass.
