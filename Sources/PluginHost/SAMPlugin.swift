@@ -1,7 +1,7 @@
-import ProcessSupport
 import Foundation
 import LTH4SASDK
 import NN
+import ProcessSupport
 import Tensor
 
 /// A SAM plugin: its descriptor, its function table (size-checked) and resolved options.

@@ -248,12 +248,12 @@ public final class SAMSite: BranchAttention {
         if let recalibrate = api.recalibrate {
             var fv = view(f), av = view(a), ov = view(out)
             try checked(id, "recalibrate", at: label) { recalibrate(instance.handle, slot, &fv, &av, &ov, $0) }
+            try requireFinite(out, "recalibrated output")  // the host's own combine needs no check
         } else if a.shape == [f.shape[0], 1, 1, f.shape[3]] {
             context.profiler.measure("sam combine") { ChannelOps.of(context).combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out) }
         } else {
             SAMSite.combine(f, a, add: layout.combine == LTH4SA_COMBINE_ADD, into: out)
         }
-        if api.recalibrate != nil { try requireFinite(out, "recalibrated output") }
         if training { keepForBackward(f, s, a) }
         return out
     }

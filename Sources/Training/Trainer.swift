@@ -308,8 +308,9 @@ public final class Trainer {
     /// first NaN/Inf in a parameter's gradient (before the optimizer step) or in a parameter or
     /// running statistic (after it), names one. Every plugin output was checked during the pass,
     /// so a value found here came from the network itself.
-    private func requireFinite(_ found: (name: String, index: Int, value: Float)?, _ what: String) throws {
-        guard net.passes.checkFinite, let found else { return }
+    /// `found` is evaluated only when the checks are on (it reads every parameter).
+    private func requireFinite(_ found: @autoclosure () -> (name: String, index: Int, value: Float)?, _ what: String) throws {
+        guard net.passes.checkFinite, let found = found() else { return }
         throw LTHError("training produced \(found.value) in the \(what) of \(found.name) (element \(found.index)) at epoch \(epoch + 1) "
                        + "step \(stepInEpoch + 1), while every attention plugin's output was finite: the network diverged; "
                        + "lower --lr (now \(config.lr)); the last checkpoint is kept")

@@ -1,11 +1,11 @@
 import ArgumentParser
-import ProcessSupport
 import Cluster
 import Experiments
 import Foundation
 import Models
 import NN
 import PluginHost
+import ProcessSupport
 import Search
 import Tensor
 import Training

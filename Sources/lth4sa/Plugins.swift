@@ -1,8 +1,8 @@
 import ArgumentParser
-import ProcessSupport
 import Foundation
 import LTH4SASDK
 import PluginHost
+import ProcessSupport
 import Tensor
 
 /// `lth4sa plugins`: list, describe and check plugins (like gst-inspect).
