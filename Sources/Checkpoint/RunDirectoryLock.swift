@@ -19,11 +19,11 @@ public final class RunDirectoryLock {
             while p.path != "/" {
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: p.path, isDirectory: &isDirectory) && !isDirectory.boolValue {
-                    throw LTHError("cannot create run directory '\(directory.path)': '\(p.path)' is a file, not a folder; choose another --output")
+                    throw LTHError("cannot create run directory '\(directory.path)': '\(p.path)' is a file, not a folder; choose another `directory`")
                 }
                 p = p.deletingLastPathComponent()
             }
-            throw LTHError("cannot create run directory '\(directory.path)' (\(access(directory.deletingLastPathComponent().path, W_OK) == 0 ? "\(error.localizedDescription)" : "the folder above it is not writable")); choose another --output")
+            throw LTHError("cannot create run directory '\(directory.path)' (\(access(directory.deletingLastPathComponent().path, W_OK) == 0 ? "\(error.localizedDescription)" : "the folder above it is not writable")); choose another `directory`")
         }
         let path = directory.appendingPathComponent(".lock").path
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -37,7 +37,7 @@ public final class RunDirectoryLock {
             let recorded = n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
             // the kernel knows the holder; the file's PID may be a stale one from before it wrote its own
             let holder = inode.flatMap(Self.flockHolder(inode:)).map(String.init) ?? recorded
-            throw LTHError("run directory '\(directory.path)' is in use by process \(holder); wait for it to finish or choose another --output")
+            throw LTHError("run directory '\(directory.path)' is in use by process \(holder); wait for it to finish or choose another `directory`")
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

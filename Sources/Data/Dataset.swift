@@ -134,7 +134,7 @@ public struct Split: Sendable {
                 throw LTHError("class \(c) has no training image (a label found only in the test split, or missing); labels must be 0..K-1 with every class in the training data")
             }
             if perClass > 0 && members.count <= perClass {
-                throw LTHError("--val-per-class \(perClass) leaves no training image of class \(c) (it has \(members.count)); use a smaller value")
+                throw LTHError("`valPerClass` \(perClass) leaves no training image of class \(c) (it has \(members.count)); use a smaller value")
             }
             rng.shuffle(&members)
             val += members.prefix(perClass)

@@ -8,16 +8,12 @@ import Training
 /// evaluator and benchmark of the library uses.
 public enum SAMAttachment {
     /// Attaches `config.sam` (with its options, attach mode and scheme; all blocks when the
-    /// scheme is nil) to `net`. Returns the metadata stored in checkpoints (plugin id, version,
-    /// resolved options, attach mode, scheme); empty without a SAM.
+    /// scheme is nil) to `net`, resolving the plugin for this one network. Returns the metadata
+    /// stored in checkpoints (plugin id, version, resolved options, attach mode, scheme); empty
+    /// without a SAM. Studies resolve once instead (`SAMHandle`).
     public static func attach(_ config: RunConfig, to net: ResNet) throws -> [String: String] {
         guard let spec = config.sam else { return [:] }
-        let plugin = try SAMPlugin(spec, settings: config.samOptions)
-        let stages = net.spec.blocksPerStage
-        let scheme = try config.scheme?.fitted(to: stages) ?? .all(true, stageSizes: stages)
-        try SAMAttacher.attach(plugin, to: net, mode: config.attach, scheme: scheme, seed: config.seed)
-        return ["sam.id": plugin.id, "sam.version": plugin.descriptor.version, "sam.options": plugin.optionsText,
-                "sam.attach": config.attach.rawValue, "scheme": scheme.description]
+        return try SAMHandle(spec: spec, options: config.samOptions).attach(config, to: net)
     }
 
     /// The form a plugin spec is recorded in: paths absolute (so a checkpoint resolves its
@@ -35,5 +31,35 @@ public enum SAMAttachment {
         c.seed = seed
         c.batch = batch
         return c
+    }
+}
+
+/// A SAM plugin resolved once (discovery, scan and `dlopen` done, options checked): what every
+/// network of a study attaches, so that building a network does not look the plugin up again.
+public struct SAMHandle {
+    /// The spec as recorded in configurations (`SAMAttachment.recorded`) and its option settings.
+    public let spec: String
+    public let options: [String]
+    public let plugin: SAMPlugin
+
+    public init(spec: String, options: [String]) throws {
+        self.spec = SAMAttachment.recorded(spec)
+        self.options = options
+        plugin = try SAMPlugin(spec, settings: options)
+    }
+
+    /// The plugin's id (from its descriptor).
+    public var id: String { plugin.id }
+
+    /// Attaches this plugin to `net` as `config` says (attach mode, scheme, seed): the hook a
+    /// `Trainer` takes. A configuration naming another SAM (or none) is attached as it says.
+    public func attach(_ config: RunConfig, to net: ResNet) throws -> [String: String] {
+        guard let wanted = config.sam else { return [:] }
+        guard SAMAttachment.recorded(wanted) == spec && config.samOptions == options else { return try SAMAttachment.attach(config, to: net) }
+        let stages = net.spec.blocksPerStage
+        let scheme = try config.scheme?.fitted(to: stages) ?? .all(true, stageSizes: stages)
+        try SAMAttacher.attach(plugin, to: net, mode: config.attach, scheme: scheme, seed: config.seed)
+        return ["sam.id": plugin.id, "sam.version": plugin.descriptor.version, "sam.options": plugin.optionsText,
+                "sam.attach": config.attach.rawValue, "scheme": scheme.description]
     }
 }

@@ -49,7 +49,7 @@ public enum CheckpointEvaluation {
         try ModelCheckpoint.load(net, from: path)
         if let text = scheme {
             guard config.keepProb != nil else {
-                throw LTHError("--scheme selects a sub-network of a supernet; '\(path)' is an ordinary network (its scheme is \(meta["scheme"] ?? "none"))")
+                throw LTHError("`scheme` selects a sub-network of a supernet; '\(path)' is an ordinary network (its scheme is \(meta["scheme"] ?? "none"))")
             }
             try Supernet(net).apply(try Scheme(parsing: text, stageSizes: net.spec.blocksPerStage))
         }

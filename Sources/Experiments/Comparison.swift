@@ -54,7 +54,7 @@ public enum Comparison {
     public struct SearchSummary: Codable, Sendable {
         /// One kept scheme and its reward parts.
         public struct Best: Codable, Sendable {
-            public let scheme: String
+            public let scheme: Scheme
             public let parts: RewardParts
         }
         public let budget: Int
@@ -92,7 +92,7 @@ public enum Comparison {
         /// Per search seed, in seed order: the mean over the retraining seeds, and every one.
         public let pickAccuracies: [Double]
         public let pickSeedAccuracies: [[Double]]
-        public let picks: [String]
+        public let picks: [Scheme]
         /// Mean and sample standard deviation over search seeds.
         public let meanAccuracy: Double
         public let accuracySpread: Double
@@ -114,7 +114,7 @@ public enum Comparison {
         public let searchers: [SearcherSummary]?
         /// The best stand-alone mean accuracy among the study's networks, and its scheme.
         public let bestStandAlone: Double?
-        public let bestScheme: String?
+        public let bestScheme: Scheme?
         public static let fileName = "compare.json"
     }
 
@@ -123,35 +123,36 @@ public enum Comparison {
         try SchemeSearch.check(spec, options: [], stageSizes: stageSizes)
     }
 
-    /// Runs the comparison in `directory`, reusing every finished part.
-    public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
-        let base = settings.recipe.base
-        let root = URL(fileURLWithPath: directory)
-        let stages = try ModelSpec(base.model).blocksPerStage
+    /// The settings file of a comparison's run directory (the resume rule of `Study`).
+    public static let settingsFileName = "compare-settings.json"
+
+    /// Runs the comparison in `directory`; with `resume`, continues the one it holds, reusing
+    /// every finished part (`Study`).
+    public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
+        let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
         guard !settings.searchers.isEmpty else { throw LTHError("no searcher to compare") }
         // every plugin and option is checked before any training
-        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
         var ids: [String] = []
         for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
         guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
         guard settings.recipe.supernetSampling != .fewshot else {
-            throw LTHError("--supernet-sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+            throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
         }
-        let lock = try context.lock(root)  // one writer per run directory, held to the end
-        defer { withExtendedLifetime(lock) {} }
-        let again = "run the same command again to continue"
+        let study = try Study("compare", settings: settings, settingsFile: settingsFileName, recipe: settings.recipe, directory: directory, resume: resume,
+                              phases: ["supernet", "search", "landscape", "retrain", "measure"], context: context)
+        let base = settings.recipe.base, samId = study.sam.id
 
-        context.progress(.phase(number: 1, total: 5, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, \(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)"))
-        let trainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
+        study.phase("supernet", "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, \(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)")
+        let trainer = try study.supernet()
 
         let seedsSearched = settings.searchSeeds > 1 ? ", \(settings.searchSeeds) search seeds from \(base.seed)" : ", seed \(base.seed)"
-        context.progress(.phase(number: 2, total: 5, "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each\(seedsSearched)"))
+        study.phase("search", "searching: \(ids.joined(separator: ", ")), \(settings.budget) schemes scored each\(seedsSearched)")
         var found: [(searcher: String, searchSeed: UInt64, schemes: [(Scheme, RewardParts)], seconds: Double)] = []
         for (s, id) in zip(settings.searchers, ids) {
             for k in 0..<max(settings.searchSeeds, 1) {
                 let seed = base.seed + UInt64(k)
-                let r = try search(s, id: id, seed: seed, directory: root.child("search-\(id)" + (k > 0 ? "-seed\(k)" : "")), trainer: trainer,
-                                   settings: settings, context: context, howToContinue: again)
+                let r = try search(s, id: id, seed: seed, directory: study.directory.child("search-\(id)" + (k > 0 ? "-seed\(k)" : "")), trainer: trainer,
+                                   settings: settings, context: context, howToContinue: study.howToContinue)
                 found.append((id, seed, r.schemes, r.seconds))
             }
         }
@@ -159,75 +160,63 @@ public enum Comparison {
         let L = stages.reduce(0, +)
         var landscape: Landscape? = nil
         if L <= settings.landscapeMaxBlocks {
-            context.progress(.phase(number: 3, total: 5, "landscape: all \(1 << L) schemes through the supernet (for Top 5%?)"))
+            study.phase("landscape", "landscape: all \(1 << L) schemes through the supernet (for Top 5%?)")
             var survey = LandscapeSurvey.Settings()
             survey.maxEnumerate = settings.landscapeMaxBlocks
             let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate, splitImages: false)
             landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator,
-                                                directory: root.child("landscape").path, settings: survey, context: context).landscape
+                                                directory: study.directory.child("landscape").path, settings: survey, context: context).landscape
         } else {
-            context.progress(.phase(number: 3, total: 5, "landscape skipped: \(L) blocks > --landscape-max-blocks \(settings.landscapeMaxBlocks) (Top 5%? is '-')"))
+            study.phase("landscape", "landscape skipped: \(L) blocks > `landscapeMaxBlocks` \(settings.landscapeMaxBlocks) (Top 5%? is '-')")
         }
 
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
-        var unique: [Scheme] = [original, full]
-        for f in found { for (s, _) in f.schemes where !unique.contains(s) { unique.append(s) } }
-        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
-        context.progress(.phase(number: 4, total: 5, "training \(unique.count) distinct networks\(seedsText) from scratch, \(settings.recipe.epochs) epochs each"))
-        var trained: [Scheme: [TrainingSummary]] = [:]
-        for s in unique {
-            let c = settings.recipe.network(s)
-            trained[s] = try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
-                                                        context: context, howToContinue: again) { k, outcome in
-                context.progress(.line(NetworkTraining.line(s.description + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
-            }.map(\.summary)
-        }
-
-        context.progress(.phase(number: 5, total: 5, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
-        var entries: [NetworkMeasurement.Entry] = [.init(label: "original", scheme: original, trained: trained[original]!, candidate: false),
-                                                   .init(label: "Full-SA", scheme: full, trained: trained[full]!, candidate: false)]
-        var searched: [(parts: RewardParts, seconds: Double, searcher: String, seed: UInt64)] = []
+        var entries: [(label: String, role: NetworkRole, scheme: Scheme, parts: RewardParts?, seconds: Double?)] =
+            [("original", .original, original, nil, nil), ("Full-SA", .fullSA, full, nil, nil)]
         for f in found {
-            for (s, parts) in f.schemes {
+            for (rank, (s, parts)) in f.schemes.enumerated() {
                 let label = settings.searchSeeds > 1 ? "\(f.searcher) (search seed \(f.searchSeed))" : f.searcher
-                entries.append(.init(label: label, scheme: s, trained: trained[s]!, candidate: true))
-                searched.append((parts, f.seconds, f.searcher, f.searchSeed))
+                entries.append((label, .candidate(searcher: f.searcher, searchSeed: f.searchSeed, rank: rank + 1), s, parts, f.seconds))
             }
         }
-        let supernet = try Supernet(trainer.net)
-        let measured = try context.group.leaderOnly {  // timed alone; the other ranks wait
-            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: trainer.source.train.classes, margin: settings.margin)
+        let schemes = entries.map(\.scheme)
+        study.phase("retrain", study.trainingText(Set(schemes).count, "distinct networks"))
+        let trained = try study.train(schemes)
+
+        study.phase("measure", Study.measuringText)
+        let measured = try study.measure(entries.map { .init(label: $0.label, role: $0.role, scheme: $0.scheme, trained: trained[$0.scheme]!) },
+                                         margin: settings.margin, classes: trainer.source.train.classes)
+        let supernetAccuracy = Dictionary(landscape?.entries.map { ($0.scheme, $0.accuracy) } ?? [], uniquingKeysWith: { a, _ in a })
+        func top(_ s: Scheme) -> String {
+            guard let l = landscape, let accuracy = supernetAccuracy[s] else { return "-" }
+            return (l.isTop(accuracy: accuracy) ? "yes" : "no") + " (rank \(l.rank(accuracy: accuracy)))"
         }
-        func top(_ s: String) -> String {
-            guard let l = landscape, let entry = l.entries.first(where: { $0.scheme.description == s }) else { return "-" }
-            return (l.isTop(accuracy: entry.accuracy) ? "yes" : "no") + " (rank \(l.rank(accuracy: entry.accuracy)))"
-        }
-        let rows = measured.enumerated().map { i, m in
-            let s = i < 2 ? nil : searched[i - 2]
-            return Row(network: m, supernetValAcc: s?.parts.accuracy, reward: s?.parts.reward, top5: top(m.scheme), searchSeconds: s?.seconds,
-                       searcher: s?.searcher, searchSeed: s?.seed)
+        let rows = zip(entries, measured).map { e, m in
+            var searcher: String? = nil, searchSeed: UInt64? = nil
+            if case .candidate(let id, let seed, _) = e.role { (searcher, searchSeed) = (id, seed) }
+            return Row(network: m, supernetValAcc: e.parts?.accuracy, reward: e.parts?.reward, top5: top(m.scheme), searchSeconds: e.seconds,
+                       searcher: searcher, searchSeed: searchSeed)
         }
         let seedAccuracies = trained.mapValues { $0.map(\.testAccuracy) }
         let best = seedAccuracies.mapValues(Statistics.mean).max { $0.value < $1.value || ($0.value == $1.value && $0.key.description > $1.key.description) }
         let picks = ids.map { id in found.filter { $0.searcher == id }.compactMap { $0.schemes.first?.0 } }
         let randomPicks = ids.firstIndex(of: "random").map { picks[$0] }
         let summaries = zip(ids, picks).map { id, p in
-            searcherSummary(id, picks: p.map { ($0.description, seedAccuracies[$0]!) },
+            searcherSummary(id, picks: p.map { ($0, seedAccuracies[$0]!) },
                             random: id == "random" ? nil : randomPicks?.map { seedAccuracies[$0]! },
                             best: best?.value ?? 0, testImages: trained[original]!.first?.testImages ?? 0)
         }
         let result = Result(settings: settings, rows: rows, landscapeSchemes: landscape?.entries.count, searchers: summaries,
-                            bestStandAlone: best?.value, bestScheme: best?.key.description)
-        guard context.writes else { return result }
-        try AtomicFile.write(report(result, samId: samId), to: root.child("compare.md"))
-        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
+                            bestStandAlone: best?.value, bestScheme: best?.key)
+        try study.write(report(result, samId: samId), to: "compare.md")
+        try study.writeJSON(result, to: Result.fileName)
         return result
     }
 
     /// One searcher's picks (scheme and stand-alone accuracies of every retraining seed, per
     /// search seed) against Random's with the same search seeds (paired over both seeds), and
     /// their regret to `best`.
-    public static func searcherSummary(_ id: String, picks: [(scheme: String, accuracies: [Double])], random: [[Double]]?, best: Double,
+    public static func searcherSummary(_ id: String, picks: [(scheme: Scheme, accuracies: [Double])], random: [[Double]]?, best: Double,
                                        testImages: Int) -> SearcherSummary {
         let means = picks.map { Statistics.mean($0.accuracies) }
         return SearcherSummary(searcher: id, pickAccuracies: means, pickSeedAccuracies: picks.map(\.accuracies), picks: picks.map(\.scheme),
@@ -247,7 +236,7 @@ public enum Comparison {
         if let done = AtomicFile.readJSON(SearchSummary.self, from: summaryURL), done.budget == settings.budget,
            done.bnRecalibrate == settings.bnRecalibrate, (done.score ?? .accuracy) == (settings.score ?? .accuracy), done.seed == seed {
             context.progress(.line("   \(name): done before (\(formatDuration(done.seconds)))"))
-            return (try done.best.prefix(settings.candidates).map { (try Scheme(parsing: $0.scheme, stageSizes: stages), $0.parts) }, done.seconds)
+            return (try done.best.prefix(settings.candidates).map { (try $0.scheme.fitted(to: stages), $0.parts) }, done.seconds)
         }
         // a search stopped before continues from its checkpoint; its wall time adds up
         let elapsedURL = dir.child("elapsed.json")
@@ -271,7 +260,7 @@ public enum Comparison {
         if context.writes {
             try AtomicFile.writeJSON(SearchSummary(budget: settings.budget, bnRecalibrate: settings.bnRecalibrate, score: settings.score, seed: seed,
                                                    seconds: seconds, evaluations: loop.records.count,
-                                                   best: loop.best.map { .init(scheme: $0.scheme.description, parts: $0.parts) }), to: summaryURL)
+                                                   best: loop.best.map { .init(scheme: $0.scheme, parts: $0.parts) }), to: summaryURL)
         }
         return (loop.best.prefix(settings.candidates).map { ($0.scheme, $0.parts) }, seconds)
     }
@@ -279,11 +268,11 @@ public enum Comparison {
     /// The searchers over their search seeds as Markdown.
     public static func searcherTable(_ result: Result) -> String {
         guard let summaries = result.searchers, !summaries.isEmpty else { return "" }
-        var t = "| searcher | picks (per search seed) | pick's stand-alone test acc. (%), mean ± sd over search seeds | - Random's pick [95% CI] | regret to the best (\(result.bestScheme ?? "-"), \(result.bestStandAlone.map { String(format: "%.2f", $0) } ?? "-")%) |\n"
+        var t = "| searcher | picks (per search seed) | pick's stand-alone test acc. (%), mean ± sd over search seeds | - Random's pick [95% CI] | regret to the best (\(result.bestScheme?.description ?? "-"), \(result.bestStandAlone.map { String(format: "%.2f", $0) } ?? "-")%) |\n"
         t += "|---|---|---|---|---|\n"
         for s in summaries {
             let versus = s.versusRandom.map { "\($0.text) (\($0.method.rawValue))" } ?? "-"
-            t += String(format: "| %@ | %@ | %.2f ± %.2f | %@ | %.2f |\n", s.searcher, s.picks.joined(separator: ", "), s.meanAccuracy, s.accuracySpread,
+            t += String(format: "| %@ | %@ | %.2f ± %.2f | %@ | %.2f |\n", s.searcher, s.picks.map(\.description).joined(separator: ", "), s.meanAccuracy, s.accuracySpread,
                         versus, s.regret)
         }
         return t

@@ -52,7 +52,7 @@ public enum Correlation {
 
     /// One scheme: its supernet scores (one per strategy) and its stand-alone accuracies.
     public struct Row: Codable, Equatable, Sendable {
-        public let scheme: String
+        public let scheme: Scheme
         public let connectionRatio: Double
         public let scores: [Scores]
         /// Mean over seeds, and every seed's value.
@@ -107,7 +107,7 @@ public enum Correlation {
         guard hi - lo <= noise else { return nil }
         let chance = 100 / Double(max(classes, 1))
         let atChance = hi <= chance + noise ? String(format: ", all near chance (%.1f%%): the networks learned nothing", chance) : ""
-        return String(format: "nothing to rank: the stand-alone accuracies (%.2f-%.2f%%) lie within their own noise (2 standard errors of a difference, %.2f points)%@; the correlations below are those of noise -- train longer (--epochs) or with more seeds (--seeds)",
+        return String(format: "nothing to rank: the stand-alone accuracies (%.2f-%.2f%%) lie within their own noise (2 standard errors of a difference, %.2f points)%@; the correlations below are those of noise -- train longer (`epochs`) or with more seeds (`seeds`)",
                       lo, hi, noise, atChance)
     }
 
@@ -147,32 +147,31 @@ public enum Correlation {
 
     static func binomial(_ n: Int, _ k: Int) -> Double { (0..<k).reduce(1.0) { $0 * Double(n - $1) / Double($1 + 1) } }
 
-    /// Runs the study in `directory`, reusing every finished part.
-    public static func run(_ settings: Settings, directory: String, context: ExperimentContext) throws -> Result {
+    /// The settings file of a correlation study's run directory (the resume rule of `Study`).
+    public static let settingsFileName = "correlate-settings.json"
+
+    /// Runs the study in `directory`; with `resume`, continues the one it holds, reusing every
+    /// finished part (`Study`; a `run` directory's supernet is reused as it is).
+    public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
         let base = settings.recipe.base
-        let root = URL(fileURLWithPath: directory)
-        let stages = try ModelSpec(base.model).blocksPerStage
-        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
-        let lock = try context.lock(root)  // one writer per run directory, held to the end
-        defer { withExtendedLifetime(lock) {} }
-        let again = "run the same command again to continue"
+        let phaseNames = settings.samplings.flatMap { ["supernet \($0)", "score \($0)"] } + ["retrain", "agreement"]
+        let study = try Study("correlate", settings: settings, settingsFile: settingsFileName, recipe: settings.recipe, directory: directory, resume: resume,
+                              phases: phaseNames, context: context)
+        let stages = study.stageSizes, samId = study.sam.id
 
         let schemes = [Scheme.all(false, stageSizes: stages), .all(true, stageSizes: stages)]
             + stratifiedSchemes(stageSizes: stages, count: settings.schemes, seed: base.seed)
-        let phases = 2 * settings.samplings.count + 2
         var scores: [[Scores]] = Array(repeating: [], count: schemes.count)
         var supernetSeconds: [Double?] = []
         var classes = 0
-        for (k, sampling) in settings.samplings.enumerated() {
+        for sampling in settings.samplings {
             var recipe = settings.recipe
             recipe.supernetSampling = sampling
-            context.progress(.phase(number: 2 * k + 1, total: phases,
-                                    "supernet (\(sampling), \(sampling.passesPerStep) pass(es) per step): \(base.model) + \(samId) (\(base.attach)), \(recipe.supernetEpochs) epochs"))
-            let supernets = try SupernetSet.train(recipe, root: root, context: context, howToContinue: again)
+            study.phase("supernet \(sampling)", "supernet (\(sampling), \(sampling.passesPerStep) pass(es) per step): \(base.model) + \(samId) (\(base.attach)), \(recipe.supernetEpochs) epochs")
+            let supernets = try study.supernets(recipe)
             supernetSeconds.append(supernets.seconds)
             classes = supernets.fullSA.source.train.classes
-            context.progress(.phase(number: 2 * k + 2, total: phases,
-                                    "scoring \(schemes.count) schemes through the \(sampling) supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches"))
+            study.phase("score \(sampling)", "scoring \(schemes.count) schemes through the \(sampling) supernet, with its BN statistics and recalibrated on \(settings.bnRecalibrate) batches")
             let plain = try supernets.scores(schemes)
             let recalibrated = try supernets.scores(schemes, bnRecalibrate: settings.bnRecalibrate)
             for i in schemes.indices {
@@ -181,18 +180,11 @@ public enum Correlation {
             }
         }
 
-        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
-        context.progress(.phase(number: phases - 1, total: phases, "training \(schemes.count) networks\(seedsText) stand-alone, \(settings.recipe.epochs) epochs each"))
-        var trained: [[TrainingSummary]] = []
-        for s in schemes {
-            let c = settings.recipe.network(s)
-            trained.append(try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(s.bits.map { $0 ? "1" : "0" }.joined())"),
-                                                          context: context, howToContinue: again) { k, outcome in
-                context.progress(.line(NetworkTraining.line(s.description + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
-            }.map(\.summary))
-        }
+        study.phase("retrain", study.trainingText(schemes.count).replacingOccurrences(of: "from scratch", with: "stand-alone"))
+        let trainedByScheme = try study.train(schemes)
+        let trained = schemes.map { trainedByScheme[$0]! }
 
-        context.progress(.phase(number: phases, total: phases, "rank agreement (\(settings.resamples) bootstrap resamples)"))
+        study.phase("agreement", "rank agreement (\(settings.resamples) bootstrap resamples)")
         let truth = trained.map { Statistics.mean($0.map(\.testAccuracy)) }
         func agreement(_ sampling: Int, _ name: String, _ scores: [Double]) -> Agreement {
             Agreement(sampling: settings.samplings[sampling], scoring: name,
@@ -201,7 +193,7 @@ public enum Correlation {
                       topOverlap: RankCorrelation.topOverlap(scores, truth, k: settings.topK), supernetSeconds: supernetSeconds[sampling])
         }
         let rows = schemes.indices.map { i in
-            Row(scheme: schemes[i].description, connectionRatio: schemes[i].connectionRatio, scores: scores[i],
+            Row(scheme: schemes[i], connectionRatio: schemes[i].connectionRatio, scores: scores[i],
                 standAloneTestAccuracy: truth[i], standAloneTestAccuracies: trained[i].map(\.testAccuracy),
                 standAloneValidationAccuracy: trained[i].compactMap(\.validationAccuracy).isEmpty ? nil : Statistics.mean(trained[i].compactMap(\.validationAccuracy)))
         }
@@ -218,11 +210,9 @@ public enum Correlation {
             context.progress(.line(String(format: "split-half reliability of the stand-alone ranking: Kendall tau %.2f [%.2f, %.2f]", r.value, r.low, r.high)))
         }
         let result = Result(settings: settings, rows: rows, agreements: agreements, warning: warning, splitHalfTau: reliability)
-        guard context.writes else { return result }
-        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
-        try AtomicFile.write(report(result, samId: samId), to: root.child("correlate.md"))
-        try AtomicFile.write(CorrelationPlot.scatter(result, title: "\(base.model) + \(samId): supernet score vs stand-alone accuracy"),
-                             to: root.child("scatter.svg"))
+        try study.writeJSON(result, to: Result.fileName)
+        try study.write(report(result, samId: samId), to: "correlate.md")
+        try study.write(CorrelationPlot.scatter(result, title: "\(base.model) + \(samId): supernet score vs stand-alone accuracy"), to: "scatter.svg")
         return result
     }
 
@@ -249,7 +239,7 @@ public enum Correlation {
         var rows = "| scheme | ratio | " + columns.joined(separator: " | ") + " | stand-alone test acc (%) |\n|---|---|"
             + String(repeating: "---|", count: columns.count) + "---|\n"
         for r in result.rows {
-            rows += String(format: "| %@ | %.2f | ", r.scheme, r.connectionRatio)
+            rows += String(format: "| %@ | %.2f | ", r.scheme.description, r.connectionRatio)
                 + r.scores.map { String(format: "%.2f | %.2f", $0.bnStatistics, $0.recalibrated) }.joined(separator: " | ")
                 + String(format: " | %.2f |\n", r.standAloneTestAccuracy)
         }

@@ -180,7 +180,7 @@ public enum LandscapeSurvey {
     public static func summary(_ result: Result) -> String {
         let r = result.report, landscape = result.landscape
         let listed = r.enumerated ? "all" : "\(r.perRatio ?? 0) per ratio"
-        let coverage = r.limit.map { "evenly spaced from \(listed) (--limit \($0))" } ?? listed
+        let coverage = r.limit.map { "evenly spaced from \(listed) (`limit` \($0))" } ?? listed
         var text = String(format: "landscape: %d schemes of %@ (%@) on %d validation images in %@ (%d evaluated now, %d blocks run, prefix sharing %@, %@)\n",
                           r.schemes, r.model, coverage, r.validationImages, formatDuration(r.secondsThisRun), r.schemesEvaluatedThisRun,
                           r.blocksRunThisRun, r.sharePrefixes ? "on" : "off",

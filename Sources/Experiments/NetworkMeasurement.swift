@@ -7,7 +7,9 @@ import Training
 public struct MeasuredNetwork: Codable, Equatable, Sendable {
     /// "original", "Full-SA", "candidate 1", or a searcher's id.
     public let label: String
-    public let scheme: String
+    /// What the network is in its study (the row's role, not its position).
+    public let role: NetworkRole
+    public let scheme: Scheme
     public let connectionRatio: Double
     /// Test accuracy (percent) of every seed, their mean and sample standard deviation.
     public let testAccuracies: [Double]
@@ -26,9 +28,10 @@ public struct MeasuredNetwork: Codable, Equatable, Sendable {
     /// The ticket verdict (nil for the original and Full-SA).
     public let verdict: Verdict?
 
-    public init(label: String, scheme: String, connectionRatio: Double, testAccuracies: [Double], validationAccuracy: Double?, parameters: Int,
+    public init(label: String, role: NetworkRole, scheme: Scheme, connectionRatio: Double, testAccuracies: [Double], validationAccuracy: Double?, parameters: Int,
                 inferenceMs: Double, inferenceIncrement: Estimate, accuracyDifference: AccuracyComparison? = nil, verdict: Verdict? = nil) {
         self.label = label
+        self.role = role
         self.scheme = scheme
         self.connectionRatio = connectionRatio
         self.testAccuracies = testAccuracies
@@ -66,18 +69,18 @@ public enum NetworkMeasurement {
     /// schemes a few SAMs apart (at 30 rounds ResNet-20's candidates were within noise of Full-SA).
     public static let timingRounds = 100
 
-    /// What a table row needs before it is measured: its label, scheme and the summaries of
-    /// its trainings (one per seed), and whether it is a searched candidate (judged).
+    /// What a table row needs before it is measured: its label, role, scheme and the
+    /// summaries of its trainings (one per seed). Candidates are judged.
     public struct Entry {
         public let label: String
+        public let role: NetworkRole
         public let scheme: Scheme
         public let trained: [TrainingSummary]
-        public let candidate: Bool
-        public init(label: String, scheme: Scheme, trained: [TrainingSummary], candidate: Bool) {
+        public init(label: String, role: NetworkRole, scheme: Scheme, trained: [TrainingSummary]) {
             self.label = label
+            self.role = role
             self.scheme = scheme
             self.trained = trained
-            self.candidate = candidate
         }
     }
 
@@ -103,11 +106,11 @@ public enum NetworkMeasurement {
             let validations = e.trained.compactMap(\.validationAccuracy)
             var difference: AccuracyComparison? = nil
             var verdict: Verdict? = nil
-            if e.candidate, let fullEntry {
+            if e.role.isCandidate, let fullEntry {
                 difference = TicketRule.accuracyDifference(f, fullSA: figures(fullEntry))
                 verdict = e.scheme == original || e.scheme == full ? .no : TicketRule.verdict(f, fullSA: figures(fullEntry), margin: margin)
             }
-            return MeasuredNetwork(label: e.label, scheme: e.scheme.description, connectionRatio: e.scheme.connectionRatio,
+            return MeasuredNetwork(label: e.label, role: e.role, scheme: e.scheme, connectionRatio: e.scheme.connectionRatio,
                                    testAccuracies: f.accuracies,
                                    validationAccuracy: validations.isEmpty ? nil : validations.reduce(0, +) / Double(validations.count),
                                    parameters: f.parameters, inferenceMs: median(f.times),

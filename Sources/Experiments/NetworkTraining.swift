@@ -24,6 +24,8 @@ public struct TrainingSummary: Codable, Equatable, Sendable {
     public var testImages: Int?
     /// The seed the network was trained with.
     public var seed: UInt64?
+    /// Classes of the data (nil in files of earlier versions).
+    public var classes: Int?
 
     public static let fileName = "summary.json"
 }
@@ -45,7 +47,7 @@ public enum NetworkTraining {
         let summary = TrainingSummary(model: c.model, data: c.data, epochs: c.epochs, scheme: c.scheme, parameters: trainer.net.parameterCount,
                                       testAccuracy: test.accuracy, testLoss: test.loss, validationAccuracy: validation?.accuracy,
                                       seconds: Date().timeIntervalSince(start), checkpoint: trainer.checkpointPath ?? "",
-                                      testImages: trainer.source.test.count, seed: c.seed)
+                                      testImages: trainer.source.test.count, seed: c.seed, classes: trainer.source.train.classes)
         if let dir = trainer.runDirectory, trainer.group.isLeader { try AtomicFile.writeJSON(summary, to: dir.child(TrainingSummary.fileName)) }
         return summary
     }
@@ -60,13 +62,14 @@ public enum NetworkTraining {
     /// directory holds when it finished the same scheme before (a stopped training resumes
     /// from its checkpoint).
     public static func trainFromScratch(_ config: RunConfig, directory: URL, context: ExperimentContext,
-                                        howToContinue: String = "run the same command again to continue") throws -> Outcome {
+                                        howToContinue: String = "run the same command again to continue",
+                                        attach: @escaping AttachHook = SAMAttachment.attach) throws -> Outcome {
         if let done = AtomicFile.readJSON(TrainingSummary.self, from: directory.child(TrainingSummary.fileName)), done.scheme == config.scheme,
            done.seed == nil || done.seed == config.seed {
             return Outcome(summary: done, trainedNow: false)
         }
         let exists = directory.child("checkpoint.safetensors").exists
-        let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, group: context.group, attach: SAMAttachment.attach)
+        let trainer = try Trainer(config: config, runDirectory: directory.path, resume: exists, group: context.group, attach: attach)
         return Outcome(summary: try trainAndSummarize(trainer, context: context, howToContinue: howToContinue), trainedNow: true)
     }
 
@@ -75,13 +78,14 @@ public enum NetworkTraining {
     /// `trainFromScratch`. `report` is told each outcome as it finishes.
     public static func trainSeeds(_ config: RunConfig, seeds: Int, directory: URL, context: ExperimentContext,
                                   howToContinue: String = "run the same command again to continue",
+                                  attach: @escaping AttachHook = SAMAttachment.attach,
                                   report: (Int, Outcome) -> Void = { _, _ in }) throws -> [Outcome] {
         var outcomes: [Outcome] = []
         for k in 0..<max(seeds, 1) {
             var c = config
             c.seed = config.seed &+ UInt64(k)
             let dir = k == 0 ? directory : directory.deletingLastPathComponent().child(directory.lastPathComponent + "-seed\(k)")
-            let outcome = try trainFromScratch(c, directory: dir, context: context, howToContinue: howToContinue)
+            let outcome = try trainFromScratch(c, directory: dir, context: context, howToContinue: howToContinue, attach: attach)
             report(k, outcome)
             outcomes.append(outcome)
         }

@@ -71,7 +71,7 @@ public enum Pipeline {
             public let options: [String]
             public let attach: AttachMode
         }
-        public let scheme: String
+        public let scheme: Scheme
         public let bits: [Int]
         public let stages: [Int]
         public let sam: SAM
@@ -102,92 +102,91 @@ public enum Pipeline {
     /// earlier, i.e. the better-rewarded one); Full-SA when the search kept no other scheme.
     /// Test accuracy never decides.
     public static func chooseTicket(_ rows: [NetworkRow]) -> NetworkRow {
-        let candidates = rows.filter { $0.verdict != nil }
         var best: NetworkRow? = nil
-        for r in candidates where best == nil || (r.validationAccuracy ?? -1) > (best!.validationAccuracy ?? -1) { best = r }
-        return best ?? rows.first { $0.label == "Full-SA" }!
+        for r in rows where r.role.isCandidate && (best == nil || (r.validationAccuracy ?? -1) > (best!.validationAccuracy ?? -1)) { best = r }
+        return best ?? rows.first { $0.role == .fullSA }!
     }
+
+    /// The phases of a pipeline run.
+    static let phases = ["supernet", "search", "retrain", "measure"]
 
     /// Runs (or continues, with `resume`) the pipeline in `directory`.
     public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
-        let root = URL(fileURLWithPath: directory)
-        // decided by rank 0 for all: another rank looking later could see the file rank 0 writes below
-        if try context.group.leaderOnly({ root.child(Settings.fileName).exists }) && !resume {
-            throw LTHError("'\(directory)' already holds a pipeline run; pass --resume to continue it or choose another --output")
-        }
-        let base = settings.recipe.base
-        let stages = try ModelSpec(base.model).blocksPerStage
-        // both plugins and their options are checked before any training starts
-        let samId = try SAMPlugin(base.sam ?? "se", settings: base.samOptions).id
-        let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
         guard settings.recipe.supernetSampling != .fewshot else {
-            throw LTHError("--supernet-sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+            throw LTHError("supernet sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
         }
-        let lock = try context.lock(root)  // one writer per run directory, held to the end
-        defer { withExtendedLifetime(lock) {} }
-        var phaseLog: MetricsLog? = nil
-        if context.writes {
-            try AtomicFile.writeJSON(settings, to: root.child(Settings.fileName))
-            phaseLog = try MetricsLog(path: root.child("metrics.jsonl").path)
-        }
-        let again = "continue with --resume -o \(directory)"
+        let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
+        let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)  // before any training
+        let study = try Study("pipeline", settings: settings, settingsFile: Settings.fileName, recipe: settings.recipe, directory: directory, resume: resume,
+                              phases: phases, context: context)
+        let base = settings.recipe.base, samId = study.sam.id
 
-        context.progress(.phase(number: 1, total: 4, "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, \(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)"))
+        study.phase("supernet", "supernet: \(base.model) + \(samId) (\(base.attach)), \(settings.recipe.supernetEpochs) epochs, \(settings.recipe.supernetSampling) sampling, keep-prob \(settings.recipe.keepProb)")
         var clock = Date()
-        let supernetTrainer = try SupernetTraining.train(settings.recipe.supernet, directory: root.child(settings.recipe.supernetFolder).path, context: context, howToContinue: again)
+        let supernet = try study.supernet()
         let supernetSeconds = Date().timeIntervalSince(clock)
-        phaseLog?.write(["kind": "phase", "phase": "supernet", "seconds": supernetSeconds])
+        study.log?.write(PhaseRecord(phase: "supernet", seconds: supernetSeconds))
 
-        context.progress(.phase(number: 2, total: 4, "search: \(searcherId), \(settings.search.steps) steps on \(supernetTrainer.split.validation.count) validation images"))
+        study.phase("search", "search: \(searcherId), \(settings.search.steps) steps on \(supernet.split.validation.count) validation images")
         clock = Date()
-        let loop = try SchemeSearch.run(trainer: supernetTrainer, directory: directory, settings: settings.search, resume: resume, context: context,
-                                        howToContinue: again)
+        let loop = try SchemeSearch.run(trainer: supernet, directory: directory, settings: settings.search, resume: resume, context: context,
+                                        howToContinue: study.howToContinue)
         let searchSeconds = Date().timeIntervalSince(clock)
-        phaseLog?.write(["kind": "phase", "phase": "search", "seconds": searchSeconds])
+        study.log?.write(PhaseRecord(phase: "search", seconds: searchSeconds))
         let original = Scheme.all(false, stageSizes: stages), full = Scheme.all(true, stageSizes: stages)
-        var picked: [(String, Scheme)] = []
-        for b in loop.best where picked.count < settings.candidates && !picked.contains(where: { $0.1 == b.scheme }) && b.scheme != original && b.scheme != full {
-            picked.append(("candidate \(picked.count + 1)", b.scheme))
-        }
-        let all: [(String, Scheme)] = [("original", original), ("Full-SA", full)] + picked
-
-        let seedsText = settings.recipe.seeds > 1 ? " x \(settings.recipe.seeds) seeds" : ""
-        context.progress(.phase(number: 3, total: 4, "training \(all.count) networks\(seedsText) from scratch, \(settings.recipe.epochs) epochs each"))
-        var entries: [NetworkMeasurement.Entry] = []
-        for (i, (label, scheme)) in all.enumerated() {
-            let c = settings.recipe.network(scheme)
-            let outcomes = try NetworkTraining.trainSeeds(c, seeds: settings.recipe.seeds, directory: root.child("train/\(i)-\(label.replacingOccurrences(of: " ", with: "-"))"),
-                                                          context: context, howToContinue: again) { k, outcome in
-                if outcome.trainedNow {
-                    phaseLog?.write(["kind": "phase", "phase": "train", "label": label, "scheme": scheme.description, "seed": Int(c.seed) + k,
-                                    "seconds": outcome.summary.seconds, "test_acc": outcome.summary.testAccuracy])
-                }
-                context.progress(.line(NetworkTraining.line("\(label) \(scheme)" + (settings.recipe.seeds > 1 ? " seed \(Int(c.seed) + k)" : ""), outcome)))
-            }
-            entries.append(.init(label: label, scheme: scheme, trained: outcomes.map(\.summary), candidate: i >= 2))
+        var all: [(label: String, role: NetworkRole, scheme: Scheme)] = [("original", .original, original), ("Full-SA", .fullSA, full)]
+        for b in loop.best where all.count - 2 < settings.candidates && !all.contains(where: { $0.scheme == b.scheme }) {
+            let rank = all.count - 1
+            all.append(("candidate \(rank)", .candidate(searcher: searcherId, searchSeed: settings.search.seed ?? base.seed, rank: rank), b.scheme))
         }
 
-        context.progress(.phase(number: 4, total: 4, "measuring parameters and inference time (batch 50, \(NetworkMeasurement.timingRounds) interleaved rounds)"))
-        let supernet = try Supernet(supernetTrainer.net)
-        let rows = try context.group.leaderOnly {  // timed alone; the other ranks wait
-            try NetworkMeasurement.measure(entries, supernet: supernet, config: base, classes: supernetTrainer.source.train.classes, margin: settings.margin)
-        }
+        study.phase("retrain", study.trainingText(all.count))
+        for (i, n) in all.enumerated() { try adoptLegacyFolder("train/\(i)-\(n.label.replacingOccurrences(of: " ", with: "-"))", of: n.scheme, in: study) }
+        let trained = try study.train(all.map(\.scheme)) { s in all.first { $0.scheme == s }.map { "\($0.label) \(s)" } ?? s.description }
+
+        study.phase("measure", Study.measuringText)
+        let entries = all.map { NetworkMeasurement.Entry(label: $0.label, role: $0.role, scheme: $0.scheme, trained: trained[$0.scheme]!) }
+        let rows = try study.measure(entries, margin: settings.margin, classes: supernet.source.train.classes)
         let chosen = chooseTicket(rows)
-        let chosenScheme = try Scheme(parsing: chosen.scheme, stageSizes: stages)
-        let ticket = Ticket(scheme: chosen.scheme, bits: chosenScheme.bits.map { $0 ? 1 : 0 }, stages: stages,
+        let ticket = Ticket(scheme: chosen.scheme, bits: chosen.scheme.bits.map { $0 ? 1 : 0 }, stages: stages,
                             sam: .init(id: samId, path: base.sam ?? "", options: base.samOptions, attach: base.attach), model: base.model, data: base.data,
-                            selectedBy: "validation accuracy", measured: chosen, fullSa: rows[1], original: rows[0])
-        let allTrained = entries.flatMap(\.trained)
+                            selectedBy: "validation accuracy", measured: chosen, fullSa: rows.first { $0.role == .fullSA }!,
+                            original: rows.first { $0.role == .original }!)
+        let allTrained = trained.values.flatMap { $0 }
         let trainSeconds = allTrained.map(\.seconds).reduce(0, +) / Double(max(allTrained.count, 1))
         let result = Result(rows: rows, ticket: ticket, supernetSeconds: supernetSeconds, searchSeconds: searchSeconds, trainSecondsMean: trainSeconds,
                             searchToTrain: searchSeconds / max(trainSeconds, 1e-9))
-        guard context.writes else { return result }
-        try AtomicFile.writeJSON(ticket, to: root.child(Ticket.fileName))
-        try AtomicFile.writeJSON(result, to: root.child(Result.fileName))
-        try AtomicFile.write(report(result, settings: settings, samId: samId, searcherId: searcherId), to: root.child("report.md"))
-        phaseLog?.write(["kind": "summary", "search_to_train": result.searchToTrain, "supernet_seconds": supernetSeconds, "search_seconds": searchSeconds,
-                        "train_seconds_mean": trainSeconds])
+        try study.writeJSON(ticket, to: Ticket.fileName)
+        try study.writeJSON(result, to: Result.fileName)
+        try study.write(report(result, settings: settings, samId: samId, searcherId: searcherId), to: "report.md")
+        study.log?.write(SummaryRecord(searchToTrain: result.searchToTrain, supernetSeconds: supernetSeconds, searchSeconds: searchSeconds,
+                                       trainSecondsMean: trainSeconds))
         return result
+    }
+
+    /// Run directories of earlier versions kept the pipeline's networks in `train/<i>-<label>`
+    /// (and `-seed<k>`): renamed to the study's `train/<bits>` so that they are reused.
+    static func adoptLegacyFolder(_ legacy: String, of scheme: Scheme, in study: Study) throws {
+        guard study.context.writes else { return }
+        let fm = FileManager.default
+        for k in 0..<max(study.recipe.seeds, 1) {
+            let suffix = k == 0 ? "" : "-seed\(k)"
+            let old = study.directory.child(legacy + suffix), new = study.directory.child("train/" + scheme.bitString + suffix)
+            if old.exists && !new.exists { try fm.moveItem(at: old, to: new) }
+        }
+    }
+
+    /// `metrics.jsonl` of a pipeline: a phase's wall time.
+    struct PhaseRecord: MetricsRecord {
+        let kind = "phase"
+        let phase: String
+        let seconds: Double
+    }
+
+    /// `metrics.jsonl` of a pipeline: the wall times at the end.
+    struct SummaryRecord: MetricsRecord {
+        let kind = "summary"
+        let searchToTrain: Double, supernetSeconds: Double, searchSeconds: Double, trainSecondsMean: Double
     }
 
     /// The paper's table as Markdown (accuracies as mean ± sd over seeds, dT with its 95%

@@ -48,7 +48,7 @@ public enum SchemeSearch {
     /// search state there continues; without, the log starts over. Throws `StoppedError`
     /// (state saved) on a stop request.
     public static func run(trainer: Trainer, directory: String, settings: Settings, resume: Bool, context: ExperimentContext,
-                           howToContinue: String = "continue with --resume") throws -> SearchLoop {
+                           howToContinue: String = "continue with `resume`") throws -> SearchLoop {
         let net = trainer.net, config = trainer.config
         let evaluator = try makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate)
         let supernet = evaluator.supernet
@@ -140,7 +140,7 @@ public enum SchemeSearch {
         }
         var train = loader()
         let validation = SupernetTraining.validationBatches(trainer, batch: config.batch)
-        guard !validation.isEmpty else { throw LTHError("gate training needs validation images (--val-per-class > 0)") }
+        guard !validation.isEmpty else { throw LTHError("gate training needs validation images (`valPerClass` > 0)") }
         var next = 0
         return try GateTrainer(net: copy.net, optimizer: optimizer, nextTrainBatch: {
             if let b = train.next() { return (b.images, b.labels) }

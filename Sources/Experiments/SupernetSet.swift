@@ -25,10 +25,11 @@ public struct SupernetSet {
     /// Trains (or resumes, or reuses) the supernet(s) of `recipe` in `root`/`recipe.supernetFolder`
     /// (few-shot: `split-<bits>` folders inside it, one after the other).
     public static func train(_ recipe: Recipe, root: URL, context: ExperimentContext,
-                             howToContinue: String = "run the same command again to continue") throws -> SupernetSet {
+                             howToContinue: String = "run the same command again to continue",
+                             attach: @escaping AttachHook = SAMAttachment.attach) throws -> SupernetSet {
         let folder = root.child(recipe.supernetFolder)
         guard recipe.supernetSampling == .fewshot else {
-            let trainer = try SupernetTraining.train(recipe.supernet, directory: folder.path, context: context, howToContinue: howToContinue)
+            let trainer = try SupernetTraining.train(recipe.supernet, directory: folder.path, context: context, howToContinue: howToContinue, attach: attach)
             return SupernetSet(parts: [([], trainer)], seconds: AtomicFile.readJSON(TrainingSummary.self, from: folder.child(TrainingSummary.fileName))?.seconds)
         }
         var parts: [(split: [Bool], trainer: Trainer)] = []
@@ -39,7 +40,7 @@ public struct SupernetSet {
             config.supernetSplit = name
             context.progress(.line("few-shot supernet \(parts.count + 1)/\(1 << Supernet.fewShotBits): leading blocks fixed to \(name)"))
             let dir = folder.child("split-\(name)")
-            parts.append((split, try SupernetTraining.train(config, directory: dir.path, context: context, howToContinue: howToContinue)))
+            parts.append((split, try SupernetTraining.train(config, directory: dir.path, context: context, howToContinue: howToContinue, attach: attach)))
             let s = AtomicFile.readJSON(TrainingSummary.self, from: dir.child(TrainingSummary.fileName))?.seconds
             seconds = s.flatMap { t in seconds.map { $0 + t } }
         }

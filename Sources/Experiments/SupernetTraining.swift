@@ -11,10 +11,11 @@ public enum SupernetTraining {
     /// Trains (or resumes, or reuses when finished) the supernet of `config` in `directory`;
     /// returns its trainer with the Full-SA sub-network selected.
     public static func train(_ config: RunConfig, directory: String, context: ExperimentContext,
-                             howToContinue: String = "run the same command again to continue") throws -> Trainer {
+                             howToContinue: String = "run the same command again to continue",
+                             attach: @escaping AttachHook = SAMAttachment.attach) throws -> Trainer {
         let dir = URL(fileURLWithPath: directory)
         let trainer = try Trainer(config: config, runDirectory: directory, resume: dir.child("checkpoint.safetensors").exists,
-                                  group: context.group, attach: SAMAttachment.attach)
+                                  group: context.group, attach: attach)
         let supernet = try sampleSchemes(trainer)
         if AtomicFile.readJSON(TrainingSummary.self, from: dir.child(TrainingSummary.fileName)) == nil || trainer.epoch < config.epochs {
             _ = try NetworkTraining.trainAndSummarize(trainer, context: context, howToContinue: howToContinue)
@@ -30,12 +31,12 @@ public enum SupernetTraining {
         let held = SupernetSampling.allCases.filter { root.child(folderName($0)).child("checkpoint.safetensors").exists }
         let chosen: SupernetSampling
         if let sampling { chosen = sampling } else if held.count > 1 {
-            throw LTHError("'\(runDirectory)' holds supernets trained with \(held.map(\.rawValue).joined(separator: ", ")); choose one with --supernet-sampling")
+            throw LTHError("'\(runDirectory)' holds supernets trained with \(held.map(\.rawValue).joined(separator: ", ")); choose one with `supernetSampling`")
         } else { chosen = held.first ?? .bernoulli }
         let directory = root.child(folderName(chosen)).path
         guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: directory).child("checkpoint.safetensors").path),
               let text = meta["config"] else {
-            throw LTHError("no trained supernet in '\(directory)'; run `lth4sa run` or `lth4sa supernet train -o \(directory)` first")
+            throw LTHError("no trained supernet in '\(directory)'; train one there first (a pipeline run, or supernet training with this directory)")
         }
         return try train(try RunConfig.decode(text), directory: directory, context: context)
     }
@@ -78,7 +79,7 @@ public enum SupernetTraining {
         guard count > 0 else { return [] }
         let available = t.split.train.count / t.config.batch
         guard available >= 1 else {
-            throw LTHError("--bn-recalibrate \(count) needs a mini-batch of \(t.config.batch) images; the training split holds \(t.split.train.count): lower --batch or use --bn-recalibrate 0")
+            throw LTHError("`bnRecalibrate` \(count) needs a mini-batch of \(t.config.batch) images; the training split holds \(t.split.train.count): lower `batch` or use `bnRecalibrate` 0")
         }
         let loader = BatchLoader(dataset: t.source.train, indices: t.split.train, batchSize: t.config.batch, shuffle: true,
                                  augmentation: .none, mean: t.mean, std: t.std, seed: t.config.seed ^ 0xBA7C_4EA1, epoch: 0, dropLast: true)

@@ -29,12 +29,12 @@ public final class TrainingBenchmark {
         let spec = try ModelSpec(model)
         guard batch >= 1, classes >= 2 else { throw LTHError("a training benchmark needs a batch >= 1 and >= 2 classes, got \(batch) and \(classes)") }
         try SystemMemory.require(spec.trainingMemoryLowerBound(batch: batch, classes: classes),
-                                 for: "training \(spec) at batch \(batch) with \(classes) classes", fix: "lower --batch or --classes")
+                                 for: "training \(spec) at batch \(batch) with \(classes) classes", fix: "lower `batch` or `classes`")
         net = ResNet(spec, classes: classes, seed: seed)
         _ = try SAMAttachment.attach(config, to: net)
         net.passes.checkFinite = config.checkFinite ?? true
         if supernet {
-            guard config.sam != nil, config.scheme == nil else { throw LTHError("a supernet benchmark needs a SAM at every block (--sam, no --scheme)") }
+            guard config.sam != nil, config.scheme == nil else { throw LTHError("a supernet benchmark needs a SAM at every block (`sam`, no `scheme`)") }
             self.supernet = try Supernet(net)
         } else {
             self.supernet = nil
@@ -43,7 +43,7 @@ public final class TrainingBenchmark {
         self.batch = batch
         dataParallel = DataParallel(group: group)
         let local = group.share(of: batch).count
-        guard local >= 1 else { throw LTHError("--batch \(batch) leaves no image for some of the \(group.size) ranks") }
+        guard local >= 1 else { throw LTHError("`batch` \(batch) leaves no image for some of the \(group.size) ranks") }
         var rng = RNG(seed: seed &+ UInt64(group.rank))
         images = Tensor([local, spec.imageSize, spec.imageSize, 3])
         rng.fillNormal(images, std: 1)

@@ -86,7 +86,7 @@ public struct PluginOption: Codable, Sendable {
     public let name: String, kind: Kind, defaultValue: Double, min: Double, max: Double, doc: String
 
     /// Parses and range-checks `text` for this option.
-    public func parse(_ text: String, plugin: String, flag: String = "--sam-opt") throws -> Double {
+    public func parse(_ text: String, plugin: String, flag: String = "`samOptions`") throws -> Double {
         let value: Double?
         switch kind {
         case .int: value = Int(text).map(Double.init)
@@ -138,7 +138,7 @@ public struct PluginDescriptor: Codable, Sendable {
     public var kindName: String { kind == LTH4SA_KIND_SAM ? "sam" : kind == LTH4SA_KIND_SEARCHER ? "searcher" : "unknown(\(kind))" }
 
     /// Every declared option with its value: defaults overridden by `key=value` settings.
-    public func resolveOptions(_ settings: [String], flag: String = "--sam-opt") throws -> [(String, Double)] {
+    public func resolveOptions(_ settings: [String], flag: String = "`samOptions`") throws -> [(String, Double)] {
         var values = Dictionary(uniqueKeysWithValues: options.map { ($0.name, $0.defaultValue) })
         var given = Set<String>()
         for s in settings {

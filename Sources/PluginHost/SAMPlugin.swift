@@ -19,7 +19,7 @@ public final class SAMPlugin {
 
     public init(library: PluginLibrary, settings: [String] = []) throws {
         let (d, api) = try library.table(kind: LTH4SA_KIND_SAM, interface: LTH4SA_SAM_INTERFACE, as: lth4sa_sam_api_t.self,
-                                         role: "SAM", hint: "--sam needs a self-attention module", minimumSize: SAMPlugin.firstTableSize)
+                                         role: "SAM", hint: "`sam` needs a self-attention module", minimumSize: SAMPlugin.firstTableSize)
         self.library = library
         descriptor = d
         self.api = api

@@ -89,12 +89,12 @@ public final class SearcherPlugin: Searcher {
                 blockParameters: ((Int) -> [Float])? = nil, gates: (() throws -> GateGradientSource)? = nil) throws {
         let library = try PluginDiscovery.resolve(spec)
         let (d, api) = try library.table(kind: LTH4SA_KIND_SEARCHER, interface: LTH4SA_SEARCHER_INTERFACE, as: lth4sa_searcher_api_t.self,
-                                         role: "searcher", hint: "--searcher needs a searcher such as libEAN.so")
+                                         role: "searcher", hint: "`searcher` needs a searcher such as libEAN.so")
         self.library = library
         self.host = host
         descriptor = d
         self.api = api
-        options = try d.resolveOptions(settings, flag: "--searcher-opt")
+        options = try d.resolveOptions(settings, flag: "`searcherOptions`")
         let blockCount = stageSizes.reduce(0, +)
         blocks = blockCount
         context = Unmanaged.passRetained(CapabilityBox(parameters: parameters, blockParameters: blockParameters, gates: gates, blocks: blockCount))

@@ -45,7 +45,7 @@ public final class RewardModel {
     public init(blocks: Int, weights: RewardWeights, seed: UInt64, blockCosts: [Double]? = nil) throws {
         if weights.latency != 0 {
             guard let c = blockCosts, c.count == blocks, c.allSatisfy({ $0 >= 0 && $0.isFinite }), c.reduce(0, +) > 0 else {
-                throw LTHError("--reward-latency \(weights.latency) needs a measured cost for each of the \(blocks) blocks, got \(blockCosts.map { "\($0)" } ?? "none")")
+                throw LTHError("`reward.latency` \(weights.latency) needs a measured cost for each of the \(blocks) blocks, got \(blockCosts.map { "\($0)" } ?? "none")")
             }
         }
         self.blockCosts = blockCosts

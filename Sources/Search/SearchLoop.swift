@@ -92,12 +92,12 @@ public final class SearchLoop {
 
     /// Restores a checkpoint written by `checkpoint()` (the log is rewritten to match it).
     public func resume() throws {
-        guard let url = stateURL, let data = try? Data(contentsOf: url) else { throw LTHError("--resume: no search checkpoint (search-state.json) in the run directory") }
+        guard let url = stateURL, let data = try? Data(contentsOf: url) else { throw LTHError("`resume`: no search checkpoint (search-state.json) in the run directory") }
         let s: State
         do { s = try JSONDecoder().decode(State.self, from: data) } catch { throw LTHError("search checkpoint '\(url.path)' is corrupt: \(error)") }
         guard let bytes = Data(base64Encoded: s.searcher) else { throw LTHError("search checkpoint '\(url.path)' is corrupt (searcher state)") }
         if let saved = s.identity, saved != searcher.identity {
-            throw LTHError("search checkpoint '\(url.path)' belongs to searcher '\(saved)', not '\(searcher.identity)'; resume with the same searcher and options or choose another --output")
+            throw LTHError("search checkpoint '\(url.path)' belongs to searcher '\(saved)', not '\(searcher.identity)'; resume with the same searcher and options or choose another `directory`")
         }
         try searcher.loadState([UInt8](bytes))
         try reward.restore(s.rnd)

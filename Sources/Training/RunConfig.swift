@@ -54,26 +54,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     /// Checks ranges; throws a one-line error naming the value and the expectation.
     public func validate() throws {
-        guard epochs >= 1 && epochs <= 100_000 else { throw LTHError("--epochs must be in 1...100000, got \(epochs)") }
-        guard cropPadding >= 0 && cropPadding <= 64 else { throw LTHError("--crop-padding must be in 0...64, got \(cropPadding)") }
-        guard batch >= 2 else { throw LTHError("--batch must be at least 2 (batch norm needs 2 images), got \(batch)") }
-        guard lr > 0, lr.isFinite else { throw LTHError("--lr must be a positive number, got \(lr)") }
-        guard weightDecay >= 0 else { throw LTHError("--weight-decay must be >= 0, got \(weightDecay)") }
-        guard momentum >= 0, momentum < 1 else { throw LTHError("--momentum must be in [0, 1), got \(momentum)") }
-        guard valPerClass >= 0 else { throw LTHError("--val-per-class must be >= 0, got \(valPerClass)") }
-        guard warmupEpochs >= 0 else { throw LTHError("--warmup-epochs must be >= 0, got \(warmupEpochs)") }
+        guard epochs >= 1 && epochs <= 100_000 else { throw LTHError("`epochs` must be in 1...100000, got \(epochs)") }
+        guard cropPadding >= 0 && cropPadding <= 64 else { throw LTHError("`cropPadding` must be in 0...64, got \(cropPadding)") }
+        guard batch >= 2 else { throw LTHError("`batch` must be at least 2 (batch norm needs 2 images), got \(batch)") }
+        guard lr > 0, lr.isFinite else { throw LTHError("`lr` must be a positive number, got \(lr)") }
+        guard weightDecay >= 0 else { throw LTHError("`weightDecay` must be >= 0, got \(weightDecay)") }
+        guard momentum >= 0, momentum < 1 else { throw LTHError("`momentum` must be in [0, 1), got \(momentum)") }
+        guard valPerClass >= 0 else { throw LTHError("`valPerClass` must be >= 0, got \(valPerClass)") }
+        guard warmupEpochs >= 0 else { throw LTHError("`warmupEpochs` must be >= 0, got \(warmupEpochs)") }
         if let g = bnGroups, !(g >= 1 && batch / g >= 2) {
-            throw LTHError("--bn-groups must be in 1...\(batch / 2) (each group needs 2 images of the batch of \(batch)), got \(g)")
+            throw LTHError("`bnGroups` must be in 1...\(batch / 2) (each group needs 2 images of the batch of \(batch)), got \(g)")
         }
-        if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("--keep-prob must be in (0, 1], got \(p)") }
-        if keepProb != nil && sam == nil { throw LTHError("supernet training needs a --sam plugin") }
-        if supernetSampling != nil && keepProb == nil { throw LTHError("--supernet-sampling is a supernet setting; use it with `supernet train`, `run`, `compare` or `correlate`") }
+        if let p = keepProb, !(p > 0 && p <= 1) { throw LTHError("`keepProb` must be in (0, 1], got \(p)") }
+        if keepProb != nil && sam == nil { throw LTHError("supernet training needs a `sam` plugin") }
+        if supernetSampling != nil && keepProb == nil { throw LTHError("`supernetSampling` is a supernet setting; use it with `supernet train`, `run`, `compare` or `correlate`") }
         if let split = supernetSplit {
             guard supernetSampling == .fewshot, !split.isEmpty, split.allSatisfy({ $0 == "0" || $0 == "1" }) else {
-                throw LTHError("supernet split '\(split)' needs --supernet-sampling fewshot and only the digits 0 and 1")
+                throw LTHError("supernet split '\(split)' needs `supernetSampling` fewshot and only the digits 0 and 1")
             }
         }
-        if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop --scheme") }
+        if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop `scheme`") }
         if let scheme { _ = try scheme.fitted(to: try ModelSpec(model).blocksPerStage) }
     }
 

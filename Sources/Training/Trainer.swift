@@ -29,6 +29,10 @@ public struct TrainingPass {
     }
 }
 
+/// Attaches attention modules to a freshly built network (before the optimizer collects its
+/// parameters); returns the metadata every checkpoint of the network keeps (SAM id, options...).
+public typealias AttachHook = (RunConfig, ResNet) throws -> [String: String]
+
 /// Trains a ResNet with SGD/Adam on a data source, logging to and checkpointing into a run
 /// directory. Resumable: the batch order and augmentation of every epoch depend only on
 /// (seed, epoch), and checkpoints hold weights, BN statistics, optimizer state and position.
@@ -88,7 +92,7 @@ public final class Trainer {
     ///   - attach: called with the freshly built network (before the optimizer collects its
     ///     parameters) to attach attention modules; returns metadata for checkpoints.
     public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil,
-                group: ProcessGroup = SingleProcess(), attach: ((RunConfig, ResNet) throws -> [String: String])? = nil) throws {
+                group: ProcessGroup = SingleProcess(), attach: AttachHook? = nil) throws {
         var config = config
         var dir: URL? = nil
         var lock: RunDirectoryLock? = nil
@@ -103,26 +107,26 @@ public final class Trainer {
             let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
             let exists = FileManager.default.fileExists(atPath: ckpt)
             if resume {
-                guard exists else { throw LTHError("--resume: no checkpoint in '\(d)' (expected \(ckpt))") }
+                guard exists else { throw LTHError("`resume`: no checkpoint in '\(d)' (expected \(ckpt))") }
                 guard let savedText = try ModelCheckpoint.metadata(ckpt)["config"] else {
-                    throw LTHError("--resume: checkpoint '\(ckpt)' has no run configuration in its metadata (not written by lth4sa's training); it cannot be resumed")
+                    throw LTHError("`resume`: checkpoint '\(ckpt)' has no run configuration in its metadata (not written by lth4sa's training); it cannot be resumed")
                 }
                 let saved = try RunConfig.decode(savedText)
                 if saved.model != config.model || saved.data != config.data {
                     throw LTHError("run directory '\(d)' is a run of \(saved.model) on \(saved.data), not \(config.model) on \(config.data)")
                 }
                 if (saved.sam == nil) != (config.sam == nil) {
-                    throw LTHError("run directory '\(d)' was trained \(saved.sam.map { "with SAM \($0)" } ?? "without a SAM"); pass the same --sam to resume it")
+                    throw LTHError("run directory '\(d)' was trained \(saved.sam.map { "with SAM \($0)" } ?? "without a SAM"); pass the same `sam` to resume it")
                 }
                 if (saved.supernetSampling ?? .bernoulli) != (config.supernetSampling ?? .bernoulli) && config.keepProb != nil {
-                    throw LTHError("run directory '\(d)' holds a supernet trained with --supernet-sampling \(saved.supernetSampling ?? .bernoulli), not \(config.supernetSampling ?? .bernoulli); pass the same to resume it or choose another --output")
+                    throw LTHError("run directory '\(d)' holds a supernet trained with `supernetSampling` \(saved.supernetSampling ?? .bernoulli), not \(config.supernetSampling ?? .bernoulli); pass the same to resume it or choose another `directory`")
                 }
                 // the run continues with its own settings; only the epoch budget may grow
                 let epochs = config.epochs
                 config = saved
                 config.epochs = max(epochs, saved.epochs)
             } else if exists {
-                throw LTHError("'\(d)' already holds a run; pass --resume to continue it or choose another --output")
+                throw LTHError("'\(d)' already holds a run; pass `resume` to continue it or choose another `directory`")
             }
             if group.isLeader { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
             dir = url
@@ -133,7 +137,7 @@ public final class Trainer {
         }
         try config.validate()
         if let g = config.bnGroups, g > group.size, g % group.size != 0 {
-            throw LTHError("--bn-groups \(g) is not a multiple of the \(group.size) ranks; use a multiple of \(group.size) or 1")
+            throw LTHError("`bnGroups` \(g) is not a multiple of the \(group.size) ranks; use a multiple of \(group.size) or 1")
         }
         self.config = config
         self.runDirectory = dir
@@ -145,7 +149,7 @@ public final class Trainer {
         (mean, std) = src.train.channelStatistics(split.train)
         let spec = try ModelSpec(config.model)
         try SystemMemory.require(spec.trainingMemoryLowerBound(batch: config.batch, classes: src.train.classes),
-                                 for: "training \(spec) at batch \(config.batch) with \(src.train.classes) classes", fix: "lower --batch or use a smaller model")
+                                 for: "training \(spec) at batch \(config.batch) with \(src.train.classes) classes", fix: "lower `batch` or use a smaller model")
         guard src.train.height == spec.imageSize || spec.isCIFAR else {
             throw LTHError("model \(spec) expects \(spec.imageSize)x\(spec.imageSize) images, data has \(src.train.height)x\(src.train.width)")
         }
@@ -176,8 +180,8 @@ public final class Trainer {
             if resume {  // the log ends where the checkpoint does: steps redone are not logged twice
                 let (e, s) = (epoch, stepInEpoch)
                 try MetricsLog.cut(path: log) { r in
-                    let re = r["epoch"] as? Int ?? 0, rs = r["step"] as? Int ?? 0
-                    switch r["kind"] as? String {
+                    let re = r.epoch ?? 0, rs = r.step ?? 0
+                    switch r.kind {
                     case "epoch": return re <= e
                     case "step", "interrupted": return re < e || (re == e && rs <= s)
                     default: return true
@@ -218,11 +222,11 @@ public final class Trainer {
     public func train() throws -> Bool {
         let batchesPerEpoch = split.train.count / config.batch
         guard batchesPerEpoch >= 1 else {
-            throw LTHError("--batch \(config.batch) is larger than the \(split.train.count) training images")
+            throw LTHError("`batch` \(config.batch) is larger than the \(split.train.count) training images")
         }
         let groupsPerRank = max(1, (config.bnGroups ?? 1) / group.size)
         guard config.batch / (group.size * groupsPerRank) >= 2 else {
-            throw LTHError("--batch \(config.batch) over \(group.size) ranks x \(groupsPerRank) batch-norm groups leaves fewer than 2 images per group; raise --batch")
+            throw LTHError("`batch` \(config.batch) over \(group.size) ranks x \(groupsPerRank) batch-norm groups leaves fewer than 2 images per group; raise `batch`")
         }
         let totalSteps = batchesPerEpoch * config.epochs
         let started = Date()
@@ -265,8 +269,7 @@ public final class Trainer {
                                                100 * correct / seen, optimizer.learningRate, rate, formatDuration(remaining))))
                 }
                 if stepInEpoch % 20 == 0 {
-                    metrics?.write(["kind": "step", "epoch": epoch, "step": stepInEpoch, "loss": step[0] / step[2],
-                                    "lr": Double(optimizer.learningRate), "images_per_s": rate])
+                    metrics?.write(StepRecord(epoch: epoch, step: stepInEpoch, loss: step[0] / step[2], lr: Double(optimizer.learningRate), imagesPerS: rate))
                 }
                 // decided together: a stop asked on any rank, a checkpoint due by rank 0's clock
                 let decision = try group.sum([stopToken?.isRequested == true ? 1 : 0,
@@ -276,7 +279,7 @@ public final class Trainer {
                     try saveCheckpoint()
                     lastCheckpoint = Date()
                     if stop {
-                        metrics?.write(["kind": "interrupted", "epoch": epoch, "step": stepInEpoch])
+                        metrics?.write(InterruptedRecord(epoch: epoch, step: stepInEpoch))
                         loader.cancel()
                         return false
                     }
@@ -284,10 +287,8 @@ public final class Trainer {
             }
             let val = split.validation.isEmpty ? nil : try evaluate(source.train, indices: split.validation)
             let seconds = Date().timeIntervalSince(epochStart)
-            var record: [String: Any] = ["kind": "epoch", "epoch": epoch + 1, "train_loss": lossSum / max(seen, 1),
-                                         "train_acc": 100 * correct / max(seen, 1), "seconds": seconds,
-                                         "images_per_s": seen / seconds, "ranks": group.size]
-            if let val { record["val_acc"] = val.accuracy; record["val_loss"] = val.loss }
+            let record = EpochRecord(epoch: epoch + 1, trainLoss: lossSum / max(seen, 1), trainAcc: 100 * correct / max(seen, 1),
+                                     valAcc: val?.accuracy, valLoss: val?.loss, seconds: seconds, imagesPerS: seen / seconds, ranks: group.size)
             metrics?.write(record)
             if group.isLeader {
                 onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
@@ -313,7 +314,7 @@ public final class Trainer {
         guard net.passes.checkFinite, let found = found() else { return }
         throw LTHError("training produced \(found.value) in the \(what) of \(found.name) (element \(found.index)) at epoch \(epoch + 1) "
                        + "step \(stepInEpoch + 1), while every attention plugin's output was finite: the network diverged; "
-                       + "lower --lr (now \(config.lr)); the last checkpoint is kept")
+                       + "lower `lr` (now \(config.lr)); the last checkpoint is kept")
     }
 
     /// After a step whose gradients hold NaN/Inf: the same forward and backward on this rank
@@ -365,7 +366,7 @@ public final class Trainer {
                 statistics?.endGroup()
                 let out = self.loss(logits, Array(batch.labels[range]))
                 guard out.loss.isFinite else {
-                    throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower --lr (now \(config.lr))")
+                    throw LTHError("training diverged at epoch \(epoch + 1) step \(stepInEpoch + 1) (loss \(out.loss)); lower `lr` (now \(config.lr))")
                 }
                 if keepsTargets { SoftTargetCrossEntropy.softmax(logits, into: targets(pass: p, group: g, shape: logits.shape)) }
                 let gradient = pass.teacher.map { softLoss(logits, targets: targets(pass: $0, group: g, shape: logits.shape)).gradient } ?? out.gradient

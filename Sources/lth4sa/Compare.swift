@@ -65,7 +65,7 @@ struct CompareCommand: ParsableCommand {
         settings.margin = margin
         settings.searchSeeds = searchSeeds
         let dir = try study.directory(output, kind: "compare", seed: runtime.seed)
-        let result = try Comparison.run(settings, directory: dir, context: Console.shared.context)
+        let result = try Comparison.run(settings, directory: dir, resume: study.resume, context: Console.shared.context)
         print("\n" + Comparison.table(result) + "\n" + Comparison.searcherTable(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("compare.md").path)")
     }
 }

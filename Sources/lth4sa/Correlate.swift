@@ -30,7 +30,7 @@ struct CorrelateCommand: ParsableCommand {
         var settings = Correlation.Settings(recipe: study.recipe(seed: runtime.seed), samplings: study.supernetSampling?.values)
         (settings.schemes, settings.bnRecalibrate, settings.topK, settings.resamples) = (schemes, bnRecalibrate, topK, resamples)
         let dir = try study.directory(output, kind: "correlate", seed: runtime.seed)
-        let result = try Correlation.run(settings, directory: dir, context: Console.shared.context)
-        print("\n" + Correlation.table(result) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("correlate.md").path)")
+        let result = try Correlation.run(settings, directory: dir, resume: study.resume, context: Console.shared.context)
+        print("\n" + FlagNames.rewrite(Correlation.table(result)) + "\nreport: \(URL(fileURLWithPath: dir).appendingPathComponent("correlate.md").path)")
     }
 }

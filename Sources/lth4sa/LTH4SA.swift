@@ -49,13 +49,13 @@ struct LTH4SA: ParsableCommand {
             end(code.rawValue)
         } catch let stopped as StoppedError {  // every rank stopped at the same step
             Console.shared.endStatus()
-            print(stopped.message)
+            print(FlagNames.rewrite(stopped.message))
             end(130)
         } catch {
             Console.shared.endStatus()
             let code = exitCode(for: error)
             if code == .success { exit(withError: error) }  // --help, --version
-            let text = fileErrorDescription(error) ?? message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let text = FlagNames.rewrite(fileErrorDescription(error) ?? message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)")
             let rank = group.size > 1 ? "rank \(group.rank): " : ""
             FileHandle.standardError.write(Data("error: \(rank)\(text)\n".utf8))
             if group.size > 1 { group.abort(code: code.rawValue) }  // the other ranks would wait for this one forever
@@ -93,10 +93,10 @@ final class Console: @unchecked Sendable {  // set up on the main thread before 
             statusShown = interactive
         case .line(let text):
             endStatus()
-            print(text)
+            print(FlagNames.rewrite(text))
         case .phase(let number, let total, let text):
             endStatus()
-            print("== \(number)/\(total) \(text)")
+            print("== \(number)/\(total) \(FlagNames.rewrite(text))")
         }
     }
 

@@ -60,6 +60,7 @@ struct StudyOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Validation images per class (the search's proxy data; default 50).") var valPerClass: Int?
     @Option(parsing: .unconditional, help: "Batch size (default 32).") var batch: Int?
     @Option(parsing: .unconditional, help: "Learning rate (default 0.2).") var lr: Double?
+    @Flag(help: "Continue the study in --output: every finished part is reused, a stopped one continues.") var resume = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
 
     func validate() throws {

@@ -158,7 +158,7 @@ final class MPITests: CLITestCase {
         let first = try mpirun(2, args)
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertEqual(first.stdout.components(separatedBy: "ticket (best validation accuracy)").count, 2, "printed once: \(first.stdout)")
-        for file in ["result.json", "ticket.json", "report.md", "search-state.json", "train/0-original/summary.json"] {
+        for file in ["result.json", "ticket.json", "report.md", "search-state.json", "train/000/summary.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("pipeline/\(file)").path), file)
         }
         let log = try String(contentsOf: dir.appendingPathComponent("pipeline/search.jsonl"), encoding: .utf8)

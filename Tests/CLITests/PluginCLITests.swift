@@ -382,10 +382,13 @@ final class LandscapeCompareCLITests: CLITestCase {
             XCTAssertGreaterThanOrEqual(log.count, 10, "\(id): the budget of 10 evaluations")
             XCTAssertLessThan(log.count, id == "ga" ? 14 : 11, "\(id) stops at the budget")
         }
+        // the directory holds a study: continuing it is asked for (the resume rule of every study)
+        try assertFails(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--sam", plugin("SE"), "--searchers", plugin("EAN"), "-o", "c"],
+                        mentioning: "already holds a compare study; continue it with --resume")
         // a second run reuses every stage
         let again = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
                              "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"),
-                             "--candidates", "2", "--seeds", "2", "-o", "c"])
+                             "--candidates", "2", "--seeds", "2", "-o", "c", "--resume"])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("ean: done before"), again.stdout)
         let rerun = try String(contentsOf: dir.appendingPathComponent("c/compare.md"), encoding: .utf8)
@@ -394,7 +397,7 @@ final class LandscapeCompareCLITests: CLITestCase {
         // another scoring searches again instead of reusing a search scored differently
         let rescored = try run(["compare", "--model", "resnet-basic-8", "--data", "synthetic:300", "--val-per-class", "5", "--supernet-epochs", "1", "--epochs", "1",
                                 "--budget", "10", "--batch", "32", "--sam", plugin("SE"), "--sam-opt", "reduction=4", "--searchers", plugin("EAN"),
-                                "--seeds", "2", "--score", "accuracy", "--bn-recalibrate", "0", "-o", "c"])
+                                "--seeds", "2", "--score", "accuracy", "--bn-recalibrate", "0", "-o", "c", "--resume"])
         XCTAssertEqual(rescored.status, 0, rescored.stderr)
         XCTAssertFalse(rescored.stdout.contains("ean: done before"), rescored.stdout)
         XCTAssertTrue(rescored.stdout.contains("search ean: "), rescored.stdout)

@@ -57,31 +57,31 @@ final class PipelineTests: XCTestCase {
     /// 3 of 3: the search seeds' means agree exactly (variance 0), so the interval comes from
     /// the training seeds: v = var([0, 0, -51]) / 3 = 289, mean -17 ± 4.303 sqrt(289 / 3).
     func testSearchSeedTablePairsWithRandom() {
-        let ean: [(scheme: String, accuracies: [Double])] = [("10-11-00", [100, 100, 49]), ("10-10-01", [100, 49, 100]), ("11-00-10", [49, 100, 100])]
+        let ean: [(scheme: Scheme, accuracies: [Double])] = [(scheme("10-11-00"), [100, 100, 49]), (scheme("10-10-01"), [100, 49, 100]), (scheme("11-00-10"), [49, 100, 100])]
         let random = [[Double]](repeating: [100, 100, 100], count: 3)
         let s = Comparison.searcherSummary("ean", picks: ean, random: random, best: 100, testImages: 800)
         XCTAssertEqual(s.pickAccuracies, [83, 83, 83])
         XCTAssertEqual(s.meanAccuracy, 83, accuracy: 1e-9)
         XCTAssertEqual(s.accuracySpread, 0, accuracy: 1e-9)
         XCTAssertEqual(s.regret, 17, accuracy: 1e-9)
-        XCTAssertEqual(s.picks, ["10-11-00", "10-10-01", "11-00-10"])
+        XCTAssertEqual(s.picks.map(\.description), ["10-11-00", "10-10-01", "11-00-10"])
         let versus = try! XCTUnwrap(s.versusRandom)
         XCTAssertEqual(versus.method, .twoLevel)
         XCTAssertEqual(versus.difference.value, -17, accuracy: 1e-9)
         XCTAssertEqual(versus.difference.high - versus.difference.value, 4.303 * (289.0 / 3).squareRoot(), accuracy: 1e-9)
         XCTAssertEqual(TicketRule.accuracyVerdict(versus, margin: 0), .withinNoise, "6 of 9 against 9 of 9 trainings: not beyond noise")
         // search seeds that disagree: their own variance (833.33) exceeds the training seeds' (0)
-        let apart = Comparison.searcherSummary("ean", picks: [("a", [100, 100, 100]), ("b", [50, 50, 50]), ("c", [100, 100, 100])],
+        let apart = Comparison.searcherSummary("ean", picks: [(scheme("1"), [100, 100, 100]), (scheme("0"), [50, 50, 50]), (scheme("11"), [100, 100, 100])],
                                                random: [[Double]](repeating: [50, 50, 50], count: 3), best: 100, testImages: 800)
         let d = try! XCTUnwrap(apart.versusRandom)
         XCTAssertEqual(d.difference.value, 100.0 / 3, accuracy: 1e-9)
         XCTAssertEqual(d.difference.high - d.difference.value, 4.303 * (Statistics.variance([50, 0, 50]) / 3).squareRoot(), accuracy: 1e-9)
         // one search seed: the retraining seeds' paired t (2 degrees of freedom)
-        let one = Comparison.searcherSummary("ean", picks: [("a", [100, 60, 80])], random: [[90, 50, 80]], best: 100, testImages: 800)
+        let one = Comparison.searcherSummary("ean", picks: [(scheme("1"), [100, 60, 80])], random: [[90, 50, 80]], best: 100, testImages: 800)
         let o = try! XCTUnwrap(one.versusRandom)
         XCTAssertEqual(o.difference.value, 20.0 / 3, accuracy: 1e-9)
         XCTAssertEqual(o.difference.high - o.difference.value, 4.303 * (Statistics.variance([10, 10, 0]) / 3).squareRoot(), accuracy: 1e-9)
-        XCTAssertNil(Comparison.searcherSummary("random", picks: [("1", [50])], random: nil, best: 100, testImages: 800).versusRandom)
+        XCTAssertNil(Comparison.searcherSummary("random", picks: [(scheme("1"), [50])], random: nil, best: 100, testImages: 800).versusRandom)
     }
 
     func testWholePipelineThroughTheLibrary() throws {
@@ -90,8 +90,10 @@ final class PipelineTests: XCTestCase {
         let run = dir.appendingPathComponent("p").path
         let result = try Pipeline.run(tinySettings(), directory: run, resume: false, context: context)
         XCTAssertEqual(Array(result.rows.prefix(2).map(\.label)), ["original", "Full-SA"])
-        XCTAssertEqual(result.rows[0].scheme, "0-0-0")
-        XCTAssertEqual(result.rows[1].scheme, "1-1-1")
+        XCTAssertEqual(result.rows[0].scheme.description, "0-0-0")
+        XCTAssertEqual(result.rows[1].scheme.description, "1-1-1")
+        XCTAssertEqual(result.rows.map(\.role).prefix(2), [.original, .fullSA])
+        XCTAssertTrue(result.rows.dropFirst(2).allSatisfy(\.role.isCandidate))
         XCTAssertGreaterThanOrEqual(result.rows.count, 3, "at least one searched candidate")
         XCTAssertEqual(result.rows[0].inferenceIncrement.value, 0, accuracy: 1e-12, "dT of the original against itself")
         XCTAssertNil(result.rows[0].verdict)
@@ -108,7 +110,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(result.ticket.measured, Pipeline.chooseTicket(result.rows))
         XCTAssertEqual(result.ticket.selectedBy, "validation accuracy")
         XCTAssertEqual(result.ticket.bits.count, 3)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("train/1-Full-SA-seed1/summary.json").path),
+        XCTAssertTrue(FileManager.default.fileExists(atPath: URL(fileURLWithPath: run).appendingPathComponent("train/111-seed1/summary.json").path),
                       "the second seed of Full-SA")
         let phases = events.compactMap { e -> Int? in if case .phase(let n, 4, _) = e { return n } else { return nil } }
         XCTAssertEqual(phases, [1, 2, 3, 4])
@@ -127,7 +129,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(supernetSummary.epochs, 1)
         // a second run without --resume is refused; with it, every phase is reused
         XCTAssertThrowsError(try Pipeline.run(tinySettings(), directory: run, resume: false, context: ExperimentContext())) {
-            XCTAssertTrue("\($0)".contains("--resume"), "\($0)")
+            XCTAssertTrue("\($0)".contains("`resume`"), "\($0)")
         }
         var again: [ProgressEvent] = []
         let second = try Pipeline.run(tinySettings(), directory: run, resume: true, context: ExperimentContext(progress: { again.append($0) }))
@@ -140,7 +142,8 @@ final class PipelineTests: XCTestCase {
     /// The ticket is the candidate with the best validation accuracy, whatever the test set says.
     func testTicketIsChosenOnValidationNeverOnTest() {
         func row(_ label: String, test: Double, validation: Double?, verdict: Verdict?) -> Pipeline.NetworkRow {
-            MeasuredNetwork(label: label, scheme: label, connectionRatio: 0.5, testAccuracies: [test], validationAccuracy: validation, parameters: 1,
+            let role: NetworkRole = label == "original" ? .original : label == "Full-SA" ? .fullSA : .candidate(searcher: "ean", searchSeed: 0, rank: 1)
+            return MeasuredNetwork(label: label, role: role, scheme: scheme("1"), connectionRatio: 0.5, testAccuracies: [test], validationAccuracy: validation, parameters: 1,
                             inferenceMs: 1, inferenceIncrement: Estimate(value: 0, low: 0, high: 0), verdict: verdict)
         }
         let rows = [row("original", test: 80, validation: 80, verdict: nil), row("Full-SA", test: 81, validation: 81, verdict: nil),
@@ -287,3 +290,6 @@ final class PipelineTests: XCTestCase {
         XCTAssertNoThrow(try plain.forward(x, training: false), "networks share no failure state")
     }
 }
+
+/// A scheme from its text (stages split at '-').
+private func scheme(_ text: String) -> Scheme { try! Scheme(unfitted: text) }

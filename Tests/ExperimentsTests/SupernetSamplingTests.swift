@@ -195,7 +195,7 @@ final class SupernetSamplingTests: XCTestCase {
         (recipe.supernetEpochs, recipe.epochs, recipe.seeds) = (1, 1, 2)
         var settings = Correlation.Settings(recipe: recipe, samplings: [.bernoulli, .fair, .fewshot])
         (settings.schemes, settings.bnRecalibrate, settings.resamples) = (3, 1, 200)
-        let result = try Correlation.run(settings, directory: dir.path, context: ExperimentContext())
+        let result = try Correlation.run(settings, directory: dir.path, resume: false, context: ExperimentContext())
         for folder in ["supernet", "supernet-fair", "supernet-fewshot/split-00", "supernet-fewshot/split-11", "train/000", "train/000-seed1"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(folder).path), folder)
         }
@@ -208,7 +208,10 @@ final class SupernetSamplingTests: XCTestCase {
         XCTAssertTrue(Correlation.table(result).contains("| fewshot | validation loss, BN recalibrated |"))
         // everything reused: no training runs again
         var lines: [String] = []
-        let again = try Correlation.run(settings, directory: dir.path, context: ExperimentContext(progress: { if case .line(let l) = $0 { lines.append(l) } }))
+        XCTAssertThrowsError(try Correlation.run(settings, directory: dir.path, resume: false, context: ExperimentContext())) {
+            XCTAssertTrue("\($0)".contains("already holds a correlate study"), "\($0)")
+        }
+        let again = try Correlation.run(settings, directory: dir.path, resume: true, context: ExperimentContext(progress: { if case .line(let l) = $0 { lines.append(l) } }))
         XCTAssertEqual(again.rows.map(\.standAloneTestAccuracies), result.rows.map(\.standAloneTestAccuracies))
         XCTAssertEqual(again.rows.map(\.scores), result.rows.map(\.scores), "the same supernets give the same scores")
         XCTAssertFalse(lines.contains { $0.contains("epoch 1/1") }, "\(lines)")

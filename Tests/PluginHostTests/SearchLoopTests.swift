@@ -96,7 +96,7 @@ final class SearchLoopTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(parts.relativeCost), 6.0 / 24, accuracy: 1e-12)
         XCTAssertEqual(parts.reward, 90 + 2 * 0.5 - 54 + 2 * (1 - 6.0 / 24), accuracy: 1e-9)
         XCTAssertThrowsError(try RewardModel(blocks: 12, weights: { var w = RewardWeights(); w.latency = 1; return w }(), seed: 0)) {
-            XCTAssertTrue("\($0)".contains("--reward-latency"), "\($0)")
+            XCTAssertTrue("\($0)".contains("`reward.latency`"), "\($0)")
         }
     }
 
@@ -138,7 +138,7 @@ final class SearchLoopTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("holds no searcher"), "\($0)")
         }
         XCTAssertThrowsError(try SAMPlugin(ean)) { XCTAssertTrue("\($0)".contains("holds no SAM"), "\($0)") }
-        XCTAssertThrowsError(try SearcherPlugin(ean, settings: ["lr=abc"], stageSizes: stages, host: PluginHostContext(seed: 0))) { XCTAssertTrue("\($0)".contains("--searcher-opt lr=abc")) }
+        XCTAssertThrowsError(try SearcherPlugin(ean, settings: ["lr=abc"], stageSizes: stages, host: PluginHostContext(seed: 0))) { XCTAssertTrue("\($0)".contains("`searcherOptions` lr=abc")) }
         let loop = try makeLoop()
         XCTAssertThrowsError(try loop.run(steps: 0)) { XCTAssertTrue("\($0)".contains("at least 1")) }
     }

@@ -148,7 +148,7 @@ final class TrainingTests: XCTestCase {
             first.stopAfterSteps = 20  // an interruption in the middle of epoch 2 (500 images / 32 = 15 steps per epoch)
             XCTAssertFalse(try first.train())
         }
-        XCTAssertThrowsError(try Trainer(config: smallConfig(), runDirectory: path)) { XCTAssertTrue("\($0)".contains("--resume")) }
+        XCTAssertThrowsError(try Trainer(config: smallConfig(), runDirectory: path)) { XCTAssertTrue("\($0)".contains("`resume`")) }
         do {
             let resumed = try Trainer(config: smallConfig(), runDirectory: path, resume: true)
             XCTAssertEqual(resumed.epoch, 1)
