@@ -6,7 +6,7 @@ import PackageDescription
 // (pipeline, compare, landscape, reports). The CLI (`lth4sa`) only parses flags, calls
 // Experiments and prints. Every library target is a product of its own.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
-let libraries = ["Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost", "Experiments"]
+let libraries = ["Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost", "Experiments", "Terminal"]
 
 let package = Package(
     name: "lth4sa",
@@ -37,10 +37,12 @@ let package = Package(
         .target(name: "Training", dependencies: ["Models", "NN", "Tensor", "Data", "Checkpoint", "Cluster"], swiftSettings: optimize),
         .target(name: "Experiments", dependencies: ["Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "Search", "PluginHost"],
                 swiftSettings: optimize),
+        // For programs driving Experiments from a terminal: progress rendering (it prints).
+        .target(name: "Terminal", dependencies: ["Tensor", "Cluster", "Training", "Experiments"], swiftSettings: optimize),
         .executableTarget(
             name: "lth4sa",
             dependencies: [
-                "Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "LTH4SASDK", "ProcessSupport",
+                "Tensor", "Cluster", "NN", "Models", "Data", "Checkpoint", "Training", "PluginHost", "Search", "Experiments", "Terminal", "LTH4SASDK", "ProcessSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -6,6 +6,18 @@ import Tensor
 /// directory is refused with the holder's PID instead of mixing files. The kernel releases the
 /// lock when the holder exits, however it exits, so a killed run never leaves a stale lock.
 public final class RunDirectoryLock {
+    /// Throws unless `path` can name a run directory: not empty (it would write into the
+    /// current folder), and within the system's limits on paths and names (with the reason,
+    /// not "the parent is not writable" later).
+    public static func checkPath(_ path: String) throws {
+        guard !path.isEmpty else { throw LTHError("an empty run directory would write into the current folder; give a folder name") }
+        let bytes = path.utf8.count, limit = Int(PATH_MAX) - 1
+        guard bytes <= limit else { throw LTHError("the path has \(bytes) bytes; paths on this system have at most \(limit)") }
+        if let long = path.split(separator: "/").first(where: { $0.utf8.count > Int(NAME_MAX) }) {
+            throw LTHError("the folder name '\(long.prefix(20))...' has \(long.utf8.count) bytes; names on this system have at most \(NAME_MAX)")
+        }
+    }
+
     public let directory: URL
     private let descriptor: Int32
 

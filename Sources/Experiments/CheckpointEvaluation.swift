@@ -20,6 +20,17 @@ public enum CheckpointEvaluation {
         public let evaluation: Evaluation
         /// [count, classes] logits when asked for.
         public let logits: Tensor?
+
+        /// "resnet20 on synthetic test (1000 images): accuracy 91.20%, loss 0.3012".
+        public func line(split: Subset) -> String {
+            String(format: "%@ on %@ %@ (%d images): accuracy %.2f%%, loss %.4f", model, dataName, split.rawValue, evaluation.count, evaluation.accuracy, evaluation.loss)
+        }
+
+        /// Writes the logits as a float32 [count, classes] .npy file (NumPy's format).
+        public func writeLogits(to path: String) throws {
+            guard let logits else { throw LTHError("no logits kept; evaluate with keepLogits") }
+            try NpyArray.write(path: path, descr: "<f4", shape: logits.shape, bytes: Foundation.Data(buffer: logits.buffer))
+        }
     }
 
     /// Loads `path` (a checkpoint file or a run directory), rebuilds its network with its SAM
@@ -27,6 +38,7 @@ public enum CheckpointEvaluation {
     /// (default: the data it was trained on).
     public static func evaluate(_ path: String, data: String? = nil, split: Subset = .test, batch: Int = 256, scheme: String? = nil,
                                 keepLogits: Bool = false) throws -> Outcome {
+        try Recipe.require("batch", batch, atLeast: 1)
         var path = path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {

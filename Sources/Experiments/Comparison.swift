@@ -38,6 +38,22 @@ public enum Comparison {
         public var score: SchemeScore?
 
         public init(recipe: Recipe) { self.recipe = recipe }
+
+        /// Throws naming the first setting out of range.
+        public func validate() throws {
+            try recipe.validate()
+            guard !searchers.isEmpty else { throw LTHError("no searcher to compare") }
+            try Recipe.require("budget", budget, atLeast: 1)
+            try Recipe.require("candidates", candidates, atLeast: 1)
+            try Recipe.require("searchSeeds", searchSeeds, atLeast: 1)
+            try Recipe.require("landscapeMaxBlocks", landscapeMaxBlocks, atLeast: 0)
+            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+            try reward.validate()
+            try Recipe.validate(margin: margin)
+            guard recipe.supernetSampling != .fewshot else {
+                throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+            }
+        }
     }
 
     /// One searcher of a comparison: its plugin (path or id) and `key=value` options.
@@ -118,6 +134,18 @@ public enum Comparison {
         public static let fileName = "compare.json"
     }
 
+    /// The searchers `specs` (paths or ids) with their options: `idOptions` are `id:key=value`,
+    /// each going to the searcher whose descriptor id is `id` (refused when none is).
+    public static func searcherChoices(_ specs: [String], idOptions: [String], stageSizes: [Int]) throws -> [SearcherChoice] {
+        let ids = try specs.map { try searcherId($0, stageSizes: stageSizes) }
+        for o in idOptions where !ids.contains(String(o.prefix { $0 != ":" })) {
+            throw LTHError("`searcherOptions` '\(o)' names no searcher of the compared ones (\(ids.joined(separator: ",")))")
+        }
+        return zip(specs, ids).map { spec, id in
+            .init(spec: spec, options: idOptions.filter { $0.hasPrefix(id + ":") }.map { String($0.dropFirst(id.count + 1)) })
+        }
+    }
+
     /// The short id of a searcher from its descriptor.
     public static func searcherId(_ spec: String, stageSizes: [Int]) throws -> String {
         try SchemeSearch.check(spec, options: [], stageSizes: stageSizes)
@@ -129,15 +157,12 @@ public enum Comparison {
     /// Runs the comparison in `directory`; with `resume`, continues the one it holds, reusing
     /// every finished part (`Study`).
     public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
+        try settings.validate()
         let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
-        guard !settings.searchers.isEmpty else { throw LTHError("no searcher to compare") }
         // every plugin and option is checked before any training
         var ids: [String] = []
         for s in settings.searchers { ids.append(try SchemeSearch.check(s.spec, options: s.options, stageSizes: stages)) }
         guard Set(ids).count == ids.count else { throw LTHError("the searchers \(ids.joined(separator: ",")) name one searcher twice") }
-        guard settings.recipe.supernetSampling != .fewshot else {
-            throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
-        }
         let study = try Study("compare", settings: settings, settingsFile: settingsFileName, recipe: settings.recipe, directory: directory, resume: resume,
                               phases: ["supernet", "search", "landscape", "retrain", "measure"], context: context)
         let base = settings.recipe.base, samId = study.sam.id

@@ -35,6 +35,16 @@ public enum Correlation {
             self.recipe = recipe
             self.samplings = samplings ?? [recipe.supernetSampling]
         }
+
+        /// Throws naming the first setting out of range.
+        public func validate() throws {
+            try recipe.validate()
+            guard !samplings.isEmpty else { throw LTHError("`supernetSampling` names no supernet strategy") }
+            try Recipe.require("schemes", schemes, atLeast: 2)
+            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 1)
+            try Recipe.require("topK", topK, atLeast: 1)
+            try Recipe.require("resamples", resamples, atLeast: 100)
+        }
     }
 
     /// One scheme's supernet scores under one supernet strategy.
@@ -153,6 +163,7 @@ public enum Correlation {
     /// Runs the study in `directory`; with `resume`, continues the one it holds, reusing every
     /// finished part (`Study`; a `run` directory's supernet is reused as it is).
     public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
+        try settings.validate()
         let base = settings.recipe.base
         let phaseNames = settings.samplings.flatMap { ["supernet \($0)", "score \($0)"] } + ["retrain", "agreement"]
         let study = try Study("correlate", settings: settings, settingsFile: settingsFileName, recipe: settings.recipe, directory: directory, resume: resume,

@@ -25,6 +25,14 @@ public enum LandscapeSurvey {
         /// Share the computation of common block prefixes (off: every scheme from the stem).
         public var sharePrefixes = true
         public init() {}
+
+        /// Throws naming the first setting out of range.
+        public func validate() throws {
+            guard maxEnumerate >= 1 && maxEnumerate <= 24 else { throw LTHError("`maxEnumerate` must be in 1...24, got \(maxEnumerate)") }
+            try Recipe.require("perRatio", perRatio, atLeast: 1)
+            guard fraction > 0 && fraction <= 0.5 else { throw LTHError("`fraction` must be in (0, 0.5], got \(fraction)") }
+            if let limit { try Recipe.require("limit", limit, atLeast: 1) }
+        }
     }
 
     /// One scheme and its supernet validation accuracy.
@@ -87,6 +95,25 @@ public enum LandscapeSurvey {
         public let report: Report
         /// Where landscape.json and the figures are.
         public let directory: URL
+    }
+
+    /// The landscape of the trained supernet in run directory `runDirectory` (its `sampling`
+    /// one when it holds several), scored with the supernet's BN statistics or recalibrated on
+    /// `bnRecalibrate` batches, in its own folder (`landscape[-noshare][-bn<N>]`, locked while
+    /// it runs); `marks` are scheme texts to rank and mark. The ranks split the schemes.
+    public static func run(in runDirectory: String, sampling: SupernetSampling?, marks: [String], bnRecalibrate: Int, settings: Settings,
+                           context: ExperimentContext) throws -> Result {
+        try settings.validate()
+        try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+        let trainer = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
+        var settings = settings
+        settings.marks = try marks.map { let s = try Scheme(parsing: $0, stageSizes: trainer.net.spec.blocksPerStage); return (s.description, s) }
+        let name = (settings.sharePrefixes ? "landscape" : "landscape-noshare") + (bnRecalibrate > 0 ? "-bn\(bnRecalibrate)" : "")
+        let directory = URL(fileURLWithPath: runDirectory).child(name)
+        let lock = try context.lock(directory)
+        defer { withExtendedLifetime(lock) {} }
+        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: bnRecalibrate, splitImages: false)  // the ranks split the schemes
+        return try run(trainer: trainer, evaluator: evaluator, directory: directory.path, settings: settings, context: context)
     }
 
     /// Evaluates the schemes in chunks of 256 (each saved before the next; a stop request is

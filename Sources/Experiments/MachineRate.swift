@@ -7,8 +7,9 @@ import Tensor
 public enum MachineRate {
     /// Seconds of each of `rounds` timed products C = A B of `size` x `size` matrices (after
     /// one untimed product), and the floating-point operations of one (2 size^3).
-    public static func sgemmSeconds(size: Int, rounds: Int, seed: UInt64 = 0) -> (seconds: [Double], flops: Double) {
-        precondition(size >= 1 && rounds >= 1, "size \(size) and rounds \(rounds) must be at least 1")
+    public static func sgemmSeconds(size: Int, rounds: Int, seed: UInt64 = 0) throws -> (seconds: [Double], flops: Double) {
+        guard size >= 1 && size <= 16384 else { throw LTHError("`size` must be in 1...16384, got \(size)") }
+        try Recipe.require("rounds", rounds, atLeast: 1)
         var rng = RNG(seed: seed)
         let a = Tensor([size, size]), b = Tensor([size, size]), c = Tensor([size, size])
         rng.fillNormal(a, std: 1)

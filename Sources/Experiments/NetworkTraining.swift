@@ -92,6 +92,15 @@ public enum NetworkTraining {
         return outcomes
     }
 
+    /// What `trainer` trains, on what: "training resnet20 with se (reduction=16, full-sa,
+    /// scheme 1-1-1) (272474 parameters) on synthetic: 4000 train / 1000 val / 1000 test images, 10 classes".
+    public static func description(of trainer: Trainer) -> String {
+        let c = trainer.config, meta = trainer.extraMetadata
+        let samText = meta["sam.id"].map { " with \($0) (\(meta["sam.options"] ?? ""), \(c.attach), scheme \(meta["scheme"] ?? ""))" } ?? ""
+        return "training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / "
+            + "\(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes"
+    }
+
     /// The line reporting one network trained (or found trained) by `trainFromScratch`.
     public static func line(_ label: String, _ outcome: Outcome) -> String {
         let s = outcome.summary

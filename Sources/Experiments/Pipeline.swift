@@ -57,6 +57,19 @@ public enum Pipeline {
         }
 
         public static let fileName = "pipeline.json"
+
+        /// Throws naming the first setting out of range.
+        public func validate() throws {
+            try recipe.validate()
+            try Recipe.require("candidates", candidates, atLeast: 1)
+            try Recipe.require("searchSteps", search.steps, atLeast: 1)
+            try Recipe.require("bnRecalibrate", search.bnRecalibrate, atLeast: 0)
+            try search.reward.validate()
+            try Recipe.validate(margin: margin)
+            guard recipe.supernetSampling != .fewshot else {
+                throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
+            }
+        }
     }
 
     /// One network of the table (`MeasuredNetwork`).
@@ -107,14 +120,20 @@ public enum Pipeline {
         return best ?? rows.first { $0.role == .fullSA }!
     }
 
+    /// Where a pipeline run goes when no directory is given:
+    /// `runs/pipeline-<model>-<SAM id>-<searcher id>-s<seed>` (ids from the descriptors).
+    public static func defaultDirectory(_ settings: Settings) throws -> String {
+        let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
+        let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)
+        return try Study.defaultDirectory("pipeline", recipe: settings.recipe, extra: searcherId)
+    }
+
     /// The phases of a pipeline run.
     static let phases = ["supernet", "search", "retrain", "measure"]
 
     /// Runs (or continues, with `resume`) the pipeline in `directory`.
     public static func run(_ settings: Settings, directory: String, resume: Bool, context: ExperimentContext) throws -> Result {
-        guard settings.recipe.supernetSampling != .fewshot else {
-            throw LTHError("supernet sampling fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
-        }
+        try settings.validate()
         let stages = try ModelSpec(settings.recipe.base.model).blocksPerStage
         let searcherId = try SchemeSearch.check(settings.search.searcher, options: settings.search.options, stageSizes: stages)  // before any training
         let study = try Study("pipeline", settings: settings, settingsFile: Settings.fileName, recipe: settings.recipe, directory: directory, resume: resume,

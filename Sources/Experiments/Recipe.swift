@@ -1,6 +1,7 @@
 import Models
 import PluginHost
 import Search
+import Tensor
 import Training
 
 /// What every study (`run`, `compare`, `correlate`) shares: the configuration its networks
@@ -20,6 +21,26 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var supernetSampling = SupernetSampling.bernoulli
 
     public init(base: RunConfig) { self.base = base }
+
+    /// Throws naming the first setting out of range (the base configuration's too).
+    public func validate() throws {
+        guard seeds >= 1 else { throw LTHError("`seeds` must be at least 1, got \(seeds)") }
+        guard keepProb > 0 && keepProb <= 1 else { throw LTHError("`keepProb` must be in (0, 1], got \(keepProb)") }
+        guard supernetEpochs >= 1 && supernetEpochs <= 100_000 else { throw LTHError("`supernetEpochs` must be in 1...100000, got \(supernetEpochs)") }
+        var network = base
+        network.epochs = epochs
+        try network.validate()
+    }
+
+    /// Throws unless `margin` is a non-inferiority margin (finite, >= 0 accuracy points).
+    static func validate(margin: Double) throws {
+        guard margin.isFinite && margin >= 0 else { throw LTHError("`margin` must be a finite number of accuracy points >= 0, got \(margin)") }
+    }
+
+    /// Throws unless `value` >= `minimum`, naming `field`.
+    static func require(_ field: String, _ value: Int, atLeast minimum: Int) throws {
+        guard value >= minimum else { throw LTHError("`\(field)` must be at least \(minimum), got \(value)") }
+    }
 
     /// The built-in default of `run`, `compare` and `correlate`: the `synthetic-context`
     /// benchmark (a task where attention placement matters) with ResNet-14 (2-2-2 basic

@@ -42,6 +42,13 @@ public enum SchemeSearch {
             self.reward = reward
             self.bnRecalibrate = bnRecalibrate
         }
+
+        /// Throws naming the first setting out of range.
+        public func validate() throws {
+            try Recipe.require("steps", steps, atLeast: 1)
+            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+            try reward.validate()
+        }
     }
 
     /// Searches through the supernet of `trainer` in `directory`. With `resume`, a saved
@@ -99,6 +106,16 @@ public enum SchemeSearch {
         context.progress(.line(String(format: "search %@: %d steps, %d schemes scored in %@ (%d distinct schemes evaluated through the supernet so far)",
                                       searcher.id, loop.step, loop.records.count, formatDuration(Date().timeIntervalSince(start)), evaluator.schemesEvaluated)))
         return loop
+    }
+
+    /// Searches through the trained supernet of run directory `runDirectory` (its `sampling`
+    /// one when it holds several), logging there; the directory is locked while it runs.
+    public static func run(in runDirectory: String, sampling: SupernetSampling?, settings: Settings, resume: Bool, context: ExperimentContext) throws -> SearchLoop {
+        try settings.validate()
+        let lock = try context.lock(URL(fileURLWithPath: runDirectory))
+        defer { withExtendedLifetime(lock) {} }
+        let trainer = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
+        return try run(trainer: trainer, directory: runDirectory, settings: settings, resume: resume, context: context)
     }
 
     /// Loads and creates the searcher once with placeholder host capabilities, so that a bad

@@ -82,6 +82,13 @@ public final class Study {
         }
     }
 
+    /// Where a study of `kind` goes when no directory is given: `runs/<kind>-<model>-<SAM id
+    /// from its descriptor>[-<extra>]-s<seed>`.
+    public static func defaultDirectory(_ kind: String, recipe: Recipe, extra: String? = nil) throws -> String {
+        let samId = try SAMPlugin(recipe.base.sam ?? "se", settings: recipe.base.samOptions).id
+        return "runs/\(kind)-\(recipe.base.model)-\(samId)\(extra.map { "-" + $0 } ?? "")-s\(recipe.base.seed)"
+    }
+
     /// Reports the start of phase `name` (one of `phases`) as "phase k/N: text".
     public func phase(_ name: String, _ text: String) {
         guard let k = phases.firstIndex(of: name) else { preconditionFailure("phase '\(name)' is not one of \(phases)") }

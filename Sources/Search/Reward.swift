@@ -17,6 +17,15 @@ public struct RewardWeights: Codable, Equatable, Sendable {
     /// w_lat, the weight of the measured-latency term (0 = off).
     public var latency = 0.0
     public init() {}
+
+    /// Throws naming the first weight that is not a finite number (or a learning rate <= 0).
+    public func validate() throws {
+        for (name, v) in [("accuracy", accuracy), ("sparsity", sparsity), ("curiosity", curiosity), ("shift", shift),
+                          ("rndLearningRate", rndLearningRate), ("latency", latency)] where !v.isFinite {
+            throw LTHError("`reward.\(name)` must be a finite number, got \(v)")
+        }
+        guard rndLearningRate > 0 else { throw LTHError("`reward.rndLearningRate` must be positive, got \(rndLearningRate)") }
+    }
 }
 
 /// One scored scheme: the reward and its parts.

@@ -16,6 +16,20 @@ public enum Threads {
 
     public static var current: Int { Int(omp_get_max_threads()) }
 
+    /// The thread count a process should use: `requested` when given; else its share of the
+    /// cores among `ranksOnMachine` processes of a job; else the cores other processes leave
+    /// free (measured now), with a note saying so when some are busy.
+    public static func choose(requested: Int?, ranksOnMachine: Int?) throws -> (count: Int, note: String?) {
+        if let requested {
+            guard requested >= 1 && requested <= 4 * cores else { throw LTHError("`threads` must be in 1...\(4 * cores) (this machine has \(cores) cores), got \(requested)") }
+            return (requested, nil)
+        }
+        if let ranks = ranksOnMachine { return (max(1, cores / max(ranks, 1)), nil) }
+        let free = cores == 1 ? 1 : min(cores, freeCores() ?? cores)  // one core: nothing to choose, no sampling
+        let note = free < cores ? "note: \(cores - free) of \(cores) cores busy with other work; using \(max(1, free)) thread\(free > 1 ? "s" : "") (--threads \(cores) to use all)" : nil
+        return (max(1, free), note)
+    }
+
     /// How many of the CPUs this process may run on other processes leave free: each CPU's
     /// busy time over `interval` seconds (from /proc/stat, while this thread sleeps); a CPU
     /// busy more than half of it counts as taken. nil where /proc cannot be read. OpenMP

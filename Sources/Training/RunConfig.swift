@@ -73,8 +73,16 @@ public struct RunConfig: Codable, Equatable, Sendable {
                 throw LTHError("supernet split '\(split)' needs `supernetSampling` fewshot and only the digits 0 and 1")
             }
         }
+        if supernetSampling == .fewshot && supernetSplit == nil {
+            throw LTHError("`supernetSampling` fewshot trains one split at a time: give `supernetSplit` BITS with it (and only with it)")
+        }
         if keepProb != nil && scheme != nil { throw LTHError("a supernet attaches the SAM at every block; drop `scheme`") }
         if let scheme { _ = try scheme.fitted(to: try ModelSpec(model).blocksPerStage) }
+    }
+
+    /// Where a training goes when no directory is given: `runs/<prefix><model>-<data>-s<seed>`.
+    public func defaultDirectory(prefix: String = "") -> String {
+        "runs/\(prefix)\(model)-\(data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-"))-s\(seed)"
     }
 
     /// The configuration as sorted-key JSON (`config.json`, checkpoint metadata).

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Data
 import Experiments
-import Foundation
 import Models
 import NN
 import Tensor
+import Terminal
 import Training
 
 /// The options of a training run (shared by `train` and `supernet train`).
@@ -16,8 +16,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs.") var epochs = 5
     @Option(parsing: .unconditional, help: "Batch size.") var batch = 128
     @Option(parsing: .unconditional, help: "Base learning rate.") var lr: Float = 0.1
-    @Option(help: "cosine | constant | step:M1,M2,... (x0.1 at each milestone epoch).", transform: { try ScheduleSetting(parsing: $0) })
-    var schedule = ScheduleSetting.cosine
+    @Option(help: "cosine | constant | step:M1,M2,... (x0.1 at each milestone epoch).", transform: { try ScheduleSetting(parsing: $0) }) var schedule = ScheduleSetting.cosine
     @Option(parsing: .unconditional, help: "Linear learning-rate warm-up, in epochs.") var warmupEpochs: Double = 0
     @Option(help: "sgd | adam.") var optimizer = OptimizerKind.sgd
     @Option(parsing: .unconditional, help: "SGD momentum.") var momentum: Float = 0.9
@@ -34,29 +33,12 @@ struct TrainingOptions: ParsableArguments {
 
     var config: RunConfig {
         var c = RunConfig()
-        c.model = modelOptions.model
-        c.data = data
-        c.epochs = epochs
-        c.batch = batch
-        c.lr = lr
-        c.schedule = schedule
-        c.warmupEpochs = warmupEpochs
-        c.optimizer = optimizer
-        c.momentum = momentum
-        c.nesterov = nesterov
-        c.weightDecay = weightDecay
-        c.seed = runtime.seed
-        c.valPerClass = valPerClass
-        c.cropPadding = cropPadding
-        c.flip = !noFlip
-        c.checkFinite = finiteChecks.setting
-        c.bnGroups = bnGroups > 1 ? bnGroups : nil
+        (c.model, c.data, c.epochs, c.batch, c.lr, c.schedule, c.warmupEpochs) = (modelOptions.model, data, epochs, batch, lr, schedule, warmupEpochs)
+        (c.optimizer, c.momentum, c.nesterov, c.weightDecay) = (optimizer, momentum, nesterov, weightDecay)
+        (c.seed, c.valPerClass, c.cropPadding, c.flip) = (runtime.seed, valPerClass, cropPadding, !noFlip)
+        (c.checkFinite, c.bnGroups) = (finiteChecks.setting, bnGroups > 1 ? bnGroups : nil)
         samOptions.apply(to: &c)
         return c
-    }
-
-    func directory(_ prefix: String = "") -> String {
-        output ?? "runs/\(prefix)\(modelOptions.model)-\(data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-"))-s\(runtime.seed)"
     }
 
     func validate() throws {
@@ -68,12 +50,11 @@ struct TrainingOptions: ParsableArguments {
     /// Trains with `trainer` (already configured) through the library, printing what it does.
     func trainAndSummarize(_ trainer: Trainer, directory dir: String, command: String) throws {
         let c = trainer.config
-        let samText = trainer.extraMetadata["sam.id"].map { " with \($0) (\(trainer.extraMetadata["sam.options"] ?? ""), \(c.attach), scheme \(trainer.extraMetadata["scheme"] ?? ""))" } ?? ""
-        print("training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / \(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes")
-        print("run directory: \(dir)" + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
+        print(NetworkTraining.description(of: trainer) + "\nrun directory: \(dir)"
+              + (trainer.epoch > 0 || trainer.stepInEpoch > 0 ? " (resuming at epoch \(trainer.epoch + 1), step \(trainer.stepInEpoch))" : ""))
         trainer.stopAfterSteps = stopAfterSteps
         let resumeCommand = "Continue with: lth4sa \(command) --output \(dir) --model \(c.model) --data \(c.data) --epochs \(c.epochs) --resume"
-        let s = try NetworkTraining.trainAndSummarize(trainer, context: Console.shared.context, howToContinue: resumeCommand)
+        let s = try NetworkTraining.trainAndSummarize(trainer, context: Console.shared.withStopHandler, howToContinue: resumeCommand)
         print(String(format: "done in %@: test accuracy %.2f%% (loss %.4f)", formatDuration(s.seconds), s.testAccuracy, s.testLoss)
               + (s.validationAccuracy.map { String(format: ", validation accuracy %.2f%%", $0) } ?? "")
               + ", checkpoint \(s.checkpoint)")
@@ -86,8 +67,8 @@ struct Train: ParsableCommand {
     @OptionGroup var options: TrainingOptions
 
     func run() throws {
-        options.runtime.apply()
-        let dir = options.directory()
+        try options.runtime.apply()
+        let dir = options.output ?? options.config.defaultDirectory()
         let trainer = try Trainer(config: options.config, runDirectory: dir, resume: options.resume, group: Console.shared.group,
                                   attach: SAMAttachment.attach)
         try options.trainAndSummarize(trainer, directory: dir, command: "train")
@@ -111,22 +92,19 @@ struct SupernetTrain: ParsableCommand {
     var supernetSampling: SupernetSampling = .bernoulli
     @Option(help: "With --supernet-sampling fewshot: the fixed values of the leading blocks of this split (e.g. 01).") var supernetSplit: String?
 
+    var config: RunConfig {
+        var c = options.config
+        (c.keepProb, c.supernetSampling, c.supernetSplit) = (keepProb, supernetSampling == .bernoulli ? nil : supernetSampling, supernetSplit)
+        return c
+    }
+
     func validate() throws {
-        guard options.samOptions.sam != nil else { throw ValidationError("supernet train needs --sam PLUGIN") }
-        guard keepProb > 0 && keepProb <= 1 else { throw ValidationError("--keep-prob must be in (0, 1], got \(keepProb)") }
-        guard (supernetSampling == .fewshot) == (supernetSplit != nil) else {
-            throw ValidationError("--supernet-sampling fewshot trains one split at a time: give --supernet-split BITS with it (and only with it)")
-        }
-        guard options.samOptions.scheme == nil else { throw ValidationError("a supernet attaches the SAM at every block; drop --scheme") }
+        do { try config.validate() } catch let e as LTHError { throw ValidationError(e.message) }
     }
 
     func run() throws {
-        options.runtime.apply()
-        var config = options.config
-        config.keepProb = keepProb
-        config.supernetSampling = supernetSampling == .bernoulli ? nil : supernetSampling
-        config.supernetSplit = supernetSplit
-        let dir = options.directory("supernet-")
+        try options.runtime.apply()
+        let dir = options.output ?? config.defaultDirectory(prefix: "supernet-")
         let trainer = try Trainer(config: config, runDirectory: dir, resume: options.resume, group: Console.shared.group, attach: SAMAttachment.attach)
         try SupernetTraining.sampleSchemes(trainer)
         try options.trainAndSummarize(trainer, directory: dir, command: "supernet train")

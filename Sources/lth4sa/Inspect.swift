@@ -1,8 +1,6 @@
 import ArgumentParser
 import Data
 import Experiments
-import Foundation
-import Tensor
 
 /// `lth4sa eval`: accuracy of a checkpoint on a data split, optionally saving the logits.
 struct Eval: ParsableCommand {
@@ -16,18 +14,22 @@ struct Eval: ParsableCommand {
     @Option(help: "For a supernet checkpoint: the sub-network to evaluate (bits per block; default all 1).") var scheme: String?
     @OptionGroup var runtime: RuntimeOptions
 
-    func validate() throws {
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1, got \(batch)") }
+    func run() throws {
+        try runtime.apply()
+        let outcome = try CheckpointEvaluation.evaluate(checkpoint, data: data, split: split, batch: batch, scheme: scheme, keepLogits: saveLogits != nil)
+        if let file = saveLogits { try outcome.writeLogits(to: file) }
+        print(outcome.line(split: split) + (saveLogits.map { ", logits in \($0)" } ?? ""))
     }
+}
+
+/// `lth4sa info`: layer table and parameter count of a model.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a model's layer table and parameter count.")
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(parsing: .unconditional, help: "Classes of the classifier.") var classes: Int = 10
+    @OptionGroup var samOptions: SAMOptions
 
     func run() throws {
-        runtime.apply()
-        let outcome = try CheckpointEvaluation.evaluate(checkpoint, data: data, split: split, batch: batch, scheme: scheme, keepLogits: saveLogits != nil)
-        if let file = saveLogits, let logits = outcome.logits {
-            try NpyArray.write(path: file, descr: "<f4", shape: logits.shape, bytes: Foundation.Data(buffer: logits.buffer))
-        }
-        let r = outcome.evaluation
-        print(String(format: "%@ on %@ %@ (%d images): accuracy %.2f%%, loss %.4f", outcome.model, outcome.dataName, split.rawValue, r.count, r.accuracy, r.loss)
-              + (saveLogits.map { ", logits in \($0)" } ?? ""))
+        print(try ModelReport.lines(model: modelOptions.model, classes: classes, config: samOptions.config).joined(separator: "\n"))
     }
 }

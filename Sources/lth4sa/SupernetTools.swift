@@ -1,17 +1,14 @@
 import ArgumentParser
-import Checkpoint
 import Experiments
-import Foundation
 import Models
 import Search
-import Tensor
+import Terminal
 
 /// `lth4sa search`: the search phase on a run directory holding a trained supernet.
 struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "search", abstract: "Search connection schemes through a trained supernet (run directory of `lth4sa run`).")
     @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).", transform: runDirectoryPath) var output: String
-    @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy"))
-    var supernetSampling: SupernetSampling?
+    @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy")) var supernetSampling: SupernetSampling?
     @Option(help: "Searcher plugin (path or id).") var searcher: String = "ean"
     @Option(name: .customLong("searcher-opt"), help: "Searcher option key=value (repeatable).") var searcherOptions: [String] = []
     @Option(parsing: .unconditional, help: "Search steps (the evaluation budget).") var steps: Int = 100
@@ -20,19 +17,11 @@ struct SearchCommand: ParsableCommand {
     @Flag(help: "Continue a stopped search from its checkpoint.") var resume = false
     @OptionGroup var runtime: RuntimeOptions
 
-    func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1, got \(steps)") }
-    }
-
     func run() throws {
-        runtime.apply()
-        let context = Console.shared.context
-        let lock = try context.lock(URL(fileURLWithPath: output))
-        defer { withExtendedLifetime(lock) {} }
-        let trainer = try SupernetTraining.trained(in: output, sampling: supernetSampling, context: context)
+        try runtime.apply()
         let settings = SchemeSearch.Settings(searcher: searcher, options: searcherOptions, steps: steps, reward: reward.weights(),
                                              bnRecalibrate: scoring.resolved.bnRecalibrate, score: scoring.resolved.score)
-        let loop = try SchemeSearch.run(trainer: trainer, directory: output, settings: settings, resume: resume, context: context)
+        let loop = try SchemeSearch.run(in: output, sampling: supernetSampling, settings: settings, resume: resume, context: Console.shared.withStopHandler)
         for (i, b) in loop.best.prefix(5).enumerated() {
             print(String(format: "%d. %@  reward %.3f  accuracy %.2f%%  sparsity %.3f", i + 1, b.scheme.description, b.parts.reward, b.parts.accuracy, b.parts.sparsity))
         }
@@ -63,8 +52,7 @@ struct RewardOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Weight of the RND curiosity term.") var rewardRnd: Double = 1
     @Option(parsing: .unconditional, help: "Constant subtracted from every reward.") var rewardShift: Double = 54
     @Option(parsing: .unconditional, help: "Adam learning rate of the RND predictor.") var rewardRndLr: Double = 0.05
-    @Option(parsing: .unconditional, help: "Weight w of the latency term w * (1 - cost(d) / cost(Full-SA)), cost from a measured per-block SAM time (0 = off, the paper's reward).")
-    var rewardLatency: Double = 0
+    @Option(parsing: .unconditional, help: "Weight w of the latency term w * (1 - cost(d) / cost(Full-SA)), cost from a measured per-block SAM time (0 = off, the paper's reward).") var rewardLatency: Double = 0
 
     func weights() -> RewardWeights {
         var w = RewardWeights()
@@ -73,10 +61,39 @@ struct RewardOptions: ParsableArguments {
     }
 
     func validate() throws {
-        for (flag, v) in [("--reward-acc", rewardAcc), ("--reward-sparse", rewardSparse), ("--reward-rnd", rewardRnd), ("--reward-shift", rewardShift),
-                          ("--reward-rnd-lr", rewardRndLr), ("--reward-latency", rewardLatency)] where !v.isFinite {
-            throw ValidationError("\(flag) must be a finite number, got \(v)")
-        }
-        guard rewardRndLr > 0 else { throw ValidationError("--reward-rnd-lr must be positive, got \(rewardRndLr)") }
+        try weights().validate()
+    }
+}
+
+/// `lth4sa landscape`: the accuracy of every connection scheme through a trained supernet (or a
+/// sample per connection ratio for large L), with ranks, the Top-5% set and connection scores,
+/// as JSON and SVG (the paper's Figs. 2 and 3; `LandscapeSurvey` of the Experiments library).
+struct LandscapeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "landscape", abstract: "Evaluate every scheme (or a sample per ratio) through a trained supernet: distribution, ranks, connection scores.")
+    @Option(name: .shortAndLong, help: "Run directory holding a trained supernet (supernet/, or supernet-<sampling>/).", transform: runDirectoryPath) var output: String
+    @Option(help: ArgumentHelp("The run directory's supernet trained with this --supernet-sampling (needed only when it holds several).", valueName: "strategy")) var supernetSampling: SupernetSampling?
+    @Option(parsing: .unconditional, help: "Enumerate all 2^L schemes up to this many blocks; sample above it.") var maxEnumerate: Int = 16
+    @Option(parsing: .unconditional, help: "Random schemes per number of connected blocks when sampling.") var perRatio: Int = 50
+    @Option(help: "Scheme to rank and mark in the plot (repeatable).") var mark: [String] = []
+    @Option(parsing: .unconditional, help: "Share of the best (and worst) schemes in the Top set and the connection scores.") var fraction: Double = 0.05
+    @Option(parsing: .unconditional, help: "Evaluate only N schemes, evenly spaced through the sorted list (benchmarks).") var limit: Int?
+    @Flag(help: "Evaluate every scheme from the stem (no prefix sharing; for benchmarks).") var noShare = false
+    @OptionGroup var scoring: ScoringOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        if let s = scoring.score, s != .accuracy { throw ValidationError("landscape shows validation accuracies; drop --score \(s)") }
+    }
+
+    func run() throws {
+        try runtime.apply()
+        let context = Console.shared.withStopHandler
+        let bnRecalibrate = scoring.bnRecalibrate ?? 0  // a landscape of the supernet's own accuracies unless asked
+        var settings = LandscapeSurvey.Settings()
+        (settings.maxEnumerate, settings.perRatio, settings.fraction, settings.limit, settings.sharePrefixes) = (maxEnumerate, perRatio, fraction, limit, !noShare)
+        let result = try LandscapeSurvey.run(in: output, sampling: supernetSampling, marks: mark, bnRecalibrate: bnRecalibrate, settings: settings, context: context)
+        Console.shared.endStatus()
+        print(LandscapeSurvey.summary(result))
     }
 }

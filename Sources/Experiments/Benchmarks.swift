@@ -1,0 +1,126 @@
+import Cluster
+import Foundation
+import Models
+import NN
+import PluginHost
+import Tensor
+import Training
+
+/// The benchmarks of `lth4sa bench`: each runs, reports its live status through `progress`
+/// and returns its figures as report lines (the program prints them).
+public enum Benchmarks {
+    /// What `bench train` measures: median training images/s of `model` with `config`'s SAM
+    /// (`supernet`: a random sub-network per step), GFLOP/s, the gradient exchange (several
+    /// ranks), peak RSS and, with `profile`, time per operation kind. The first line describes
+    /// the setting.
+    public static func training(model: String, config: RunConfig, classes: Int, batch: Int, supernet: Bool, warmup: Int, steps: Int, seed: UInt64,
+                                profile: Bool, group: ProcessGroup, progress: ProgressHandler) throws -> [String] {
+        try Recipe.require("steps", steps, atLeast: 1)
+        let bench = try TrainingBenchmark(model: model, classes: classes, batch: batch, config: config, seed: seed, supernet: supernet, group: group)
+        let side = bench.net.spec.imageSize
+        let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme?.description ?? "all"))" } ?? ""
+        let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
+        progress(.line("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks)"))
+        for _ in 0..<warmup { _ = try bench.step() }
+        var times: [Double] = [], exchanges: [Double] = []
+        let profiler = bench.net.context.profiler
+        profiler.enabled = profile
+        for i in 0..<steps {
+            let (seconds, communication, loss) = try bench.step()
+            times.append(seconds)
+            exchanges.append(communication)
+            progress(.status(String(format: "step %d/%d  loss %.3f  %.1f img/s", i + 1, steps, loss, Double(bench.batch) / seconds)))
+        }
+        let med = median(times), images = Double(bench.batch)
+        var lines = [String(format: "median step %.1f ms, %.1f images/s (min %.1f ms, max %.1f ms over %d steps)",
+                            med * 1000, images / med, times.min()! * 1000, times.max()! * 1000, steps)]
+        let flops = Double(bench.net.trainingFLOPs)
+        lines.append(String(format: "%.1f GFLOP/s in this process (%.3f GFLOP per image: convolutions and classifier, direct count; "
+                            + "`lth4sa bench gemm`: what the cores reach at best)", flops * images / med / 1e9, flops / 1e9))
+        let memory = try group.sum([Double(peakResidentBytes())])[0]
+        if group.size > 1 {
+            let volume = Double(bench.net.parameterCount * MemoryLayout<Float>.stride)
+            lines.append(String(format: "gradient allreduce (started during backward): median %.2f ms waited per step (%.1f%% of the step), %.2f MB of gradients per rank",
+                                median(exchanges) * 1000, median(exchanges) / med * 100, volume / 1e6))
+        }
+        lines.append(String(format: "peak RSS %.2f GB", memory / 1e9) + (group.size > 1 ? " (sum over the \(group.size) ranks)" : ""))
+        if profile {
+            let total = times.reduce(0, +)
+            lines.append("profile (share of timed steps):")
+            for (what, secs, calls) in profiler.report {
+                lines.append(String(format: "  %-18@ %7.1f ms/step  %5.1f%%  (%d calls/step)", what as NSString, secs / Double(steps) * 1000, secs / total * 100, calls / steps))
+            }
+        }
+        return lines
+    }
+
+    /// What `bench sam-training` measures: the plain network, Full-SA and supernet training
+    /// of `config`'s SAM, one step of each per round in shuffled order; medians and the
+    /// differences with their 95% bootstrap interval over rounds (resampled in pairs).
+    public static func samTraining(model: String, config: RunConfig, classes: Int, batch: Int, warmup: Int, rounds: Int, seed: UInt64,
+                                   progress: @escaping ProgressHandler) throws -> [String] {
+        guard config.sam != nil else { throw LTHError("sam-training needs `sam` (the SAM whose cost it measures)") }
+        guard config.scheme == nil else { throw LTHError("sam-training compares the SAM at every block: drop `scheme`") }
+        try Recipe.require("rounds", rounds, atLeast: 1)
+        var plainConfig = config
+        plainConfig.sam = nil
+        // the three networks train side by side: each one's check alone would pass
+        let spec = try ModelSpec(model)
+        try SystemMemory.require(3 * spec.trainingMemoryLowerBound(batch: batch, classes: classes),
+                                 for: "training three \(spec) networks side by side at batch \(batch)", fix: "lower `batch` or use a smaller `model`")
+        let make = { (config: RunConfig, supernet: Bool) in
+            try TrainingBenchmark(model: model, classes: classes, batch: batch, config: config, seed: seed, supernet: supernet)
+        }
+        let kinds: [(name: String, bench: TrainingBenchmark, warmup: Int)] = [
+            ("plain", try make(plainConfig, false), warmup), ("Full-SA", try make(config, false), warmup),
+            ("supernet", try make(config, true), max(warmup, 8))]
+        progress(.line("bench sam-training: \(spec) + \(config.sam ?? "-") (\(config.attach)), batch \(batch), \(Threads.current) threads, "
+                       + "\(rounds) rounds of one step each in shuffled order"))
+        let times = try TrainingBenchmark.interleavedRounds(kinds.map { ($0.bench, $0.warmup) }, rounds: rounds, seed: seed) { r, total in
+            progress(.status("round \(r)/\(total)"))
+        }
+        var lines = kinds.indices.map { k in
+            String(format: "%-10@ median step %7.1f ms, %6.1f images/s", kinds[k].name as NSString, median(times[k]) * 1000, Double(batch) / median(times[k]))
+        }
+        for (a, b) in [(1, 0), (2, 0), (2, 1)] {
+            let d = InferenceTiming.increment(times[a], over: times[b])
+            lines.append(String(format: "%@ vs %@: %+.1f%% time per step [95%% CI %+.1f%%, %+.1f%%]",
+                                kinds[a].name as NSString, kinds[b].name as NSString, d.value, d.low, d.high))
+        }
+        return lines
+    }
+
+    /// What `bench infer` measures: forward time of the original network, Full-SA, Full-Share
+    /// and a half-connected scheme, interleaved in shuffled order each round (deployed networks
+    /// unless `unfolded`), medians, dT and the original's GFLOP/s; with `profile`, time per
+    /// operation kind over the timed rounds.
+    public static func inference(model: String, plugin: SAMPlugin, classes: Int, batch: Int, warmup: Int, rounds: Int, seed: UInt64,
+                                 unfolded: Bool, profile: Bool, progress: @escaping ProgressHandler) throws -> [String] {
+        try Recipe.require("batch", batch, atLeast: 1)
+        try Recipe.require("rounds", rounds, atLeast: 1)
+        let spec = try ModelSpec(model)
+        let nets = try InferenceTiming.benchmarkNetworks(spec, plugin: plugin, classes: classes, seed: seed)
+        progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds, "
+                       + (unfolded ? "eval-mode forward (BN passes separate)" : "deployed networks (BN folded into the convolutions)")))
+        let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: seed,
+                                                             folded: !unfolded) { r, n in
+            progress(.status("round \(r)/\(n)"))
+            nets[0].1.context.profiler.enabled = profile && r >= warmup  // the timed rounds only (one context for all)
+        }
+        var lines = ["network".padded(to: 36) + "params".padded(to: 11) + "median ms".padded(to: 11) + "dT"]
+        for (i, (label, net)) in nets.enumerated() {
+            lines.append(label.padded(to: 36) + (String(net.parameterCount)).padded(to: 11) + (String(format: "%.2f", medians[i])).padded(to: 11)
+                         + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(medians[i], original: medians[0]))))
+        }
+        let flops = 2 * Double(nets[0].1.forwardMultiplyAdds)
+        lines.append(String(format: "original: %.1f GFLOP/s (%.3f GFLOP per image: convolutions and classifier, direct count; "
+                            + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / (medians[0] / 1000) / 1e9, flops / 1e9))  // medians in ms
+        if profile {
+            lines.append("profile (ms per round, all \(nets.count) networks):")
+            for (what, secs, calls) in nets[0].1.context.profiler.report {
+                lines.append(String(format: "  %-18@ %8.2f ms  (%d calls per round)", what as NSString, secs / Double(rounds) * 1000, calls / rounds))
+            }
+        }
+        return lines
+    }
+}
