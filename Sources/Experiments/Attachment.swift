@@ -8,11 +8,11 @@ import Training
 /// evaluator and benchmark of the library uses.
 public enum SAMAttachment {
     /// Attaches `config.sam` (with its options, attach mode and scheme; all blocks when the
-    /// scheme is nil) to `net`, resolving the plugin for this one network. Returns the metadata
-    /// stored in checkpoints (plugin id, version, resolved options, attach mode, scheme); empty
+    /// scheme is nil) to `net`, resolving the plugin for this one network. Returns what
+    /// checkpoints record (plugin id, version, resolved options, attach mode, scheme); nil
     /// without a SAM. Studies resolve once instead (`SAMHandle`).
-    public static func attach(_ config: RunConfig, to net: ResNet) throws -> [String: String] {
-        guard let spec = config.sam else { return [:] }
+    public static func attach(_ config: RunConfig, to net: ResNet) throws -> AttachedSAM? {
+        guard let spec = config.sam else { return nil }
         return try SAMHandle(spec: spec, options: config.samOptions).attach(config, to: net)
     }
 
@@ -53,13 +53,12 @@ public struct SAMHandle {
 
     /// Attaches this plugin to `net` as `config` says (attach mode, scheme, seed): the hook a
     /// `Trainer` takes. A configuration naming another SAM (or none) is attached as it says.
-    public func attach(_ config: RunConfig, to net: ResNet) throws -> [String: String] {
-        guard let wanted = config.sam else { return [:] }
+    public func attach(_ config: RunConfig, to net: ResNet) throws -> AttachedSAM? {
+        guard let wanted = config.sam else { return nil }
         guard SAMAttachment.recorded(wanted) == spec && config.samOptions == options else { return try SAMAttachment.attach(config, to: net) }
         let stages = net.spec.blocksPerStage
         let scheme = try config.scheme?.fitted(to: stages) ?? .all(true, stageSizes: stages)
         try SAMAttacher.attach(plugin, to: net, mode: config.attach, scheme: scheme, seed: config.seed)
-        return ["sam.id": plugin.id, "sam.version": plugin.descriptor.version, "sam.options": plugin.optionsText,
-                "sam.attach": config.attach.rawValue, "scheme": scheme.description]
+        return AttachedSAM(id: plugin.id, version: plugin.descriptor.version, options: plugin.optionsText, attach: config.attach, scheme: scheme)
     }
 }

@@ -44,29 +44,29 @@ public enum CheckpointEvaluation {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             path = URL(fileURLWithPath: path).child("checkpoint.safetensors").path
         }
-        let meta = try ModelCheckpoint.metadata(path)
-        guard let configText = meta["config"], let model = meta[ModelCheckpoint.modelKey] else {
+        let strings = try ModelCheckpoint.metadata(path)
+        guard strings["config"] != nil, let model = strings[ModelCheckpoint.modelKey] else {
             throw LTHError("'\(path)' is not an lth4sa checkpoint (no run configuration in its metadata)")
         }
-        let config = try RunConfig.decode(configText)
+        let meta = try TrainingCheckpointMetadata(strings: strings, file: path)
+        let config = meta.config
         let source = try DataSource.load(data ?? config.data, seed: config.seed)
         let net = ResNet(try ModelSpec(model), classes: source.train.classes, seed: 0)
         let attached = try SAMAttachment.attach(config, to: net)
-        if let want = meta["sam.id"], attached["sam.id"] != want {
-            throw LTHError("'\(path)' was trained with SAM \(want), but \(config.sam ?? "no plugin") provides \(attached["sam.id"] ?? "none")")
+        if let want = meta.sam, attached?.id != want.id {
+            throw LTHError("'\(path)' was trained with SAM \(want.id), but \(config.sam ?? "no plugin") provides \(attached?.id ?? "none")")
         }
-        if let saved = meta["sam.options"], let now = attached["sam.options"], saved != now {
-            throw LTHError("'\(path)' was trained with \(meta["sam.id"] ?? "") options \(saved), the plugin now resolves \(now)")
+        if let saved = meta.sam?.options, let now = attached?.options, saved != now {
+            throw LTHError("'\(path)' was trained with \(meta.sam?.id ?? "") options \(saved), the plugin now resolves \(now)")
         }
         try ModelCheckpoint.load(net, from: path)
         if let text = scheme {
             guard config.keepProb != nil else {
-                throw LTHError("`scheme` selects a sub-network of a supernet; '\(path)' is an ordinary network (its scheme is \(meta["scheme"] ?? "none"))")
+                throw LTHError("`scheme` selects a sub-network of a supernet; '\(path)' is an ordinary network (its scheme is \(meta.sam?.scheme.description ?? "none"))")
             }
             try Supernet(net).apply(try Scheme(parsing: text, stageSizes: net.spec.blocksPerStage))
         }
-        let mean = (meta["normalization.mean"] ?? "").split(separator: ",").compactMap { Float($0) }
-        let std = (meta["normalization.std"] ?? "").split(separator: ",").compactMap { Float($0) }
+        let (mean, std) = (meta.mean, meta.std)
         guard mean.count == source.train.channels, std.count == source.train.channels else {
             throw LTHError("'\(path)': normalisation for \(mean.count) channels in metadata, data has \(source.train.channels)")
         }

@@ -189,7 +189,7 @@ public enum Comparison {
             var survey = LandscapeSurvey.Settings()
             survey.maxEnumerate = settings.landscapeMaxBlocks
             let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate, splitImages: false)
-            landscape = try LandscapeSurvey.run(trainer: trainer, evaluator: evaluator,
+            landscape = try LandscapeSurvey.run(supernet: trainer, evaluator: evaluator,
                                                 directory: study.directory.child("landscape").path, settings: survey, context: context).landscape
         } else {
             study.phase("landscape", "landscape skipped: \(L) blocks > `landscapeMaxBlocks` \(settings.landscapeMaxBlocks) (Top 5%? is '-')")
@@ -252,7 +252,7 @@ public enum Comparison {
 
     /// Runs (or reuses, or continues) one search of `choice` with `seed` in `directory`;
     /// returns its best `settings.candidates` schemes and its wall time.
-    static func search(_ choice: SearcherChoice, id: String, seed: UInt64, directory dir: URL, trainer: Trainer, settings: Settings,
+    static func search(_ choice: SearcherChoice, id: String, seed: UInt64, directory dir: URL, trainer: TrainedSupernet, settings: Settings,
                        context: ExperimentContext, howToContinue again: String) throws -> (schemes: [(Scheme, RewardParts)], seconds: Double) {
         let stages = trainer.net.spec.blocksPerStage
         let name = settings.searchSeeds > 1 ? "\(id) (search seed \(seed))" : id
@@ -272,7 +272,7 @@ public enum Comparison {
         let loop: SearchLoop
         do {
             // a fresh evaluator per search: no searcher profits from another's cache in its wall time
-            loop = try SchemeSearch.run(trainer: trainer, directory: dir.path,
+            loop = try SchemeSearch.run(supernet: trainer, directory: dir.path,
                                         settings: .init(searcher: choice.spec, options: choice.options, steps: settings.budget, evaluations: settings.budget,
                                                         reward: settings.reward, bnRecalibrate: settings.bnRecalibrate, seed: seed,
                                                         score: settings.score),

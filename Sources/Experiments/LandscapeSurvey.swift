@@ -105,15 +105,15 @@ public enum LandscapeSurvey {
                            context: ExperimentContext) throws -> Result {
         try settings.validate()
         try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
-        let trainer = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
+        let supernet = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
         var settings = settings
-        settings.marks = try marks.map { let s = try Scheme(parsing: $0, stageSizes: trainer.net.spec.blocksPerStage); return (s.description, s) }
+        settings.marks = try marks.map { let s = try Scheme(parsing: $0, stageSizes: supernet.net.spec.blocksPerStage); return (s.description, s) }
         let name = (settings.sharePrefixes ? "landscape" : "landscape-noshare") + (bnRecalibrate > 0 ? "-bn\(bnRecalibrate)" : "")
         let directory = URL(fileURLWithPath: runDirectory).child(name)
         let lock = try context.lock(directory)
         defer { withExtendedLifetime(lock) {} }
-        let evaluator = try SchemeSearch.makeEvaluator(trainer, bnRecalibrate: bnRecalibrate, splitImages: false)  // the ranks split the schemes
-        return try run(trainer: trainer, evaluator: evaluator, directory: directory.path, settings: settings, context: context)
+        let evaluator = try SchemeSearch.makeEvaluator(supernet, bnRecalibrate: bnRecalibrate, splitImages: false)  // the ranks split the schemes
+        return try run(supernet: supernet, evaluator: evaluator, directory: directory.path, settings: settings, context: context)
     }
 
     /// Evaluates the schemes in chunks of 256 (each saved before the next; a stop request is
@@ -124,7 +124,7 @@ public enum LandscapeSurvey {
     /// split into contiguous parts of the sorted list, one per rank (each evaluated with prefix
     /// sharing on all validation images), and the accuracies are gathered on every rank. An
     /// evaluator that splits the images over the ranks is used as it is.
-    public static func run(trainer: Trainer, evaluator: SchemeEvaluator, directory: String, settings: Settings,
+    public static func run(supernet trainer: TrainedSupernet, evaluator: SchemeEvaluator, directory: String, settings: Settings,
                            context: ExperimentContext) throws -> Result {
         let dir = URL(fileURLWithPath: directory)
         if context.writes { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
@@ -138,7 +138,7 @@ public enum LandscapeSurvey {
         }
         // results belong to one supernet checkpoint and validation set: anything else starts over
         let partialURL = dir.child("partial.json")
-        let attributes = trainer.checkpointPath.flatMap { try? FileManager.default.attributesOfItem(atPath: $0) }
+        let attributes = trainer.checkpoint.flatMap { try? FileManager.default.attributesOfItem(atPath: $0) }
         let identity = "\((attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)-\(attributes?[.size] as? Int ?? 0)-\(evaluator.validationCount)"
             + "-bn\(evaluator.calibration.count)"
         var accuracy: [String: Double] = [:]

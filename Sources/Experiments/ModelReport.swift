@@ -12,9 +12,7 @@ public enum ModelReport {
         let net = ResNet(spec, classes: classes, seed: 0)
         let sam = try SAMAttachment.attach(config, to: net)
         var lines: [String] = []
-        if let id = sam["sam.id"] {
-            lines.append("SAM \(id) \(sam["sam.version"] ?? "") (\(sam["sam.options"] ?? "")), \(config.attach), scheme \(sam["scheme"] ?? "")")
-        }
+        if let sam { lines.append("SAM \(sam.id) \(sam.version) (\(sam.options)), \(sam.attach), scheme \(sam.scheme)") }
         lines.append("\(spec): \(spec.blockCount) residual blocks in stages \(spec.blocksPerStage.map(String.init).joined(separator: "-")), input \(spec.imageSize)x\(spec.imageSize)x3, \(classes) classes")
         lines.append("name".padded(to: 14) + "kind".padded(to: 26) + "output".padded(to: 14) + "params".padded(to: 12) + "multiply-adds")
         for row in net.layerTable() {

@@ -95,8 +95,8 @@ public enum NetworkTraining {
     /// What `trainer` trains, on what: "training resnet20 with se (reduction=16, full-sa,
     /// scheme 1-1-1) (272474 parameters) on synthetic: 4000 train / 1000 val / 1000 test images, 10 classes".
     public static func description(of trainer: Trainer) -> String {
-        let c = trainer.config, meta = trainer.extraMetadata
-        let samText = meta["sam.id"].map { " with \($0) (\(meta["sam.options"] ?? ""), \(c.attach), scheme \(meta["scheme"] ?? ""))" } ?? ""
+        let c = trainer.config
+        let samText = trainer.attached.map { " with \($0.id) (\($0.options), \($0.attach), scheme \($0.scheme))" } ?? ""
         return "training \(c.model)\(samText) (\(trainer.net.parameterCount) parameters) on \(trainer.source.name): \(trainer.split.train.count) train / "
             + "\(trainer.split.validation.count) val / \(trainer.source.test.count) test images, \(trainer.source.train.classes) classes"
     }

@@ -148,7 +148,7 @@ public enum Pipeline {
 
         study.phase("search", "search: \(searcherId), \(settings.search.steps) steps on \(supernet.split.validation.count) validation images")
         clock = Date()
-        let loop = try SchemeSearch.run(trainer: supernet, directory: directory, settings: settings.search, resume: resume, context: context,
+        let loop = try SchemeSearch.run(supernet: supernet, directory: directory, settings: settings.search, resume: resume, context: context,
                                         howToContinue: study.howToContinue)
         let searchSeconds = Date().timeIntervalSince(clock)
         study.log?.write(PhaseRecord(phase: "search", seconds: searchSeconds))

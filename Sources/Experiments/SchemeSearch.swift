@@ -51,13 +51,13 @@ public enum SchemeSearch {
         }
     }
 
-    /// Searches through the supernet of `trainer` in `directory`. With `resume`, a saved
+    /// Searches through `supernet` in `directory`. With `resume`, a saved
     /// search state there continues; without, the log starts over. Throws `StoppedError`
     /// (state saved) on a stop request.
-    public static func run(trainer: Trainer, directory: String, settings: Settings, resume: Bool, context: ExperimentContext,
+    public static func run(supernet trained: TrainedSupernet, directory: String, settings: Settings, resume: Bool, context: ExperimentContext,
                            howToContinue: String = "continue with `resume`") throws -> SearchLoop {
-        let net = trainer.net, config = trainer.config
-        let evaluator = try makeEvaluator(trainer, bnRecalibrate: settings.bnRecalibrate)
+        let net = trained.net, config = trained.config
+        let evaluator = try makeEvaluator(trained, bnRecalibrate: settings.bnRecalibrate)
         let supernet = evaluator.supernet
         let stages = net.spec.blocksPerStage
         let seed = settings.seed ?? config.seed
@@ -67,7 +67,7 @@ public enum SchemeSearch {
             settings.searcher, settings: settings.options, stageSizes: stages, host: host,
             parameters: { bits in supernet.parameterCount(Scheme(bits: bits, stageSizes: stages)) },
             blockParameters: { block in sites[block].map { $0.instance.parameters.flatMap { $0.1.value.array } } ?? [] },
-            gates: { try gateTrainer(copying: trainer) })
+            gates: { try gateTrainer(copying: trained) })
         let dir = URL(fileURLWithPath: directory)
         var costs: BlockCosts.Table? = nil
         if settings.reward.latency != 0 {  // measured once per search directory; a resumed search keeps them
@@ -114,8 +114,8 @@ public enum SchemeSearch {
         try settings.validate()
         let lock = try context.lock(URL(fileURLWithPath: runDirectory))
         defer { withExtendedLifetime(lock) {} }
-        let trainer = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
-        return try run(trainer: trainer, directory: runDirectory, settings: settings, resume: resume, context: context)
+        let supernet = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
+        return try run(supernet: supernet, directory: runDirectory, settings: settings, resume: resume, context: context)
     }
 
     /// Loads and creates the searcher once with placeholder host capabilities, so that a bad
@@ -127,39 +127,39 @@ public enum SchemeSearch {
                            gates: { throw LTHError("not available while checking options") }).id
     }
 
-    /// The prefix-sharing evaluator on the trainer's supernet and validation set; with
+    /// The prefix-sharing evaluator on a trained supernet and its validation set; with
     /// `bnRecalibrate` > 0, each scheme's BN statistics are re-estimated on that many training
-    /// mini-batches first. With `splitImages` (the default), the trainer's ranks share the
+    /// mini-batches first. With `splitImages` (the default), the supernet's ranks share the
     /// validation images and every call is collective; without, this rank holds them all and
     /// evaluates alone (the landscape splits the schemes instead).
-    public static func makeEvaluator(_ trainer: Trainer, bnRecalibrate: Int = 0, splitImages: Bool = true) throws -> SchemeEvaluator {
-        let supernet = try Supernet(trainer.net)
-        let stateful = trainer.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
-        return SchemeEvaluator(supernet: supernet, batches: SupernetTraining.validationBatches(trainer, shared: splitImages), restartAtStage: stateful,
-                               calibration: try SupernetTraining.calibrationBatches(trainer, count: bnRecalibrate),
-                               group: splitImages ? trainer.group : SingleProcess(), validationCount: trainer.split.validation.count)
+    public static func makeEvaluator(_ trained: TrainedSupernet, bnRecalibrate: Int = 0, splitImages: Bool = true) throws -> SchemeEvaluator {
+        let supernet = try Supernet(trained.net)
+        let stateful = trained.net.blocks.contains { ($0.attention as? SAMSite)?.instance.isStateful == true }
+        return SchemeEvaluator(supernet: supernet, batches: trained.validationBatches(shared: splitImages), restartAtStage: stateful,
+                               calibration: try trained.setup.calibrationBatches(count: bnRecalibrate),
+                               group: splitImages ? trained.group : SingleProcess(), validationCount: trained.split.validation.count)
     }
 
     /// DARTS' gates on a copy of the trained supernet (the evaluator keeps the original): weights
     /// trained with SGD at a tenth of the recipe's learning rate on the sub-training set (cycling
     /// through augmented epochs), gate gradients on validation batches in turn.
-    static func gateTrainer(copying trainer: Trainer) throws -> GateTrainer {
-        guard let checkpoint = trainer.checkpointPath else { throw LTHError("gate training needs the supernet's checkpoint") }
-        let config = trainer.config
-        let copy = try Trainer(config: config, runDirectory: nil, source: trainer.source, attach: SAMAttachment.attach)
-        _ = try ModelCheckpoint.load(copy.net, from: checkpoint)
-        let optimizer = SGD(copy.net.namedParameters(), lr: config.lr * 0.1, momentum: config.momentum, weightDecay: config.weightDecay)
+    static func gateTrainer(copying trained: TrainedSupernet) throws -> GateTrainer {
+        guard let checkpoint = trained.checkpoint else { throw LTHError("gate training needs the supernet's checkpoint") }
+        let config = trained.config, setup = trained.setup
+        let copy = try setup.network(attach: trained.attach).net
+        _ = try ModelCheckpoint.load(copy, from: checkpoint)
+        let optimizer = SGD(copy.namedParameters(), lr: config.lr * 0.1, momentum: config.momentum, weightDecay: config.weightDecay)
         var epoch = 0
         func loader() -> BatchLoader {
-            BatchLoader(dataset: trainer.source.train, indices: trainer.split.train, batchSize: config.batch, shuffle: true,
-                        augmentation: Augmentation(cropPadding: config.cropPadding, flip: config.flip), mean: trainer.mean, std: trainer.std,
+            BatchLoader(dataset: setup.source.train, indices: setup.split.train, batchSize: config.batch, shuffle: true,
+                        augmentation: Augmentation(cropPadding: config.cropPadding, flip: config.flip), mean: setup.mean, std: setup.std,
                         seed: config.seed &+ 0xDA27, epoch: epoch, dropLast: true)
         }
         var train = loader()
-        let validation = SupernetTraining.validationBatches(trainer, batch: config.batch)
+        let validation = trained.validationBatches(batch: config.batch)
         guard !validation.isEmpty else { throw LTHError("gate training needs validation images (`valPerClass` > 0)") }
         var next = 0
-        return try GateTrainer(net: copy.net, optimizer: optimizer, nextTrainBatch: {
+        return try GateTrainer(net: copy, optimizer: optimizer, nextTrainBatch: {
             if let b = train.next() { return (b.images, b.labels) }
             epoch += 1
             train = loader()

@@ -96,7 +96,7 @@ public final class Study {
     }
 
     /// The supernet of `recipe` (default: the study's) in its folder: trained, resumed or reused.
-    public func supernet(_ recipe: Recipe? = nil) throws -> Trainer {
+    public func supernet(_ recipe: Recipe? = nil) throws -> TrainedSupernet {
         let r = recipe ?? self.recipe
         return try SupernetTraining.train(r.supernet, directory: directory.child(r.supernetFolder).path, context: context,
                                           howToContinue: howToContinue, attach: sam.attach)

@@ -9,13 +9,13 @@ import Training
 /// (`SupernetSampling.fewshot`), each scheme scored by the supernet of its split.
 public struct SupernetSet {
     /// Every supernet with the leading bits it fixes (empty: the only supernet, all schemes).
-    public let parts: [(split: [Bool], trainer: Trainer)]
+    public let parts: [(split: [Bool], supernet: TrainedSupernet)]
     /// Wall time of the supernets' training, summed (their last sessions', when resumed); nil
     /// when a part's summary is missing.
     public let seconds: Double?
 
     /// The supernet holding Full-SA (the split of all ones, or the only one).
-    public var fullSA: Trainer { parts.first { $0.split.allSatisfy { $0 } }!.trainer }
+    public var fullSA: TrainedSupernet { parts.first { $0.split.allSatisfy { $0 } }!.supernet }
 
     /// The splits of a few-shot supernet over `bits` leading blocks: 00, 01, 10, 11 for 2.
     public static func splits(bits: Int) -> [[Bool]] {
@@ -29,10 +29,10 @@ public struct SupernetSet {
                              attach: @escaping AttachHook = SAMAttachment.attach) throws -> SupernetSet {
         let folder = root.child(recipe.supernetFolder)
         guard recipe.supernetSampling == .fewshot else {
-            let trainer = try SupernetTraining.train(recipe.supernet, directory: folder.path, context: context, howToContinue: howToContinue, attach: attach)
-            return SupernetSet(parts: [([], trainer)], seconds: AtomicFile.readJSON(TrainingSummary.self, from: folder.child(TrainingSummary.fileName))?.seconds)
+            let supernet = try SupernetTraining.train(recipe.supernet, directory: folder.path, context: context, howToContinue: howToContinue, attach: attach)
+            return SupernetSet(parts: [([], supernet)], seconds: AtomicFile.readJSON(TrainingSummary.self, from: folder.child(TrainingSummary.fileName))?.seconds)
         }
-        var parts: [(split: [Bool], trainer: Trainer)] = []
+        var parts: [(split: [Bool], supernet: TrainedSupernet)] = []
         var seconds: Double? = 0
         for split in splits(bits: Supernet.fewShotBits) {
             let name = split.map { $0 ? "1" : "0" }.joined()
@@ -54,7 +54,7 @@ public struct SupernetSet {
         for part in parts {
             let mine = schemes.indices.filter { schemes[$0].bits.starts(with: part.split) }
             guard !mine.isEmpty else { continue }
-            let evaluator = try SchemeSearch.makeEvaluator(part.trainer, bnRecalibrate: bnRecalibrate)
+            let evaluator = try SchemeSearch.makeEvaluator(part.supernet, bnRecalibrate: bnRecalibrate)
             let chosen = mine.map { schemes[$0] }
             for (i, (a, l)) in zip(mine, zip(try evaluator.accuracies(chosen), try evaluator.losses(chosen))) { (accuracies[i], losses[i]) = (a, l) }
         }

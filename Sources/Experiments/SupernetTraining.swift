@@ -1,4 +1,5 @@
 import Checkpoint
+import Cluster
 import Data
 import Foundation
 import Models
@@ -9,10 +10,10 @@ import Training
 /// trained with a fresh scheme d ~ Bernoulli(p)^L per mini-batch.
 public enum SupernetTraining {
     /// Trains (or resumes, or reuses when finished) the supernet of `config` in `directory`;
-    /// returns its trainer with the Full-SA sub-network selected.
+    /// returns it with the Full-SA sub-network selected.
     public static func train(_ config: RunConfig, directory: String, context: ExperimentContext,
                              howToContinue: String = "run the same command again to continue",
-                             attach: @escaping AttachHook = SAMAttachment.attach) throws -> Trainer {
+                             attach: @escaping AttachHook = SAMAttachment.attach) throws -> TrainedSupernet {
         let dir = URL(fileURLWithPath: directory)
         let trainer = try Trainer(config: config, runDirectory: directory, resume: dir.child("checkpoint.safetensors").exists,
                                   group: context.group, attach: attach)
@@ -21,12 +22,12 @@ public enum SupernetTraining {
             _ = try NetworkTraining.trainAndSummarize(trainer, context: context, howToContinue: howToContinue)
         }
         supernet.apply(.all(true, stageSizes: trainer.net.spec.blocksPerStage))
-        return trainer
+        return TrainedSupernet(net: trainer.net, setup: trainer.setup, group: trainer.group, checkpoint: trainer.checkpointPath, attach: attach)
     }
 
     /// The trained supernet of run directory `runDirectory` (its `folderName(sampling)`; with
     /// `sampling` nil, the only supernet folder it holds).
-    public static func trained(in runDirectory: String, sampling: SupernetSampling? = nil, context: ExperimentContext) throws -> Trainer {
+    public static func trained(in runDirectory: String, sampling: SupernetSampling? = nil, context: ExperimentContext) throws -> TrainedSupernet {
         let root = URL(fileURLWithPath: runDirectory)
         let held = SupernetSampling.allCases.filter { root.child(folderName($0)).child("checkpoint.safetensors").exists }
         let chosen: SupernetSampling
@@ -34,11 +35,10 @@ public enum SupernetTraining {
             throw LTHError("'\(runDirectory)' holds supernets trained with \(held.map(\.rawValue).joined(separator: ", ")); choose one with `supernetSampling`")
         } else { chosen = held.first ?? .bernoulli }
         let directory = root.child(folderName(chosen)).path
-        guard let meta = try? ModelCheckpoint.metadata(URL(fileURLWithPath: directory).child("checkpoint.safetensors").path),
-              let text = meta["config"] else {
+        guard let meta = try? TrainingCheckpointMetadata(path: URL(fileURLWithPath: directory).child("checkpoint.safetensors").path) else {
             throw LTHError("no trained supernet in '\(directory)'; train one there first (a pipeline run, or supernet training with this directory)")
         }
-        return try train(try RunConfig.decode(text), directory: directory, context: context)
+        return try train(meta.config, directory: directory, context: context)
     }
 
     /// Makes `trainer` train a supernet: before every step, d ~ Bernoulli(keep-prob)^L drawn
@@ -71,32 +71,28 @@ public enum SupernetTraining {
     public static func folderName(_ sampling: SupernetSampling) -> String {
         sampling == .bernoulli ? "supernet" : "supernet-\(sampling)"
     }
+}
 
-    /// `count` mini-batches (the recipe's batch size) of the sub-training split for BN
-    /// recalibration -- at most as many as the split holds, so a default of 10 also serves a
-    /// small data set: normalised as in training, not augmented, in an order fixed by the seed.
-    public static func calibrationBatches(_ t: Trainer, count: Int) throws -> [Tensor] {
-        guard count > 0 else { return [] }
-        let available = t.split.train.count / t.config.batch
-        guard available >= 1 else {
-            throw LTHError("`bnRecalibrate` \(count) needs a mini-batch of \(t.config.batch) images; the training split holds \(t.split.train.count): lower `batch` or use `bnRecalibrate` 0")
-        }
-        let loader = BatchLoader(dataset: t.source.train, indices: t.split.train, batchSize: t.config.batch, shuffle: true,
-                                 augmentation: .none, mean: t.mean, std: t.std, seed: t.config.seed ^ 0xBA7C_4EA1, epoch: 0, dropLast: true)
-        var out: [Tensor] = []
-        while out.count < count, let b = loader.next() { out.append(b.images.clone()) }
-        loader.cancel()
-        return out
-    }
+/// A trained supernet (the Full-SA sub-network selected) with what it was trained on: what
+/// search, landscape and scoring take.
+public struct TrainedSupernet {
+    public let net: ResNet
+    /// Its configuration, data, split and normalisation.
+    public let setup: TrainingSetup
+    /// The ranks that hold it (each a copy).
+    public let group: ProcessGroup
+    /// Its checkpoint (nil when it was not saved).
+    public let checkpoint: String?
+    /// How its SAM was attached (to build a copy).
+    public let attach: AttachHook
 
-    /// Validation batches of the trainer's split, normalised as in training; with `shared`,
-    /// only this rank's share of the images (`ProcessGroup.share(of:)`).
-    public static func validationBatches(_ t: Trainer, batch: Int = 250, shared: Bool = false) -> [(images: Tensor, labels: [Int32])] {
-        let indices = shared ? Array(t.split.validation[t.group.share(of: t.split.validation.count)]) : t.split.validation
-        let loader = BatchLoader(dataset: t.source.train, indices: indices, batchSize: batch, shuffle: false,
-                                 augmentation: .none, mean: t.mean, std: t.std, seed: 0, epoch: 0)
-        var out: [(Tensor, [Int32])] = []
-        while let b = loader.next() { out.append((b.images.clone(), b.labels)) }
-        return out
+    public var config: RunConfig { setup.config }
+    public var split: Split { setup.split }
+    public var source: DataSource { setup.source }
+
+    /// The validation images in batches of `batch`, normalised as in training; with `shared`,
+    /// only this rank's share of them (`ProcessGroup.share(of:)`).
+    public func validationBatches(batch: Int = 250, shared: Bool = false) -> [(images: Tensor, labels: [Int32])] {
+        setup.batches(shared ? Array(split.validation[group.share(of: split.validation.count)]) : split.validation, batch: batch)
     }
 }

@@ -42,13 +42,13 @@ public final class SchemeEvaluator {
     public let calibration: [Tensor]
     /// Restart at stage boundaries (stateful SAMs carry state through a stage).
     let restartAtStage: Bool
-    private var cache: [String: Double] = [:]
+    private var cache: [Scheme: Double] = [:]
     /// Mean validation cross-entropy per evaluated scheme (a finer score than accuracy when
     /// many schemes tie near 100%).
-    private var lossCache: [String: Double] = [:]
+    private var lossCache: [Scheme: Double] = [:]
     private let crossEntropy = SoftmaxCrossEntropy()
     /// Sum of |logits| per evaluated scheme: a fingerprint of the outputs, for tests.
-    public private(set) var logitFingerprint: [String: Double] = [:]
+    public private(set) var logitFingerprint: [Scheme: Double] = [:]
     /// Blocks run so far (for the prefix-sharing statistics).
     public private(set) var blocksRun = 0
     public private(set) var schemesEvaluated = 0
@@ -84,17 +84,17 @@ public final class SchemeEvaluator {
 
 
     /// Cached accuracy (percent) of `scheme`, if evaluated.
-    public func cached(_ scheme: Scheme) -> Double? { cache[scheme.description] }
+    public func cached(_ scheme: Scheme) -> Double? { cache[scheme] }
 
     /// Validation accuracies (percent) of `schemes`, evaluated with prefix sharing unless
     /// `sharePrefixes` is false (every scheme from the stem on; for tests and benchmarks).
     /// Throws an attention plugin's failure (the supernet is left whole).
     public func accuracies(_ schemes: [Scheme], sharePrefixes: Bool = true) throws -> [Double] {
-        let missing = Array(Set(schemes.map { $0.description }).filter { cache[$0] == nil }).sorted()
+        // in text order: neighbours share the longest prefixes
+        let missing = Set(schemes).filter { cache[$0] == nil }.sorted { $0.description < $1.description }
         if !missing.isEmpty {
-            let byKey = Dictionary(schemes.map { ($0.description, $0) }, uniquingKeysWith: { a, _ in a })
-            let parsed = missing.map { byKey[$0]! }
-            try checkSameSchemesOnEveryRank(missing)
+            let parsed = missing
+            try checkSameSchemesOnEveryRank(missing.map(\.description))
             var correct = [Int](repeating: 0, count: parsed.count)
             var fingerprint = [Double](repeating: 0, count: parsed.count)
             var lossSum = [Double](repeating: 0, count: parsed.count)
@@ -147,7 +147,7 @@ public final class SchemeEvaluator {
             }
             schemesEvaluated += missing.count
         }
-        return schemes.map { cache[$0.description]! }
+        return schemes.map { cache[$0]! }
     }
 
     /// The `score` of `schemes` (evaluating those not scored yet).
@@ -162,7 +162,7 @@ public final class SchemeEvaluator {
     /// `accuracies` does).
     public func losses(_ schemes: [Scheme]) throws -> [Double] {
         _ = try accuracies(schemes)
-        return schemes.map { lossCache[$0.description]! }
+        return schemes.map { lossCache[$0]! }
     }
 
     /// Throws when the ranks are about to sum counts of different schemes (their searchers or

@@ -30,8 +30,8 @@ public struct TrainingPass {
 }
 
 /// Attaches attention modules to a freshly built network (before the optimizer collects its
-/// parameters); returns the metadata every checkpoint of the network keeps (SAM id, options...).
-public typealias AttachHook = (RunConfig, ResNet) throws -> [String: String]
+/// parameters); returns what every checkpoint of the network records of it (nil: nothing attached).
+public typealias AttachHook = (RunConfig, ResNet) throws -> AttachedSAM?
 
 /// Trains a ResNet with SGD/Adam on a data source, logging to and checkpointing into a run
 /// directory. Resumable: the batch order and augmentation of every epoch depend only on
@@ -48,16 +48,14 @@ public typealias AttachHook = (RunConfig, ResNet) throws -> [String: String]
 /// writes files; `train`, `evaluate` and `saveCheckpoint` are collective.
 public final class Trainer {
     public let config: RunConfig
+    /// Data, split and normalisation.
+    public let setup: TrainingSetup
     public let net: ResNet
-    public let source: DataSource
-    public let split: Split
-    public let mean: [Float], std: [Float]
     public let optimizer: Optimizer
-    public let runDirectory: URL?
+    /// Where logs and checkpoints go (nil: nothing is written).
+    public let directory: TrainingRunDirectory?
     /// The ranks training together (`SingleProcess()` when alone).
     public let group: ProcessGroup
-    /// Held while the trainer lives: no second writer in the run directory.
-    private let directoryLock: RunDirectoryLock?
     /// Receives the live status (every step) and one line per finished epoch; nil = silent.
     public var onProgress: ProgressHandler? = nil
     /// Checked after every step: when requested, the trainer checkpoints and `train()` returns false.
@@ -78,11 +76,15 @@ public final class Trainer {
     private let schedule: LRSchedule
     private let loss = SoftmaxCrossEntropy()
     private var metrics: MetricsLog?
-    /// Metadata from the attach hook (SAM id, version, options), stored in every checkpoint.
-    public private(set) var extraMetadata: [String: String] = [:]
+    /// The SAM the attach hook attached (id, version, options, scheme), recorded in every checkpoint.
+    public let attached: AttachedSAM?
 
-    public var checkpointPath: String? { runDirectory?.appendingPathComponent("checkpoint.safetensors").path }
-    var optimizerPath: String? { runDirectory?.appendingPathComponent("checkpoint.optim.safetensors").path }
+    public var source: DataSource { setup.source }
+    public var split: Split { setup.split }
+    public var mean: [Float] { setup.mean }
+    public var std: [Float] { setup.std }
+    public var runDirectory: URL? { directory?.url }
+    public var checkpointPath: String? { directory?.checkpointPath }
 
     /// - Parameters:
     ///   - runDirectory: where logs and checkpoints go (nil: nothing is written).
@@ -90,47 +92,14 @@ public final class Trainer {
     ///   - source: preloaded data (else loaded from `config.data`).
     ///   - group: the ranks training together (data parallel); the default trains alone.
     ///   - attach: called with the freshly built network (before the optimizer collects its
-    ///     parameters) to attach attention modules; returns metadata for checkpoints.
-    public init(config: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil,
+    ///     parameters) to attach attention modules; returns what checkpoints record of them.
+    public init(config requested: RunConfig, runDirectory: String?, resume: Bool = false, source: DataSource? = nil,
                 group: ProcessGroup = SingleProcess(), attach: AttachHook? = nil) throws {
-        var config = config
-        var dir: URL? = nil
-        var lock: RunDirectoryLock? = nil
         self.group = group
-        if let d = runDirectory {
-            let url = URL(fileURLWithPath: d)
-            if group.isLeader {  // before anything is read or written: one writer per directory
-                lock = try RunDirectoryLock(url)
-                if FileManager.default.fileExists(atPath: url.path) { try CheckpointSet(directory: url).recover() }
-            }
-            try group.barrier()  // the other ranks read only what the leader has recovered
-            let ckpt = url.appendingPathComponent("checkpoint.safetensors").path
-            let exists = FileManager.default.fileExists(atPath: ckpt)
-            if resume {
-                guard exists else { throw LTHError("`resume`: no checkpoint in '\(d)' (expected \(ckpt))") }
-                guard let savedText = try ModelCheckpoint.metadata(ckpt)["config"] else {
-                    throw LTHError("`resume`: checkpoint '\(ckpt)' has no run configuration in its metadata (not written by lth4sa's training); it cannot be resumed")
-                }
-                let saved = try RunConfig.decode(savedText)
-                if saved.model != config.model || saved.data != config.data {
-                    throw LTHError("run directory '\(d)' is a run of \(saved.model) on \(saved.data), not \(config.model) on \(config.data)")
-                }
-                if (saved.sam == nil) != (config.sam == nil) {
-                    throw LTHError("run directory '\(d)' was trained \(saved.sam.map { "with SAM \($0)" } ?? "without a SAM"); pass the same `sam` to resume it")
-                }
-                if (saved.supernetSampling ?? .bernoulli) != (config.supernetSampling ?? .bernoulli) && config.keepProb != nil {
-                    throw LTHError("run directory '\(d)' holds a supernet trained with `supernetSampling` \(saved.supernetSampling ?? .bernoulli), not \(config.supernetSampling ?? .bernoulli); pass the same to resume it or choose another `directory`")
-                }
-                // the run continues with its own settings; only the epoch budget may grow
-                let epochs = config.epochs
-                config = saved
-                config.epochs = max(epochs, saved.epochs)
-            } else if exists {
-                throw LTHError("'\(d)' already holds a run; pass `resume` to continue it or choose another `directory`")
-            }
-            if group.isLeader { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
-            dir = url
-        }
+        // 1. the run directory: locked, recovered; a resume continues with the saved run's settings
+        directory = try runDirectory.map { try TrainingRunDirectory($0, group: group) }
+        var config = try directory?.configuration(requested, resume: resume) ?? requested
+        try directory?.create()
         config.worldSize = group.size > 1 ? group.size : nil
         if group.size > 1 && (config.bnGroups ?? 1) < group.size {
             config.bnGroups = group.size  // recorded: a resume with any number of ranks keeps this run's batch-norm groups
@@ -140,79 +109,43 @@ public final class Trainer {
             throw LTHError("`bnGroups` \(g) is not a multiple of the \(group.size) ranks; use a multiple of \(group.size) or 1")
         }
         self.config = config
-        self.runDirectory = dir
-        directoryLock = lock
         schedule = config.schedule.schedule(epochs: config.epochs)
-        let src = try source ?? DataSource.load(config.data, seed: config.seed)
-        self.source = src
-        split = try Split(labels: src.train.labels, classes: src.train.classes, perClass: config.valPerClass, seed: config.seed)
-        (mean, std) = src.train.channelStatistics(split.train)
-        let spec = try ModelSpec(config.model)
-        try SystemMemory.require(spec.trainingMemoryLowerBound(batch: config.batch, classes: src.train.classes),
-                                 for: "training \(spec) at batch \(config.batch) with \(src.train.classes) classes", fix: "lower `batch` or use a smaller model")
-        guard src.train.height == spec.imageSize || spec.isCIFAR else {
-            throw LTHError("model \(spec) expects \(spec.imageSize)x\(spec.imageSize) images, data has \(src.train.height)x\(src.train.width)")
-        }
-        guard src.train.channels == 3 else {
-            throw LTHError("ResNets here take 3-channel images; data '\(config.data)' has \(src.train.channels) channel(s)")
-        }
-        net = ResNet(spec, classes: src.train.classes, seed: config.seed)
-        extraMetadata = try attach?(config, net) ?? [:]
-        net.passes.checkFinite = config.checkFinite ?? true
+        // 2. data, network, optimizer
+        setup = try TrainingSetup(config: config, source: source)
+        (net, attached) = try setup.network(attach: attach)
         let params = net.namedParameters()
         optimizer = config.optimizer == .adam
             ? Adam(params, lr: config.lr, weightDecay: config.weightDecay)
             : SGD(params, lr: config.lr, momentum: config.momentum, weightDecay: config.weightDecay, nesterov: config.nesterov)
-        if resume, let ckpt = checkpointPath, let opt = optimizerPath {
-            let meta = try ModelCheckpoint.load(net, from: ckpt)
+        // 3. the saved state, on every rank alike
+        if resume, let directory {
+            let ckpt = directory.checkpointPath, opt = directory.optimizerPath
+            let meta = try TrainingCheckpointMetadata(strings: try ModelCheckpoint.load(net, from: ckpt), file: ckpt)
             let optMeta = try ModelCheckpoint.loadOptimizer(optimizer, from: opt)
-            guard optMeta[ModelCheckpoint.epochKey] == meta[ModelCheckpoint.epochKey], optMeta["step"] == meta["step"] else {
+            guard optMeta[ModelCheckpoint.epochKey] == String(meta.epoch), optMeta["step"] == String(meta.step) else {
                 throw LTHError("'\(opt)' does not belong to '\(ckpt)' (different epoch stamps); the run cannot resume exactly")
             }
-            epoch = Int(meta[ModelCheckpoint.epochKey] ?? "0") ?? 0
-            stepInEpoch = Int(meta["step"] ?? "0") ?? 0
+            (epoch, stepInEpoch) = (meta.epoch, meta.step)
         }
         try dataParallel.broadcastState(net)  // every rank starts from rank 0's network
-        // written only once a resume has succeeded: a refused resume leaves the directory as it was
-        if let dir, group.isLeader {
-            try SafeTensors.writeAtomically(Data(try config.json.utf8), to: dir.appendingPathComponent("config.json").path)
-            let log = dir.appendingPathComponent("metrics.jsonl").path
-            if resume {  // the log ends where the checkpoint does: steps redone are not logged twice
-                let (e, s) = (epoch, stepInEpoch)
-                try MetricsLog.cut(path: log) { r in
-                    let re = r.epoch ?? 0, rs = r.step ?? 0
-                    switch r.kind {
-                    case "epoch": return re <= e
-                    case "step", "interrupted": return re < e || (re == e && rs <= s)
-                    default: return true
-                    }
-                }
-            } else {  // a fresh run starts a fresh log (a run killed before its first checkpoint leaves one behind)
-                try? FileManager.default.removeItem(atPath: log)
-            }
-            metrics = try MetricsLog(path: log)
-        }
+        // 4. written only once a resume has succeeded: a refused resume leaves the directory as it was
+        metrics = try directory?.begin(config, resumedAt: resume ? (epoch, stepInEpoch) : nil)
     }
 
     /// Metadata stored with every checkpoint.
     func checkpointMetadata() throws -> [String: String] {
-        let base: [String: String] = [
-            ModelCheckpoint.epochKey: String(epoch), "step": String(stepInEpoch), "config": try config.json,
-            "normalization.mean": mean.map { String($0) }.joined(separator: ","),
-            "normalization.std": std.map { String($0) }.joined(separator: ","),
-            "data": config.data, "scheme": config.scheme?.description ?? "", "rng": "none kept: batch order and augmentation derive from (seed, epoch)"]
-        return base.merging(extraMetadata) { a, _ in a }
+        try TrainingCheckpointMetadata(epoch: epoch, step: stepInEpoch, config: config, mean: mean, std: std, sam: attached).strings()
     }
 
     /// Writes weights and optimizer state as one unit (`CheckpointSet`): after a kill at any
     /// moment the directory holds this pair or the previous one, never a mix.
     /// Collective: the ranks' running statistics are averaged first, rank 0 writes.
     public func saveCheckpoint() throws {
-        guard let dir = runDirectory else { return }
+        guard let directory else { return }
         try dataParallel.averageRunningStatistics(net)
         guard group.isLeader else { return }
         let meta = try checkpointMetadata()
-        try CheckpointSet(directory: dir).commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
+        try directory.commit(writeModel: { try ModelCheckpoint.save(net, to: $0, metadata: meta) },
                                                  writeOptimizer: { try ModelCheckpoint.saveOptimizer(optimizer, to: $0, metadata: meta) })
     }
 

@@ -53,7 +53,7 @@ final class BNRecalibrationTests: XCTestCase {
             let b = try Self.all.map { try plain.evaluator.accuracies([$0], sharePrefixes: false)[0] }
             XCTAssertEqual(Self.all.map { shared.evaluator.cached($0)! }, b, plugin)
             for s in Self.all {
-                let fa = shared.evaluator.logitFingerprint[s.description]!, fb = plain.evaluator.logitFingerprint[s.description]!
+                let fa = shared.evaluator.logitFingerprint[s]!, fb = plain.evaluator.logitFingerprint[s]!
                 XCTAssertEqual(fa, fb, accuracy: 1e-6 * max(1, fb), "\(plugin) \(s)")
             }
             XCTAssertEqual(state(shared.net), before, "\(plugin): weights and running statistics untouched")
@@ -70,7 +70,7 @@ final class BNRecalibrationTests: XCTestCase {
         _ = try s.evaluator.accuracies([scheme])
         let withoutRecalibration = try setup("SE", mode: .fullSA, calibrate: false)
         _ = try withoutRecalibration.evaluator.accuracies([scheme])
-        XCTAssertNotEqual(s.evaluator.logitFingerprint[scheme.description]!, withoutRecalibration.evaluator.logitFingerprint[scheme.description]!,
+        XCTAssertNotEqual(s.evaluator.logitFingerprint[scheme]!, withoutRecalibration.evaluator.logitFingerprint[scheme]!,
                           "recalibration changes the sub-network's outputs")
         // the reference: a fresh copy of the same network, statistics re-estimated by hand
         let ref = try setup("SE", mode: .fullSA, calibrate: false)
@@ -90,6 +90,6 @@ final class BNRecalibrationTests: XCTestCase {
             let logits = try ref.net.forward(b.images, training: false)
             for i in 0..<logits.count { fingerprint += Double(abs(logits[i])) }
         }
-        XCTAssertEqual(s.evaluator.logitFingerprint[scheme.description]!, fingerprint, accuracy: 1e-5 * fingerprint)
+        XCTAssertEqual(s.evaluator.logitFingerprint[scheme]!, fingerprint, accuracy: 1e-5 * fingerprint)
     }
 }

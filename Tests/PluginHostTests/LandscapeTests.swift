@@ -18,7 +18,7 @@ final class LandscapeTests: XCTestCase {
         let a = try shared.accuracies(all)
         let b = try all.map { try plain.accuracies([$0], sharePrefixes: false)[0] }
         XCTAssertEqual(a, b)
-        for s in all { XCTAssertEqual(shared.logitFingerprint[s.description]!, plain.logitFingerprint[s.description]!, accuracy: 1e-6 * max(1, plain.logitFingerprint[s.description]!)) }
+        for s in all { XCTAssertEqual(shared.logitFingerprint[s]!, plain.logitFingerprint[s]!, accuracy: 1e-6 * max(1, plain.logitFingerprint[s]!)) }
         // sorted enumeration: every scheme restarts at its first differing block: 2^7 - 2 blocks instead of 64 * 6 (per batch)
         XCTAssertEqual(shared.blocksRun, 2 * (128 - 2))
         XCTAssertEqual(plain.blocksRun, 2 * 64 * 6)

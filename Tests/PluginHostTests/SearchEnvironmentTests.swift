@@ -31,7 +31,7 @@ final class SearchEnvironmentTests: XCTestCase {
             let b = try all.map { try plain.accuracies([$0], sharePrefixes: false)[0] }
             XCTAssertEqual(all.map { shared.cached($0)! }, b, plugin)
             for s in all {
-                let fa = shared.logitFingerprint[s.description]!, fb = plain.logitFingerprint[s.description]!
+                let fa = shared.logitFingerprint[s]!, fb = plain.logitFingerprint[s]!
                 XCTAssertEqual(fa, fb, accuracy: 1e-6 * max(1, fb), "\(plugin) \(s)")
             }
             XCTAssertLessThan(shared.blocksRun, plain.blocksRun, "prefix sharing runs fewer blocks")
