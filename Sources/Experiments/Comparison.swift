@@ -43,11 +43,8 @@ public enum Comparison {
         public func validate() throws {
             try recipe.validate()
             guard !searchers.isEmpty else { throw LTHError("no searcher to compare") }
-            try Recipe.require("budget", budget, atLeast: 1)
-            try Recipe.require("candidates", candidates, atLeast: 1)
-            try Recipe.require("searchSeeds", searchSeeds, atLeast: 1)
-            try Recipe.require("landscapeMaxBlocks", landscapeMaxBlocks, atLeast: 0)
-            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+            try Recipe.require([("budget", budget, 1), ("candidates", candidates, 1), ("searchSeeds", searchSeeds, 1),
+                                ("landscapeMaxBlocks", landscapeMaxBlocks, 0), ("bnRecalibrate", bnRecalibrate, 0)])
             try reward.validate()
             try Recipe.validate(margin: margin)
             guard recipe.supernetSampling != .fewshot else {

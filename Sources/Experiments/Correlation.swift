@@ -40,10 +40,7 @@ public enum Correlation {
         public func validate() throws {
             try recipe.validate()
             guard !samplings.isEmpty else { throw LTHError("`supernetSampling` names no supernet strategy") }
-            try Recipe.require("schemes", schemes, atLeast: 2)
-            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 1)
-            try Recipe.require("topK", topK, atLeast: 1)
-            try Recipe.require("resamples", resamples, atLeast: 100)
+            try Recipe.require([("schemes", schemes, 2), ("bnRecalibrate", bnRecalibrate, 1), ("topK", topK, 1), ("resamples", resamples, 100)])
         }
     }
 

@@ -61,9 +61,7 @@ public enum Pipeline {
         /// Throws naming the first setting out of range.
         public func validate() throws {
             try recipe.validate()
-            try Recipe.require("candidates", candidates, atLeast: 1)
-            try Recipe.require("searchSteps", search.steps, atLeast: 1)
-            try Recipe.require("bnRecalibrate", search.bnRecalibrate, atLeast: 0)
+            try Recipe.require([("candidates", candidates, 1), ("searchSteps", search.steps, 1), ("bnRecalibrate", search.bnRecalibrate, 0)])
             try search.reward.validate()
             try Recipe.validate(margin: margin)
             guard recipe.supernetSampling != .fewshot else {

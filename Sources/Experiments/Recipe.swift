@@ -37,6 +37,11 @@ public struct Recipe: Codable, Equatable, Sendable {
         guard margin.isFinite && margin >= 0 else { throw LTHError("`margin` must be a finite number of accuracy points >= 0, got \(margin)") }
     }
 
+    /// Throws naming the first (field, value, minimum) whose value is below its minimum.
+    static func require(_ checks: [(field: String, value: Int, minimum: Int)]) throws {
+        for c in checks { try require(c.field, c.value, atLeast: c.minimum) }
+    }
+
     /// Throws unless `value` >= `minimum`, naming `field`.
     static func require(_ field: String, _ value: Int, atLeast minimum: Int) throws {
         guard value >= minimum else { throw LTHError("`\(field)` must be at least \(minimum), got \(value)") }
