@@ -27,6 +27,9 @@ CASES = {
     "se_shared": {"sam": "se", "options": {"reduction": 16}, "calls": 2, "shared": True},
     "sge": {"sam": "sge", "options": {"groups": 4}, "calls": 1, "shared": False},
     "dia": {"sam": "dia", "options": {"reduction": 4}, "calls": 4, "shared": True, "scheme": [1, 0, 1, 1]},
+    "eca": {"sam": "eca", "options": {"k_size": 0}, "calls": 1, "shared": False},          # k = 3 from C = 32
+    "eca_k5": {"sam": "eca", "options": {"k_size": 5}, "calls": 2, "shared": True},
+    "simam": {"sam": "simam", "options": {"lambda": 1e-4}, "calls": 1, "shared": False},
 }
 B, H, W, C = 3, 5, 6, 32
 
@@ -57,6 +60,30 @@ def sge(f, p, m):
     return (fg * a[..., None]).reshape(b, h, w, c)
 
 
+def eca(f, p, m):
+    """F [B,H,W,C] -> F * sigmoid(conv1d over the channels of GAP(F), zero padding, no bias)."""
+    w = p["conv.weight"]                                      # (1, 1, k)
+    y = torch.nn.functional.conv1d(f.mean(dim=(1, 2))[:, None, :], w, padding=(w.shape[2] - 1) // 2)[:, 0, :]
+    return f * torch.sigmoid(y)[:, None, None, :]
+
+
+def simam(f, p, m):
+    """SimAM's reference code: d = (F - mu)^2, y = d / (4 (sum_hw d / (HW - 1) + lambda)) + 1/2, F * sigmoid(y)."""
+    n = f.shape[1] * f.shape[2] - 1
+    d = (f - f.mean(dim=(1, 2), keepdim=True)).pow(2)
+    y = d / (4 * (d.sum(dim=(1, 2), keepdim=True) / n + m["options"]["lambda"])) + 0.5
+    return f * torch.sigmoid(y)
+
+
+def eca_kernel(channels, k_size):
+    """ECA's kernel size: k_size, or t (odd) / t + 1 with t = int(|log2(C) + 1| / 2)."""
+    import math
+    if k_size:
+        return k_size
+    t = int(abs((math.log2(channels) + 1) / 2))
+    return t if t % 2 else t + 1
+
+
 def forward(case, m, inputs, p):
     """Outputs of every call; DIA carries (h, c) through the connected blocks of its stage."""
     if m["sam"] == "dia":
@@ -71,7 +98,7 @@ def forward(case, m, inputs, p):
             hs = torch.sigmoid(o) * torch.sigmoid(cs)
             outs.append(f * hs[:, None, None, :])
         return outs
-    fn = {"se": se, "sge": sge}[m["sam"]]
+    fn = {"se": se, "sge": sge, "eca": eca, "simam": simam}[m["sam"]]
     return [fn(f, p, m) for f in inputs]   # shared or not, the same parameter values at every call
 
 
@@ -84,7 +111,9 @@ def create(case):
     rng = np.random.default_rng(sorted(CASES).index(case) + 1)
     shapes = {"se": {"fc1.weight": (2, C), "fc1.bias": (2,), "fc2.weight": (C, 2), "fc2.bias": (C,)},
               "sge": {"weight": (4,), "bias": (4,)},
-              "dia": {f"{u}.l0.weight": (C // 4, C) for u in ("ih", "hh")}}[m["sam"]]
+              "dia": {f"{u}.l0.weight": (C // 4, C) for u in ("ih", "hh")},
+              "eca": {"conv.weight": (1, 1, eca_kernel(C, m["options"].get("k_size", 0)))},
+              "simam": {}}[m["sam"]]
     if m["sam"] == "dia":
         for u in ("ih", "hh"):
             shapes.update({f"{u}.l0.bias": (C // 4,), f"{u}.l2.weight": (4 * C, C // 4), f"{u}.l2.bias": (4 * C,)})

@@ -133,10 +133,30 @@ final class PluginCLITests: CLITestCase {
     }
 
     func testEveryFirstPartyPluginPassesTheConformanceKit() throws {
-        for name in ["SE", "SGE", "DIA", "GC", "CBAM"] {
+        for name in ["SE", "SGE", "DIA", "GC", "CBAM", "ECA", "SimAM"] {
             let r = try run(["plugins", "check", repository.appendingPathComponent("plugins/lib\(name).so").path])
             XCTAssertEqual(r.status, 0, "\(name): \(r.stdout)\(r.stderr)")
         }
+    }
+
+    /// ECA and SimAM are listed and train end to end; SimAM adds no parameter, only time.
+    func testECAAndSimAMTrain() throws {
+        let listed = try run(["plugins"])
+        XCTAssertTrue(listed.stdout.contains("eca ") && listed.stdout.contains("simam "), listed.stdout)
+        var parameters: [String: Int] = [:]
+        for (name, id) in [("ECA", "eca"), ("SimAM", "simam")] {
+            let r = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:200", "--epochs", "1", "--batch", "16", "--val-per-class", "1",
+                             "--output", "run-\(id)", "--sam", repository.appendingPathComponent("plugins/lib\(name).so").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("with \(id) (") && r.stdout.contains("test accuracy"), r.stdout)
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("run-\(id)/summary.json"))) as! [String: Any]
+            parameters[id] = summary["parameters"] as? Int
+        }
+        let plain = try run(["info", "--model", "resnet-basic-8"])
+        XCTAssertTrue(plain.stdout.contains("total parameters: "), plain.stdout)
+        let original = Int(plain.stdout.components(separatedBy: "total parameters: ")[1].prefix { $0.isNumber })
+        XCTAssertEqual(parameters["simam"], original, "SimAM is parameter-free")
+        XCTAssertEqual(parameters["eca"], original.map { $0 + 3 * 3 }, "one 3-tap kernel per block (k = 3 for 16-64 channels)")
     }
 
     /// What a third party has: SDK/include and its own source, nothing else of the repository.

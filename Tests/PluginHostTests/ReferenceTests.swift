@@ -20,10 +20,11 @@ final class ReferenceTests: XCTestCase {
 
     static var vectors: URL { repository.appendingPathComponent("Tests/Fixtures/vectors") }
 
-    func check(_ plugin: String, _ folder: String) throws {
+    /// Every tensor of the case compared: outputs, input gradients, and the gradient of each parameter.
+    func check(_ plugin: String, _ folder: String, tensors: Int = 4) throws {
         let dir = Self.vectors.appendingPathComponent(folder)
         let results = try ReferenceCheck.run(plugin: try Self.plugin(plugin), directory: dir.path)
-        XCTAssertGreaterThanOrEqual(results.count, 4)
+        XCTAssertGreaterThanOrEqual(results.count, tensors)
         for r in results { XCTAssertLessThan(r.relativeError, 1e-4, "\(folder) \(r.name)") }
     }
 
@@ -31,4 +32,7 @@ final class ReferenceTests: XCTestCase {
     func testSESharedAcrossTwoCalls() throws { try check("SE", "se_shared") }
     func testSGE() throws { try check("SGE", "sge") }
     func testDIAStatefulWithScheme1011() throws { try check("DIA", "dia") }
+    func testECAWithTheAdaptiveKernel() throws { try check("ECA", "eca", tensors: 3) }  // output0, dinput0, grad_conv.weight
+    func testECAWithKernel5SharedAcrossTwoCalls() throws { try check("ECA", "eca_k5") }
+    func testSimAMParameterFree() throws { try check("SimAM", "simam", tensors: 2) }  // output0, dinput0: no parameter
 }
