@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 swift build -c release --build-tests
 swift test -c release --skip-build
+# the PyTorch package: every SAM's logits equal to the CLI's, ONNX files under onnxruntime too
+./scripts/python_parity.sh
 # the three file parsers under libFuzzer + AddressSanitizer, 60 s each, from the seed corpus
 ./scripts/fuzz.sh 60
