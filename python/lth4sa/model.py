@@ -179,7 +179,12 @@ def create(model, sam=None, scheme=None, classes=10, attach="full-sa", **sam_opt
 
 
 def checkpoint_path(run):
-    """`run`'s checkpoint file (a run directory or the file itself)."""
+    """`run`'s checkpoint file: the file itself, a run directory's checkpoint, or for a pipeline
+    run directory (`lth4sa run`, holding ticket.json) the ticket's network (`train/<bits>`)."""
+    ticket = os.path.join(run, "ticket.json")
+    if os.path.isdir(run) and not os.path.isfile(os.path.join(run, "checkpoint.safetensors")) and os.path.isfile(ticket):
+        with open(ticket) as fh:
+            run = os.path.join(run, "train", "".join(c for c in json.load(fh)["scheme"] if c in "01"))
     path = os.path.join(run, "checkpoint.safetensors") if os.path.isdir(run) else run
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no lth4sa checkpoint at '{path}'")

@@ -61,8 +61,6 @@ def main():
     for label, plugin, flags in CASES:
         out = os.path.join(work, label)
         sam = ["--sam", os.path.join(REPO, "plugins", f"lib{plugin}.so")] if plugin else []
-        if plugin == "CBAM":
-            sam = ["--sam", os.path.join(REPO, "plugins", "libCBAM.so")]
         run([args.lth4sa, "train", "--model", "resnet-basic-14", "--data", f"npy:{data}", "--epochs", "2", "--batch", "16",
              "--val-per-class", "2", "--threads", "1", "-o", out] + sam + flags)
         logits_file = os.path.join(work, f"{label}.npy")
@@ -87,6 +85,18 @@ def main():
               f"BN folded {e_folded:.2e} (of the logits' scale)")
         if not ok:
             failures.append(label)
+    # a pipeline run directory loads its ticket's network (train/<bits> of ticket.json's scheme)
+    pipeline = os.path.join(work, "pipeline")
+    os.makedirs(os.path.join(pipeline, "train"), exist_ok=True)
+    shutil.copytree(os.path.join(work, "se-scheme"), os.path.join(pipeline, "train", "100111"))
+    with open(os.path.join(pipeline, "ticket.json"), "w") as fh:
+        fh.write('{"scheme": "10-01-11"}')
+    with torch.no_grad():
+        ticket = lth4sa.load(pipeline)(lth4sa.preprocess(images, pipeline)).numpy()
+    e = relative(ticket, np.load(os.path.join(work, "se-scheme.npy")))
+    print(f"{'ok  ' if e <= TOLERANCE else 'FAIL'} a pipeline directory loads its ticket: PyTorch vs CLI {e:.2e}")
+    if e > TOLERANCE:
+        failures.append("pipeline ticket")
     # a supernet's sub-network, through `scheme=`
     sup = os.path.join(work, "supernet")
     run([args.lth4sa, "supernet", "train", "--model", "resnet-basic-14", "--data", f"npy:{data}", "--epochs", "1", "--batch", "16",
