@@ -73,6 +73,8 @@ public final class Trainer {
 
     private(set) public var epoch = 0
     private(set) public var stepInEpoch = 0
+    /// When the current epoch (or this session's part of it) began (set by `train`).
+    private var epochStarted = Date()
     private let schedule: LRSchedule
     private let loss = SoftmaxCrossEntropy()
     private var metrics: MetricsLog?
@@ -151,8 +153,59 @@ public final class Trainer {
 
     /// Trains the remaining epochs. Returns false when stopped by a signal (checkpoint saved).
     /// Collective: every rank calls it; they stop, checkpoint and finish together.
+    ///
+    /// The loop: for every epoch, its batches (the same order on every run of the seed); for
+    /// every batch one optimizer step (`step`), its report (`report`) and the decision to
+    /// checkpoint or stop, made by the ranks together; at an epoch's end, validation, its line
+    /// and a checkpoint (`finishEpoch`).
     @discardableResult
     public func train() throws -> Bool {
+        let batchesPerEpoch = try checkedBatchesPerEpoch()
+        var clock = Clock(steps: batchesPerEpoch * config.epochs, batchesPerEpoch: batchesPerEpoch)
+        while epoch < config.epochs {
+            let loader = BatchLoader(dataset: source.train, indices: split.train, batchSize: config.batch, shuffle: true,
+                                     augmentation: Augmentation(cropPadding: config.cropPadding, flip: config.flip), mean: mean, std: std,
+                                     seed: config.seed, epoch: epoch, dropLast: true, part: (group.rank, group.size))
+            var totals = Totals()
+            epochStarted = Date()
+            var toSkip = stepInEpoch  // > 0 only when resuming mid-epoch
+            while let batch = loader.next() {
+                if toSkip > 0 { toSkip -= 1; continue }
+                let figures = try step(batch.images, labels: batch.labels, batchesPerEpoch: batchesPerEpoch)
+                stepInEpoch += 1
+                clock.stepsDone += 1
+                totals.add(figures)
+                report(figures, totals, clock)
+                if try checkpointOrStop(&clock) {
+                    metrics?.write(InterruptedRecord(epoch: epoch, step: stepInEpoch))
+                    loader.cancel()
+                    return false
+                }
+            }
+            try finishEpoch(totals)
+            clock.lastCheckpoint = Date()
+        }
+        return true
+    }
+
+    /// Where a training is in time: its start, its steps, the last checkpoint.
+    private struct Clock {
+        let steps: Int, batchesPerEpoch: Int
+        let started = Date()
+        var lastCheckpoint = Date()
+        var stepsDone = 0
+    }
+
+    /// An epoch's running sums over the whole batches of every rank (loss summed over images).
+    private struct Totals {
+        var images = 0.0, correct = 0.0, loss = 0.0
+        mutating func add(_ step: [Double]) { (loss, correct, images) = (loss + step[0], correct + step[1], images + step[2]) }
+        var meanLoss: Double { loss / max(images, 1) }
+        var accuracy: Double { 100 * correct / max(images, 1) }
+    }
+
+    /// Batches per epoch, after checking that the batch fits the data and the batch-norm groups.
+    private func checkedBatchesPerEpoch() throws -> Int {
         let batchesPerEpoch = split.train.count / config.batch
         guard batchesPerEpoch >= 1 else {
             throw LTHError("`batch` \(config.batch) is larger than the \(split.train.count) training images")
@@ -161,81 +214,70 @@ public final class Trainer {
         guard config.batch / (group.size * groupsPerRank) >= 2 else {
             throw LTHError("`batch` \(config.batch) over \(group.size) ranks x \(groupsPerRank) batch-norm groups leaves fewer than 2 images per group; raise `batch`")
         }
-        let totalSteps = batchesPerEpoch * config.epochs
-        let started = Date()
-        var lastCheckpoint = Date()
-        var stepsDone = 0
-        let augmentation = Augmentation(cropPadding: config.cropPadding, flip: config.flip)
-        while epoch < config.epochs {
-            let loader = BatchLoader(dataset: source.train, indices: split.train, batchSize: config.batch, shuffle: true,
-                                     augmentation: augmentation, mean: mean, std: std, seed: config.seed, epoch: epoch, dropLast: true,
-                                     part: (group.rank, group.size))
-            var seen = 0.0, correct = 0.0, lossSum = 0.0
-            let epochStart = Date()
-            let resumeAt = stepInEpoch  // > 0 only when resuming mid-epoch
-            var skipped = 0
-            while let batch = loader.next() {
-                if skipped < resumeAt { skipped += 1; continue }
-                let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
-                optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
-                let passes = passesOfStep?(epoch, stepInEpoch) ?? [TrainingPass()]
-                let local = try accumulateGradients(batch.images, labels: batch.labels, passes: passes)
-                try dataParallel.finishOverlappedSum(of: net)
-                let step = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
-                if net.passes.checkFinite, let bad = net.firstNonFiniteGradient() {
-                    try replayNamingThePlugin(batch.images, labels: batch.labels, passes: passes)
-                    try requireFinite(bad, "gradient")
-                }
-                optimizer.step()
-                try requireFinite(net.firstNonFiniteState(), "value")
-                stepInEpoch += 1
-                stepsDone += 1
-                seen += step[2]
-                correct += step[1]
-                lossSum += step[0]
-                let elapsed = Date().timeIntervalSince(started)
-                let rate = Double(stepsDone * config.batch) / elapsed
-                let remaining = Double(totalSteps - (epoch * batchesPerEpoch + stepInEpoch)) * Double(config.batch) / rate
-                if group.isLeader {
-                    onProgress?(.status(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
-                                               epoch + 1, config.epochs, stepInEpoch, batchesPerEpoch, lossSum / seen,
-                                               100 * correct / seen, optimizer.learningRate, rate, formatDuration(remaining))))
-                }
-                if stepInEpoch % 20 == 0 {
-                    metrics?.write(StepRecord(epoch: epoch, step: stepInEpoch, loss: step[0] / step[2], lr: Double(optimizer.learningRate), imagesPerS: rate))
-                }
-                // decided together: a stop asked on any rank, a checkpoint due by rank 0's clock
-                let decision = try group.sum([stopToken?.isRequested == true ? 1 : 0,
-                                              group.isLeader && Date().timeIntervalSince(lastCheckpoint) > checkpointInterval ? 1 : 0])
-                let stop = decision[0] > 0 || stepsDone == stopAfterSteps
-                if stop || decision[1] > 0 {
-                    try saveCheckpoint()
-                    lastCheckpoint = Date()
-                    if stop {
-                        metrics?.write(InterruptedRecord(epoch: epoch, step: stepInEpoch))
-                        loader.cancel()
-                        return false
-                    }
-                }
-            }
-            let val = split.validation.isEmpty ? nil : try evaluate(source.train, indices: split.validation)
-            let seconds = Date().timeIntervalSince(epochStart)
-            let record = EpochRecord(epoch: epoch + 1, trainLoss: lossSum / max(seen, 1), trainAcc: 100 * correct / max(seen, 1),
-                                     valAcc: val?.accuracy, valLoss: val?.loss, seconds: seconds, imagesPerS: seen / seconds, ranks: group.size)
-            metrics?.write(record)
-            if group.isLeader {
-                onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs,
-                                         lossSum / max(seen, 1), 100 * correct / max(seen, 1))
-                                  + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "")
-                                  + "  (\(formatDuration(seconds)))"))
-            }
-            epoch += 1
-            stepInEpoch = 0
-            try dataParallel.broadcastState(net)  // guards against any drift between the ranks' copies
-            try saveCheckpoint()
-            lastCheckpoint = Date()
+        return batchesPerEpoch
+    }
+
+    /// One optimizer step on this rank's part of a mini-batch: the learning rate of the
+    /// position, the step's passes, gradients summed over the ranks, the finite checks around
+    /// the update. Returns the whole batch's [loss sum, correct, images].
+    private func step(_ images: Tensor, labels: [Int32], batchesPerEpoch: Int) throws -> [Double] {
+        let position = Double(epoch) + Double(stepInEpoch) / Double(batchesPerEpoch)
+        optimizer.learningRate = schedule.rate(base: config.lr, epoch: position, warmup: config.warmupEpochs)
+        let passes = passesOfStep?(epoch, stepInEpoch) ?? [TrainingPass()]
+        let local = try accumulateGradients(images, labels: labels, passes: passes)
+        try dataParallel.finishOverlappedSum(of: net)
+        let figures = try group.sum([local.loss, local.correct, local.count])  // the whole batch's figures
+        if net.passes.checkFinite, let bad = net.firstNonFiniteGradient() {
+            try replayNamingThePlugin(images, labels: labels, passes: passes)
+            try requireFinite(bad, "gradient")
         }
-        return true
+        optimizer.step()
+        try requireFinite(net.firstNonFiniteState(), "value")
+        return figures
+    }
+
+    /// The live status (leader) and, every 20 steps, a step record.
+    private func report(_ figures: [Double], _ totals: Totals, _ clock: Clock) {
+        let rate = Double(clock.stepsDone * config.batch) / Date().timeIntervalSince(clock.started)
+        let remaining = Double(clock.steps - (epoch * clock.batchesPerEpoch + stepInEpoch)) * Double(config.batch) / rate
+        if group.isLeader {
+            onProgress?(.status(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  lr %.4g  %.0f img/s  ETA %@",
+                                       epoch + 1, config.epochs, stepInEpoch, clock.batchesPerEpoch, totals.loss / totals.images,
+                                       100 * totals.correct / totals.images, optimizer.learningRate, rate, formatDuration(remaining))))
+        }
+        if stepInEpoch % 20 == 0 {
+            metrics?.write(StepRecord(epoch: epoch, step: stepInEpoch, loss: figures[0] / figures[2], lr: Double(optimizer.learningRate), imagesPerS: rate))
+        }
+    }
+
+    /// Decided together: a stop asked on any rank (or the session's step budget), a checkpoint
+    /// due by rank 0's clock. Checkpoints when either holds; returns whether to stop.
+    private func checkpointOrStop(_ clock: inout Clock) throws -> Bool {
+        let decision = try group.sum([stopToken?.isRequested == true ? 1 : 0,
+                                      group.isLeader && Date().timeIntervalSince(clock.lastCheckpoint) > checkpointInterval ? 1 : 0])
+        let stop = decision[0] > 0 || clock.stepsDone == stopAfterSteps
+        if stop || decision[1] > 0 {
+            try saveCheckpoint()
+            clock.lastCheckpoint = Date()
+        }
+        return stop
+    }
+
+    /// The end of an epoch: validation, the epoch's record and line, the ranks' copies made
+    /// equal, a checkpoint; the position moves to the next epoch's start.
+    private func finishEpoch(_ totals: Totals) throws {
+        let val = split.validation.isEmpty ? nil : try evaluate(source.train, indices: split.validation)
+        let seconds = Date().timeIntervalSince(epochStarted)
+        metrics?.write(EpochRecord(epoch: epoch + 1, trainLoss: totals.meanLoss, trainAcc: totals.accuracy, valAcc: val?.accuracy, valLoss: val?.loss,
+                                   seconds: seconds, imagesPerS: totals.images / seconds, ranks: group.size))
+        if group.isLeader {
+            onProgress?(.line(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%", epoch + 1, config.epochs, totals.meanLoss, totals.accuracy)
+                              + (val.map { String(format: "  val acc %.2f%%", $0.accuracy) } ?? "") + "  (\(formatDuration(seconds)))"))
+        }
+        epoch += 1
+        stepInEpoch = 0
+        try dataParallel.broadcastState(net)  // guards against any drift between the ranks' copies
+        try saveCheckpoint()
     }
 
     /// With finite checks on (`RunConfig.checkFinite`, the default): throws when `found`, the
