@@ -15,7 +15,7 @@ public enum Benchmarks {
     /// the setting.
     public static func training(model: String, config: RunConfig, classes: Int, batch: Int, supernet: Bool, warmup: Int, steps: Int, seed: UInt64,
                                 profile: Bool, group: ProcessGroup, progress: ProgressHandler) throws -> [String] {
-        try Recipe.require("steps", steps, atLeast: 1)
+        try SettingCheck.require("steps", steps, atLeast: 1)
         let bench = try TrainingBenchmark(model: model, classes: classes, batch: batch, config: config, seed: seed, supernet: supernet, group: group)
         let side = bench.net.spec.imageSize
         let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme?.description ?? "all"))" } ?? ""
@@ -61,7 +61,7 @@ public enum Benchmarks {
                                    progress: @escaping ProgressHandler) throws -> [String] {
         guard config.sam != nil else { throw LTHError("sam-training needs `sam` (the SAM whose cost it measures)") }
         guard config.scheme == nil else { throw LTHError("sam-training compares the SAM at every block: drop `scheme`") }
-        try Recipe.require("rounds", rounds, atLeast: 1)
+        try SettingCheck.require("rounds", rounds, atLeast: 1)
         var plainConfig = config
         plainConfig.sam = nil
         // the three networks train side by side: each one's check alone would pass
@@ -96,8 +96,8 @@ public enum Benchmarks {
     /// operation kind over the timed rounds.
     public static func inference(model: String, plugin: SAMPlugin, classes: Int, batch: Int, warmup: Int, rounds: Int, seed: UInt64,
                                  unfolded: Bool, profile: Bool, progress: @escaping ProgressHandler) throws -> [String] {
-        try Recipe.require("batch", batch, atLeast: 1)
-        try Recipe.require("rounds", rounds, atLeast: 1)
+        try SettingCheck.require("batch", batch, atLeast: 1)
+        try SettingCheck.require("rounds", rounds, atLeast: 1)
         let spec = try ModelSpec(model)
         let nets = try InferenceTiming.benchmarkNetworks(spec, plugin: plugin, classes: classes, seed: seed)
         progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds, "

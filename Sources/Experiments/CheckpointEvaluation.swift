@@ -38,7 +38,7 @@ public enum CheckpointEvaluation {
     /// (default: the data it was trained on).
     public static func evaluate(_ path: String, data: String? = nil, split: Subset = .test, batch: Int = 256, scheme: String? = nil,
                                 keepLogits: Bool = false) throws -> Outcome {
-        try Recipe.require("batch", batch, atLeast: 1)
+        try SettingCheck.require("batch", batch, atLeast: 1)
         var path = path
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {

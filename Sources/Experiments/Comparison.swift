@@ -43,10 +43,10 @@ public enum Comparison {
         public func validate() throws {
             try recipe.validate()
             guard !searchers.isEmpty else { throw LTHError("no searcher to compare") }
-            try Recipe.require([("budget", budget, 1), ("candidates", candidates, 1), ("searchSeeds", searchSeeds, 1),
+            try SettingCheck.require([("budget", budget, 1), ("candidates", candidates, 1), ("searchSeeds", searchSeeds, 1),
                                 ("landscapeMaxBlocks", landscapeMaxBlocks, 0), ("bnRecalibrate", bnRecalibrate, 0)])
             try reward.validate()
-            try Recipe.validate(margin: margin)
+            try SettingCheck.margin(margin)
             guard recipe.supernetSampling != .fewshot else {
                 throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
             }

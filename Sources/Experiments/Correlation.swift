@@ -40,7 +40,7 @@ public enum Correlation {
         public func validate() throws {
             try recipe.validate()
             guard !samplings.isEmpty else { throw LTHError("`supernetSampling` names no supernet strategy") }
-            try Recipe.require([("schemes", schemes, 2), ("bnRecalibrate", bnRecalibrate, 1), ("topK", topK, 1), ("resamples", resamples, 100)])
+            try SettingCheck.require([("schemes", schemes, 2), ("bnRecalibrate", bnRecalibrate, 1), ("topK", topK, 1), ("resamples", resamples, 100)])
         }
     }
 

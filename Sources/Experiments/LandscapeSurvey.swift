@@ -29,9 +29,9 @@ public enum LandscapeSurvey {
         /// Throws naming the first setting out of range.
         public func validate() throws {
             guard maxEnumerate >= 1 && maxEnumerate <= 24 else { throw LTHError("`maxEnumerate` must be in 1...24, got \(maxEnumerate)") }
-            try Recipe.require("perRatio", perRatio, atLeast: 1)
+            try SettingCheck.require("perRatio", perRatio, atLeast: 1)
             guard fraction > 0 && fraction <= 0.5 else { throw LTHError("`fraction` must be in (0, 0.5], got \(fraction)") }
-            if let limit { try Recipe.require("limit", limit, atLeast: 1) }
+            if let limit { try SettingCheck.require("limit", limit, atLeast: 1) }
         }
     }
 
@@ -104,7 +104,7 @@ public enum LandscapeSurvey {
     public static func run(in runDirectory: String, sampling: SupernetSampling?, marks: [String], bnRecalibrate: Int, settings: Settings,
                            context: ExperimentContext) throws -> Result {
         try settings.validate()
-        try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+        try SettingCheck.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
         let supernet = try SupernetTraining.trained(in: runDirectory, sampling: sampling, context: context)
         var settings = settings
         settings.marks = try marks.map { let s = try Scheme(parsing: $0, stageSizes: supernet.net.spec.blocksPerStage); return (s.description, s) }

@@ -9,7 +9,7 @@ public enum MachineRate {
     /// one untimed product), and the floating-point operations of one (2 size^3).
     public static func sgemmSeconds(size: Int, rounds: Int, seed: UInt64 = 0) throws -> (seconds: [Double], flops: Double) {
         guard size >= 1 && size <= 16384 else { throw LTHError("`size` must be in 1...16384, got \(size)") }
-        try Recipe.require("rounds", rounds, atLeast: 1)
+        try SettingCheck.require("rounds", rounds, atLeast: 1)
         var rng = RNG(seed: seed)
         let a = Tensor([size, size]), b = Tensor([size, size]), c = Tensor([size, size])
         rng.fillNormal(a, std: 1)

@@ -61,9 +61,9 @@ public enum Pipeline {
         /// Throws naming the first setting out of range.
         public func validate() throws {
             try recipe.validate()
-            try Recipe.require([("candidates", candidates, 1), ("searchSteps", search.steps, 1), ("bnRecalibrate", search.bnRecalibrate, 0)])
+            try SettingCheck.require([("candidates", candidates, 1), ("searchSteps", search.steps, 1), ("bnRecalibrate", search.bnRecalibrate, 0)])
             try search.reward.validate()
-            try Recipe.validate(margin: margin)
+            try SettingCheck.margin(margin)
             guard recipe.supernetSampling != .fewshot else {
                 throw LTHError("`supernetSampling` fewshot is measured by `correlate` only; searches run on one supernet (choose bernoulli, sandwich, fair or distill)")
             }

@@ -32,21 +32,6 @@ public struct Recipe: Codable, Equatable, Sendable {
         try network.validate()
     }
 
-    /// Throws unless `margin` is a non-inferiority margin (finite, >= 0 accuracy points).
-    static func validate(margin: Double) throws {
-        guard margin.isFinite && margin >= 0 else { throw LTHError("`margin` must be a finite number of accuracy points >= 0, got \(margin)") }
-    }
-
-    /// Throws naming the first (field, value, minimum) whose value is below its minimum.
-    static func require(_ checks: [(field: String, value: Int, minimum: Int)]) throws {
-        for c in checks { try require(c.field, c.value, atLeast: c.minimum) }
-    }
-
-    /// Throws unless `value` >= `minimum`, naming `field`.
-    static func require(_ field: String, _ value: Int, atLeast minimum: Int) throws {
-        guard value >= minimum else { throw LTHError("`\(field)` must be at least \(minimum), got \(value)") }
-    }
-
     /// The built-in default of `run`, `compare` and `correlate`: the `synthetic-context`
     /// benchmark (a task where attention placement matters) with ResNet-14 (2-2-2 basic
     /// blocks, 64 schemes), 4,000 training images (50 per class held out for the search),
@@ -91,5 +76,24 @@ public struct Recipe: Codable, Equatable, Sendable {
         c.epochs = epochs
         c.scheme = scheme
         return c
+    }
+}
+
+/// Range checks of library settings, each error naming the field in backquotes (the CLI shows
+/// the flag that sets it).
+enum SettingCheck {
+    /// Throws unless `margin` is a non-inferiority margin (finite, >= 0 accuracy points).
+    static func margin(_ margin: Double) throws {
+        guard margin.isFinite && margin >= 0 else { throw LTHError("`margin` must be a finite number of accuracy points >= 0, got \(margin)") }
+    }
+
+    /// Throws naming the first (field, value, minimum) whose value is below its minimum.
+    static func require(_ checks: [(field: String, value: Int, minimum: Int)]) throws {
+        for c in checks { try require(c.field, c.value, atLeast: c.minimum) }
+    }
+
+    /// Throws unless `value` >= `minimum`, naming `field`.
+    static func require(_ field: String, _ value: Int, atLeast minimum: Int) throws {
+        guard value >= minimum else { throw LTHError("`\(field)` must be at least \(minimum), got \(value)") }
     }
 }

@@ -45,8 +45,8 @@ public enum SchemeSearch {
 
         /// Throws naming the first setting out of range.
         public func validate() throws {
-            try Recipe.require("steps", steps, atLeast: 1)
-            try Recipe.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
+            try SettingCheck.require("steps", steps, atLeast: 1)
+            try SettingCheck.require("bnRecalibrate", bnRecalibrate, atLeast: 0)
             try reward.validate()
         }
     }

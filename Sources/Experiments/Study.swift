@@ -14,11 +14,9 @@ public enum NetworkRole: Codable, Hashable, Sendable {
     /// A scheme a searcher found: the searcher's id, the search's seed and the scheme's rank
     /// among that search's retrained schemes (1 = its best by reward).
     case candidate(searcher: String, searchSeed: UInt64, rank: Int)
-    /// A scheme the study chose itself (e.g. drawn stratified by `correlate`).
-    case sample
 
-    /// Written as `original`, `full_sa`, `candidate`, `sample` (run files use snake case).
-    enum CodingKeys: String, CodingKey { case original, fullSA = "fullSa", candidate, sample }
+    /// Written as `original`, `full_sa`, `candidate` (run files use snake case).
+    enum CodingKeys: String, CodingKey { case original, fullSA = "fullSa", candidate }
 
     /// Whether the ticket rule judges the network (a searched scheme).
     public var isCandidate: Bool { if case .candidate = self { return true } else { return false } }

@@ -65,7 +65,7 @@ def tensorboard(run, logdir=None):
                     elif "reward" in r:
                         step = r.get("step", i)
                         writer.add_scalar("search/reward", r["reward"], step)
-                        for key in ("accuracy", "pBar", "p_bar"):
+                        for key in ("accuracy", "pBar"):  # pBar: EAN's mean keep probability
                             if isinstance(r.get(key), (int, float)):
                                 writer.add_scalar("search/" + key, r[key], step)
             writer.close()

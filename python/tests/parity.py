@@ -118,6 +118,18 @@ def main():
     print(f"{'ok  ' if len(epochs) == 2 else 'FAIL'} tensorboard: {len(epochs)} train_loss points read back from {written[0]}")
     if len(epochs) != 2:
         failures.append("tensorboard")
+    search = os.path.join(work, "search-log")   # a search log as `lth4sa search` writes it (search.jsonl)
+    os.makedirs(search, exist_ok=True)
+    with open(os.path.join(search, "search.jsonl"), "w") as fh:
+        for step in range(3):
+            fh.write(f'{{"accuracy": 90.0, "curiosity": 1.0, "pBar": 0.5, "reward": {40 + step}, "scheme": "10-11-00", "sparsity": 0.5, "step": {step}}}\n')
+    acc = EventAccumulator(tensorboard(search)[0])
+    acc.Reload()
+    rewards = [e.value for e in acc.Scalars("search/reward")]
+    ok = rewards == [40, 41, 42] and len(acc.Scalars("search/pBar")) == 3
+    print(f"{'ok  ' if ok else 'FAIL'} tensorboard: search reward per step {rewards}")
+    if not ok:
+        failures.append("tensorboard search")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     if failures:
