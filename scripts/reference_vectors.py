@@ -30,6 +30,9 @@ CASES = {
     "eca": {"sam": "eca", "options": {"k_size": 0}, "calls": 1, "shared": False},          # k = 3 from C = 32
     "eca_k5": {"sam": "eca", "options": {"k_size": 5}, "calls": 2, "shared": True},
     "simam": {"sam": "simam", "options": {"lambda": 1e-4}, "calls": 1, "shared": False},
+    "coordatt": {"sam": "coordatt", "options": {"reduction": 32, "min_hidden": 8}, "calls": 1, "shared": False},  # M = 8
+    # M = 4, H != W (a transposed pooling shows), one instance at two calls: its running statistics update twice
+    "coordatt_shared": {"sam": "coordatt", "options": {"reduction": 8, "min_hidden": 2}, "calls": 2, "shared": True, "H": 4, "W": 7},
 }
 B, H, W, C = 3, 5, 6, 32
 
@@ -75,6 +78,28 @@ def simam(f, p, m):
     return f * torch.sigmoid(y)
 
 
+def coordatt_hidden(m):
+    return max(int(m["options"]["min_hidden"]), m["C"] // int(m["options"]["reduction"]))
+
+
+def coordatt(f, p, m, buffers):
+    """The authors' CoordAtt on F [B,H,W,C]: directional pools, conv1 -> BN (training mode: batch
+    statistics, running ones updated in `buffers`) -> h_swish, conv_h / conv_w -> sigmoid, F * a_w * a_h."""
+    F_ = torch.nn.functional
+    x = f.permute(0, 3, 1, 2)
+    h, w = x.shape[2], x.shape[3]
+    y = torch.cat([x.mean(dim=3, keepdim=True), x.mean(dim=2, keepdim=True).permute(0, 1, 3, 2)], dim=2)
+    y = F_.conv2d(y, p["conv1.weight"], p["conv1.bias"])
+    y = F_.batch_norm(y, buffers["bn1.running_mean"], buffers["bn1.running_var"], p["bn1.weight"], p["bn1.bias"],
+                      training=True, momentum=0.1, eps=1e-5)
+    buffers["bn1.num_batches_tracked"] += 1
+    y = y * F_.relu6(y + 3) / 6
+    y_h, y_w = torch.split(y, [h, w], dim=2)
+    a_h = torch.sigmoid(F_.conv2d(y_h, p["conv_h.weight"], p["conv_h.bias"]))
+    a_w = torch.sigmoid(F_.conv2d(y_w.permute(0, 1, 3, 2), p["conv_w.weight"], p["conv_w.bias"]))
+    return (x * a_w * a_h).permute(0, 2, 3, 1)
+
+
 def eca_kernel(channels, k_size):
     """ECA's kernel size: k_size, or t (odd) / t + 1 with t = int(|log2(C) + 1| / 2)."""
     import math
@@ -84,8 +109,12 @@ def eca_kernel(channels, k_size):
     return t if t % 2 else t + 1
 
 
-def forward(case, m, inputs, p):
-    """Outputs of every call; DIA carries (h, c) through the connected blocks of its stage."""
+def forward(case, m, inputs, p, buffers):
+    """Outputs of every call; DIA carries (h, c) through the connected blocks of its stage;
+    CoordAtt updates its running statistics in `buffers` at each call (one instance: shared or
+    not, every call starts from the same parameters, and a shared one's statistics update twice)."""
+    if m["sam"] == "coordatt":
+        return [coordatt(f, p, m, buffers) for f in inputs]
     if m["sam"] == "dia":
         outs, hs, cs = [], torch.zeros(inputs[0].shape[0], C, dtype=torch.float64), torch.zeros(inputs[0].shape[0], C, dtype=torch.float64)
         for k, f in enumerate(inputs):
@@ -107,21 +136,26 @@ def load(folder, name):
 
 
 def create(case):
-    m = dict(CASES[case], B=B, H=H, W=W, C=C)
+    m = dict(dict(B=B, H=H, W=W, C=C), **CASES[case])
     rng = np.random.default_rng(sorted(CASES).index(case) + 1)
     shapes = {"se": {"fc1.weight": (2, C), "fc1.bias": (2,), "fc2.weight": (C, 2), "fc2.bias": (C,)},
               "sge": {"weight": (4,), "bias": (4,)},
               "dia": {f"{u}.l0.weight": (C // 4, C) for u in ("ih", "hh")},
               "eca": {"conv.weight": (1, 1, eca_kernel(C, m["options"].get("k_size", 0)))},
-              "simam": {}}[m["sam"]]
+              "simam": {},
+              "coordatt": {}}[m["sam"]]
+    if m["sam"] == "coordatt":
+        c, k = m["C"], coordatt_hidden(m)
+        shapes.update({"conv1.weight": (k, c, 1, 1), "conv1.bias": (k,), "bn1.weight": (k,), "bn1.bias": (k,),
+                       "conv_h.weight": (c, k, 1, 1), "conv_h.bias": (c,), "conv_w.weight": (c, k, 1, 1), "conv_w.bias": (c,)})
     if m["sam"] == "dia":
         for u in ("ih", "hh"):
             shapes.update({f"{u}.l0.bias": (C // 4,), f"{u}.l2.weight": (4 * C, C // 4), f"{u}.l2.bias": (4 * C,)})
     folder = os.path.join(ROOT, case)
     os.makedirs(folder, exist_ok=True)
     for k in range(m["calls"]):
-        np.save(os.path.join(folder, f"input{k}.npy"), rng.standard_normal((B, H, W, C)).astype(np.float32))
-        np.save(os.path.join(folder, f"dout{k}.npy"), rng.standard_normal((B, H, W, C)).astype(np.float32))
+        np.save(os.path.join(folder, f"input{k}.npy"), rng.standard_normal((m["B"], m["H"], m["W"], m["C"])).astype(np.float32))
+        np.save(os.path.join(folder, f"dout{k}.npy"), rng.standard_normal((m["B"], m["H"], m["W"], m["C"])).astype(np.float32))
     for name, shape in shapes.items():
         np.save(os.path.join(folder, f"param_{name}.npy"), (0.5 * rng.standard_normal(shape)).astype(np.float32))
     with open(os.path.join(folder, "manifest.json"), "w") as fh:
@@ -136,11 +170,17 @@ def derive(case, check):
     douts = [load(folder, f"dout{k}") for k in range(m["calls"])]
     names = sorted(f[len("param_"):-4] for f in os.listdir(folder) if f.startswith("param_"))
     p = {n: load(folder, "param_" + n) for n in names}
-    outs = forward(case, m, inputs, p)
+    buffers = {}
+    if m["sam"] == "coordatt":                                # the initial values the plugin declares
+        k = coordatt_hidden(m)
+        buffers = {"bn1.running_mean": torch.zeros(k, dtype=torch.float64), "bn1.running_var": torch.ones(k, dtype=torch.float64),
+                   "bn1.num_batches_tracked": torch.zeros((), dtype=torch.float64)}
+    outs = forward(case, m, inputs, p, buffers)
     sum((o * d).sum() for o, d in zip(outs, douts)).backward()
     derived = {f"output{k}": o.detach() for k, o in enumerate(outs)}
     derived.update({f"dinput{k}": f.grad for k, f in enumerate(inputs)})
     derived.update({"grad_" + n: t.grad for n, t in p.items()})
+    derived.update({"buffer_" + n: t for n, t in buffers.items()})   # after every call's training forward
     worst = 0.0
     for name, value in derived.items():
         value = value.numpy().astype(np.float32)

@@ -155,11 +155,30 @@ public enum Conformance {
             let inst = try newInstance()
             let x = Tensor(shape)
             rng.fillNormal(x, std: 1)
+            let initial = inst.buffers.map { $0.1.tensor.clone() }
+            func restoreBuffers() { for ((_, b), t) in zip(inst.buffers, initial) { b.tensor.copy(from: t) } }
             let y1 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: true).clone()
+            let trained = inst.buffers.map { $0.1.tensor.clone() }
+            restoreBuffers()
             let y2 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: true).clone()
+            let repeatDiff = y1.maxAbsDiff(y2)
+            guard !inst.buffers.isEmpty else {
+                let y3 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: false).clone()
+                let inferDiff = y1.maxAbsDiff(y3)
+                return (repeatDiff == 0 && inferDiff < 1e-5, "repeat difference \(repeatDiff), inference vs training forward \(inferDiff)")
+            }
+            // with buffers (running statistics) inference may differ from training; it must be
+            // repeatable and leave the buffers as they are
+            let before = inst.buffers.map { $0.1.tensor.clone() }
             let y3 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: false).clone()
-            let repeatDiff = y1.maxAbsDiff(y2), inferDiff = y1.maxAbsDiff(y3)
-            return (repeatDiff == 0 && inferDiff < 1e-5, "repeat difference \(repeatDiff), inference vs training forward \(inferDiff)")
+            let y4 = try SAMSiteFactory.make(inst, position: 0).forwardChecked(x, training: false).clone()
+            let changedByInference = zip(inst.buffers, before).filter { $0.0.1.tensor.maxAbsDiff($0.1) != 0 }.map { $0.0.0 }
+            let updated = zip(inst.buffers, zip(initial, trained)).filter { $0.1.0.maxAbsDiff($0.1.1) != 0 }.count
+            let inferRepeat = y3.maxAbsDiff(y4)
+            let ok = repeatDiff == 0 && inferRepeat == 0 && changedByInference.isEmpty
+            return (ok, "repeat difference \(repeatDiff) (training), \(inferRepeat) (inference); "
+                    + (changedByInference.isEmpty ? "inference leaves the \(inst.buffers.count) buffer(s) unchanged" : "inference changed \(changedByInference.joined(separator: ", "))")
+                    + ", a training forward updated \(updated)")
         }
         record("declared layout flags hold") {
             let inst = try newInstance()

@@ -51,6 +51,10 @@ public enum PluginReports {
         let inst = try sam.instantiate(channels: channels, rng: &rng, host: PluginHostContext(seed: 0))
         lines.append("  parameters for \(channels) channels (\(sam.optionsText)): \(inst.parameterCount) in all")
         for (name, p) in inst.parameters { lines.append("    " + name.padded(to: 16) + "\(p.value.shape)") }
+        if !inst.buffers.isEmpty {
+            lines.append("  buffers (not trained; saved in checkpoints, updated by training forwards):")
+            for (name, b) in inst.buffers { lines.append("    " + name.padded(to: 24) + "\(b.tensor.shape)" + (b.integer ? " (counter)" : "")) }
+        }
         return lines
     }
 

@@ -41,6 +41,9 @@ public final class SAMPlugin {
         }
         prepare = has(\.prepare) ? api.pointee.prepare : nil
         allocations = has(\.allocations) ? api.pointee.allocations : nil
+        bufferCount = has(\.buffer_count) ? api.pointee.buffer_count : nil
+        bufferInfo = has(\.buffer_info) ? api.pointee.buffer_info : nil
+        bindBuffers = has(\.bind_buffers) ? api.pointee.bind_buffers : nil
     }
 
     /// The SAM table's size in its first version (up to `recalibrate_backward`): plugins built
@@ -51,6 +54,11 @@ public final class SAMPlugin {
     let prepare: (@convention(c) (UnsafeMutableRawPointer, Int32, Int64, Int64, Int64, UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t)?
     /// The optional `allocations` report (nil: not in the plugin's table, or NULL).
     let allocations: (@convention(c) (UnsafeMutableRawPointer) -> UInt64)?
+
+    /// The optional buffer calls (nil: not in the plugin's table, or NULL; then no buffers).
+    let bufferCount: (@convention(c) (UnsafeMutableRawPointer) -> UInt32)?
+    let bufferInfo: (@convention(c) (UnsafeMutableRawPointer, UInt32, UnsafeMutablePointer<lth4sa_param_t>, UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t)?
+    let bindBuffers: (@convention(c) (UnsafeMutableRawPointer, UnsafePointer<lth4sa_tensor_t>, UInt32, UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t)?
 
     public var id: String { descriptor.id }
 
@@ -130,7 +138,12 @@ public final class SAMInstance: Module {
     /// Number of call slots handed out so far (one per attached block).
     var slotsAssigned = 0
 
+    /// Non-trainable tensors the plugin keeps (its batch norm's running statistics): saved,
+    /// restored and averaged over ranks like the host's own, never optimised.
+    public let buffers: [(String, Buffer)]
+
     public var localParameters: [(String, Parameter)] { parameters }
+    public var localBuffers: [(String, Buffer)] { buffers }
 
     /// The host services this instance was created with (kept alive as long as the instance).
     public let host: PluginHostContext
@@ -151,44 +164,82 @@ public final class SAMInstance: Module {
         handle = instance
         var params: [(String, Parameter)] = []
         for i in 0..<api.param_count(instance) {
-            var info = lth4sa_param_t(name: noName, ndim: 0, init: 0, shape: (0, 0, 0, 0), init_a: 0, init_b: 0)
-            try checked(plugin.id, "param_info(\(i))") { api.param_info(instance, i, &info, $0) }
-            // everything a plugin hands back is validated before use: name, rank, sizes, uniqueness
-            let rawName = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 0, as: UnsafePointer<CChar>?.self) }
-            guard let rawName else { throw LTHError("plugin \(plugin.id): parameter \(i) has a NULL name") }
-            let name = String(cString: rawName)
-            guard !name.isEmpty else { throw LTHError("plugin \(plugin.id): parameter \(i) has an empty name") }
-            guard !params.contains(where: { $0.0 == name }) else {
-                throw LTHError("plugin \(plugin.id): two parameters are named '\(name)'; names must be unique (they are the checkpoint's keys)")
-            }
-            guard (1...4).contains(info.ndim) else { throw LTHError("plugin \(plugin.id): parameter \(name) has \(info.ndim) dimensions (1...4 allowed)") }
-            let shape = dims(info.ndim, info.shape)
-            guard shape.allSatisfy({ $0 > 0 }) else { throw LTHError("plugin \(plugin.id): parameter \(name) has shape \(shape)") }
-            var elements = 1
-            for d in shape {
-                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-                guard !overflow, product <= SAMInstance.maxParameterElements else {
-                    throw LTHError("plugin \(plugin.id): parameter \(name) of shape \(shape) has more than \(SAMInstance.maxParameterElements) elements")
-                }
-                elements = product
+            let (name, shape, info) = try SAMInstance.declaration(plugin, instance, i, kind: "parameter", taken: params.map(\.0)) {
+                api.param_info(instance, i, $0, $1)
             }
             let p = Parameter(shape)
-            switch info.`init` {
-            case LTH4SA_INIT_ZEROS: p.value.zero()
-            case LTH4SA_INIT_ONES: p.value.fill(1)
-            case LTH4SA_INIT_CONSTANT: p.value.fill(Float(info.init_a))
-            case LTH4SA_INIT_UNIFORM: rng.fillUniform(p.value, Float(info.init_a), Float(info.init_b))
-            case LTH4SA_INIT_NORMAL: rng.fillNormal(p.value, mean: Float(info.init_a), std: Float(info.init_b))
-            case LTH4SA_INIT_LINEAR:
-                let bound = Float(1 / max(info.init_a, 1).squareRoot())
-                rng.fillUniform(p.value, -bound, bound)
-            default: throw LTHError("plugin \(plugin.id): parameter \(name) has unknown init rule \(info.`init`)")
-            }
+            try SAMInstance.initialise(p.value, info, rng: &rng, what: "parameter \(name)", plugin: plugin.id)
             params.append((name, p))
         }
         parameters = params
+        var buffers: [(String, Buffer)] = []
+        let bufferCount = plugin.bufferCount?(instance) ?? 0
+        if bufferCount > 0 {
+            guard let info = plugin.bufferInfo, plugin.bindBuffers != nil else {
+                throw LTHError("plugin \(plugin.id): declares \(bufferCount) buffer(s) but its SAM table has no buffer_info or bind_buffers function")
+            }
+            for i in 0..<bufferCount {
+                let (name, shape, declared) = try SAMInstance.declaration(plugin, instance, i, kind: "buffer", taken: params.map(\.0) + buffers.map(\.0)) {
+                    info(instance, i, $0, $1)
+                }
+                guard [LTH4SA_INIT_ZEROS, LTH4SA_INIT_ONES, LTH4SA_INIT_CONSTANT, LTH4SA_INIT_COUNTER].contains(declared.`init`) else {
+                    throw LTHError("plugin \(plugin.id): buffer \(name) has init rule \(declared.`init`); buffers start as zeros, ones, a constant or a counter")
+                }
+                let t = Tensor(shape)
+                try SAMInstance.initialise(t, declared, rng: &rng, what: "buffer \(name)", plugin: plugin.id)
+                buffers.append((name, Buffer(t, integer: declared.`init` == LTH4SA_INIT_COUNTER)))
+            }
+        }
+        self.buffers = buffers
         try bind()
+        try bindBuffers()
     }
+
+    /// Reads declaration `index` through `call` (`param_info` or `buffer_info`) and validates
+    /// everything the plugin hands back: name, rank, sizes, uniqueness against `taken`.
+    private static func declaration(_ plugin: SAMPlugin, _ instance: UnsafeMutableRawPointer, _ index: UInt32, kind: String, taken: [String],
+                                    _ call: (UnsafeMutablePointer<lth4sa_param_t>, UnsafeMutablePointer<lth4sa_error_t>) -> lth4sa_status_t) throws
+        -> (name: String, shape: [Int], info: lth4sa_param_t) {
+        var info = lth4sa_param_t(name: noName, ndim: 0, init: 0, shape: (0, 0, 0, 0), init_a: 0, init_b: 0)
+        let what = kind == "parameter" ? "param_info" : "buffer_info"
+        try checked(plugin.id, "\(what)(\(index))") { call(&info, $0) }
+        let rawName = withUnsafeBytes(of: &info) { $0.load(fromByteOffset: 0, as: UnsafePointer<CChar>?.self) }
+        guard let rawName else { throw LTHError("plugin \(plugin.id): \(kind) \(index) has a NULL name") }
+        let name = String(cString: rawName)
+        guard !name.isEmpty else { throw LTHError("plugin \(plugin.id): \(kind) \(index) has an empty name") }
+        guard !taken.contains(name) else {
+            throw LTHError("plugin \(plugin.id): two parameters or buffers are named '\(name)'; names must be unique (they are the checkpoint's keys)")
+        }
+        let ranks: ClosedRange<Int32> = kind == "buffer" ? 0...4 : 1...4  // a buffer may be a scalar (a counter)
+        guard ranks.contains(info.ndim) else { throw LTHError("plugin \(plugin.id): \(kind) \(name) has \(info.ndim) dimensions (\(ranks.lowerBound)...4 allowed)") }
+        let shape = dims(info.ndim, info.shape)
+        guard shape.allSatisfy({ $0 > 0 }) else { throw LTHError("plugin \(plugin.id): \(kind) \(name) has shape \(shape)") }
+        var elements = 1
+        for d in shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= SAMInstance.maxParameterElements else {
+                throw LTHError("plugin \(plugin.id): \(kind) \(name) of shape \(shape) has more than \(SAMInstance.maxParameterElements) elements")
+            }
+            elements = product
+        }
+        return (name, shape, info)
+    }
+
+    /// Fills `t` by the declaration's init rule.
+    private static func initialise(_ t: Tensor, _ info: lth4sa_param_t, rng: inout RNG, what: String, plugin: String) throws {
+        switch info.`init` {
+        case LTH4SA_INIT_ZEROS, LTH4SA_INIT_COUNTER: t.zero()
+        case LTH4SA_INIT_ONES: t.fill(1)
+        case LTH4SA_INIT_CONSTANT: t.fill(Float(info.init_a))
+        case LTH4SA_INIT_UNIFORM: rng.fillUniform(t, Float(info.init_a), Float(info.init_b))
+        case LTH4SA_INIT_NORMAL: rng.fillNormal(t, mean: Float(info.init_a), std: Float(info.init_b))
+        case LTH4SA_INIT_LINEAR:
+            let bound = Float(1 / max(info.init_a, 1).squareRoot())
+            rng.fillUniform(t, -bound, bound)
+        default: throw LTHError("plugin \(plugin): \(what) has unknown init rule \(info.`init`)")
+        }
+    }
+
 
     deinit { plugin.api.pointee.destroy(handle) }
 
@@ -225,6 +276,15 @@ public final class SAMInstance: Module {
             values.withUnsafeBufferPointer { v in grads.withUnsafeBufferPointer { g in
                 plugin.api.pointee.bind(handle, v.baseAddress!, g.baseAddress!, UInt32(parameters.count), err)
             } }
+        }
+    }
+
+    /// Hands the buffer storage to the plugin (nothing when it declares none).
+    public func bindBuffers() throws {
+        guard !buffers.isEmpty, let bindBuffers = plugin.bindBuffers else { return }
+        let values = buffers.map { view($0.1.tensor) }
+        try checked(plugin.id, "bind_buffers") { err in
+            values.withUnsafeBufferPointer { bindBuffers(handle, $0.baseAddress!, UInt32(buffers.count), err) }
         }
     }
 

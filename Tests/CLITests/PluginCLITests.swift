@@ -1,3 +1,4 @@
+import Checkpoint
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -133,7 +134,7 @@ final class PluginCLITests: CLITestCase {
     }
 
     func testEveryFirstPartyPluginPassesTheConformanceKit() throws {
-        for name in ["SE", "SGE", "DIA", "GC", "CBAM", "ECA", "SimAM"] {
+        for name in ["SE", "SGE", "DIA", "GC", "CBAM", "ECA", "SimAM", "CoordAtt"] {
             let r = try run(["plugins", "check", repository.appendingPathComponent("plugins/lib\(name).so").path])
             XCTAssertEqual(r.status, 0, "\(name): \(r.stdout)\(r.stderr)")
         }
@@ -157,6 +158,34 @@ final class PluginCLITests: CLITestCase {
         let original = Int(plain.stdout.components(separatedBy: "total parameters: ")[1].prefix { $0.isNumber })
         XCTAssertEqual(parameters["simam"], original, "SimAM is parameter-free")
         XCTAssertEqual(parameters["eca"], original.map { $0 + 3 * 3 }, "one 3-tap kernel per block (k = 3 for 16-64 channels)")
+    }
+
+    /// Coordinate attention trains end to end; its batch norm's running statistics are buffers:
+    /// in the checkpoint under PyTorch names (the counter as int64), out of the parameter count,
+    /// restored on resume (its counter keeps pace with the host's own batch norms).
+    func testCoordinateAttentionTrainsAndResumesItsRunningStatistics() throws {
+        let listed = try run(["plugins"])
+        XCTAssertTrue(listed.stdout.contains("coordatt "), listed.stdout)
+        let plugin = repository.appendingPathComponent("plugins/libCoordAtt.so").path
+        let flags = ["--model", "resnet-basic-8", "--data", "synthetic:200", "--batch", "16", "--val-per-class", "1", "--output", "run-ca", "--sam", plugin]
+        let first = try run(["train", "--epochs", "1"] + flags)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("with coordatt (") && first.stdout.contains("test accuracy"), first.stdout)
+        let more = try run(["train", "--epochs", "2", "--resume"] + flags)
+        XCTAssertEqual(more.status, 0, more.stderr)
+        let (tensors, _) = try SafeTensors.read(dir.appendingPathComponent("run-ca/checkpoint.safetensors").path)
+        let counter = try XCTUnwrap(tensors["layer2.0.coordatt.bn1.num_batches_tracked"])
+        XCTAssertEqual(counter.shape, [])
+        XCTAssertEqual(counter.values, tensors["layer2.0.bn1.num_batches_tracked"]?.values, "one update per training step, the first epoch's kept")
+        XCTAssertGreaterThan(counter.values.first ?? 0, 12)
+        let variance = try XCTUnwrap(tensors["layer3.0.coordatt.bn1.running_var"])
+        XCTAssertEqual(variance.shape, [8])
+        XCTAssertFalse(variance.values.allSatisfy { $0 == 1 }, "the running variance moved from its initial ones")
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("run-ca/summary.json"))) as! [String: Any]
+        let plain = try run(["info", "--model", "resnet-basic-8"])
+        let original = Int(plain.stdout.components(separatedBy: "total parameters: ")[1].prefix { $0.isNumber })!
+        // per block 3 M C + 3 M + 2 C with M = 8: C = 16, 32, 64 -> 440 + 856 + 1688; buffers are not parameters
+        XCTAssertEqual(summary["parameters"] as? Int, original + 440 + 856 + 1688)
     }
 
     /// What a third party has: SDK/include and its own source, nothing else of the repository.

@@ -35,4 +35,14 @@ final class ReferenceTests: XCTestCase {
     func testECAWithTheAdaptiveKernel() throws { try check("ECA", "eca", tensors: 3) }  // output0, dinput0, grad_conv.weight
     func testECAWithKernel5SharedAcrossTwoCalls() throws { try check("ECA", "eca_k5") }
     func testSimAMParameterFree() throws { try check("SimAM", "simam", tensors: 2) }  // output0, dinput0: no parameter
+    /// output0, dinput0, 8 parameter gradients and the 3 buffers after the training forward.
+    func testCoordinateAttention() throws { try check("CoordAtt", "coordatt", tensors: 13) }
+    /// One instance at two calls with H != W: outputs and input gradients of both calls, the
+    /// gradients summed, and the running statistics after two updates (the counter at 2).
+    func testCoordinateAttentionSharedAcrossTwoCalls() throws {
+        try check("CoordAtt", "coordatt_shared", tensors: 15)
+        let results = try ReferenceCheck.run(plugin: try Self.plugin("CoordAtt"), directory: Self.vectors.appendingPathComponent("coordatt_shared").path)
+        XCTAssertEqual(Set(results.filter { $0.name.hasPrefix("buffer_") }.map(\.name)),
+                       ["buffer_bn1.running_mean", "buffer_bn1.running_var", "buffer_bn1.num_batches_tracked"])
+    }
 }

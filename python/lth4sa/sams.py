@@ -167,5 +167,31 @@ class SimAM(nn.Module):
         return f * torch.sigmoid(d / (4 * (v + self.e_lambda)) + 0.5)
 
 
-for _id, _twin in [("se", SE), ("sge", SGE), ("dia", DIA), ("gc", GC), ("cbam", CBAM), ("eca", ECA), ("simam", SimAM)]:
+class CoordAtt(nn.Module):
+    """Coordinate attention (Hou et al., CVPR 2021), the authors' module: pools along H and W
+    separately, a shared 1x1 conv + BatchNorm + h-swish, then F * a_w * a_h. Hidden channels
+    M = max(min_hidden, C // reduction); the batch norm's running statistics are buffers."""
+
+    def __init__(self, channels, reduction=32, min_hidden=8):
+        super().__init__()
+        hidden = max(int(min_hidden), channels // int(reduction))
+        self.conv1 = nn.Conv2d(channels, hidden, kernel_size=1)
+        self.bn1 = nn.BatchNorm2d(hidden)
+        self.conv_h = nn.Conv2d(hidden, channels, kernel_size=1)
+        self.conv_w = nn.Conv2d(hidden, channels, kernel_size=1)
+
+    def forward(self, f):
+        h, w = f.shape[2], f.shape[3]
+        x_h = f.mean(dim=3, keepdim=True)                          # [N, C, H, 1]
+        x_w = f.mean(dim=2, keepdim=True).permute(0, 1, 3, 2)      # [N, C, W, 1]
+        y = self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2)))
+        y = y * F.relu6(y + 3) / 6                                 # h_swish
+        y_h, y_w = torch.split(y, [h, w], dim=2)
+        a_h = torch.sigmoid(self.conv_h(y_h))                      # [N, C, H, 1]
+        a_w = torch.sigmoid(self.conv_w(y_w.permute(0, 1, 3, 2)))  # [N, C, 1, W]
+        return f * a_w * a_h
+
+
+for _id, _twin in [("se", SE), ("sge", SGE), ("dia", DIA), ("gc", GC), ("cbam", CBAM), ("eca", ECA), ("simam", SimAM),
+                   ("coordatt", CoordAtt)]:
     register_sam(_id, _twin)

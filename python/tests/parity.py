@@ -28,7 +28,9 @@ from lth4sa.__main__ import export, tensorboard  # noqa: E402
 TOLERANCE = 1e-4
 CASES = [  # (label, plugin, extra flags)
     ("se", "SE", []), ("sge", "SGE", []), ("dia", "DIA", []), ("gc", "GC", []), ("cbam", "CBAM", []),
-    ("eca", "ECA", []), ("simam", "SimAM", []), ("se-share", "SE", ["--attach", "full-share"]),
+    ("eca", "ECA", []), ("simam", "SimAM", []), ("coordatt", "CoordAtt", []),
+    ("coordatt-share", "CoordAtt", ["--attach", "full-share"]),   # one batch norm's statistics updated at every block
+    ("se-share", "SE", ["--attach", "full-share"]),
     ("se-scheme", "SE", ["--scheme", "10-01-11"]), ("original", None, []),
 ]
 

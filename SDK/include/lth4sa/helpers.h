@@ -9,7 +9,7 @@
  *   lth4sa_scratch_*         per-call work buffers, reserved in `prepare` so calls never allocate
  *   lth4sa_declare[4]        parameter declarations
  *   lth4sa_mlp_*             a two-layer MLP forward/backward through the host's GEMM
- *   lth4sa_sam_base_t        the instance base: parameters, binding, default layout
+ *   lth4sa_sam_base_t        the instance base: parameters, buffers, binding, default layout
  *   LTH4SA_SINGLE_SAM_ENTRY  the exported entry of a one-plugin library
  *
  * Threading: the helpers keep no global state; an instance's helpers run on the thread that
@@ -195,9 +195,10 @@ static inline void lth4sa_mlp_backward(const lth4sa_host_t *host, const lth4sa_m
 /* ---- the part every first-party SAM shares ---------------------------------------- */
 
 #define LTH4SA_MAX_PARAMS 16
+#define LTH4SA_MAX_BUFFERS 8
 
-/** The first member of every first-party SAM instance: host, channels, declared parameters,
- *  their host-owned storage once bound, and the saved per-call contexts. */
+/** The first member of every first-party SAM instance: host, channels, declared parameters
+ *  and buffers, their host-owned storage once bound, and the saved per-call contexts. */
 typedef struct lth4sa_sam_base {
     const lth4sa_host_t *host;
     const char *id;
@@ -207,6 +208,9 @@ typedef struct lth4sa_sam_base {
     float *value[LTH4SA_MAX_PARAMS], *grad[LTH4SA_MAX_PARAMS];
     lth4sa_saved_t saved;
     lth4sa_scratch_t scratch;
+    uint32_t buffer_count; /* set after `lth4sa_base_new` by a SAM with buffers */
+    lth4sa_param_t declared_buffers[LTH4SA_MAX_BUFFERS];
+    float *buffer[LTH4SA_MAX_BUFFERS];
 } lth4sa_sam_base_t;
 
 /** Allocates an instance of `size` bytes whose first member is the base. */
@@ -257,6 +261,28 @@ static inline lth4sa_status_t lth4sa_base_bind(void *instance, const lth4sa_tens
     lth4sa_status_t st = lth4sa_check_bind(b->declared, b->param_count, values, grads, count, error);
     if (st != LTH4SA_OK) return st;
     for (uint32_t i = 0; i < count; i++) { b->value[i] = values[i].data; b->grad[i] = grads[i].data; }
+    return LTH4SA_OK;
+}
+
+static inline uint32_t lth4sa_base_buffer_count(void *instance) { return ((lth4sa_sam_base_t *)instance)->buffer_count; }
+
+static inline lth4sa_status_t lth4sa_base_buffer_info(void *instance, uint32_t index, lth4sa_param_t *out, lth4sa_error_t *error) {
+    lth4sa_sam_base_t *b = instance;
+    if (index >= b->buffer_count) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "%s: no buffer %u", b->id, index);
+    *out = b->declared_buffers[index];
+    return LTH4SA_OK;
+}
+
+static inline lth4sa_status_t lth4sa_base_bind_buffers(void *instance, const lth4sa_tensor_t *values, uint32_t count, lth4sa_error_t *error) {
+    lth4sa_sam_base_t *b = instance;
+    if (count != b->buffer_count) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind_buffers: %u tensors, expected %u", count, b->buffer_count);
+    for (uint32_t i = 0; i < count; i++) {
+        int64_t n = 1;
+        for (int32_t d = 0; d < b->declared_buffers[i].ndim; d++) n *= b->declared_buffers[i].shape[d];
+        if (!values[i].data || lth4sa_tensor_count(&values[i]) != n)
+            return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind_buffers: buffer %s does not match its declaration", b->declared_buffers[i].name);
+    }
+    for (uint32_t i = 0; i < count; i++) b->buffer[i] = values[i].data;
     return LTH4SA_OK;
 }
 

@@ -24,6 +24,16 @@
  * initialisation rule), the host allocates values and gradients, initialises them and binds
  * them; optimizers, weight decay and checkpoints treat them like any other parameter.
  *
+ * Buffers (appended to the table; optional): non-trainable tensors a SAM keeps for itself, e.g.
+ * the running statistics of a batch norm inside it (coordinate attention). Owned by the host like
+ * parameters and declared the same way (`buffer_info` fills an `lth4sa_param_t`): the host
+ * allocates and initialises them, binds them with `bind_buffers`, saves them in checkpoints under
+ * their PyTorch names (`bn1.running_mean`), restores them on resume, averages the float ones over
+ * data-parallel ranks and batch-norm groups, and keeps them out of the optimizer (no gradient, no
+ * weight decay). The plugin reads them in every forward and updates them only in a forward with
+ * `training != 0`, once per call as the PyTorch module would at that call; an inference forward
+ * leaves them unchanged.
+ *
  * Threading: an instance is used by one thread at a time; different instances may run
  * concurrently. Plugins may use `host->parallel_for` inside a call. */
 #ifndef LTH4SA_SAM_H
@@ -47,6 +57,8 @@ extern "C" {
 #define LTH4SA_INIT_UNIFORM 3  /* U(a, b) */
 #define LTH4SA_INIT_NORMAL 4   /* N(mean a, std b) */
 #define LTH4SA_INIT_LINEAR 5   /* PyTorch nn.Linear default: U(-1/sqrt(a), 1/sqrt(a)), a = fan_in */
+#define LTH4SA_INIT_COUNTER 6  /* buffers only: zeros, an integer count (held as float, exact to 2^24) that
+                                  checkpoints store as int64, like PyTorch's `num_batches_tracked` */
 
 /** One declared parameter. `name` is owned by the instance and valid until `destroy` [instance].
  *  FROZEN (array element): never changes size or layout. */
@@ -165,6 +177,20 @@ typedef struct lth4sa_sam_api {
     /** Optional (NULL: not reported). Heap allocations the instance has made since it was
      *  created; the conformance kit checks that calls after `prepare` add none. [any thread] */
     uint64_t (*LTH4SA_NULLABLE allocations)(void *LTH4SA_NONNULL instance);
+
+    /** Optional (NULL: no buffers). Number of buffers (see "Buffers" above). [any thread] */
+    uint32_t (*LTH4SA_NULLABLE buffer_count)(void *LTH4SA_NONNULL instance);
+    /** Declaration of buffer `index` (< buffer_count) into `out`, like `param_info` (init rules
+     *  ZEROS, ONES, CONSTANT or COUNTER; `ndim` 0 declares a scalar, e.g. a counter); its name
+     *  is [instance] and differs from every parameter name. Required when `buffer_count` returns more than 0. [any thread] */
+    lth4sa_status_t (*LTH4SA_NULLABLE buffer_info)(void *LTH4SA_NONNULL instance, uint32_t index, lth4sa_param_t *LTH4SA_NONNULL out,
+                                                   lth4sa_error_t *LTH4SA_NONNULL error);
+    /** Hands the host-owned buffers (declaration order), after `bind` and before the first
+     *  forward. The views stay valid until the next `bind_buffers` or `destroy`; the plugin
+     *  reads them and writes them only in training forwards. Required when `buffer_count`
+     *  returns more than 0. [main thread] */
+    lth4sa_status_t (*LTH4SA_NULLABLE bind_buffers)(void *LTH4SA_NONNULL instance, const lth4sa_tensor_t *LTH4SA_NONNULL values,
+                                                    uint32_t count, lth4sa_error_t *LTH4SA_NONNULL error);
 } lth4sa_sam_api_t;
 
 #ifdef __cplusplus
