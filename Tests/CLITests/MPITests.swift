@@ -86,6 +86,22 @@ final class MPITests: CLITestCase {
         XCTAssertTrue(log.contains("\"ranks\":2"), log)
     }
 
+    /// A SAM with buffers (coordinate attention's batch norm): over two ranks its running
+    /// statistics are averaged like the host's own, so they equal one process's two groups.
+    func testRunningStatisticsOfAPluginAreAveragedOverRanks() throws {
+        let coordatt = repository.appendingPathComponent("plugins/libCoordAtt.so").path
+        let two = try mpirun(2, supernetArgs + ["--sam", coordatt, "--epochs", "1", "--output", "two"])
+        XCTAssertEqual(two.status, 0, two.stderr)
+        let one = try run(supernetArgs + ["--sam", coordatt, "--epochs", "1", "--bn-groups", "2", "--output", "one"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let keys = try SafeTensors.read(dir.appendingPathComponent("two/checkpoint.safetensors").path).tensors.keys
+        XCTAssertTrue(keys.contains("layer1.0.coordatt.bn1.running_var"), "\(keys.sorted())")
+        let worst = try worstParameterDifference("two/checkpoint.safetensors", "one/checkpoint.safetensors")
+        XCTAssertLessThan(worst.relative, 1e-5, "largest difference in \(worst.name)")
+        let statistics = try worstStatisticsDifference("two/checkpoint.safetensors", "one/checkpoint.safetensors")
+        XCTAssertLessThan(statistics.relative, 1e-5, "running statistics: largest difference in \(statistics.name)")
+    }
+
     /// A run started on two ranks continues on one (and keeps its batch-norm groups): the
     /// result equals a run trained on one process throughout.
     func testResumeWithAnotherNumberOfRanks() throws {
