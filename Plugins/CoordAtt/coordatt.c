@@ -27,7 +27,8 @@ static const lth4sa_descriptor_t coordatt_descriptor = {
     .description = "pools along height and width separately; F * a_h(y, c) * a_w(x, c) from a shared 1x1 conv, batch norm and h-swish",
     .license = "MIT",
     .option_count = 2,
-    .options = coordatt_options};
+    .options = coordatt_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { CONV1_W, CONV1_B, BN_W, BN_B, CONVH_W, CONVH_B, CONVW_W, CONVW_B, PARAMS };
 enum { RUNNING_MEAN, RUNNING_VAR, BATCHES_TRACKED, BUFFERS };

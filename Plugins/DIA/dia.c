@@ -21,7 +21,8 @@ static const lth4sa_descriptor_t dia_descriptor = {
     .description = "channel attention from an LSTM shared across the blocks of a stage (stateful)",
     .license = "MIT",
     .option_count = 1,
-    .options = dia_options};
+    .options = dia_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { U0W, U0B, U2W, U2B, V0W, V0B, V2W, V2B, PARAMS };
 enum { SAVE_S, SAVE_H, SAVE_C, SAVE_RU, SAVE_RV, SAVE_GATES, SAVE_CNEW };

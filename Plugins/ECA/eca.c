@@ -22,7 +22,8 @@ static const lth4sa_descriptor_t eca_descriptor = {
     .description = "channel attention: sigmoid(1-D convolution across the channels of GAP(F)) scales each channel",
     .license = "MIT",
     .option_count = 3,
-    .options = eca_options};
+    .options = eca_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { WEIGHT, PARAMS };
 enum { SAVE_S, SAVE_A };

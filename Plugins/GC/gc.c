@@ -23,7 +23,8 @@ static const lth4sa_descriptor_t gc_descriptor = {
     .description = "softmax-pooled global context through a LayerNorm bottleneck, added to every pixel",
     .license = "MIT",
     .option_count = 1,
-    .options = gc_options};
+    .options = gc_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { MASK_W, MASK_B, T1_W, T1_B, LN_G, LN_B, T2_W, T2_B, PARAMS };
 enum { SAVE_P, SAVE_S, SAVE_XHAT, SAVE_INVSTD, SAVE_R };

@@ -17,7 +17,8 @@ static const lth4sa_descriptor_t se_descriptor = {
     .description = "channel attention: sigmoid(MLP(GAP(F))) scales each channel",
     .license = "MIT",
     .option_count = 1,
-    .options = se_options};
+    .options = se_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { W1, B1, W2, B2, PARAMS };
 enum { SAVE_S, SAVE_Z, SAVE_A };

@@ -19,7 +19,8 @@ static const lth4sa_descriptor_t sge_descriptor = {
     .description = "spatial attention per channel group from the similarity of each pixel to the group's global feature",
     .license = "MIT",
     .option_count = 1,
-    .options = sge_options};
+    .options = sge_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { GAMMA, BETA, PARAMS };
 enum { SAVE_NORM, SAVE_STD, SAVE_A };

@@ -19,7 +19,8 @@ static const lth4sa_descriptor_t simam_descriptor = {
     .description = "parameter-free 3-D attention: sigmoid of each neuron's inverse energy (its squared distance to the channel mean)",
     .license = "MIT",
     .option_count = 1,
-    .options = simam_options};
+    .options = simam_options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { WORK_DEN, WORK_G, WORK_DS };
 

@@ -94,18 +94,26 @@ public enum Benchmarks {
     /// and a half-connected scheme, interleaved in shuffled order each round (deployed networks
     /// unless `unfolded`), medians, dT and the original's GFLOP/s; with `profile`, time per
     /// operation kind over the timed rounds.
+    /// `parallelism`: `.lanes` runs each network as `InferenceLanes`, one lane per thread.
     public static func inference(model: String, plugin: SAMPlugin, classes: Int, batch: Int, warmup: Int, rounds: Int, seed: UInt64,
-                                 unfolded: Bool, profile: Bool, progress: @escaping ProgressHandler) throws -> [String] {
+                                 unfolded: Bool, profile: Bool, parallelism: Parallelism = .operators,
+                                 progress: @escaping ProgressHandler) throws -> [String] {
         try SettingCheck.require("batch", batch, atLeast: 1)
         try SettingCheck.require("rounds", rounds, atLeast: 1)
         let spec = try ModelSpec(model)
-        let nets = try InferenceTiming.benchmarkNetworks(spec, plugin: plugin, classes: classes, seed: seed)
-        progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(rounds) interleaved rounds, "
+        let lanes = parallelism.lanes(for: plugin)
+        if parallelism == .lanes && lanes == 1 && Threads.current > 1 {
+            progress(.line("note: \(plugin.id) does not declare LTH4SA_PLUGIN_CONCURRENT_INSTANCES; one lane (operators over \(Threads.current) threads)"))
+        }
+        let laneSets = try InferenceTiming.benchmarkLanes(spec, plugin: plugin, classes: classes, seed: seed, lanes: lanes)
+        let nets = laneSets.map { ($0.label, $0.lanes.replicas[0]) }
+        progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads"
+                       + (lanes > 1 ? " as \(lanes) lanes" : "") + ", \(rounds) interleaved rounds, "
                        + (unfolded ? "eval-mode forward (BN passes separate)" : "deployed networks (BN folded into the convolutions)")))
-        let medians = try InferenceTiming.interleavedMedians(nets.map { $0.1 }, batch: batch, warmup: warmup, rounds: rounds, seed: seed,
+        let medians = try InferenceTiming.interleavedMedians(laneSets.map(\.lanes), batch: batch, warmup: warmup, rounds: rounds, seed: seed,
                                                              folded: !unfolded) { r, n in
             progress(.status("round \(r)/\(n)"))
-            nets[0].1.context.profiler.enabled = profile && r >= warmup  // the timed rounds only (one context for all)
+            nets[0].1.context.profiler.enabled = profile && r >= warmup  // the timed rounds only (one context for all; lane 0's)
         }
         var lines = ["network".padded(to: 36) + "params".padded(to: 11) + "median ms".padded(to: 11) + "dT"]
         for (i, (label, net)) in nets.enumerated() {

@@ -180,6 +180,60 @@ public enum Conformance {
                     + (changedByInference.isEmpty ? "inference leaves the \(inst.buffers.count) buffer(s) unchanged" : "inference changed \(changedByInference.joined(separator: ", "))")
                     + ", a training forward updated \(updated)")
         }
+        record("concurrent instances (lanes)") {
+            guard plugin.descriptor.concurrentInstances else {
+                return (true, "LTH4SA_PLUGIN_CONCURRENT_INSTANCES not declared: networks with this SAM run in one lane (not checked)")
+            }
+            // two instances with the same parameters, each with its own host table, driven from
+            // two threads at once (as inference and training lanes drive them) must give exactly
+            // what they give one after the other: outputs, input and parameter gradients, buffers
+            let first = try newInstance()
+            let lanes = try (0..<2).map { _ -> SAMInstance in
+                let inst = try plugin.instantiate(channels: channels, rng: &rng, host: PluginHostContext(seed: 11))
+                for ((_, p), (_, q)) in zip(first.parameters, inst.parameters) { p.value.copy(from: q.value) }
+                for ((_, p), (_, q)) in zip(inst.parameters, first.parameters) { p.value.copy(from: q.value) }
+                return inst
+            }
+            let xs = (0..<2).map { _ -> Tensor in let t = Tensor(shape); rng.fillNormal(t, std: 1); return t }
+            let r = Tensor(shape)
+            rng.fillNormal(r, std: 1)
+            let initialBuffers = lanes.map { $0.buffers.map { $0.1.tensor.clone() } }
+            /// One lane's work: two training calls (a stage of two blocks), their backward, one
+            /// inference call; everything it produced.
+            func work(_ lane: Int) throws -> [Tensor] {
+                let inst = lanes[lane]
+                for ((_, b), t) in zip(inst.buffers, initialBuffers[lane]) { b.tensor.copy(from: t) }
+                for (_, p) in inst.parameters { p.grad.zero() }
+                let chain = StageStateChain(), passes = PassContext(checkInputGradients: true)
+                let sites = [SAMSiteFactory.make(inst, position: 0, chain: chain, passes: passes),
+                             SAMSiteFactory.make(inst, position: 1, chain: chain, passes: passes)]
+                passes.beginForward()
+                var out = try sites.map { try $0.forwardChecked(xs[lane], training: true).clone() }
+                passes.beginBackward()
+                out += try sites.reversed().map { try $0.backwardChecked(r).clone() }
+                passes.beginForward()
+                out.append(try sites[0].forwardChecked(xs[lane], training: false).clone())
+                return out + inst.parameters.map { $0.1.grad.clone() } + inst.buffers.map { $0.1.tensor.clone() }
+            }
+            // serial: both lanes' work on one thread, inside a lane region as the concurrent run (one thread per operator)
+            var serialResult: Swift.Result<[[Tensor]], Error>? = nil
+            Threads.runLanes(2) { lane in if lane == 0 { serialResult = Swift.Result { try (0..<2).map(work) } } }
+            let serial = try serialResult!.get()
+            var worst: Float = 0, rounds = 0
+            for _ in 0..<8 {
+                var results = [Swift.Result<[Tensor], Error>?](repeating: nil, count: 2)
+                results.withUnsafeMutableBufferPointer { results in
+                    Threads.runLanes(2) { lane in results[lane] = Swift.Result { try work(lane) } }
+                }
+                for (lane, result) in results.enumerated() {
+                    let tensors = try result!.get()
+                    for (a, b) in zip(tensors, serial[lane]) { worst = max(worst, a.maxAbsDiff(b)) }
+                }
+                rounds += 1
+            }
+            return (worst == 0, "\(rounds) rounds of two instances on two threads at once (training, backward, inference): "
+                    + (worst == 0 ? "identical to serial calls" : "differ from serial calls by up to \(worst)"))
+        }
         record("declared layout flags hold") {
             let inst = try newInstance()
             guard try inst.layout(shape).flags & LTH4SA_SAM_PROCESS_IGNORES_INPUT != 0 else { return (true, "no flags declared") }

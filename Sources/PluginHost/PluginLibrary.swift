@@ -44,8 +44,9 @@ public final class PluginLibrary {
         var plugins: [PluginDescriptor] = []
         for i in 0..<entry.pointee.plugin_count {
             guard let d = entry.pointee.descriptor(i) else { throw LTHError("plugin '\(path)': no descriptor for plugin \(i)") }
-            guard d.pointee.struct_size >= UInt32(MemoryLayout<lth4sa_descriptor_t>.size) else {
-                throw LTHError("plugin '\(path)': descriptor \(i) of \(d.pointee.struct_size) bytes is too small")
+            let declared = UnsafeRawPointer(d).load(as: UInt32.self)  // struct_size alone: an older descriptor is shorter than ours
+            guard declared >= UInt32(PluginDescriptor.firstSize) else {
+                throw LTHError("plugin '\(path)': descriptor \(i) of \(declared) bytes is too small")
             }
             plugins.append(PluginDescriptor(library: path, index: i, raw: d))
         }
@@ -112,9 +113,25 @@ public struct PluginDescriptor: Codable, Sendable {
     public let kind: UInt32
     public let id: String, name: String, version: String, description: String, license: String
     public let options: [PluginOption]
+    /// LTH4SA_PLUGIN_* capability flags (nil: a descriptor from before them, or a cached scan).
+    public let flags: UInt32?
+
+    /// The descriptor's size in its first version (up to `options`): plugins built against that
+    /// header keep loading.
+    static let firstSize = MemoryLayout<lth4sa_descriptor_t>.offset(of: \.flags)!
+
+    /// Whether the plugin declares LTH4SA_PLUGIN_CONCURRENT_INSTANCES (replicas may run in lanes).
+    public var concurrentInstances: Bool { (flags ?? 0) & LTH4SA_PLUGIN_CONCURRENT_INSTANCES != 0 }
 
     init(library: String, index: UInt32, raw: UnsafePointer<lth4sa_descriptor_t>) {
-        let d = raw.pointee
+        // copy only what the plugin's descriptor holds (an older one ends before `flags`)
+        let size = min(Int(UnsafeRawPointer(raw).load(as: UInt32.self)), MemoryLayout<lth4sa_descriptor_t>.size)  // struct_size, read alone
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<lth4sa_descriptor_t>.size, alignment: MemoryLayout<lth4sa_descriptor_t>.alignment)
+        defer { copy.deallocate() }
+        copy.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<lth4sa_descriptor_t>.size)
+        copy.copyMemory(from: UnsafeRawPointer(raw), byteCount: size)
+        let d = copy.load(as: lth4sa_descriptor_t.self)
+        flags = size >= MemoryLayout<lth4sa_descriptor_t>.offset(of: \.flags)! + 4 ? d.flags : 0
         self.library = library
         self.index = index
         kind = d.kind

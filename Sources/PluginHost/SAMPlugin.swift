@@ -208,7 +208,8 @@ public final class SAMInstance: Module {
         let name = String(cString: rawName)
         guard !name.isEmpty else { throw LTHError("plugin \(plugin.id): \(kind) \(index) has an empty name") }
         guard !taken.contains(name) else {
-            throw LTHError("plugin \(plugin.id): two parameters or buffers are named '\(name)'; names must be unique (they are the checkpoint's keys)")
+            let what = kind == "parameter" ? "two parameters are named '\(name)'" : "buffer '\(name)' has the name of a parameter or another buffer"
+            throw LTHError("plugin \(plugin.id): \(what); names must be unique (they are the checkpoint's keys)")
         }
         let ranks: ClosedRange<Int32> = kind == "buffer" ? 0...4 : 1...4  // a buffer may be a scalar (a counter)
         guard ranks.contains(info.ndim) else { throw LTHError("plugin \(plugin.id): \(kind) \(name) has \(info.ndim) dimensions (\(ranks.lowerBound)...4 allowed)") }

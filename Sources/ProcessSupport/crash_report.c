@@ -4,22 +4,30 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The recorded calls, innermost last. Process-wide, not per thread: the host calls plugins
- * from one thread at a time, and a plugin's work may run on pool threads (`parallel_for`), so
- * a crash on any thread during a call belongs to that call. Nesting happens when a searcher's
- * callback into the host runs a SAM plugin. */
+/* The recorded calls, innermost last, per calling thread: inference lanes call plugins from
+ * several threads at once. Nesting happens when a searcher's callback into the host runs a SAM
+ * plugin. A plugin's work may also run on pool threads (`parallel_for`) that never entered a
+ * call themselves: a crash there is attributed to the most recently entered call of any thread
+ * still running (`latest`, `running` counts them). */
 #define MAX_DEPTH 8
-static struct { const char *plugin, *function, *site; } calls[MAX_DEPTH];
-static volatile int depth;
+typedef struct { const char *plugin, *function, *site; } call_t;
+static _Thread_local call_t calls[MAX_DEPTH];
+static _Thread_local int depth;
+static call_t latest;
+static int running; /* calls entered and not left, over all threads (atomic) */
 static char crash_note[256];
 
 void lth4sa_crash_enter(const char *plugin, const char *function, const char *site) {
-    if (depth < MAX_DEPTH) calls[depth].plugin = plugin, calls[depth].function = function, calls[depth].site = site;
+    const call_t call = {plugin, function, site};
+    if (depth < MAX_DEPTH) calls[depth] = call;
     depth++;
+    latest = call; /* a racy copy is harmless: it only names a call in a crash report */
+    __atomic_add_fetch(&running, 1, __ATOMIC_RELAXED);
 }
 
 void lth4sa_crash_leave(void) {
     if (depth > 0) depth--;
+    __atomic_sub_fetch(&running, 1, __ATOMIC_RELAXED);
 }
 
 static void put(const char *text) {
@@ -40,8 +48,9 @@ static const char *signal_name(int sig) {
 /* Async-signal-safe: write(2) only, then the default action. */
 static void on_fatal_signal(int sig) {
     const int top = (depth > MAX_DEPTH ? MAX_DEPTH : depth) - 1;
-    if (top >= 0 && calls[top].plugin) {
-        const char *current_plugin = calls[top].plugin, *current_function = calls[top].function, *current_site = calls[top].site;
+    const call_t current = top >= 0 ? calls[top] : (__atomic_load_n(&running, __ATOMIC_RELAXED) > 0 ? latest : (call_t){0, 0, 0});
+    if (current.plugin) {
+        const char *current_plugin = current.plugin, *current_function = current.function, *current_site = current.site;
         put("\nlth4sa: plugin ");
         put(current_plugin);
         put(" crashed with ");

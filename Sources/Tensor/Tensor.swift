@@ -53,6 +53,16 @@ public final class Tensor {
         storageOwner = storage.storageOwner ?? storage
     }
 
+    /// A view of `storage`'s elements from `offset` on as `shape` (e.g. a slice of images of a
+    /// batch): writes through either are seen by both.
+    public init(_ shape: [Int], viewing storage: Tensor, offset: Int) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        precondition(offset >= 0 && offset + count <= storage.count, "view \(shape) at \(offset) of \(storage.count) elements")
+        data = storage.data + offset
+        storageOwner = storage.storageOwner ?? storage
+    }
+
     /// A tensor of `shape` holding `values` (row-major).
     public convenience init(_ shape: [Int], _ values: [Float]) {
         self.init(shape)

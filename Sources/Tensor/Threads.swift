@@ -104,6 +104,33 @@ public enum Threads {
     }
 }
 
+extension Threads {
+    /// Runs `body(lane)` for lane 0 ..< `count` at once, one thread of the OpenMP pool each
+    /// (`count` threads whatever the pool's size; the calling thread runs lane 0), and returns
+    /// when all are done. Inside a lane every oneDNN primitive, OpenBLAS call and `parallelFor`
+    /// runs on that lane's thread alone (nested regions get one thread). `body` must only touch
+    /// what its lane owns.
+    public static func runLanes(_ count: Int, _ body: (_ lane: Int) -> Void) {
+        if count <= 1 {
+            if count == 1 { body(0) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            var job = LaneJob(body: body)
+            withUnsafeMutablePointer(to: &job) { pointer in
+                GOMP_parallel({ raw in
+                    raw!.assumingMemoryBound(to: LaneJob.self).pointee.body(Int(omp_get_thread_num()))
+                }, pointer, UInt32(count), 0)
+            }
+        }
+    }
+}
+
+/// What `Threads.runLanes` hands each lane's thread.
+private struct LaneJob {
+    let body: (Int) -> Void
+}
+
 /// What `Threads.parallelForWorkers` hands each thread of the pool.
 private struct ParallelJob {
     let count: Int

@@ -141,6 +141,7 @@ struct ModelOptions: ParsableArguments {
 extension AttachMode: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension SupernetSampling: ExpressibleByArgument {}
+extension Parallelism: ExpressibleByArgument {}
 extension SchemeScore: ExpressibleByArgument {}
 
 /// `--supernet-sampling a,b,...`: one or more supernet strategies (correlate compares several).

@@ -69,6 +69,16 @@ final class CLITests: CLITestCase {
         try assertFails(["bench", "gemm", "--rounds", "0"], mentioning: "--rounds must be at least 1, got 0")
     }
 
+    /// `bench infer --parallelism lanes` runs each network as one lane per thread (the SE plugin
+    /// declares concurrent instances); an unknown mode is refused with the choices.
+    func testBenchInferInLanes() throws {
+        let r = try run(["bench", "infer", "--model", "resnet-bottleneck-20", "--sam", "se", "--batch", "5", "--warmup", "1", "--rounds", "2",
+                         "--threads", "2", "--parallelism", "lanes"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("2 threads as 2 lanes") && r.stdout.contains("Full-SA"), r.stdout)
+        try assertFails(["bench", "infer", "--sam", "se", "--parallelism", "threads"], mentioning: "threads")
+    }
+
     func testBadInputGivesOneLineErrors() throws {
         try assertFails(["info", "--model", "resnet21"], mentioning: "resnet21")
         try assertFails(["train", "--lr=-0.1"], mentioning: "-0.1")

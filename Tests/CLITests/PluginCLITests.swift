@@ -250,6 +250,11 @@ final class PluginCLITests: CLITestCase {
         let trained = try run(["train", "--model", "resnet-basic-8", "--data", "synthetic:100", "--epochs", "1", "--batch", "16",
                                "--val-per-class", "1", "--output", "old", "--sam", old])
         XCTAssertEqual(trained.status, 0, trained.stderr)
+        // a plugin that claims LTH4SA_PLUGIN_CONCURRENT_INSTANCES but shares a global buffer fails the kit's lanes check
+        let racy = try build("Tests/Fixtures/plugins/process_fails.c", "libRacy.so", flags: ["-DSHARED_SCRATCH"])
+        let racyCheck = try run(["plugins", "check", racy])
+        XCTAssertTrue(racyCheck.stdout.contains("FAIL  concurrent instances (lanes)") && racyCheck.stdout.contains("differ from serial calls"), racyCheck.stdout)
+        XCTAssertTrue(oldCheck.stdout.contains("PASS  concurrent instances (lanes)") && oldCheck.stdout.contains("not declared"), oldCheck.stdout)
         // a plugin that works through the host's parallel_for (run on the shared OpenMP pool)
         let parallel = try build("Tests/Fixtures/plugins/process_fails.c", "libParallel.so", flags: ["-DPARALLEL_FOR", "-DFAIL_AT=1000000"])
         let parallelCheck = try run(["plugins", "check", parallel])

@@ -4,6 +4,7 @@ import NN
 import PluginHost
 import Search
 import Tensor
+import TestSupport
 import XCTest
 
 /// Inference with every batch norm folded into its convolution (`ResNet.inferFolded`, the
@@ -51,6 +52,54 @@ final class FoldedInferenceTests: XCTestCase {
                 XCTAssertLessThan(relativeDifference(folded, plain), 1e-5, "\(model) batch \(n)")
             }
         }
+    }
+
+    /// Lanes (`InferenceLanes`: replicas side by side, each on its slice of the batch) give the
+    /// logits of the one network they copy: deployed and eval-mode, 2 and 3 lanes over 7 images
+    /// (uneven slices), with a stateful SAM (DIA), one with buffers (coordinate attention, its
+    /// running statistics copied) and SE; a replica's own state is its own (its weights were
+    /// drawn from another seed before the copy).
+    func testLanesGiveTheLogitsOfTheNetworkTheyCopy() throws {
+        for plugin in ["SE", "DIA", "CoordAtt"] {
+            let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/lib\(plugin).so").path, settings: [])
+            func network(seed: UInt64) throws -> ResNet {
+                let net = ResNet(try ModelSpec("resnet-bottleneck-20"), classes: 6, seed: seed)
+                try SAMAttacher.attach(sam, to: net, mode: .fullSA, scheme: try Scheme(parsing: "10-11-01", stageSizes: [2, 2, 2]), seed: seed)
+                randomize(net, seed: seed + 10)
+                return net
+            }
+            let net = try network(seed: 1)
+            let x = input(7, seed: 4)
+            let plain = try net.forward(x, training: false).clone()
+            net.foldBatchNorms()
+            let folded = try net.inferFolded(x).clone()
+            for count in [2, 3] {
+                var seed: UInt64 = 100
+                let lanes = try InferenceLanes(net, count: count) { seed += 1; return try network(seed: seed) }
+                XCTAssertEqual(lanes.count, count)
+                lanes.foldBatchNorms()
+                XCTAssertLessThan(relativeDifference(try lanes.infer(x), folded), 1e-5, "\(plugin), \(count) lanes, deployed")
+                XCTAssertLessThan(relativeDifference(try lanes.infer(x, folded: false), plain), 1e-5, "\(plugin), \(count) lanes, eval mode")
+                XCTAssertLessThan(relativeDifference(try lanes.infer(input(1, seed: 4)), try net.inferFolded(input(1, seed: 4)).clone()), 1e-5,
+                                  "\(plugin): one image, one lane")
+            }
+        }
+    }
+
+    /// A plugin failing inside a lane: `infer` throws its error (the other lanes finish).
+    func testAFailureInALaneIsThrown() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lth4sa-lanes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let sam = try SAMPlugin(try Fixtures.compile("Tests/Fixtures/plugins/process_fails.c", flags: ["-DFAIL_AT=1"], into: dir))
+        func network() throws -> ResNet {
+            let net = ResNet(try ModelSpec("resnet-bottleneck-20"), classes: 6, seed: 1)
+            try SAMAttacher.attach(sam, to: net, mode: .fullSA, scheme: .all(true, stageSizes: [2, 2, 2]), seed: 1)
+            return net
+        }
+        let lanes = try InferenceLanes(try network(), count: 2) { try network() }
+        lanes.foldBatchNorms()
+        XCTAssertThrowsError(try lanes.infer(input(4, seed: 1))) { XCTAssertTrue("\($0)".contains("deliberate failure"), "\($0)") }
     }
 
     /// Every first-party SAM and the SDK's CBAM, Full-SA and Full-Share, on a mixed scheme

@@ -29,7 +29,8 @@ static const lth4sa_descriptor_t descriptor = {
     .description = "channel attention (avg+max MLP) then spatial attention (7x7 conv over channel mean/max)",
     .license = "MIT",
     .option_count = 1,
-    .options = options};
+    .options = options,
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES}; /* no state outside its instances */
 
 enum { W0, B0, W2, B2, SW, SB, PARAMS };
 enum { SAVE_ARGMAX, SAVE_HA, SAVE_HM, SAVE_MC, SAVE_P, SAVE_PARG, SAVE_MS, SAVES };

@@ -34,6 +34,16 @@ typedef struct lth4sa_option_value {
     double value;       /* ints and bools as whole numbers */
 } lth4sa_option_value_t;
 
+/* Capability flags (`lth4sa_descriptor_t.flags`, append-only). */
+/** The plugin's instances may be driven from several threads at once, each instance by one
+ *  thread at a time, and from a thread other than the one that created it: the plugin keeps no
+ *  state outside its instances (no globals, no thread-locals carried between calls) and uses
+ *  only the host services of the instance's own host table. The host then runs replicas of a
+ *  network side by side, one per core ("lanes"); without the flag a network with this SAM runs
+ *  on one thread of control. `lth4sa plugins check` verifies it (concurrent calls on two
+ *  instances equal serial ones). */
+#define LTH4SA_PLUGIN_CONCURRENT_INSTANCES 1u
+
 /** What `lth4sa plugins` shows of a plugin; returned by the entry's `descriptor`. [static] */
 typedef struct lth4sa_descriptor {
     uint32_t struct_size;
@@ -46,6 +56,10 @@ typedef struct lth4sa_descriptor {
     uint32_t option_count;
     uint32_t reserved;
     const lth4sa_option_t *LTH4SA_NULLABLE options;
+    /* Appended (read only when `struct_size` covers it; a descriptor built with an older header
+     * ends after `options`). */
+    uint32_t flags;                         /* LTH4SA_PLUGIN_* capabilities */
+    uint32_t reserved2;
 } lth4sa_descriptor_t;
 
 #ifdef __cplusplus

@@ -9,8 +9,14 @@
  * LTH4SA_SAM_PROCESS_IGNORES_INPUT and reads F anyway, A[n, c] = sigmoid(F[n, 0, 0, c]), and
  * writes d_input in its backward: the conformance kit must report the false claim, and the
  * host's paths without F (which hand it read-only zero pages for F and a sink for d_input)
- * must not crash. */
+ * must not crash. With -DSHARED_SCRATCH it never fails and declares
+ * LTH4SA_PLUGIN_CONCURRENT_INSTANCES, yet computes its attention sigmoid(S) in one process-wide
+ * buffer: two instances in process at once overwrite each other's values, which the kit's
+ * concurrency check must catch. -DOLD_TABLE also gives the descriptor of that first header. */
 #include <lth4sa/helpers.h>
+#ifdef SHARED_SCRATCH
+#include <unistd.h>
+#endif
 
 #ifndef BAD_VALUE
 #define BAD_VALUE NAN
@@ -25,8 +31,21 @@
 #endif
 
 static const lth4sa_descriptor_t failing_descriptor = {
-    .struct_size = sizeof(lth4sa_descriptor_t), .kind = LTH4SA_KIND_SAM, .id = "failing", .name = "Failing",
+#ifdef OLD_TABLE
+    .struct_size = offsetof(lth4sa_descriptor_t, flags),
+#else
+    .struct_size = sizeof(lth4sa_descriptor_t),
+#endif
+#ifdef SHARED_SCRATCH
+    .flags = LTH4SA_PLUGIN_CONCURRENT_INSTANCES, /* a false claim */
+#endif
+    .kind = LTH4SA_KIND_SAM, .id = "failing", .name = "Failing",
     .version = "0.1.0", .description = "fails in process on its third call", .license = "MIT"};
+
+#ifdef SHARED_SCRATCH
+static float shared_scratch[1 << 16];
+static int writers; /* threads between writing the scratch and reading it back (atomic) */
+#endif
 
 typedef struct failing {
     lth4sa_sam_base_t base;
@@ -70,6 +89,17 @@ static lth4sa_status_t failing_process(void *instance, int32_t call, const lth4s
     const int64_t B = input->shape[0], H = input->shape[1], W = input->shape[2], C = input->shape[3];
     for (int64_t n = 0; n < B; n++)
         for (int64_t c = 0; c < C; c++) attention->data[n * C + c] = lth4sa_sigmoid(input->data[n * H * W * C + c]);
+    (void)instance; (void)error;
+    return LTH4SA_OK;
+#endif
+#ifdef SHARED_SCRATCH
+    const int64_t count = lth4sa_tensor_count(extracted);
+    for (int64_t i = 0; i < count; i++) shared_scratch[i] = lth4sa_sigmoid(extracted->data[i]);
+    __atomic_add_fetch(&writers, 1, __ATOMIC_SEQ_CST);
+    for (int waited = 0; waited < 100 && __atomic_load_n(&writers, __ATOMIC_SEQ_CST) < 2; waited++) usleep(50); /* up to 5 ms for another */
+    for (int64_t i = 0; i < count; i++) attention->data[i] = shared_scratch[i];
+    usleep(200); /* the other one has read too before either writes again */
+    __atomic_sub_fetch(&writers, 1, __ATOMIC_SEQ_CST);
     (void)instance; (void)error;
     return LTH4SA_OK;
 #endif
