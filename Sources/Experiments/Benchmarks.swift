@@ -93,39 +93,52 @@ public enum Benchmarks {
     /// What `bench infer` measures: forward time of the original network, Full-SA, Full-Share
     /// and a half-connected scheme, interleaved in shuffled order each round (deployed networks
     /// unless `unfolded`), medians, dT and the original's GFLOP/s; with `profile`, time per
-    /// operation kind over the timed rounds.
-    /// `parallelism`: `.lanes` runs each network as `InferenceLanes`, one lane per thread.
+    /// operation kind over the timed rounds (the first mode's networks).
+    /// `modes`: each network in each mode (`.lanes`: `InferenceLanes`, one lane per thread),
+    /// all interleaved in the same rounds, so that the modes compare within one run; dT is
+    /// over the original network of the same mode.
     public static func inference(model: String, plugin: SAMPlugin, classes: Int, batch: Int, warmup: Int, rounds: Int, seed: UInt64,
-                                 unfolded: Bool, profile: Bool, parallelism: Parallelism = .operators,
+                                 unfolded: Bool, profile: Bool, modes: [Parallelism] = [.operators],
                                  progress: @escaping ProgressHandler) throws -> [String] {
         try SettingCheck.require("batch", batch, atLeast: 1)
         try SettingCheck.require("rounds", rounds, atLeast: 1)
+        let modes = modes.isEmpty ? [.operators] : modes.reduce(into: [Parallelism]()) { if !$0.contains($1) { $0.append($1) } }
         let spec = try ModelSpec(model)
-        let lanes = parallelism.lanes(for: plugin)
-        if parallelism == .lanes && lanes == 1 && Threads.current > 1 {
-            progress(.line("note: \(plugin.id) does not declare LTH4SA_PLUGIN_CONCURRENT_INSTANCES; one lane (operators over \(Threads.current) threads)"))
+        var sets: [(mode: Parallelism, lanes: Int, networks: [(label: String, lanes: InferenceLanes)])] = []
+        for mode in modes {
+            let lanes = mode.lanes(for: plugin)
+            if mode == .lanes && lanes == 1 && Threads.current > 1 {
+                progress(.line("note: \(plugin.id) does not declare LTH4SA_PLUGIN_CONCURRENT_INSTANCES; one lane (operators over \(Threads.current) threads)"))
+            }
+            sets.append((mode, lanes, try InferenceTiming.benchmarkLanes(spec, plugin: plugin, classes: classes, seed: seed, lanes: lanes)))
         }
-        let laneSets = try InferenceTiming.benchmarkLanes(spec, plugin: plugin, classes: classes, seed: seed, lanes: lanes)
-        let nets = laneSets.map { ($0.label, $0.lanes.replicas[0]) }
-        progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads"
-                       + (lanes > 1 ? " as \(lanes) lanes" : "") + ", \(rounds) interleaved rounds, "
+        let modeText = sets.map { $0.lanes > 1 ? "\($0.mode.rawValue) (\($0.lanes) lanes)" : $0.mode.rawValue }.joined(separator: " and ")
+        progress(.line("bench infer: \(spec) + \(plugin.id) (\(plugin.optionsText)), batch \(batch), \(Threads.current) threads, \(modeText), "
+                       + "\(rounds) interleaved rounds, "
                        + (unfolded ? "eval-mode forward (BN passes separate)" : "deployed networks (BN folded into the convolutions)")))
-        let medians = try InferenceTiming.interleavedMedians(laneSets.map(\.lanes), batch: batch, warmup: warmup, rounds: rounds, seed: seed,
-                                                             folded: !unfolded) { r, n in
+        let profiled = sets[0].networks[0].lanes.replicas[0].context  // lane 0 of the first mode: one context for its networks
+        let all = sets.flatMap { $0.networks.map(\.lanes) }
+        let medians = try InferenceTiming.interleavedMedians(all, batch: batch, warmup: warmup, rounds: rounds, seed: seed, folded: !unfolded) { r, n in
             progress(.status("round \(r)/\(n)"))
-            nets[0].1.context.profiler.enabled = profile && r >= warmup  // the timed rounds only (one context for all; lane 0's)
+            profiled.profiler.enabled = profile && r >= warmup  // the timed rounds only
         }
         var lines = ["network".padded(to: 36) + "params".padded(to: 11) + "median ms".padded(to: 11) + "dT"]
-        for (i, (label, net)) in nets.enumerated() {
-            lines.append(label.padded(to: 36) + (String(net.parameterCount)).padded(to: 11) + (String(format: "%.2f", medians[i])).padded(to: 11)
-                         + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(medians[i], original: medians[0]))))
+        var offset = 0
+        for set in sets {
+            let suffix = sets.count > 1 ? " (\(set.mode.rawValue))" : ""
+            for (i, (label, lanes)) in set.networks.enumerated() {
+                let ms = medians[offset + i], original = medians[offset]
+                lines.append((label + suffix).padded(to: 36) + String(lanes.replicas[0].parameterCount).padded(to: 11) + String(format: "%.2f", ms).padded(to: 11)
+                             + (i == 0 ? "-" : String(format: "%+.1f%%", InferenceTiming.incrementPercent(ms, original: original))))
+            }
+            let flops = 2 * Double(set.networks[0].lanes.replicas[0].forwardMultiplyAdds)
+            lines.append(String(format: "original\(suffix): %.1f GFLOP/s (%.3f GFLOP per image: convolutions and classifier, direct count; "
+                                + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / (medians[offset] / 1000) / 1e9, flops / 1e9))
+            offset += set.networks.count
         }
-        let flops = 2 * Double(nets[0].1.forwardMultiplyAdds)
-        lines.append(String(format: "original: %.1f GFLOP/s (%.3f GFLOP per image: convolutions and classifier, direct count; "
-                            + "`lth4sa bench gemm`: what the cores reach at best)", flops * Double(batch) / (medians[0] / 1000) / 1e9, flops / 1e9))  // medians in ms
         if profile {
-            lines.append("profile (ms per round, all \(nets.count) networks):")
-            for (what, secs, calls) in nets[0].1.context.profiler.report {
+            lines.append("profile (ms per round, the \(sets[0].networks.count) networks of \(sets[0].mode.rawValue)):")
+            for (what, secs, calls) in profiled.profiler.report {
                 lines.append(String(format: "  %-18@ %8.2f ms  (%d calls per round)", what as NSString, secs / Double(rounds) * 1000, calls / rounds))
             }
         }

@@ -43,9 +43,10 @@ public final class InferenceLanes {
     public func foldBatchNorms() { for net in replicas { net.foldBatchNorms() } }
 
     /// Logits [N, classes] of images [N, H, W, 3]: lane k runs its replica on images
-    /// `contiguousPart(k, of: lanes, count: N)` (fewer lanes when N < lanes; one lane runs on the calling thread with the whole pool); deployed networks
-    /// (`inferFolded`, which requires `foldBatchNorms()` since the last change of weights or
-    /// statistics) when `folded`, else eval-mode `forward`. Throws the first lane's failure.
+    /// `contiguousPart(k, of: lanes, count: N)` (fewer lanes when N < lanes; a single lane runs
+    /// on the calling thread with the whole pool); deployed networks (`inferFolded`, which
+    /// requires `foldBatchNorms()` since the last change of weights or statistics) when
+    /// `folded`, else eval-mode `forward`. Throws the first lane's failure.
     public func infer(_ x: Tensor, folded: Bool = true) throws -> Tensor {
         let n = x.shape[0], perImage = x.count / max(n, 1)
         let lanes = min(count, n)

@@ -86,8 +86,9 @@ struct BenchInfer: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed rounds (one forward of every network per round).") var rounds: Int = 20
     @Flag(help: "Time eval-mode forward with separate batch-norm passes instead of the deployed network (BN folded into the convolutions).") var unfolded = false
     @Flag(help: "Print time per operation kind (all networks together).") var profile = false
-    @Option(help: "operators: every operator split over the threads; lanes: one whole network per thread, each on its slice of the batch.")
-    var parallelism: Parallelism = .operators
+    @Option(help: ArgumentHelp("operators: every operator split over the threads; lanes: one whole network per thread, each on its slice of the batch. Repeat to time both interleaved in one run.",
+                               valueName: "operators|lanes"))
+    var parallelism: [Parallelism] = []
 
     func run() throws {
         guard Console.shared.group.size == 1 else {
@@ -97,7 +98,7 @@ struct BenchInfer: ParsableCommand {
         let plugin = try SAMPlugin(sam, settings: samOptions)
         try Bench.report {
             try Benchmarks.inference(model: modelOptions.model, plugin: plugin, classes: classes, batch: batch, warmup: warmup, rounds: rounds,
-                                     seed: runtime.seed, unfolded: unfolded, profile: profile, parallelism: parallelism, progress: $0)
+                                     seed: runtime.seed, unfolded: unfolded, profile: profile, modes: parallelism, progress: $0)
         }
     }
 }

@@ -75,7 +75,11 @@ final class CLITests: CLITestCase {
         let r = try run(["bench", "infer", "--model", "resnet-bottleneck-20", "--sam", "se", "--batch", "5", "--warmup", "1", "--rounds", "2",
                          "--threads", "2", "--parallelism", "lanes"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stdout.contains("2 threads as 2 lanes") && r.stdout.contains("Full-SA"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("2 threads, lanes (2 lanes)") && r.stdout.contains("Full-SA"), r.stdout)
+        let both = try run(["bench", "infer", "--model", "resnet-bottleneck-20", "--sam", "se", "--batch", "5", "--warmup", "1", "--rounds", "2",
+                            "--threads", "2", "--parallelism", "operators", "--parallelism", "lanes"])
+        XCTAssertEqual(both.status, 0, both.stderr)
+        XCTAssertTrue(both.stdout.contains("Full-SA (operators)") && both.stdout.contains("Full-SA (lanes)"), both.stdout)
         try assertFails(["bench", "infer", "--sam", "se", "--parallelism", "threads"], mentioning: "threads")
     }
 
