@@ -103,6 +103,9 @@ public enum Benchmarks {
         try SettingCheck.require("batch", batch, atLeast: 1)
         try SettingCheck.require("rounds", rounds, atLeast: 1)
         let modes = modes.isEmpty ? [.operators] : modes.reduce(into: [Parallelism]()) { if !$0.contains($1) { $0.append($1) } }
+        if unfolded && modes.contains(.lanes) {
+            throw LTHError("`parallelism` lanes times the deployed networks only (eval-mode batch norms cannot run in lanes); drop `unfolded` or use operators")
+        }
         let spec = try ModelSpec(model)
         var sets: [(mode: Parallelism, lanes: Int, networks: [(label: String, lanes: InferenceLanes)])] = []
         for mode in modes {

@@ -46,10 +46,17 @@ public final class InferenceLanes {
     /// `contiguousPart(k, of: lanes, count: N)` (fewer lanes when N < lanes; a single lane runs
     /// on the calling thread with the whole pool); deployed networks (`inferFolded`, which
     /// requires `foldBatchNorms()` since the last change of weights or statistics) when
-    /// `folded`, else eval-mode `forward`. Throws the first lane's failure.
+    /// `folded`, else eval-mode `forward` (one lane only: oneDNN's batch-norm primitive gives
+    /// wrong outputs inside a parallel region with its AVX2 kernels, so more lanes throw).
+    /// Throws the first lane's failure.
     public func infer(_ x: Tensor, folded: Bool = true) throws -> Tensor {
         let n = x.shape[0], perImage = x.count / max(n, 1)
         let lanes = min(count, n)
+        guard folded || lanes == 1 else {
+            // measured: oneDNN's batch-norm primitive (AVX2 kernels) run inside a parallel region
+            // writes wrong outputs; the deployed networks have no batch-norm primitive left
+            throw LTHError("eval-mode forward (batch norms unfolded) runs in one lane only; lanes run the deployed networks")
+        }
         let classes = replicas[0].classes
         let logits = Tensor([n, classes])
         var failures = [Error?](repeating: nil, count: lanes)

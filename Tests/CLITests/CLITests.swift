@@ -81,6 +81,8 @@ final class CLITests: CLITestCase {
         XCTAssertEqual(both.status, 0, both.stderr)
         XCTAssertTrue(both.stdout.contains("Full-SA (operators)") && both.stdout.contains("Full-SA (lanes)"), both.stdout)
         try assertFails(["bench", "infer", "--sam", "se", "--parallelism", "threads"], mentioning: "threads")
+        try assertFails(["bench", "infer", "--sam", "se", "--parallelism", "lanes", "--unfolded"],
+                        mentioning: "--parallelism lanes times the deployed networks only (eval-mode batch norms cannot run in lanes); drop --unfolded")
     }
 
     func testBadInputGivesOneLineErrors() throws {
