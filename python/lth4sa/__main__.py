@@ -34,15 +34,28 @@ def export(run, onnx_path, batch=1, check=True, fold_bn=False):
 
 
 def tensorboard(run, logdir=None):
-    """TensorBoard event files from every metrics.jsonl under `run` (training curves per
-    network, search reward and p_bar per step): one event folder per network or search.
-    Returns the folders written."""
+    """TensorBoard event files from every metrics.jsonl and search.jsonl under `run` (training
+    curves per network, search reward and p_bar per step) and every landscape.json (a histogram
+    of the schemes' accuracies, and the best, median and worst): one event folder per network,
+    search or landscape. Returns the folders written."""
     from torch.utils.tensorboard import SummaryWriter
     logdir = logdir or os.path.join(run, "tensorboard")
     written = []
     for root, _, files in os.walk(run):
         if os.path.commonpath([root, logdir]) == logdir:
             continue
+        if "landscape.json" in files:
+            with open(os.path.join(root, "landscape.json")) as fh:
+                accuracies = sorted(json.load(fh).get("accuracy", {}).values())
+            if accuracies:
+                rel = os.path.relpath(root, run)
+                out = os.path.join(logdir, rel if rel != "." else "run", "landscape")
+                writer = SummaryWriter(out)
+                writer.add_histogram("landscape/accuracy", np.asarray(accuracies), 0)
+                for key, value in (("best", accuracies[-1]), ("median", accuracies[len(accuracies) // 2]), ("worst", accuracies[0])):
+                    writer.add_scalar("landscape/" + key, value, 0)
+                writer.close()
+                written.append(out)
         for name in ("metrics.jsonl", "search.jsonl"):
             if name not in files:
                 continue
@@ -81,7 +94,7 @@ def main(argv=None):
     e.add_argument("--onnx", required=True)
     e.add_argument("--batch", type=int, default=1)
     e.add_argument("--fold-bn", action="store_true", help="fold every batch norm into the convolution before it")
-    t = sub.add_parser("tensorboard", help="TensorBoard event files from a run's metrics.jsonl and search.jsonl")
+    t = sub.add_parser("tensorboard", help="TensorBoard event files from a run's metrics.jsonl, search.jsonl and landscape.json")
     t.add_argument("run")
     t.add_argument("--logdir")
     args = ap.parse_args(argv)

@@ -10,6 +10,7 @@ a Full-Share case, a supernet sub-network, and TensorBoard files read back.
 Exits non-zero on any mismatch. Needs torch, safetensors, numpy, onnx, onnxruntime, tensorboard.
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -132,6 +133,21 @@ def main():
     print(f"{'ok  ' if ok else 'FAIL'} tensorboard: search reward per step {rewards}")
     if not ok:
         failures.append("tensorboard search")
+    # a landscape (every scheme of the supernet above, as `lth4sa landscape` writes it): its histogram read back
+    study = os.path.join(work, "study")
+    shutil.copytree(sup, os.path.join(study, "supernet"))
+    run([args.lth4sa, "landscape", "-o", study, "--threads", "1"])
+    with open(os.path.join(study, "landscape", "landscape.json")) as fh:
+        schemes = len(json.load(fh)["accuracy"])
+    landscape = [w for w in tensorboard(study) if w.endswith("landscape")]
+    acc = EventAccumulator(landscape[0] if landscape else study)
+    acc.Reload()
+    histograms = acc.Histograms("landscape/accuracy") if landscape else []
+    counted = int(histograms[0].histogram_value.num) if histograms else 0
+    ok = schemes == 64 and counted == schemes and len(acc.Scalars("landscape/best")) == 1
+    print(f"{'ok  ' if ok else 'FAIL'} tensorboard: landscape histogram of {counted} accuracies ({schemes} schemes in landscape.json)")
+    if not ok:
+        failures.append("tensorboard landscape")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     if failures:
