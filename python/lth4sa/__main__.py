@@ -59,9 +59,7 @@ def tensorboard(run, logdir=None):
         for name in ("metrics.jsonl", "search.jsonl"):
             if name not in files:
                 continue
-            rel = os.path.relpath(root, run)
-            out = os.path.join(logdir, rel if rel != "." else "run", name.split(".")[0])
-            writer = SummaryWriter(out)
+            scalars = []  # (tag, value, step)
             with open(os.path.join(root, name)) as fh:
                 for i, line in enumerate(fh):
                     try:
@@ -71,16 +69,22 @@ def tensorboard(run, logdir=None):
                     if r.get("kind") == "epoch":
                         for key in ("train_loss", "train_acc", "val_acc", "val_loss", "images_per_s"):
                             if key in r:
-                                writer.add_scalar(key, r[key], r["epoch"])
+                                scalars.append((key, r[key], r["epoch"]))
                     elif r.get("kind") == "step":
-                        writer.add_scalar("step/loss", r["loss"], i)
-                        writer.add_scalar("step/lr", r["lr"], i)
+                        scalars += [("step/loss", r["loss"], i), ("step/lr", r["lr"], i)]
                     elif "reward" in r:
                         step = r.get("step", i)
-                        writer.add_scalar("search/reward", r["reward"], step)
+                        scalars.append(("search/reward", r["reward"], step))
                         for key in ("accuracy", "pBar"):  # pBar: EAN's mean keep probability
                             if isinstance(r.get(key), (int, float)):
-                                writer.add_scalar("search/" + key, r[key], step)
+                                scalars.append(("search/" + key, r[key], step))
+            if not scalars:  # e.g. a pipeline's own log of phases: nothing to plot, no empty folder
+                continue
+            rel = os.path.relpath(root, run)
+            out = os.path.join(logdir, rel if rel != "." else "run", name.split(".")[0])
+            writer = SummaryWriter(out)
+            for tag, value, step in scalars:
+                writer.add_scalar(tag, value, step)
             writer.close()
             written.append(out)
     return written

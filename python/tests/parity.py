@@ -133,6 +133,14 @@ def main():
     print(f"{'ok  ' if ok else 'FAIL'} tensorboard: search reward per step {rewards}")
     if not ok:
         failures.append("tensorboard search")
+    phases = os.path.join(work, "phases-only")   # a log with nothing to plot (a pipeline's phase records): no event folder
+    os.makedirs(phases, exist_ok=True)
+    with open(os.path.join(phases, "metrics.jsonl"), "w") as fh:
+        fh.write('{"kind": "phase", "phase": "supernet", "seconds": 1.0}\n')
+    empty = tensorboard(phases)
+    print(f"{'ok  ' if not empty else 'FAIL'} tensorboard: a log without curves writes no folder ({empty})")
+    if empty:
+        failures.append("tensorboard empty")
     # a landscape (every scheme of the supernet above, as `lth4sa landscape` writes it): its histogram read back
     study = os.path.join(work, "study")
     shutil.copytree(sup, os.path.join(study, "supernet"))
