@@ -35,7 +35,9 @@
  * leaves them unchanged.
  *
  * Threading: an instance is used by one thread at a time; different instances may run
- * concurrently. Plugins may use `host->parallel_for` inside a call. */
+ * concurrently. Plugins may use `host->parallel_for` inside a call. A plugin whose descriptor
+ * declares LTH4SA_PLUGIN_CONCURRENT_INSTANCES (descriptor.h) may also have an instance driven
+ * from a thread other than the one that created it (the host's lanes). */
 #ifndef LTH4SA_SAM_H
 #define LTH4SA_SAM_H
 
@@ -182,7 +184,8 @@ typedef struct lth4sa_sam_api {
     uint32_t (*LTH4SA_NULLABLE buffer_count)(void *LTH4SA_NONNULL instance);
     /** Declaration of buffer `index` (< buffer_count) into `out`, like `param_info` (init rules
      *  ZEROS, ONES, CONSTANT or COUNTER; `ndim` 0 declares a scalar, e.g. a counter); its name
-     *  is [instance] and differs from every parameter name. Required when `buffer_count` returns more than 0. [any thread] */
+     *  is [instance] and differs from every parameter name. Required when `buffer_count`
+     *  returns more than 0. [any thread] */
     lth4sa_status_t (*LTH4SA_NULLABLE buffer_info)(void *LTH4SA_NONNULL instance, uint32_t index, lth4sa_param_t *LTH4SA_NONNULL out,
                                                    lth4sa_error_t *LTH4SA_NONNULL error);
     /** Hands the host-owned buffers (declaration order), after `bind` and before the first
