@@ -167,6 +167,9 @@ public final class SAMInstance: Module {
             let (name, shape, info) = try SAMInstance.declaration(plugin, instance, i, kind: "parameter", taken: params.map(\.0)) {
                 api.param_info(instance, i, $0, $1)
             }
+            guard info.`init` != LTH4SA_INIT_COUNTER else {
+                throw LTHError("plugin \(plugin.id): parameter \(name) has the counter init rule, which is for buffers only")
+            }
             let p = Parameter(shape)
             try SAMInstance.initialise(p.value, info, rng: &rng, what: "parameter \(name)", plugin: plugin.id)
             params.append((name, p))

@@ -46,7 +46,10 @@ final class PluginValidationTests: XCTestCase {
 
     func testBrokenParameterDeclarationsAreRefused() throws {
         var rng = RNG(seed: 0)
-        for (flag, text) in [("-DDUPLICATE_NAMES", "two parameters are named 'fc.weight'"), ("-DNULL_NAME", "NULL name"), ("-DHUGE", "more than 268435456 elements")] {
+        for (flag, text) in [("-DDUPLICATE_NAMES", "two parameters are named 'fc.weight'"), ("-DNULL_NAME", "NULL name"), ("-DHUGE", "more than 268435456 elements"),
+                             ("-DBUFFER_CLASH", "buffer 'fc.weight' has the name of a parameter or another buffer"),
+                             ("-DCOUNTER_PARAM", "parameter fc.bias has the counter init rule, which is for buffers only"),
+                             ("-DNO_BIND_BUFFERS", "declares 1 buffer(s) but its SAM table has no buffer_info or bind_buffers function")] {
             let sam = try SAMPlugin(try fixture("bad_params", [flag]))
             assertRefused({ _ = try sam.instantiate(channels: 8, rng: &rng, host: PluginHostContext(seed: 0)) }, mentioning: text)
             // the conformance kit reports it as a failure too

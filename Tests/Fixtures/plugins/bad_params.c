@@ -1,7 +1,16 @@
 /* A SAM whose parameter declarations are broken: two parameters with one name
- * (-DDUPLICATE_NAMES), a NULL name (-DNULL_NAME), or an absurd size (-DHUGE). The host must
- * refuse each with a message, never drop a tensor from the checkpoint or crash. */
+ * (-DDUPLICATE_NAMES), a NULL name (-DNULL_NAME), or an absurd size (-DHUGE); or whose buffer
+ * declarations are: a buffer named like a parameter (-DBUFFER_CLASH), a parameter with the
+ * buffers' counter rule (-DCOUNTER_PARAM), buffers declared without bind_buffers
+ * (-DNO_BIND_BUFFERS). The host must refuse each with a message, never drop a tensor from the
+ * checkpoint or crash. */
 #include <lth4sa/helpers.h>
+
+#ifdef BUFFER_CLASH
+#define BUFFER_NAME "fc.weight"
+#else
+#define BUFFER_NAME "running_mean"
+#endif
 
 static const lth4sa_descriptor_t bad_descriptor = {
     .struct_size = sizeof(lth4sa_descriptor_t), .kind = LTH4SA_KIND_SAM, .id = "badparams", .name = "Bad parameters",
@@ -17,8 +26,16 @@ static lth4sa_status_t bad_create(const lth4sa_host_t *host, int64_t channels, c
     lth4sa_declare(&b->declared[1], "fc.weight", 1, channels, 0, LTH4SA_INIT_ZEROS, 0, 0);
 #elif defined(NULL_NAME)
     lth4sa_declare(&b->declared[1], NULL, 1, channels, 0, LTH4SA_INIT_ZEROS, 0, 0);
-#else
+#elif defined(HUGE)
     lth4sa_declare(&b->declared[1], "fc.bias", 2, 1 << 30, 1 << 30, LTH4SA_INIT_ZEROS, 0, 0);
+#elif defined(COUNTER_PARAM)
+    lth4sa_declare(&b->declared[1], "fc.bias", 1, channels, 0, LTH4SA_INIT_COUNTER, 0, 0);
+#else
+    lth4sa_declare(&b->declared[1], "fc.bias", 1, channels, 0, LTH4SA_INIT_ZEROS, 0, 0);
+#endif
+#if defined(BUFFER_CLASH) || defined(NO_BIND_BUFFERS)
+    b->buffer_count = 1;
+    lth4sa_declare(&b->declared_buffers[0], BUFFER_NAME, 1, channels, 0, LTH4SA_INIT_ZEROS, 0, 0);
 #endif
     *instance = b;
     return LTH4SA_OK;
@@ -47,6 +64,11 @@ static lth4sa_status_t bad_backward(void *instance, int32_t call, const lth4sa_t
 static const lth4sa_sam_api_t bad_api = {
     .struct_size = sizeof(lth4sa_sam_api_t), .create = bad_create, .destroy = lth4sa_base_destroy,
     .param_count = lth4sa_base_param_count, .param_info = lth4sa_base_param_info, .bind = lth4sa_base_bind,
-    .layout = bad_layout, .process = bad_process, .process_backward = bad_backward};
+    .layout = bad_layout, .process = bad_process, .process_backward = bad_backward,
+    .buffer_count = lth4sa_base_buffer_count, .buffer_info = lth4sa_base_buffer_info,
+#ifndef NO_BIND_BUFFERS
+    .bind_buffers = lth4sa_base_bind_buffers,
+#endif
+};
 
 LTH4SA_SINGLE_SAM_ENTRY(bad_descriptor, bad_api)
