@@ -81,11 +81,6 @@ public enum InferenceTiming {
         try interleavedRounds(nets, batch: batch, warmup: warmup, rounds: rounds, seed: seed, folded: folded, onRound: onRound).map(median)
     }
 
-    /// The median of every network's `interleavedRounds`.
-    public static func interleavedMedians(_ nets: [ResNet], batch: Int, warmup: Int, rounds: Int, seed: UInt64, folded: Bool = true,
-                                          onRound: ((Int, Int) -> Void)? = nil) throws -> [Double] {
-        try interleavedRounds(nets, batch: batch, warmup: warmup, rounds: rounds, seed: seed, folded: folded, onRound: onRound).map(median)
-    }
 
     /// Forward times (ms) at `batch` of the network of `config` with each scheme, interleaved
     /// over `rounds` rounds: [scheme][round]. The first scheme is usually the original network.

@@ -113,7 +113,8 @@ public struct PluginDescriptor: Codable, Sendable {
     public let kind: UInt32
     public let id: String, name: String, version: String, description: String, license: String
     public let options: [PluginOption]
-    /// LTH4SA_PLUGIN_* capability flags (nil: a descriptor from before them, or a cached scan).
+    /// LTH4SA_PLUGIN_* capability flags (0 for a descriptor from before them; nil in a plugin
+    /// registry cached before them).
     public let flags: UInt32?
 
     /// The descriptor's size in its first version (up to `options`): plugins built against that
@@ -131,7 +132,7 @@ public struct PluginDescriptor: Codable, Sendable {
         copy.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<lth4sa_descriptor_t>.size)
         copy.copyMemory(from: UnsafeRawPointer(raw), byteCount: size)
         let d = copy.load(as: lth4sa_descriptor_t.self)
-        flags = size >= MemoryLayout<lth4sa_descriptor_t>.offset(of: \.flags)! + 4 ? d.flags : 0
+        flags = d.flags  // 0 from the zeroed copy when the plugin's descriptor ends before it
         self.library = library
         self.index = index
         kind = d.kind

@@ -43,19 +43,9 @@ public final class Tensor {
     /// Bytes of storage for `count` floats: whole 64-byte lines, at least one.
     private static func storageBytes(_ count: Int) -> Int { max(64, (count * MemoryLayout<Float>.stride + 63) / 64 * 64) }
 
-    /// A view of the first elements of `storage` as `shape` (at most `storage.count` elements):
-    /// writes through either are seen by both.
-    public init(_ shape: [Int], viewing storage: Tensor) {
-        self.shape = shape
-        count = shape.reduce(1, *)
-        precondition(count <= storage.count, "view \(shape) of \(storage.count) elements")
-        data = storage.data
-        storageOwner = storage.storageOwner ?? storage
-    }
-
-    /// A view of `storage`'s elements from `offset` on as `shape` (e.g. a slice of images of a
-    /// batch): writes through either are seen by both.
-    public init(_ shape: [Int], viewing storage: Tensor, offset: Int) {
+    /// A view of `storage`'s elements from `offset` on (default: the first) as `shape`, e.g. a
+    /// slice of images of a batch: writes through either are seen by both.
+    public init(_ shape: [Int], viewing storage: Tensor, offset: Int = 0) {
         self.shape = shape
         count = shape.reduce(1, *)
         precondition(offset >= 0 && offset + count <= storage.count, "view \(shape) at \(offset) of \(storage.count) elements")

@@ -7,7 +7,7 @@
  *   lth4sa_sigmoid           common activations
  *   lth4sa_saved_*           per-call-slot saved tensors (a SAM instance serves several blocks)
  *   lth4sa_scratch_*         per-call work buffers, reserved in `prepare` so calls never allocate
- *   lth4sa_declare[4]        parameter declarations
+ *   lth4sa_declare[4]        parameter declarations (and lth4sa_declared_count)
  *   lth4sa_mlp_*             a two-layer MLP forward/backward through the host's GEMM
  *   lth4sa_sam_base_t        the instance base: parameters, buffers, binding, default layout
  *   LTH4SA_SINGLE_SAM_ENTRY  the exported entry of a one-plugin library
@@ -147,13 +147,19 @@ static inline void lth4sa_declare4(lth4sa_param_t *p, const char *name, int64_t 
     p->shape[3] = d3;
 }
 
+/** Elements of a declared parameter or buffer (1 for a scalar, `ndim` 0). */
+static inline int64_t lth4sa_declared_count(const lth4sa_param_t *p) {
+    int64_t n = 1;
+    for (int32_t d = 0; d < p->ndim; d++) n *= p->shape[d];
+    return n;
+}
+
 /** Checks that `count` bound views match the declarations of `declared`. */
 static inline lth4sa_status_t lth4sa_check_bind(const lth4sa_param_t *declared, uint32_t expected, const lth4sa_tensor_t *values,
                                                 const lth4sa_tensor_t *grads, uint32_t count, lth4sa_error_t *error) {
     if (count != expected) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind: %u tensors, expected %u", count, expected);
     for (uint32_t i = 0; i < count; i++) {
-        int64_t n = 1;
-        for (int32_t d = 0; d < declared[i].ndim; d++) n *= declared[i].shape[d];
+        const int64_t n = lth4sa_declared_count(&declared[i]);
         if (!values[i].data || !grads[i].data || lth4sa_tensor_count(&values[i]) != n || lth4sa_tensor_count(&grads[i]) != n)
             return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind: tensor %s does not match its declaration", declared[i].name);
     }
@@ -277,9 +283,7 @@ static inline lth4sa_status_t lth4sa_base_bind_buffers(void *instance, const lth
     lth4sa_sam_base_t *b = instance;
     if (count != b->buffer_count) return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind_buffers: %u tensors, expected %u", count, b->buffer_count);
     for (uint32_t i = 0; i < count; i++) {
-        int64_t n = 1;
-        for (int32_t d = 0; d < b->declared_buffers[i].ndim; d++) n *= b->declared_buffers[i].shape[d];
-        if (!values[i].data || lth4sa_tensor_count(&values[i]) != n)
+        if (!values[i].data || lth4sa_tensor_count(&values[i]) != lth4sa_declared_count(&b->declared_buffers[i]))
             return lth4sa_fail(error, LTH4SA_ERR_INVALID_ARGUMENT, "bind_buffers: buffer %s does not match its declaration", b->declared_buffers[i].name);
     }
     for (uint32_t i = 0; i < count; i++) b->buffer[i] = values[i].data;
