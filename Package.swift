@@ -20,7 +20,11 @@ let package = Package(
         // System libraries: OpenBLAS (OpenMP build) and oneDNN 2.6 (Debian libdnnl-dev).
         .systemLibrary(name: "CKernels", path: "Sources/CKernels"),
         .target(name: "Tensor", dependencies: ["CKernels"], swiftSettings: optimize),
-        .target(name: "NN", dependencies: ["Tensor", "CKernels"], swiftSettings: optimize),
+        // C kernels fusing a 1x1 convolution's GEMMs (LIBXSMM 1.17, Debian libxsmm-dev: static
+        // library) with the elementwise passes around them.
+        .target(name: "FusedKernels", cSettings: [.unsafeFlags(["-O3"])],
+                linkerSettings: [.linkedLibrary("xsmm"), .linkedLibrary("dl"), .linkedLibrary("rt"), .linkedLibrary("m")]),
+        .target(name: "NN", dependencies: ["Tensor", "CKernels", "FusedKernels"], swiftSettings: optimize),
         .target(name: "Models", dependencies: ["NN", "Tensor"], swiftSettings: optimize),
         .target(name: "Data", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "Checkpoint", dependencies: ["Tensor"], swiftSettings: optimize),

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-packages=(libopenblas-openmp-dev libdnnl-dev libffi-dev make gcc libc6-dev binutils libstdc++-12-dev openmpi-bin libopenmpi-dev)  # binutils, libstdc++: linking and the fuzzer runtime (C++); Open MPI: mpirun jobs and their tests
+packages=(libopenblas-openmp-dev libdnnl-dev libxsmm-dev libffi-dev make gcc libc6-dev binutils libstdc++-12-dev openmpi-bin libopenmpi-dev)  # libxsmm-dev: the fused 1x1 backward's GEMMs (a static library); binutils, libstdc++: linking and the fuzzer runtime (C++); Open MPI: mpirun jobs and their tests
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

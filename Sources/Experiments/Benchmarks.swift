@@ -14,13 +14,19 @@ public enum Benchmarks {
     /// ranks), peak RSS and, with `profile`, time per operation kind. The first line describes
     /// the setting.
     public static func training(model: String, config: RunConfig, classes: Int, batch: Int, supernet: Bool, warmup: Int, steps: Int, seed: UInt64,
-                                profile: Bool, group: ProcessGroup, progress: ProgressHandler) throws -> [String] {
+                                profile: Bool, kernels: [BackwardKernels] = [], group: ProcessGroup, progress: ProgressHandler) throws -> [String] {
         try SettingCheck.require("steps", steps, atLeast: 1)
+        let kernels = kernels.reduce(into: [BackwardKernels]()) { if !$0.contains($1) { $0.append($1) } }
+        if kernels.count > 1 {
+            return try trainingKernels(kernels, model: model, config: config, classes: classes, batch: batch, supernet: supernet, warmup: warmup,
+                                       rounds: steps, seed: seed, group: group, progress: progress)
+        }
         let bench = try TrainingBenchmark(model: model, classes: classes, batch: batch, config: config, seed: seed, supernet: supernet, group: group)
+        bench.net.backwardKernels = kernels.first ?? .fused
         let side = bench.net.spec.imageSize
         let samText = config.sam.map { " + \($0) (\(config.attach), scheme \(supernet ? "random per step (supernet)" : config.scheme?.description ?? "all"))" } ?? ""
         let ranks = group.size > 1 ? ", \(group.size) ranks (data parallel)" : ""
-        progress(.line("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks)"))
+        progress(.line("bench train: \(bench.net.spec)\(samText) (\(bench.net.parameterCount) parameters), batch \(batch), \(side)x\(side), \(Threads.current) threads\(ranks), \(bench.net.backwardKernels.rawValue) backward"))
         for _ in 0..<warmup { _ = try bench.step() }
         var times: [Double] = [], exchanges: [Double] = []
         let profiler = bench.net.context.profiler
@@ -52,6 +58,30 @@ public enum Benchmarks {
             }
         }
         return lines
+    }
+
+    /// `bench train` with several backward kernels: one network per kind (same seed, same
+    /// batch), one step of each per round in shuffled order, medians and each one's ratio to the
+    /// first kind's median step.
+    static func trainingKernels(_ kernels: [BackwardKernels], model: String, config: RunConfig, classes: Int, batch: Int, supernet: Bool,
+                                warmup: Int, rounds: Int, seed: UInt64, group: ProcessGroup, progress: ProgressHandler) throws -> [String] {
+        let benches = try kernels.map { kind in
+            let bench = try TrainingBenchmark(model: model, classes: classes, batch: batch, config: config, seed: seed, supernet: supernet, group: group)
+            bench.net.backwardKernels = kind
+            return bench
+        }
+        progress(.line("bench train: \(benches[0].net.spec), batch \(batch), \(Threads.current) threads; backward \(kernels.map(\.rawValue).joined(separator: " vs ")), one step of each per round, shuffled"))
+        let times = try withoutActuallyEscaping(progress) { progress in
+            try TrainingBenchmark.interleavedRounds(benches.map { ($0, warmup) }, rounds: rounds, seed: seed) { round, total in
+                progress(.status("round \(round)/\(total)"))
+            }
+        }
+        let first = median(times[0])
+        return zip(kernels, times).map { kind, t in
+            let m = median(t)
+            return String(format: "%-7@ median step %.1f ms, %.1f images/s (min %.1f, max %.1f ms over %d rounds); %.3fx the %@ step's speed",
+                          kind.rawValue as NSString, m * 1000, Double(batch) / m, t.min()! * 1000, t.max()! * 1000, rounds, first / m, kernels[0].rawValue as NSString)
+        }
     }
 
     /// What `bench sam-training` measures: the plain network, Full-SA and supernet training

@@ -39,6 +39,14 @@ extension ResidualBlock {
     public func forwardFolded(_ x: Tensor) -> Tensor { forwardFolded(x, reusingBranch: false, toggling: nil) }
 }
 
+/// Which kernels run a training backward where a fused pass exists: `fused` the host's passes
+/// that join a 1x1 convolution's GEMMs (LIBXSMM) with the batch norm backward around them, tile by
+/// tile in cache (`Conv2d.backward(_:throughNormWithReLU:)`); `onednn` oneDNN's separate
+/// primitives (what every step ran before; kept for comparisons).
+public enum BackwardKernels: String, CaseIterable, Sendable {
+    case fused, onednn
+}
+
 /// The projection shortcut `downsample` = 1x1 conv (stride) + BN, named `0` and `1` like
 /// PyTorch's `nn.Sequential`.
 public final class Downsample: Module {
@@ -146,6 +154,14 @@ final class ResidualTail {
         return norm.backward(dF, overwriting: attention != nil)
     }
 
+    /// `normalizationBackward` with its last pass deferred to the consumer (`BatchNorm2d.deferredBackward`)
+    /// after `forwardNormalizing`; nil otherwise (oneDNN's backward: run `normalizationBackward`).
+    func deferredNormalizationBackward(_ dF: Tensor, through norm: BatchNorm2d, attention: BranchAttention?) -> DeferredNormGradient? {
+        guard normalizedInJoin else { return nil }
+        guard let a = foldedAttention, let attention else { return norm.deferredBackward(dF, scaledBy: nil, attentionBackward: nil) }
+        return norm.deferredBackward(dF, scaledBy: a, attentionBackward: attention.scaleBackward)
+    }
+
     /// Inference: ReLU(shortcut + A(f)) for a block with an attention, fused when it can be.
     func inferJoin(_ f: Tensor, shortcut s: Tensor, attention a: BranchAttention) -> Tensor {
         a.joined(f, shortcut: s, training: false, into: join.outputBuffer(f.shape)) ?? join.forward(a.forward(f, training: false), s, training: false)
@@ -235,6 +251,9 @@ public final class Bottleneck: ResidualBlock {
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
+    /// Whether backward runs conv3 and bn2 as one fused pass (`Conv2d.backward(_:throughNormWithReLU:)`)
+    /// where it can; false: oneDNN's separate primitives (for comparisons).
+    public var fusesPointwiseBackward = true
 
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2), ("conv3", conv3), ("bn3", bn3)]
@@ -275,8 +294,17 @@ public final class Bottleneck: ResidualBlock {
 
     public func backward(_ dy: Tensor, outputMasked: Bool, maskInput: Bool) -> Tensor {
         let (dF, dShortcut) = tail.backward(dy, outputMasked: outputMasked, attention: attention, downsample: downsample)
-        var d = conv3.backward(tail.normalizationBackward(dF, through: bn3, attention: attention), input: bn2.recomputeOutput(in: scratch))
-        d = conv2.backward(bn2.backward(d, overwriting: true), input: bn1.recomputeOutput(in: scratch))
+        var d: Tensor
+        if fusesPointwiseBackward {
+            let dc3 = tail.deferredNormalizationBackward(dF, through: bn3, attention: attention).map { OutputGradient.deferred($0) }
+                ?? .tensor(tail.normalizationBackward(dF, through: bn3, attention: attention))
+            d = conv3.backward(dc3, throughNormWithReLU: bn2, scratch: scratch)
+        } else {
+            let dc3 = tail.normalizationBackward(dF, through: bn3, attention: attention)
+            d = bn2.backward(conv3.backward(dc3, input: bn2.recomputeOutput(in: scratch)), overwriting: true)
+        }
+        d = conv2.backward(d, input: bn1.recomputeOutput(in: scratch))
+        if fusesPointwiseBackward { return conv1.backward(fromNormWithReLU: bn1, d, adding: dShortcut, maskInput: maskInput) }
         let dx = conv1.backward(bn1.backward(d, overwriting: true))
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx

@@ -108,6 +108,13 @@ public final class ResNet: Module {
     /// All residual blocks in order (block 0 first): where schemes' bits apply.
     public var blocks: [ResidualBlock] { stages.flatMap { $0.blocks } }
 
+    /// Which kernels run the backward of the bottleneck blocks' 1x1 convolutions and the batch
+    /// norms around them (`BackwardKernels`); `.fused` by default.
+    public var backwardKernels: BackwardKernels {
+        get { blocks.contains { ($0 as? Bottleneck)?.fusesPointwiseBackward == false } ? .onednn : .fused }
+        set { for case let block as Bottleneck in blocks { block.fusesPointwiseBackward = newValue == .fused } }
+    }
+
     /// The batch norms of each block (branch and projection shortcut), block 0 first.
     public var blockNorms: [[BatchNorm2d]] {
         func norms(_ m: Module) -> [BatchNorm2d] { (m as? BatchNorm2d).map { [$0] } ?? m.children.flatMap { norms($0.1) } }

@@ -34,11 +34,22 @@ enum AttendedNormBackward {
         }
     }
 
-    /// `attention`: A [N, C] and its backward (dA -> dS) with x's per-image channel means, or nil
-    /// for A = 1.
+    /// Both passes: dx. `attention`: A [N, C] and its backward (dA -> dS) with x's per-image
+    /// channel means, or nil for A = 1.
     static func run(x: Tensor, g: Tensor, attention: (a: Tensor, backward: (_ dA: Tensor) -> Tensor, imageMeans: Tensor)?,
                     mean: Tensor, variance: Tensor, eps: Float, gamma: Tensor, beta: Tensor, dGamma: Tensor, dBeta: Tensor,
                     into dx: Tensor, workspace w: Workspace) {
+        coefficients(x: x, g: g, attention: attention, mean: mean, variance: variance, eps: eps, gamma: gamma, beta: beta,
+                     dGamma: dGamma, dBeta: dBeta, workspace: w)
+        apply(x: x, g: g, mean: mean, workspace: w, into: dx)
+    }
+
+    /// Pass 1 and what follows it: dGamma, dBeta and pass 2's coefficients alpha, delta [N, C]
+    /// and kappa [C], left in `w` (for `apply`, or for a consumer that applies pass 2 itself
+    /// while reading g and x, `BatchNorm2d.deferredBackward`).
+    static func coefficients(x: Tensor, g: Tensor, attention: (a: Tensor, backward: (_ dA: Tensor) -> Tensor, imageMeans: Tensor)?,
+                             mean: Tensor, variance: Tensor, eps: Float, gamma: Tensor, beta: Tensor, dGamma: Tensor, dBeta: Tensor,
+                             workspace w: Workspace) {
         let (n, c) = (x.shape[0], x.shape[3]), pixels = x.shape[1] * x.shape[2]
         precondition(c % width == 0, "attended batch norm backward needs a multiple of 8 channels, got \(x.shape)")
         precondition(w.g1.shape == [n, c], "workspace \(w.g1.shape) for \(x.shape)")
@@ -86,7 +97,12 @@ enum AttendedNormBackward {
                 delta[i] = gs * ((dS?[i] ?? 0) * pInverse - dBeta[k] / count)
             }
         }
-        // pass 2: dx
+    }
+
+    /// Pass 2: dx = alpha g + kappa (x - mu) + delta with the coefficients `coefficients` left in `w`.
+    static func apply(x: Tensor, g: Tensor, mean mu: Tensor, workspace w: Workspace, into dx: Tensor) {
+        let (n, c) = (x.shape[0], x.shape[3]), pixels = x.shape[1] * x.shape[2]
+        let (alpha, delta, kappa) = (w.alpha, w.delta, w.kappa)
         Threads.parallelFor(n, grain: 1) { images in
             for image in images {
                 let at = image * pixels * c

@@ -19,6 +19,24 @@ public struct NormStatistics: Equatable, Sendable {
     }
 }
 
+/// A batch norm's input gradient not yet formed: the second pass of its backward,
+///
+///     dx [N, H, W, C] = alpha [N, C] * g + kappa [C] * (x - mean [C]) + delta [N, C]
+///
+/// (`BatchNorm2d.deferredBackward`), for a consumer that computes dx tile by tile as it reads.
+/// The tensors are the batch norm's (valid until its next forward or backward).
+public struct DeferredNormGradient {
+    public let g: Tensor, x: Tensor, mean: Tensor, alpha: Tensor, kappa: Tensor, delta: Tensor
+    let workspace: AttendedNormBackward.Workspace
+    let context: ComputeContext
+
+    /// dx written out (the second pass alone) into `dx`.
+    public func materialize(into dx: Tensor) -> Tensor {
+        context.profiler.measure("bn bwd (pass 2)") { AttendedNormBackward.apply(x: x, g: g, mean: mean, workspace: workspace, into: dx) }
+        return dx
+    }
+}
+
 /// Batch normalisation over the channels of an NHWC tensor, computed by oneDNN, optionally
 /// fused with the ReLU that follows it.
 ///
@@ -170,6 +188,29 @@ public final class BatchNorm2d: Module {
         return dx
     }
 
+    /// `backward(_:scaledBy:attentionBackward:)` without its second pass: pass 1 runs (gamma,
+    /// beta and the attention's gradients accumulate) and dx is returned as the map the second
+    /// pass would apply, for a consumer that applies it while it reads g and x anyway (a 1x1
+    /// convolution's fused backward, `Conv2d.backward(_:throughNormWithReLU:)`). Valid until this
+    /// layer's next backward.
+    public func deferredBackward(_ g: Tensor, scaledBy a: Tensor?, attentionBackward: ((_ dA: Tensor) -> Tensor)?) -> DeferredNormGradient {
+        guard let plan = current, let x = savedInput, a == nil || plan.imageMeansValid else {
+            preconditionFailure("batch norm backward before a training forward (or an attention without forwardStatistics(_:imageMeans: true))")
+        }
+        precondition(g.shape == x.shape && (a == nil || a!.count == x.shape[0] * channels), "scaled batch norm backward of \(g.shape), A \(a?.shape ?? []) for input \(x.shape)")
+        precondition((a == nil) == (attentionBackward == nil), "an attention and its backward go together")
+        precondition(!fusedReLU, "two-pass batch norm backward of a batch norm with a fused ReLU")
+        let w = plan.attendedWorkspace
+        context.profiler.measure(a == nil ? "bn bwd (pass 1)" : "bn scaled bwd (pass 1)") {
+            AttendedNormBackward.coefficients(x: x, g: g, attention: a.map { ($0, attentionBackward!, plan.imageMeans) }, mean: plan.mean,
+                                              variance: plan.variance, eps: eps, gamma: gamma.value, beta: beta.value,
+                                              dGamma: plan.dGamma, dBeta: plan.dBeta, workspace: w)
+        }
+        gamma.grad.add(plan.dGamma)
+        beta.grad.add(plan.dBeta)
+        return DeferredNormGradient(g: g, x: x, mean: plan.mean, alpha: w.alpha, kappa: w.kappa, delta: w.delta, workspace: w, context: context)
+    }
+
     /// The last training forward's output again, written into `pool`'s buffer of its shape: the
     /// kept input normalised with that batch's statistics (then ReLU if fused), which equals what
     /// forward wrote. Lets a network keep only a batch norm's input for backward and rebuild the
@@ -215,6 +256,18 @@ public final class BatchNorm2d: Module {
         gamma.grad.add(plan.dGamma)
         beta.grad.add(plan.dBeta)
         return dx
+    }
+
+    /// What a training forward kept for backward: its input and the batch mean and biased
+    /// variance it normalised with (valid until the layer's next forward).
+    struct TrainingState {
+        let input: Tensor, mean: Tensor, variance: Tensor
+    }
+
+    /// The last training forward's kept state; nil before one (or after an eval forward).
+    var trainingState: TrainingState? {
+        guard let plan = current, let x = savedInput, plan.backward != nil else { return nil }
+        return TrainingState(input: x, mean: plan.mean, variance: plan.variance)
     }
 
     /// Adds the last training forward's batch mean and unbiased variance (what a running update

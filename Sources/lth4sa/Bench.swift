@@ -37,6 +37,9 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per operation kind.") var profile = false
     @Flag(help: "Supernet training: the SAM at every block, a random sub-network per step (needs --sam).") var supernet = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
+    @Option(help: ArgumentHelp("fused: a bottleneck's 1x1 convolutions and the batch norms around them in fused passes (LIBXSMM GEMMs); onednn: oneDNN's separate primitives. Repeat to time both, one step of each per round, in one run.",
+                               valueName: "fused|onednn"))
+    var backward: [BackwardKernels] = []
 
     func run() throws {
         try runtime.apply()
@@ -44,7 +47,8 @@ struct BenchTrain: ParsableCommand {
         config.checkFinite = finiteChecks.setting
         try Bench.report {
             try Benchmarks.training(model: modelOptions.model, config: config, classes: sizes.classes, batch: sizes.batch, supernet: supernet,
-                                    warmup: warmup, steps: steps, seed: runtime.seed, profile: profile, group: Console.shared.group, progress: $0)
+                                    warmup: warmup, steps: steps, seed: runtime.seed, profile: profile, kernels: backward,
+                                    group: Console.shared.group, progress: $0)
         }
     }
 }

@@ -142,6 +142,7 @@ extension AttachMode: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension SupernetSampling: ExpressibleByArgument {}
 extension Parallelism: ExpressibleByArgument {}
+extension BackwardKernels: ExpressibleByArgument {}
 extension SchemeScore: ExpressibleByArgument {}
 
 /// `--supernet-sampling a,b,...`: one or more supernet strategies (correlate compares several).

@@ -78,7 +78,8 @@ final class ResNetTests: XCTestCase {
             let gc = GradientCheck(eps: 1e-3, rtol: 3e-2, atol: 1e-5, samples: 8, extraSteps: [3e-4, 1e-4])
             let f = gc.checkDirectional(x, analytic: dx, loss: loss)
             XCTAssertNil(f, "\(name) input gradient: \(f ?? "")")
-            for (pname, p) in net.namedParameters() where pname.hasSuffix("conv1.weight") || pname.hasSuffix("conv2.weight") || pname.hasSuffix("bn2.weight") || pname.hasSuffix("bn1.bias") {
+            for (pname, p) in net.namedParameters() where pname.hasSuffix("conv1.weight") || pname.hasSuffix("conv2.weight") || pname.hasSuffix("conv3.weight")
+                || pname.hasSuffix("bn2.weight") || pname.hasSuffix("bn1.bias") || pname.hasSuffix("bn3.weight") {
                 let f = gc.checkDirectional(p.value, analytic: p.grad.clone(), loss: loss, touch: { p.touch() })
                 XCTAssertNil(f, "\(name) \(pname): \(f ?? "")")
             }

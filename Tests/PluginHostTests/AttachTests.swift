@@ -88,7 +88,10 @@ final class AttachTests: XCTestCase {
     /// and the input gradient within 1e-4 of its largest value, the running statistics within
     /// 1e-5; bottleneck and basic blocks, Full-SA and Full-Share (a stage's blocks share one SE),
     /// a partial scheme. The folded path must really run: the unfolded net keeps F for the SE
-    /// (`SAMSite.forward`/`joined`), which a wrapper without `scale` forces.
+    /// (`SAMSite.forward`/`joined`), which a wrapper without `scale` forces. The reference runs
+    /// oneDNN's backward kernels; the folded and the unfolded net with the fused ones (the last
+    /// batch norm's second pass deferred into conv3's fused backward, or given) and the folded one
+    /// with oneDNN's are each compared with it.
     func testTrainingWithSEFoldedIntoTheBatchNormEqualsUnfolded() throws {
         /// Hides `scale`, so that blocks form F and call `joined`/`forward`/`backward`.
         final class Unfolded: BranchAttention {
@@ -104,8 +107,9 @@ final class AttachTests: XCTestCase {
         for (model, mode, scheme) in [("resnet-bottleneck-20", AttachMode.fullSA, "11-11-11"), ("resnet-bottleneck-20", .fullShare, "10-11-01"),
                                       ("resnet-basic-14", .fullSA, "01-11-10")] {
             let what = "\(model) \(mode.rawValue) \(scheme)"
-            func build(unfolded: Bool) throws -> ResNet {
+            func build(unfolded: Bool, kernels: BackwardKernels) throws -> ResNet {
                 let net = ResNet(try ModelSpec(model), classes: 5, seed: 3)
+                net.backwardKernels = kernels
                 try SAMAttacher.attach(sam, to: net, mode: mode, scheme: try Scheme(parsing: scheme, stageSizes: [2, 2, 2]), seed: 4)
                 var rng = RNG(seed: 6)
                 // random batch-norm affines and SE weights, so that no term vanishes
@@ -115,33 +119,39 @@ final class AttachTests: XCTestCase {
                 net.zeroGrad()
                 return net
             }
-            let folded = try build(unfolded: false), reference = try build(unfolded: true)
+            let reference = try build(unfolded: true, kernels: .onednn)
             var rng = RNG(seed: 7)
             let x = Tensor([6, 12, 12, 3])
             rng.fillNormal(x, std: 1)
             let labels: [Int32] = [0, 1, 2, 3, 4, 0]
             let ce = SoftmaxCrossEntropy()
-            var results: [(logits: Tensor, dx: Tensor)] = []
-            for net in [folded, reference] {
-                for step in 0..<2 {  // twice: buffers reused, gradients accumulate
+            func train(_ net: ResNet) throws -> (logits: Tensor, dx: Tensor) {
+                var result: (logits: Tensor, dx: Tensor)?
+                for _ in 0..<2 {  // twice: buffers reused, gradients accumulate
                     let logits = try net.forward(x, training: true).clone()
-                    let dx = try XCTUnwrap(try net.backward(ce(logits, labels).gradient)).clone()
-                    if step == 1 { results.append((logits, dx)) }
+                    result = (logits, try XCTUnwrap(try net.backward(ce(logits, labels).gradient)).clone())
                 }
+                return result!
             }
+            let expectedResult = try train(reference)
             let scale = { (t: Tensor) in max(t.buffer.map(abs).max()!, 1e-6) }
-            XCTAssertLessThanOrEqual(results[0].logits.maxAbsDiff(results[1].logits), 1e-5 * scale(results[1].logits), "\(what) logits")
-            XCTAssertLessThanOrEqual(results[0].dx.maxAbsDiff(results[1].dx), 1e-4 * scale(results[1].dx), "\(what) input gradient")
-            let expected = Dictionary(uniqueKeysWithValues: reference.namedParameters().map { ($0.0, $0.1) })
-            let got = folded.namedParameters()
-            XCTAssertEqual(got.count, expected.count, what)
-            XCTAssertTrue(got.contains { $0.0.contains(".\(sam.id).") }, what)
-            for (name, p) in got {
-                let e = try XCTUnwrap(expected[name], name).grad
-                XCTAssertLessThanOrEqual(p.grad.maxAbsDiff(e), 1e-4 * scale(e), "\(what) gradient of \(name)")
-            }
-            for ((name, b), (_, e)) in zip(folded.namedBuffers(), reference.namedBuffers()) where name.hasSuffix("running_var") || name.hasSuffix("running_mean") {
-                XCTAssertLessThanOrEqual(b.tensor.maxAbsDiff(e.tensor), 1e-5 * scale(e.tensor), "\(what) \(name)")
+            for (unfolded, kernels) in [(false, BackwardKernels.fused), (false, .onednn), (true, .fused)] {
+                let candidate = "\(what) (\(unfolded ? "unfolded" : "folded"), \(kernels.rawValue) backward)"
+                let net = try build(unfolded: unfolded, kernels: kernels)
+                let result = try train(net)
+                XCTAssertLessThanOrEqual(result.logits.maxAbsDiff(expectedResult.logits), 1e-5 * scale(expectedResult.logits), "\(candidate) logits")
+                XCTAssertLessThanOrEqual(result.dx.maxAbsDiff(expectedResult.dx), 1e-4 * scale(expectedResult.dx), "\(candidate) input gradient")
+                let expected = Dictionary(uniqueKeysWithValues: reference.namedParameters().map { ($0.0, $0.1) })
+                let got = net.namedParameters()
+                XCTAssertEqual(got.count, expected.count, candidate)
+                XCTAssertTrue(got.contains { $0.0.contains(".\(sam.id).") }, candidate)
+                for (name, p) in got {
+                    let e = try XCTUnwrap(expected[name], name).grad
+                    XCTAssertLessThanOrEqual(p.grad.maxAbsDiff(e), 1e-4 * scale(e), "\(candidate) gradient of \(name)")
+                }
+                for ((name, b), (_, e)) in zip(net.namedBuffers(), reference.namedBuffers()) where name.hasSuffix("running_var") || name.hasSuffix("running_mean") {
+                    XCTAssertLessThanOrEqual(b.tensor.maxAbsDiff(e.tensor), 1e-5 * scale(e.tensor), "\(candidate) \(name)")
+                }
             }
         }
     }
