@@ -18,7 +18,6 @@ static gemm_fn gemm_kernel(int m, int n, int k, int lda, int ldb, int ldc, int a
 
 // dX tile [n, I] = dY tile [n, O] x W [O, I]: column-major I x n = W (I x O, lda I) x dY^T (O x n).
 static gemm_fn data_kernel(int in, int out, int n) { return gemm_kernel(in, n, out, in, out, in, 0); }
-static gemm_fn data_accumulate_kernel(int in, int out, int n) { return gemm_kernel(in, n, out, in, out, in, 1); }
 // dW^T [I, O] += H^T dY: column-major O x I = dY^T (O x n, lda O) x H (n x I, stored as H^T [I, tile], ldb tile).
 static gemm_fn weights_kernel(int in, int out, int n, int tile) { return gemm_kernel(out, in, n, out, tile, out, 1); }
 
@@ -29,8 +28,7 @@ int lth4sa_pointwise_plan_init(lth4sa_pointwise_plan *plan, int in_channels, int
     plan->tile_rows = tile_rows;
     plan->data_full = (void *)data_kernel(in_channels, out_channels, tile_rows);
     plan->weights_full = (void *)weights_kernel(in_channels, out_channels, tile_rows, tile_rows);
-    plan->data_accumulate_full = (void *)data_accumulate_kernel(in_channels, out_channels, tile_rows);
-    return plan->data_full && plan->weights_full && plan->data_accumulate_full ? 0 : -1;
+    return plan->data_full && plan->weights_full ? 0 : -1;
 }
 
 // One row: h = max(0, scale x + shift) into h_row, g masked in place, sums of g and g * xhat.
@@ -101,77 +99,5 @@ VECTOR_CLONES void lth4sa_norm_backward_apply(int channels, const float *mean, c
             const float xhat = (xr[c] - mean[c]) * invstd[c];
             gr[c] = factor[c] * (gr[c] - mean_g[c] - xhat * mean_gx[c]);
         }
-    }
-}
-
-VECTOR_CLONES void lth4sa_norm_relu_sums(int channels, const lth4sa_norm_relu *norm, const float *dh, const float *c,
-                                         long begin, long end, double *sums) {
-    const float *restrict scale = norm->scale, *restrict shift = norm->shift, *restrict mean = norm->mean, *restrict invstd = norm->invstd;
-    float block_g[channels], block_gx[channels];
-    for (long row0 = begin; row0 < end; row0 += 64) {
-        const long last = end - row0 < 64 ? end : row0 + 64;
-        for (int k = 0; k < channels; k++) { block_g[k] = 0; block_gx[k] = 0; }
-        for (long r = row0; r < last; r++) {
-            const float *restrict cr = c + r * channels, *restrict dr = dh + r * channels;
-            for (int k = 0; k < channels; k++) {
-                const float z = scale[k] * cr[k] + shift[k];
-                const float g = z > 0.f ? dr[k] : 0.f;
-                block_g[k] += g;
-                block_gx[k] += g * ((cr[k] - mean[k]) * invstd[k]);
-            }
-        }
-        for (int k = 0; k < channels; k++) { sums[k] += block_g[k]; sums[channels + k] += block_gx[k]; }
-    }
-}
-
-// One row of dc = factor * (dh * (z > 0) - mean_g - xhat * mean_gx), z = scale c + shift.
-static inline void norm_relu_gradient_row(int channels, const float *restrict dh, const float *restrict c, const float *restrict scale,
-                                          const float *restrict shift, const float *restrict mean, const float *restrict invstd,
-                                          const float *restrict factor, const float *restrict mean_g, const float *restrict mean_gx,
-                                          float *restrict dc) {
-    for (int k = 0; k < channels; k++) {
-        const float z = scale[k] * c[k] + shift[k];
-        const float g = z > 0.f ? dh[k] : 0.f;
-        dc[k] = factor[k] * (g - mean_g[k] - (c[k] - mean[k]) * invstd[k] * mean_gx[k]);
-    }
-}
-
-VECTOR_CLONES void lth4sa_pointwise_input_backward(const lth4sa_pointwise_plan *plan, const lth4sa_norm_relu *norm,
-                                     const lth4sa_norm_relu_gradient *gradient, const float *weight, const float *x,
-                                     const float *shortcut, int mask_input, float *dx, long begin, long end,
-                                     float *scratch, float *weights_t) {
-    const int in = plan->in_channels, out = plan->out_channels, tile = plan->tile_rows;
-    float *x_t = scratch;                        // [I, tile]: x^T, the weight GEMM's operand
-    float *dc = scratch + (long)in * tile;       // [tile, O]
-    float *dx_local = dc + (long)out * tile;     // [tile, I]
-    for (long row0 = begin; row0 < end; row0 += tile) {
-        const int n = end - row0 < tile ? (int)(end - row0) : tile;
-        for (int r = 0; r < n; r++) {
-            const long row = row0 + r;
-            norm_relu_gradient_row(out, gradient->dh + row * out, gradient->c + row * out, norm->scale, norm->shift, norm->mean,
-                                   norm->invstd, gradient->factor, gradient->mean_g, gradient->mean_gxhat, dc + (long)r * out);
-        }
-        // dx tile formed in cache (shortcut, + dc W^T), then masked on its way out
-        float *restrict local = dx_local;
-        const float *restrict x_tile = x + row0 * in;
-        const long elements = (long)n * in;
-        if (shortcut) {
-            const float *restrict s = shortcut + row0 * in;
-            for (long e = 0; e < elements; e++) local[e] = s[e];
-        }
-        gemm_fn data = n == tile ? (gemm_fn)(shortcut ? plan->data_accumulate_full : plan->data_full)
-                                 : (shortcut ? data_accumulate_kernel(in, out, n) : data_kernel(in, out, n));
-        data(weight, dc, local);
-        float *restrict dx_tile = dx + row0 * in;
-        if (mask_input) {
-            for (long e = 0; e < elements; e++) dx_tile[e] = x_tile[e] > 0.f ? local[e] : 0.f;
-        } else {
-            for (long e = 0; e < elements; e++) dx_tile[e] = local[e];
-        }
-        for (int k = 0; k < in; k++) {
-            for (int r = 0; r < n; r++) x_t[(long)k * tile + r] = x_tile[(long)r * in + k];
-        }
-        gemm_fn weights = n == tile ? (gemm_fn)plan->weights_full : weights_kernel(in, out, n, tile);
-        weights(dc, x_t, weights_t);
     }
 }

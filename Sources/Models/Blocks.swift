@@ -40,9 +40,9 @@ extension ResidualBlock {
 }
 
 /// Which kernels run a training backward where a fused pass exists: `fused` the host's passes
-/// that join a 1x1 convolution's GEMMs (LIBXSMM) with the batch norm backward around them, tile by
-/// tile in cache (`Conv2d.backward(_:throughNormWithReLU:)`); `onednn` oneDNN's separate
-/// primitives (what every step ran before; kept for comparisons).
+/// that join a bottleneck's last 1x1 convolution's GEMMs (LIBXSMM) with the backward of the
+/// batch norms before and after it, tile by tile in cache (`Conv2d.backward(_:throughNormWithReLU:scratch:)`);
+/// `onednn` oneDNN's separate primitives (what every step ran before; kept for comparisons).
 public enum BackwardKernels: String, CaseIterable, Sendable {
     case fused, onednn
 }
@@ -251,8 +251,9 @@ public final class Bottleneck: ResidualBlock {
     /// Transient outputs shared with the network's other blocks: the batch norms' outputs the
     /// next layer consumes at once; backward recomputes them (`recomputeOutput`).
     private let scratch: BufferPool
-    /// Whether backward runs conv3 and bn2 as one fused pass (`Conv2d.backward(_:throughNormWithReLU:)`)
-    /// where it can; false: oneDNN's separate primitives (for comparisons).
+    /// Whether backward runs bn3's second pass, conv3 and bn2 as fused passes
+    /// (`Conv2d.backward(_:throughNormWithReLU:scratch:)`) where it can; false: oneDNN's separate
+    /// primitives (for comparisons).
     public var fusesPointwiseBackward = true
 
     public var children: [(String, Module)] {
@@ -304,7 +305,6 @@ public final class Bottleneck: ResidualBlock {
             d = bn2.backward(conv3.backward(dc3, input: bn2.recomputeOutput(in: scratch)), overwriting: true)
         }
         d = conv2.backward(d, input: bn1.recomputeOutput(in: scratch))
-        if fusesPointwiseBackward { return conv1.backward(fromNormWithReLU: bn1, d, adding: dShortcut, maskInput: maskInput) }
         let dx = conv1.backward(bn1.backward(d, overwriting: true))
         tail.addShortcutGradient(dShortcut, to: dx, maskInput: maskInput)
         return dx

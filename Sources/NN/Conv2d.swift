@@ -115,29 +115,6 @@ public final class Conv2d: Module {
         return norm.backward(backward(formed, input: norm.recomputeOutput(in: scratch)), overwriting: true)
     }
 
-    /// The backward of h = ReLU(norm(y)), y this convolution's output, from dh: the gradient of
-    /// this convolution's input plus `shortcut` (a residual block's shortcut gradient), masked
-    /// by (x > 0) with `maskInput` (x is a ReLU's output); `norm`'s gamma/beta and
-    /// this layer's weight gradients accumulate. Fused (`PointwiseNormBackward.normAfter`) for a
-    /// 1x1 stride-1 convolution LIBXSMM has kernels for; otherwise oneDNN's backward of each and
-    /// one pass adding the shortcut and applying the mask.
-    ///
-    ///     dh [N, H, W, O] -> dx [N, H, W, I]  (a buffer of the gradient ring)
-    public func backward(fromNormWithReLU norm: BatchNorm2d, _ dh: Tensor, adding shortcut: Tensor, maskInput: Bool) -> Tensor {
-        precondition(norm.fusedReLU && norm.channels == outChannels, "fused backward through a batch norm of \(norm.channels) channels (fused ReLU \(norm.fusedReLU)) after a convolution of \(outChannels)")
-        guard let x = savedInput else { fatalError("conv backward before forward") }
-        if kernel == 1, stride == 1, padding == 0, let kept = norm.trainingState, kept.input.shape == outputShape(x.shape), let fused = pointwiseBackward {
-            let dx = gradients.next(x.shape)
-            context.profiler.measure("bn + conv 1x1 bwd (fused)") {
-                fused.normAfter(dh, weight: weight, input: x, norm: norm, kept: kept, shortcut: shortcut, maskInput: maskInput, into: dx)
-            }
-            return dx
-        }
-        let dx = backward(norm.backward(dh, overwriting: true))
-        context.profiler.measure("shortcut grad add") { if maskInput { dx.addThenReLUBackward(shortcut, reluOutput: x) } else { dx.add(shortcut) } }
-        return dx
-    }
-
     /// Made on first use by a fused backward; nil when LIBXSMM has no kernel for the shape.
     private lazy var pointwiseBackward = PointwiseNormBackward(inChannels: inChannels, outChannels: outChannels)
 

@@ -1,25 +1,19 @@
 import FusedKernels
 import Tensor
 
-/// Fused backward passes of a 1x1 convolution (stride 1, no padding) and a training batch norm
-/// with a fused ReLU next to it, tile by tile (64 rows) while the tile is in cache; the GEMMs
-/// are LIBXSMM's JIT kernels. Two arrangements of a bottleneck block:
+/// The fused backward of a 1x1 convolution (stride 1, no padding) whose input is the output of
+/// a training batch norm with a fused ReLU, y = conv(ReLU(BN(x))), tile by tile (64 rows) while
+/// the tile is in cache; the GEMMs are LIBXSMM's JIT kernels. The recomputed h, the
+/// convolution's data and weight gradients and pass 1 of the batch norm backward run in one
+/// pass, its pass 2 in another (instead of five passes: the recomputed output, oneDNN's data and
+/// weight gradients, oneDNN's two batch-norm passes). dy may be deferred
+/// (`OutputGradient.deferred`): the second pass of the backward of the batch norm after the
+/// convolution, formed per tile, never written.
 ///
-/// - the batch norm before the convolution, y = conv(ReLU(BN(x))) (`normBefore`): the recomputed
-///   h, the convolution's data and weight gradients and pass 1 of the batch norm backward in one
-///   pass, its pass 2 in another. dy may be deferred (`OutputGradient.deferred`): the second pass
-///   of the backward of the batch norm after the convolution, formed per tile, never written.
+///     pass 1:  h = ReLU(BN(x)), dh = dy W, g = dh * (h > 0), dW += h^T dy, sums of g, g * xhat
+///     pass 2:  dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
 ///
-///       pass 1:  h = ReLU(BN(x)), dh = dy W, g = dh * (h > 0), dW += h^T dy, sums of g, g * xhat
-///       pass 2:  dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat))
-///
-/// - the batch norm after the convolution, h = ReLU(BN(conv(x))) (`normAfter`): pass 1 of the
-///   batch norm backward alone, then one pass forming dc per tile, the convolution's data and
-///   weight gradients, a shortcut gradient added and the ReLU mask of x applied.
-///
-///       pass 1:  sums of g = dh * (z > 0) and g * xhat
-///       pass 2:  dc = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)),
-///                dx = (dc W^T + shortcut) * (x > 0), dW += x^T dc
+///     dy [N, H, W, O], x [N, H, W, I] -> dx [N, H, W, I]
 ///
 /// Rows are cut into chunks of whole tiles independent of the thread count, each chunk's sums
 /// and weight gradient kept apart and added in chunk order: results do not depend on the number
@@ -63,43 +57,8 @@ final class PointwiseNormBackward {
         affine.applyPass2(sums: sums, rows: rows, norm: norm, to: g)
     }
 
-    /// The batch norm after the convolution. dh: the gradient of ReLU(BN(c)), c = conv(x) the
-    /// convolution's output (`kept.input`); `x` the convolution's input; `shortcut`: a gradient
-    /// added to dx (nil: none); `maskInput`: dx *= (x > 0). dx of the convolution's input into `dx`.
-    func normAfter(_ dh: Tensor, weight: Parameter, input x: Tensor, norm: BatchNorm2d, kept: BatchNorm2d.TrainingState,
-                   shortcut: Tensor?, maskInput: Bool, into dx: Tensor) {
-        let (i, o) = (inChannels, outChannels), c = kept.input
-        let rows = x.count / i
-        precondition(dh.shape == c.shape && c.count == rows * o && dx.shape == x.shape && (shortcut == nil || shortcut!.shape == x.shape),
-                     "pointwise backward of \(dh.shape) for input \(x.shape), shortcut \(shortcut?.shape ?? [])")
-        let affine = NormAffine(norm, kept)
-        let chunks = (rows + Self.chunkRows - 1) / Self.chunkRows
-        let partialSums = UnsafeMutablePointer<Double>.allocate(capacity: chunks * 2 * o)
-        defer { partialSums.deallocate() }
-        affine.withConstants { constants in
-            Threads.parallelFor(chunks, grain: 1) { mine in
-                for chunk in mine {
-                    let sums = partialSums + chunk * 2 * o
-                    sums.initialize(repeating: 0, count: 2 * o)
-                    let begin = chunk * Self.chunkRows
-                    lth4sa_norm_relu_sums(Int32(o), constants, dh.data, c.data, begin, min(rows, begin + Self.chunkRows), sums)
-                }
-            }
-        }
-        let coefficients = affine.pass2Coefficients(sums: Self.sumChunks(partialSums, chunks: chunks, width: 2 * o), rows: rows, norm: norm)
-        coefficients.withUnsafeBufferPointer { k in
-            var gradient = lth4sa_norm_relu_gradient(dh: dh.data, c: c.data, factor: k.baseAddress, mean_g: k.baseAddress! + o, mean_gxhat: k.baseAddress! + 2 * o)
-            affine.withConstants { constants in
-                _ = chunked(rows: rows, weight: weight, sums: 0) { begin, end, scratch, weights, _ in
-                    lth4sa_pointwise_input_backward(&plan, constants, &gradient, weight.value.data, x.data, shortcut?.data, maskInput ? 1 : 0,
-                                                    dx.data, begin, end, scratch, weights)
-                }
-            }
-        }
-    }
-
     /// Runs `body(begin, end, scratch, weights, sums)` over chunks of rows on the thread pool:
-    /// `scratch` (2 I + O) * tile floats per thread, `weights` the chunk's zeroed [I, O] partial
+    /// `scratch` (I + O) * tile floats per thread, `weights` the chunk's zeroed [I, O] partial
     /// of dW^T, `sums` its zeroed `sums` doubles. Adds the weight partials to `weight.grad`
     /// (transposed) and returns the sums added over chunks, both in chunk order.
     private func chunked(rows: Int, weight: Parameter, sums width: Int,
@@ -110,7 +69,7 @@ final class PointwiseNormBackward {
         let partialSums = UnsafeMutablePointer<Double>.allocate(capacity: max(1, chunks * width))
         defer { partialWeights.deallocate(); partialSums.deallocate() }
         Threads.parallelFor(chunks, grain: 1) { mine in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (2 * i + o) * Self.tileRows)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (i + o) * Self.tileRows)
             defer { scratch.deallocate() }
             for chunk in mine {
                 let weights = partialWeights + chunk * i * o, sums = partialSums + chunk * width

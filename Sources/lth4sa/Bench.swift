@@ -37,7 +37,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Print time per operation kind.") var profile = false
     @Flag(help: "Supernet training: the SAM at every block, a random sub-network per step (needs --sam).") var supernet = false
     @OptionGroup var finiteChecks: FiniteCheckOptions
-    @Option(help: ArgumentHelp("fused: a bottleneck's 1x1 convolutions and the batch norms around them in fused passes (LIBXSMM GEMMs); onednn: oneDNN's separate primitives. Repeat to time both, one step of each per round, in one run.",
+    @Option(help: ArgumentHelp("fused: a bottleneck's last 1x1 convolution and the batch norms around it in fused passes (LIBXSMM GEMMs); onednn: oneDNN's separate primitives. Repeat to time both, one step of each per round, in one run.",
                                valueName: "fused|onednn"))
     var backward: [BackwardKernels] = []
 

@@ -19,9 +19,6 @@ typedef struct lth4sa_pointwise_plan {
     void *data_full;
     /// dW^T [I, O] += H^T [I, T] ... as LIBXSMM's column-major O x I = dY^T (O x T) x H (T x I).
     void *weights_full;
-    /// dX tile [T, I] = dC tile [T, O] x W [O, I] accumulated into dX (the input backward's,
-    /// which adds the shortcut gradient first).
-    void *data_accumulate_full;
 } lth4sa_pointwise_plan;
 
 /// Makes the kernels for full tiles. Returns 0, or -1 when LIBXSMM cannot make them (the caller
@@ -58,32 +55,6 @@ typedef struct lth4sa_output_gradient {
 void lth4sa_pointwise_norm_relu_backward(const lth4sa_pointwise_plan *plan, const lth4sa_norm_relu *norm,
                                          const lth4sa_output_gradient *dy, const float *weight, const float *x, float *g,
                                          long begin, long end, float *scratch, float *weights_t, double *sums);
-
-/// Pass 1 of the backward of h = ReLU(BN(c)) over rows [begin, end): per channel the sums of
-/// g = dh * (z > 0) and of g * xhat, z = scale * c + shift, added to sums [2 * C] (double).
-void lth4sa_norm_relu_sums(int channels, const lth4sa_norm_relu *norm, const float *dh, const float *c,
-                           long begin, long end, double *sums);
-
-/// The per-channel constants of pass 2 of that backward: dc = factor * (g - mean_g - xhat * mean_gxhat).
-typedef struct lth4sa_norm_relu_gradient {
-    const float *dh, *c;                        // [rows, C]: the gradient of h, the batch norm's input
-    const float *factor, *mean_g, *mean_gxhat;  // [C]
-} lth4sa_norm_relu_gradient;
-
-/// Backward of h = ReLU(BN(conv1x1(x))) from dh, after pass 1 (`lth4sa_norm_relu_sums`), over
-/// rows [begin, end) of a chunk, tile by tile (the plan's in_channels I = x's, out_channels O = c's):
-///
-///     dc = factor * (dh * (z > 0) - mean_g - xhat * mean_gxhat)    [tile, O]  formed per tile
-///     dx = dc W^T [+ shortcut] [* (x > 0) when mask_input]          ->  dx [rows, I]  (written)
-///     weights_t [I, O] += x^T dc                                     (this chunk's partial)
-///
-/// `shortcut` (NULL: none) [rows, I]: a gradient added to dx (a residual block's shortcut);
-/// `mask_input`: dx is multiplied by (x > 0) (x is a ReLU's output). `scratch`: (2 I + O) *
-/// tile_rows floats of the calling thread. Thread-safe for disjoint chunks.
-void lth4sa_pointwise_input_backward(const lth4sa_pointwise_plan *plan, const lth4sa_norm_relu *norm,
-                                     const lth4sa_norm_relu_gradient *gradient, const float *weight, const float *x,
-                                     const float *shortcut, int mask_input, float *dx, long begin, long end,
-                                     float *scratch, float *weights_t);
 
 /// The batch norm backward's second pass over rows [begin, end), in place:
 ///     g -> gamma * invstd * (g - mean_g - xhat * mean_gxhat)    g, x [rows, C]
