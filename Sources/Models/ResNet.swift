@@ -177,13 +177,16 @@ public final class ResNet: Module {
     }
 
     /// images [N, H, W, 3] -> logits [N, classes]. Throws the failure of an attention plugin
-    /// during the pass. The logits stay valid until the next forward.
-    public func forward(_ x: Tensor, training: Bool) throws -> Tensor {
+    /// during the pass. The logits stay valid until the next forward. `blockOutput`: told each
+    /// block's output as it is made (block 0 first; valid until the next forward), for
+    /// diagnostics and tests.
+    public func forward(_ x: Tensor, training: Bool, blockOutput: ((Int, Tensor) -> Void)? = nil) throws -> Tensor {
         passes.beginForward()
         var h = bn1.forward(conv1.forward(x), training: training)
         if let mp = maxpool { h = mp.forward(h) }
-        for stage in stages {
-            for block in stage.blocks { h = block.forward(h, training: training) }
+        for (index, block) in blocks.enumerated() {
+            h = block.forward(h, training: training)
+            blockOutput?(index, h)
         }
         let logits = fc.forward(pool.forward(h))
         try passes.check()

@@ -91,7 +91,11 @@ final class AttachTests: XCTestCase {
     /// (`SAMSite.forward`/`joined`), which a wrapper without `scale` forces. The reference runs
     /// oneDNN's backward kernels; the folded and the unfolded net with the fused ones (the last
     /// batch norm's second pass deferred into conv3's fused backward, or given) and the folded one
-    /// with oneDNN's are each compared with it.
+    /// with oneDNN's are each compared with it. The paths round differently, so a pre-activation
+    /// within ~1e-6 of zero can leave a ReLU open in one and closed in the other, which changes
+    /// every gradient upstream beyond these bounds (a kink, not an error: 1 of 27,648 outputs did
+    /// for scheme 01-00-00): each comparison uses the first of five input batches on which every
+    /// block output's ReLU mask agrees with the reference's, and there must be one.
     func testTrainingWithSEFoldedIntoTheBatchNormEqualsUnfolded() throws {
         /// Hides `scale`, so that blocks form F and call `joined`/`forward`/`backward`.
         final class Unfolded: BranchAttention {
@@ -105,6 +109,7 @@ final class AttachTests: XCTestCase {
         }
         let sam = try SAMPlugin(ReferenceTests.repository.appendingPathComponent("plugins/libSE.so").path, settings: ["reduction=4"])
         for (model, mode, scheme) in [("resnet-bottleneck-20", AttachMode.fullSA, "11-11-11"), ("resnet-bottleneck-20", .fullShare, "10-11-01"),
+                                      ("resnet-bottleneck-20", .fullSA, "01-00-00"),
                                       ("resnet-basic-14", .fullSA, "01-11-10")] {
             let what = "\(model) \(mode.rawValue) \(scheme)"
             func build(unfolded: Bool, kernels: BackwardKernels) throws -> ResNet {
@@ -119,26 +124,34 @@ final class AttachTests: XCTestCase {
                 net.zeroGrad()
                 return net
             }
-            let reference = try build(unfolded: true, kernels: .onednn)
-            var rng = RNG(seed: 7)
-            let x = Tensor([6, 12, 12, 3])
-            rng.fillNormal(x, std: 1)
             let labels: [Int32] = [0, 1, 2, 3, 4, 0]
             let ce = SoftmaxCrossEntropy()
-            func train(_ net: ResNet) throws -> (logits: Tensor, dx: Tensor) {
-                var result: (logits: Tensor, dx: Tensor)?
+            func train(_ net: ResNet, seed: UInt64) throws -> (logits: Tensor, dx: Tensor, outputs: [Tensor]) {
+                var rng = RNG(seed: seed)
+                let x = Tensor([6, 12, 12, 3])
+                rng.fillNormal(x, std: 1)
+                net.zeroGrad()
+                var result: (logits: Tensor, dx: Tensor, outputs: [Tensor])?
                 for _ in 0..<2 {  // twice: buffers reused, gradients accumulate
-                    let logits = try net.forward(x, training: true).clone()
-                    result = (logits, try XCTUnwrap(try net.backward(ce(logits, labels).gradient)).clone())
+                    var outputs: [Tensor] = []
+                    let logits = try net.forward(x, training: true, blockOutput: { outputs.append($1.clone()) }).clone()
+                    result = (logits, try XCTUnwrap(try net.backward(ce(logits, labels).gradient)).clone(), outputs)
                 }
                 return result!
             }
-            let expectedResult = try train(reference)
             let scale = { (t: Tensor) in max(t.buffer.map(abs).max()!, 1e-6) }
             for (unfolded, kernels) in [(false, BackwardKernels.fused), (false, .onednn), (true, .fused)] {
                 let candidate = "\(what) (\(unfolded ? "unfolded" : "folded"), \(kernels.rawValue) backward)"
-                let net = try build(unfolded: unfolded, kernels: kernels)
-                let result = try train(net)
+                let net = try build(unfolded: unfolded, kernels: kernels), reference = try build(unfolded: true, kernels: .onednn)
+                var agreeing: (result: (logits: Tensor, dx: Tensor, outputs: [Tensor]), expected: (logits: Tensor, dx: Tensor, outputs: [Tensor]))?
+                for seed in UInt64(7)..<12 {
+                    let expected = try train(reference, seed: seed), result = try train(net, seed: seed)
+                    let flips = zip(result.outputs, expected.outputs).reduce(0) { total, pair in
+                        total + (0..<pair.0.count).filter { (pair.0[$0] > 0) != (pair.1[$0] > 0) }.count
+                    }
+                    if flips == 0 { agreeing = (result, expected); break }
+                }
+                guard let (result, expectedResult) = agreeing else { XCTFail("\(candidate): ReLU masks differ from the reference's on every batch"); continue }
                 XCTAssertLessThanOrEqual(result.logits.maxAbsDiff(expectedResult.logits), 1e-5 * scale(expectedResult.logits), "\(candidate) logits")
                 XCTAssertLessThanOrEqual(result.dx.maxAbsDiff(expectedResult.dx), 1e-4 * scale(expectedResult.dx), "\(candidate) input gradient")
                 let expected = Dictionary(uniqueKeysWithValues: reference.namedParameters().map { ($0.0, $0.1) })
