@@ -34,19 +34,10 @@ enum AttendedNormBackward {
         }
     }
 
-    /// Both passes: dx. `attention`: A [N, C] and its backward (dA -> dS) with x's per-image
-    /// channel means, or nil for A = 1.
-    static func run(x: Tensor, g: Tensor, attention: (a: Tensor, backward: (_ dA: Tensor) -> Tensor, imageMeans: Tensor)?,
-                    mean: Tensor, variance: Tensor, eps: Float, gamma: Tensor, beta: Tensor, dGamma: Tensor, dBeta: Tensor,
-                    into dx: Tensor, workspace w: Workspace) {
-        coefficients(x: x, g: g, attention: attention, mean: mean, variance: variance, eps: eps, gamma: gamma, beta: beta,
-                     dGamma: dGamma, dBeta: dBeta, workspace: w)
-        apply(x: x, g: g, mean: mean, workspace: w, into: dx)
-    }
-
     /// Pass 1 and what follows it: dGamma, dBeta and pass 2's coefficients alpha, delta [N, C]
     /// and kappa [C], left in `w` (for `apply`, or for a consumer that applies pass 2 itself
-    /// while reading g and x, `BatchNorm2d.deferredBackward`).
+    /// while reading g and x, `BatchNorm2d.deferredBackward`). `attention`: A [N, C] and its
+    /// backward (dA -> dS) with x's per-image channel means, or nil for A = 1.
     static func coefficients(x: Tensor, g: Tensor, attention: (a: Tensor, backward: (_ dA: Tensor) -> Tensor, imageMeans: Tensor)?,
                              mean: Tensor, variance: Tensor, eps: Float, gamma: Tensor, beta: Tensor, dGamma: Tensor, dBeta: Tensor,
                              workspace w: Workspace) {

@@ -171,27 +171,13 @@ public final class BatchNorm2d: Module {
     ///
     ///     g [N, H, W, C], a [N, 1, 1, C] -> dx [N, H, W, C]  (a new buffer of the gradient ring)
     public func backward(_ g: Tensor, scaledBy a: Tensor?, attentionBackward: ((_ dA: Tensor) -> Tensor)?) -> Tensor {
-        guard let plan = current, let x = savedInput, a == nil || plan.imageMeansValid else {
-            preconditionFailure("batch norm backward before a training forward (or an attention without forwardStatistics(_:imageMeans: true))")
-        }
-        precondition(g.shape == x.shape && (a == nil || a!.count == x.shape[0] * channels), "scaled batch norm backward of \(g.shape), A \(a?.shape ?? []) for input \(x.shape)")
-        precondition((a == nil) == (attentionBackward == nil), "an attention and its backward go together")
-        precondition(!fusedReLU, "two-pass batch norm backward of a batch norm with a fused ReLU")
-        let dx = gradients.next(x.shape)
-        context.profiler.measure(a == nil ? "bn bwd (two passes)" : "bn scaled bwd") {
-            AttendedNormBackward.run(x: x, g: g, attention: a.map { ($0, attentionBackward!, plan.imageMeans) }, mean: plan.mean,
-                                     variance: plan.variance, eps: eps, gamma: gamma.value, beta: beta.value,
-                                     dGamma: plan.dGamma, dBeta: plan.dBeta, into: dx, workspace: plan.attendedWorkspace)
-        }
-        gamma.grad.add(plan.dGamma)
-        beta.grad.add(plan.dBeta)
-        return dx
+        deferredBackward(g, scaledBy: a, attentionBackward: attentionBackward).materialize(into: gradients.next(g.shape))
     }
 
     /// `backward(_:scaledBy:attentionBackward:)` without its second pass: pass 1 runs (gamma,
     /// beta and the attention's gradients accumulate) and dx is returned as the map the second
     /// pass would apply, for a consumer that applies it while it reads g and x anyway (a 1x1
-    /// convolution's fused backward, `Conv2d.backward(_:throughNormWithReLU:)`). Valid until this
+    /// convolution's fused backward, `Conv2d.backward(_:throughNormWithReLU:scratch:)`). Valid until this
     /// layer's next backward.
     public func deferredBackward(_ g: Tensor, scaledBy a: Tensor?, attentionBackward: ((_ dA: Tensor) -> Tensor)?) -> DeferredNormGradient {
         guard let plan = current, let x = savedInput, a == nil || plan.imageMeansValid else {
