@@ -104,7 +104,7 @@ public final class Conv2d: Module {
         precondition(norm.fusedReLU && norm.channels == inChannels, "fused backward through a batch norm of \(norm.channels) channels (fused ReLU \(norm.fusedReLU)) before a convolution of \(inChannels)")
         if kernel == 1, stride == 1, padding == 0, let kept = norm.trainingState, outputShape(kept.input.shape) == dy.shape, let fused = pointwiseBackward {
             let dx = gradients.next(kept.input.shape)
-            context.profiler.measure("conv 1x1 + bn bwd (fused)") { fused.normBefore(dy, weight: weight, norm: norm, kept: kept, into: dx) }
+            context.profiler.measure("conv 1x1 + bn bwd (fused)") { fused.run(dy, weight: weight, norm: norm, kept: kept, into: dx) }
             return dx
         }
         let formed: Tensor

@@ -33,10 +33,10 @@ final class PointwiseNormBackward {
         guard lth4sa_pointwise_plan_init(&plan, Int32(inChannels), Int32(outChannels), Int32(Self.tileRows)) == 0 else { return nil }
     }
 
-    /// The batch norm before the convolution. dy: the gradient of the convolution's output;
-    /// `weight` [O, I, 1, 1]; `norm`: the batch norm whose output was the convolution's input,
-    /// `kept` its training state; dx of the batch norm's input into `g`.
-    func normBefore(_ dy: OutputGradient, weight: Parameter, norm: BatchNorm2d, kept: BatchNorm2d.TrainingState, into g: Tensor) {
+    /// dy: the gradient of the convolution's output; `weight` [O, I, 1, 1]; `norm`: the batch
+    /// norm whose output was the convolution's input, `kept` its training state; dx of the batch
+    /// norm's input into `g`.
+    func run(_ dy: OutputGradient, weight: Parameter, norm: BatchNorm2d, kept: BatchNorm2d.TrainingState, into g: Tensor) {
         let (i, o) = (inChannels, outChannels), x = kept.input
         let rows = x.count / i
         precondition(dy.shape == [x.shape[0], x.shape[1], x.shape[2], o] && g.count == x.count, "pointwise backward of \(dy.shape) for input \(x.shape)")

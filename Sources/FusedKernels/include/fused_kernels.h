@@ -15,14 +15,15 @@ extern "C" {
 /// `lth4sa_pointwise_plan_init`; read-only after, shared by all threads.
 typedef struct lth4sa_pointwise_plan {
     int in_channels, out_channels, tile_rows;
-    /// dX tile [T, I] = dY tile [T, O] x W [O, I]; one kernel for full tiles, one per tail size.
+    /// dX tile [T, I] = dY tile [T, O] x W [O, I], for full tiles (a shorter last tile gets its
+    /// kernel from LIBXSMM's cache when it comes).
     void *data_full;
-    /// dW^T [I, O] += H^T [I, T] ... as LIBXSMM's column-major O x I = dY^T (O x T) x H (T x I).
+    /// dW^T [I, O] += H^T dY over a full tile: LIBXSMM's column-major O x I = dY^T (O x T) x H (T x I).
     void *weights_full;
 } lth4sa_pointwise_plan;
 
 /// Makes the kernels for full tiles. Returns 0, or -1 when LIBXSMM cannot make them (the caller
-/// keeps its unfused path). [main thread]
+/// keeps its unfused path). [any thread: LIBXSMM initialises and dispatches thread-safely]
 int lth4sa_pointwise_plan_init(lth4sa_pointwise_plan *plan, int in_channels, int out_channels, int tile_rows);
 
 /// The per-channel constants of a training batch norm with a fused ReLU, h = max(0, a*x + b)
