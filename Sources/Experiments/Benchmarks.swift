@@ -18,6 +18,7 @@ public enum Benchmarks {
         try SettingCheck.require("steps", steps, atLeast: 1)
         let kernels = kernels.reduce(into: [BackwardKernels]()) { if !$0.contains($1) { $0.append($1) } }
         if kernels.count > 1 {
+            guard !profile else { throw LTHError("`profile` times one kind of backward at a time; give `backward` once") }
             return try trainingKernels(kernels, model: model, config: config, classes: classes, batch: batch, supernet: supernet, warmup: warmup,
                                        rounds: steps, seed: seed, group: group, progress: progress)
         }
@@ -79,7 +80,7 @@ public enum Benchmarks {
         let first = median(times[0])
         return zip(kernels, times).map { kind, t in
             let m = median(t)
-            return String(format: "%-7@ median step %.1f ms, %.1f images/s (min %.1f, max %.1f ms over %d rounds); %.3fx the %@ step's speed",
+            return String(format: "%@: median step %.1f ms, %.1f images/s (min %.1f, max %.1f ms over %d rounds); %.3fx the %@ step's speed",
                           kind.rawValue as NSString, m * 1000, Double(batch) / m, t.min()! * 1000, t.max()! * 1000, rounds, first / m, kernels[0].rawValue as NSString)
         }
     }

@@ -104,7 +104,7 @@ let flagNames = SettingNames(
     settings: ["batch", "resume", "supernetSampling", "sam", "valPerClass", "scheme", "lr", "bnGroups", "epochs", "bnRecalibrate", "weightDecay",
                "warmupEpochs", "seeds", "searcher", "momentum", "margin", "landscapeMaxBlocks", "keepProb", "cropPadding", "classes", "limit",
                "supernetEpochs", "searchSeeds", "budget", "candidates", "seed", "threads", "model", "data", "searchSteps", "schemes", "topK",
-               "resamples", "supernetSplit", "steps", "rounds", "maxEnumerate", "perRatio", "fraction", "size", "parallelism", "unfolded"])
+               "resamples", "supernetSplit", "steps", "rounds", "maxEnumerate", "perRatio", "fraction", "size", "parallelism", "unfolded", "profile", "backward"])
 
 /// Options every computing subcommand takes.
 /// `-o`/`--output`: refused when empty (it would write into the current folder) or longer

@@ -85,6 +85,19 @@ final class CLITests: CLITestCase {
                         mentioning: "--parallelism lanes times the deployed networks only (eval-mode batch norms cannot run in lanes); drop --unfolded")
     }
 
+    /// `bench train --backward fused --backward onednn` times both kinds in one process and
+    /// prints each one's median and ratio; with `--profile` it is refused (one kind at a time).
+    func testBenchTrainComparesBackwardKernels() throws {
+        let r = try run(["bench", "train", "--model", "resnet-bottleneck-11", "--batch", "4", "--warmup", "1", "--steps", "2", "--threads", "1",
+                         "--backward", "fused", "--backward", "onednn"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("fused: median step") && r.stdout.contains("onednn: median step")
+                      && r.stdout.contains("x the fused step's speed"), r.stdout)
+        try assertFails(["bench", "train", "--model", "resnet-bottleneck-11", "--backward", "fused", "--backward", "onednn", "--profile"],
+                        mentioning: "--profile times one kind of backward at a time; give --backward once")
+        try assertFails(["bench", "train", "--backward", "cudnn"], mentioning: "cudnn")
+    }
+
     func testBadInputGivesOneLineErrors() throws {
         try assertFails(["info", "--model", "resnet21"], mentioning: "resnet21")
         try assertFails(["train", "--lr=-0.1"], mentioning: "-0.1")
