@@ -58,7 +58,8 @@ VECTOR_CLONES void lth4sa_pointwise_norm_relu_backward(const lth4sa_pointwise_pl
                                          long begin, long end, float *scratch, float *weights_t, double *sums) {
     const int in = plan->in_channels, out = plan->out_channels, tile = plan->tile_rows;
     float *formed = scratch + (long)in * tile;  // [tile, O]: dy of this tile when not given
-    float tile_g[in], tile_gx[in], h_rows[(long)tile * in];
+    float *h_rows = formed + (long)out * tile;  // [tile, I]: h as recomputed, before its transpose
+    float tile_g[in], tile_gx[in];
     for (long row0 = begin; row0 < end; row0 += tile) {
         const int n = end - row0 < tile ? (int)(end - row0) : tile;
         gemm_fn data = n == tile ? (gemm_fn)plan->data_full : data_kernel(in, out, n);

@@ -58,7 +58,7 @@ final class PointwiseNormBackward {
     }
 
     /// Runs `body(begin, end, scratch, weights, sums)` over chunks of rows on the thread pool:
-    /// `scratch` (I + O) * tile floats per thread, `weights` the chunk's zeroed [I, O] partial
+    /// `scratch` (2 I + O) * tile floats per thread, `weights` the chunk's zeroed [I, O] partial
     /// of dW^T, `sums` its zeroed `sums` doubles. Adds the weight partials to `weight.grad`
     /// (transposed) and returns the sums added over chunks, both in chunk order.
     private func chunked(rows: Int, weight: Parameter, sums width: Int,
@@ -69,7 +69,7 @@ final class PointwiseNormBackward {
         let partialSums = UnsafeMutablePointer<Double>.allocate(capacity: max(1, chunks * width))
         defer { partialWeights.deallocate(); partialSums.deallocate() }
         Threads.parallelFor(chunks, grain: 1) { mine in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (i + o) * Self.tileRows)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (2 * i + o) * Self.tileRows)
             defer { scratch.deallocate() }
             for chunk in mine {
                 let weights = partialWeights + chunk * i * o, sums = partialSums + chunk * width

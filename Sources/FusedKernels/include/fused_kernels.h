@@ -52,7 +52,7 @@ typedef struct lth4sa_output_gradient {
 ///     weights_t [I, O] += h^T dy                     (this chunk's partial, accumulated)
 ///     sums [2 * I] += (sum of g, sum of g * xhat) per channel, in double
 ///
-/// `scratch`: (I + O) * tile_rows floats of the calling thread. Thread-safe for disjoint chunks.
+/// `scratch`: (2 I + O) * tile_rows floats of the calling thread. Thread-safe for disjoint chunks.
 void lth4sa_pointwise_norm_relu_backward(const lth4sa_pointwise_plan *plan, const lth4sa_norm_relu *norm,
                                          const lth4sa_output_gradient *dy, const float *weight, const float *x, float *g,
                                          long begin, long end, float *scratch, float *weights_t, double *sums);
